@@ -1,1 +1,15 @@
-//! placeholder
+//! SDX serial formats (level 3 of the interoperability model): JSON and XÖV-style XML, lossless both ways,
+//! the RFC 8785 canonical form that gets signed, the schemas, and validation with located errors.
+//!
+//! # Layout
+//! - [`desc`]: the format description — every field's JSON and XML name, kind, cardinality and limits; the
+//!   single source of the XML codec, the schemas and the field tables in `docs/model.md`.
+//! - [`json`]: JSON decode/encode and the canonical form.
+//! - [`diag`]: [`Diagnostic`], a finding with stable code and location.
+#![forbid(unsafe_code)]
+
+pub mod desc;
+pub mod diag;
+pub mod json;
+
+pub use diag::Diagnostic;

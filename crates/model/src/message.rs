@@ -54,6 +54,12 @@ pub struct Header {
     /// Product that wrote the message (XÖV `produkt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
+    /// Vendor of the product (XÖV `produkthersteller`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_vendor: Option<String>,
+    /// Version of the product (XÖV `produktversion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_version: Option<String>,
     /// A test message, not for production processing (XÖV `test`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,

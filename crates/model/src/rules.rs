@@ -128,6 +128,8 @@ pub fn check_message(m: &Message) -> Vec<Issue> {
     c.opt_short("/header/author/name", &h.author.name);
     c.opt_short("/header/reader/name", &h.reader.name);
     c.opt_short("/header/product", &h.product);
+    c.opt_short("/header/productVendor", &h.product_vendor);
+    c.opt_short("/header/productVersion", &h.product_version);
     if h.author.key == h.reader.key {
         c.push(ErrorCode::WrongRecipient, "/header/reader/key", "author and reader are the same organisation");
     }

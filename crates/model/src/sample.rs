@@ -125,7 +125,9 @@ pub fn header(message_type: MessageType, author: &str, reader: &str, sequence: u
         in_reply_to: None,
         schema_version: SCHEMA_VERSION.into(),
         codelist_version: codelist::CODELIST_VERSION.into(),
-        product: Some("SDX 0.1".into()),
+        product: Some("SDX".into()),
+        product_vendor: Some("SDX project".into()),
+        product_version: Some("0.1.0".into()),
         test: false,
     }
 }

@@ -1,0 +1,287 @@
+//! The JSON binding: decode (with limits and located errors), encode, and the RFC 8785 canonical form that
+//! gets signed.
+
+use sdx_model::rules::limits;
+use sdx_model::{ErrorCode, Message};
+
+use crate::diag::{Diagnostic, coded_message, line_col};
+
+/// Decode a JSON message. Checks size, syntax, duplicate members, unknown members, types, identifiers and
+/// codelist membership; the rules beyond that are applied by [`crate::validate`].
+pub fn decode(input: &[u8]) -> Result<Message, Vec<Diagnostic>> {
+    if input.len() > limits::MAX_DOCUMENT_BYTES {
+        return Err(vec![Diagnostic::new(
+            ErrorCode::TooLarge,
+            format!("document has {} bytes, at most {} allowed", input.len(), limits::MAX_DOCUMENT_BYTES),
+        )]);
+    }
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    // Fast path without path tracking; on failure decode again to learn where.
+    match serde_json::from_slice::<Message>(input) {
+        Ok(m) => Ok(m),
+        Err(_) => Err(vec![locate_failure(input)]),
+    }
+}
+
+fn locate_failure(input: &[u8]) -> Diagnostic {
+    let mut de = serde_json::Deserializer::from_slice(input);
+    let result: Result<Message, _> = serde_path_to_error::deserialize(&mut de);
+    let err = match result {
+        Ok(_) => {
+            let (msg, line, col) = match de.end() {
+                Err(e) => (e.to_string(), e.line(), e.column()),
+                Ok(()) => ("document could not be decoded".to_string(), 0, 0),
+            };
+            let msg = msg.split(" at line ").next().unwrap_or_default().to_string();
+            return Diagnostic::new(ErrorCode::Malformed, msg).at_line(line, col);
+        }
+        Err(e) => e,
+    };
+    let pointer = pointer_of(err.path());
+    let inner = err.inner();
+    let raw = inner.to_string();
+    let text = match raw.rfind(" at line ") {
+        Some(i) => &raw[..i],
+        None => raw.as_str(),
+    };
+    use serde_json::error::Category;
+    let (code, message) = match inner.classify() {
+        Category::Eof => (ErrorCode::Malformed, format!("truncated: {text}")),
+        Category::Io => (ErrorCode::Malformed, text.to_string()),
+        Category::Syntax if text.contains("recursion limit") => {
+            (ErrorCode::TooDeep, format!("nesting deeper than {} levels", limits::MAX_DEPTH))
+        }
+        Category::Syntax if text.contains("UTF-8") || text.contains("unicode") => {
+            (ErrorCode::Malformed, format!("invalid UTF-8 or escape: {text}"))
+        }
+        Category::Syntax => (ErrorCode::Malformed, text.to_string()),
+        Category::Data => classify_data(text, &pointer),
+    };
+    let mut d = Diagnostic::new(code, message);
+    if inner.line() > 0 {
+        d = d.at_line(inner.line(), inner.column());
+    }
+    if !pointer.is_empty() || matches!(inner.classify(), Category::Data) {
+        d = d.at(pointer);
+    }
+    d
+}
+
+fn classify_data(text: &str, pointer: &str) -> (ErrorCode, String) {
+    if let Some((code, msg)) = coded_message(text) {
+        return (code, msg.to_string());
+    }
+    if text.starts_with("duplicate field") {
+        return (ErrorCode::DuplicateKey, text.to_string());
+    }
+    if text == "missing field `solution`" && pointer.ends_with("/resolve") {
+        return (ErrorCode::SolutionMissing, "a resolve message carries a solution".into());
+    }
+    (ErrorCode::SchemaViolation, text.to_string())
+}
+
+/// Turn a serde path into a JSON pointer.
+pub(crate) fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        out.push('/');
+        match seg {
+            Segment::Seq { index } => out.push_str(&index.to_string()),
+            Segment::Map { key } => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Enum { variant } => out.push_str(variant),
+            Segment::Unknown => out.push('?'),
+        }
+    }
+    out
+}
+
+/// Encode as pretty-printed JSON (two-space indent, members in model order), with a final newline.
+pub fn encode(m: &Message) -> String {
+    let mut s = serde_json::to_string_pretty(m).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Encode as compact JSON.
+pub fn encode_compact(m: &Message) -> String {
+    serde_json::to_string(m).unwrap_or_default()
+}
+
+/// The canonical form (RFC 8785, JSON Canonicalization Scheme): what gets signed and hashed.
+pub fn canonical(m: &Message) -> String {
+    // Serialization of the model cannot fail: it has no maps with non-string keys and no floats.
+    serde_json_canonicalizer::to_string(m).unwrap_or_default()
+}
+
+/// Find the 1-based line and column of the value at `pointer` in a JSON text, if it is there.
+pub fn locate(input: &[u8], pointer: &str) -> Option<(usize, usize)> {
+    let segments: Vec<String> = if pointer.is_empty() {
+        Vec::new()
+    } else {
+        pointer.strip_prefix('/')?.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect()
+    };
+    let mut s = Scanner { b: input, i: 0 };
+    s.ws();
+    for seg in &segments {
+        match s.peek()? {
+            b'{' => {
+                s.i += 1;
+                loop {
+                    s.ws();
+                    if s.peek()? == b'}' {
+                        return None;
+                    }
+                    let key = s.string()?;
+                    s.ws();
+                    if s.peek()? != b':' {
+                        return None;
+                    }
+                    s.i += 1;
+                    s.ws();
+                    if key == *seg {
+                        break;
+                    }
+                    s.skip_value(0)?;
+                    s.ws();
+                    if s.peek()? == b',' {
+                        s.i += 1;
+                    }
+                }
+            }
+            b'[' => {
+                let want: usize = seg.parse().ok()?;
+                s.i += 1;
+                for _ in 0..want {
+                    s.ws();
+                    s.skip_value(0)?;
+                    s.ws();
+                    if s.peek()? != b',' {
+                        return None;
+                    }
+                    s.i += 1;
+                }
+                s.ws();
+            }
+            _ => return None,
+        }
+    }
+    Some(line_col(input, s.i))
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+    fn string(&mut self) -> Option<String> {
+        let start = self.i;
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.i += 1;
+        loop {
+            match self.peek()? {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return serde_json::from_slice(&self.b[start..self.i]).ok();
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        if depth > limits::MAX_DEPTH * 4 {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => {
+                self.string()?;
+            }
+            b'{' | b'[' => {
+                let close = if self.peek()? == b'{' { b'}' } else { b']' };
+                self.i += 1;
+                loop {
+                    self.ws();
+                    if self.peek()? == close {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    if close == b'}' {
+                        self.string()?;
+                        self.ws();
+                        if self.peek()? != b':' {
+                            return None;
+                        }
+                        self.i += 1;
+                        self.ws();
+                    }
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    if self.peek()? == b',' {
+                        self.i += 1;
+                    }
+                }
+            }
+            _ => {
+                while let Some(c) = self.peek() {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                        break;
+                    }
+                    self.i += 1;
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_finds_members_and_indices() {
+        let doc = b"{\n  \"a\": 1,\n  \"b\": [10, {\"c\": \"x\"}]\n}";
+        assert_eq!(locate(doc, "/a"), Some((2, 8)));
+        assert_eq!(locate(doc, "/b/1/c"), Some((3, 19)));
+        assert_eq!(locate(doc, "/zz"), None);
+    }
+
+    #[test]
+    fn sample_round_trips_and_canonical_is_stable() {
+        let m = sdx_model::sample::typical_forward();
+        let j = encode(&m);
+        let back = decode(j.as_bytes()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(canonical(&back), canonical(&m));
+        assert!(canonical(&m).starts_with("{\"body\":"));
+    }
+
+    #[test]
+    fn errors_are_typed_and_located() {
+        let m = sdx_model::sample::typical_forward();
+        let j = encode(&m).replace("\"inProgress\"", "\"x\"").replace("\"new\"", "\"open\"");
+        let e = decode(j.as_bytes()).unwrap_err();
+        assert_eq!(e[0].code, ErrorCode::UnknownCode, "{e:?}");
+        assert_eq!(e[0].pointer.as_deref(), Some("/body/forward/case/status"));
+        assert!(e[0].line.is_some());
+        let e = decode(&j.as_bytes()[..100]).unwrap_err();
+        assert_eq!(e[0].code, ErrorCode::Malformed);
+        let dup = encode(&m).replacen("\"revision\": 1,", "\"revision\": 1, \"revision\": 2,", 1);
+        assert_eq!(decode(dup.as_bytes()).unwrap_err()[0].code, ErrorCode::DuplicateKey);
+        let deep = "[".repeat(10_000);
+        assert!(decode(deep.as_bytes()).is_err());
+        assert_eq!(decode(b"\xff\xfe{}").unwrap_err()[0].code, ErrorCode::Malformed);
+    }
+}
