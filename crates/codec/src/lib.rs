@@ -5,11 +5,13 @@
 //! - [`desc`]: the format description — every field's JSON and XML name, kind, cardinality and limits; the
 //!   single source of the XML codec, the schemas and the field tables in `docs/model.md`.
 //! - [`json`]: JSON decode/encode and the canonical form.
+//! - [`xml`]: XML decode/encode (XÖV conventions), driven by [`desc`].
 //! - [`diag`]: [`Diagnostic`], a finding with stable code and location.
 #![forbid(unsafe_code)]
 
 pub mod desc;
 pub mod diag;
 pub mod json;
+pub mod xml;
 
 pub use diag::Diagnostic;
