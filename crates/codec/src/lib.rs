@@ -6,12 +6,15 @@
 //!   single source of the XML codec, the schemas and the field tables in `docs/model.md`.
 //! - [`json`]: JSON decode/encode and the canonical form.
 //! - [`xml`]: XML decode/encode (XÖV conventions), driven by [`desc`].
+//! - [`validate`]: format detection and whole-document validation (decode + rules + attachment digests).
 //! - [`diag`]: [`Diagnostic`], a finding with stable code and location.
 #![forbid(unsafe_code)]
 
 pub mod desc;
 pub mod diag;
 pub mod json;
+pub mod validate;
 pub mod xml;
 
 pub use diag::Diagnostic;
+pub use validate::{Format, detect, validate};

@@ -1,0 +1,188 @@
+//! Whole-document validation: detect the format, decode, apply the model's rules and the byte-level checks
+//! (attachment size and SHA-256), and locate every finding in the input.
+
+use base64::Engine as _;
+use sdx_model::rules::{self, limits};
+use sdx_model::{Attachment, Body, ErrorCode, Message};
+
+use crate::diag::Diagnostic;
+use crate::{json, xml};
+
+/// Serial format of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON binding.
+    Json,
+    /// XML binding.
+    Xml,
+}
+
+impl Format {
+    /// Lowercase name (`json` or `xml`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Xml => "xml",
+        }
+    }
+}
+
+/// Tell JSON from XML by the first significant byte (after an optional UTF-8 BOM and white space).
+pub fn detect(input: &[u8]) -> Option<Format> {
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    match input.iter().find(|b| !b.is_ascii_whitespace())? {
+        b'{' | b'[' => Some(Format::Json),
+        b'<' => Some(Format::Xml),
+        _ => None,
+    }
+}
+
+/// Decode in the given format (no rules applied).
+pub fn decode(input: &[u8], format: Format) -> Result<Message, Vec<Diagnostic>> {
+    match format {
+        Format::Json => json::decode(input),
+        Format::Xml => xml::decode(input),
+    }
+}
+
+/// Detect, decode and check a document. `Ok` means valid; `Err` holds every finding (at least one).
+pub fn validate(input: &[u8]) -> Result<(Format, Message), Vec<Diagnostic>> {
+    let Some(format) = detect(input) else {
+        let d = if input.len() > limits::MAX_DOCUMENT_BYTES {
+            Diagnostic::new(ErrorCode::TooLarge, format!("document larger than {} bytes", limits::MAX_DOCUMENT_BYTES))
+        } else {
+            Diagnostic::new(ErrorCode::Malformed, "neither JSON (starts with `{`) nor XML (starts with `<`)")
+        };
+        return Err(vec![d.at_line(1, 1)]);
+    };
+    let m = decode(input, format)?;
+    let found = check(&m);
+    if found.is_empty() {
+        Ok((format, m))
+    } else {
+        Err(found.into_iter().map(|d| locate(input, format, d)).collect())
+    }
+}
+
+/// The rules of the model plus the attachment checks, on a decoded message (pointers only, no lines).
+pub fn check(m: &Message) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> =
+        rules::check_message(m).into_iter().map(|i| Diagnostic::new(i.code, i.message).at(i.pointer)).collect();
+    let (base, atts): (&str, &[Attachment]) = match &m.body {
+        Body::Forward(f) => ("/body/forward/case/attachments", &f.case.attachments),
+        Body::Update(u) => ("/body/update/attachments", &u.attachments),
+        _ => ("", &[]),
+    };
+    for (i, a) in atts.iter().enumerate() {
+        if let Some(d) = check_attachment(a) {
+            out.push(d.at(format!("{base}/{i}/content")));
+        }
+    }
+    out
+}
+
+fn check_attachment(a: &Attachment) -> Option<Diagnostic> {
+    let content = a.content.as_deref()?;
+    if content.len() as u64 > limits::MAX_INLINE_ATTACHMENT_BYTES.saturating_mul(4) / 3 + 4 {
+        return Some(Diagnostic::new(ErrorCode::TooLarge, "inline attachment too large"));
+    }
+    let bytes = match base64::engine::general_purpose::STANDARD.decode(content) {
+        Ok(b) => b,
+        Err(e) => return Some(Diagnostic::new(ErrorCode::AttachmentMismatch, format!("content is not base64: {e}"))),
+    };
+    if bytes.len() as u64 != a.size {
+        return Some(Diagnostic::new(
+            ErrorCode::AttachmentMismatch,
+            format!("content has {} bytes, size says {}", bytes.len(), a.size),
+        ));
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    if hex != a.sha256.as_str() {
+        return Some(Diagnostic::new(ErrorCode::AttachmentMismatch, "SHA-256 of the content differs from sha256"));
+    }
+    None
+}
+
+/// Add line, column (and XPath for XML) to a diagnostic that has a JSON pointer.
+fn locate(input: &[u8], format: Format, mut d: Diagnostic) -> Diagnostic {
+    let Some(p) = d.pointer.clone() else { return d };
+    match format {
+        Format::Json => {
+            if let Some((l, c)) = nearest(&p, |q| json::locate(input, q)) {
+                d = d.at_line(l, c);
+            }
+        }
+        Format::Xml => {
+            if let Ok(text) = std::str::from_utf8(input) {
+                let (xpath, pos) = xml::locate(text, &p);
+                d.xpath = xpath;
+                if let Some((l, c)) = pos {
+                    d = d.at_line(l, c);
+                }
+            }
+        }
+    }
+    d
+}
+
+/// Locate the pointer, or the nearest ancestor that exists (a missing member is reported at its parent).
+fn nearest(pointer: &str, f: impl Fn(&str) -> Option<(usize, usize)>) -> Option<(usize, usize)> {
+    let mut p = pointer;
+    loop {
+        if let Some(x) = f(p) {
+            return Some(x);
+        }
+        p = &p[..p.rfind('/')?];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_findings_are_located_in_both_formats() {
+        let mut m = sdx_model::sample::typical_forward();
+        if let Body::Forward(f) = &mut m.body {
+            f.case.priority = sdx_model::Priority::Planning;
+        }
+        for (fmt, doc) in [(Format::Json, json::encode(&m)), (Format::Xml, xml::encode(&m))] {
+            let e = validate(doc.as_bytes()).unwrap_err();
+            assert_eq!(e[0].code, ErrorCode::PriorityMismatch, "{fmt:?}");
+            assert_eq!(e[0].pointer.as_deref(), Some("/body/forward/case/priority"));
+            assert!(e[0].line.is_some(), "{fmt:?} {e:?}");
+            if fmt == Format::Xml {
+                assert_eq!(e[0].xpath.as_deref(), Some("/sdx:support.weiterleitung.0101/vorgang/prioritaet"));
+            }
+        }
+    }
+
+    #[test]
+    fn attachment_digest_is_checked() {
+        let mut m = sdx_model::sample::typical_forward();
+        let content = base64::engine::general_purpose::STANDARD.encode(b"hello");
+        let att = Attachment {
+            id: sdx_model::ItemId::new_random(),
+            file_name: "a.txt".into(),
+            media_type: sdx_model::MediaType::parse("text/plain").unwrap(),
+            size: 5,
+            sha256: sdx_model::Sha256Hex::parse("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824").unwrap(),
+            content: Some(content),
+            uri: None,
+            added_by: sdx_model::OrgKey::parse(sdx_model::sample::MILA).unwrap(),
+            added_at: sdx_model::Timestamp::parse("2026-11-27T09:40:00+01:00").unwrap(),
+        };
+        if let Body::Forward(f) = &mut m.body {
+            f.case.attachments.push(att.clone());
+        }
+        assert!(check(&m).is_empty(), "{:?}", check(&m));
+        if let Body::Forward(f) = &mut m.body {
+            f.case.attachments[0].size = 6;
+        }
+        assert_eq!(check(&m)[0].code, ErrorCode::AttachmentMismatch);
+        assert_eq!(detect(b"  {"), Some(Format::Json));
+        assert_eq!(detect(b"\xEF\xBB\xBF<x/>"), Some(Format::Xml));
+        assert_eq!(validate(b"hello").unwrap_err()[0].code, ErrorCode::Malformed);
+    }
+}
