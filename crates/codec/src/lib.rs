@@ -13,6 +13,7 @@
 pub mod desc;
 pub mod diag;
 pub mod json;
+pub mod schema;
 pub mod validate;
 pub mod xml;
 

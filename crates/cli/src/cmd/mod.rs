@@ -1,0 +1,5 @@
+//! One module per group of subcommands.
+
+pub mod document;
+pub mod jose;
+pub mod schema;

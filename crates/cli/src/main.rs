@@ -1,0 +1,149 @@
+//! `sdx`: the command-line tool of the Support Data Exchange.
+//!
+//! Exit codes (a contract other tools rely on): 0 success / valid, 1 invalid input (a document that fails
+//! validation, a signature that does not verify, a JWE that cannot be decrypted), 2 usage or I/O errors.
+//!
+//! # Layout
+//! - `cmd::document`: `validate`, `convert`.
+//! - `cmd::schema`: `schema --out DIR`.
+//! - `cmd::jose`: `keys generate`, `sign`, `verify`, `encrypt`, `decrypt`.
+//! - `io`: reading inputs within the documented limits, writing outputs.
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod io;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// SDX — Support Data Exchange between ticket systems of public administrations.
+#[derive(Parser)]
+#[command(name = "sdx", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate SDX documents (JSON or XML, detected). Exit 0 if all are valid, 1 if any is not.
+    Validate {
+        /// Files to check (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the findings as JSON lines on standard output as well.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert a document to JSON or XML (printed on standard output).
+    Convert {
+        /// Target format.
+        #[arg(long, value_enum)]
+        to: Target,
+        /// The document (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Write the JSON Schema, the XSD and the Genericode codelists into DIR.
+    Schema {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Sign a document: JWS (compact) over its canonical JSON form, on standard output.
+    Sign {
+        /// PKCS#8 PEM private key (EC P-256 signs ES256, RSA signs PS512).
+        #[arg(long)]
+        key: PathBuf,
+        /// The document (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Verify a JWS made by `sdx sign`. Exit 0 if valid, 1 if not.
+    Verify {
+        /// The signer's public key as JWK.
+        #[arg(long)]
+        key: PathBuf,
+        /// The JWS (`-` for standard input).
+        file: PathBuf,
+        /// Print the verified document on standard output.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Encrypt a file to a recipient: JWE (compact, RSA-OAEP-256 + A256GCM) on standard output.
+    Encrypt {
+        /// The recipient's public key as JWK (RSA-OAEP-256).
+        #[arg(long)]
+        to: PathBuf,
+        /// The file (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Decrypt a JWE; the document goes to standard output. Exit 1 if it cannot be decrypted.
+    Decrypt {
+        /// PKCS#8 PEM private RSA key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The JWE (`-` for standard input).
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a key pair: DIR/private.pem (PKCS#8, mode 0600) and DIR/public.jwk.
+    Generate {
+        /// ES256 (P-256), PS512 (RSA 4096) or RSA-OAEP-256 (RSA 4096).
+        #[arg(long)]
+        alg: String,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing private.pem.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Target format of `convert`.
+#[derive(Clone, Copy, ValueEnum)]
+enum Target {
+    /// JSON binding.
+    Json,
+    /// XML binding.
+    Xml,
+}
+
+/// What a command found, when it ran to the end.
+pub enum Outcome {
+    /// Everything valid.
+    Valid,
+    /// Input was invalid (reported on stderr).
+    Invalid,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { files, json } => cmd::document::validate(&files, json),
+        Command::Convert { to, file } => cmd::document::convert(&file, matches!(to, Target::Xml)),
+        Command::Schema { out } => cmd::schema::write(&out),
+        Command::Keys { command: KeysCommand::Generate { alg, out, force } } => cmd::jose::generate(&alg, &out, force),
+        Command::Sign { key, file } => cmd::jose::sign(&key, &file),
+        Command::Verify { key, file, print } => cmd::jose::verify(&key, &file, print),
+        Command::Encrypt { to, file } => cmd::jose::encrypt(&to, &file),
+        Command::Decrypt { key, file } => cmd::jose::decrypt(&key, &file),
+    };
+    match result {
+        Ok(Outcome::Valid) => ExitCode::SUCCESS,
+        Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("sdx: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
