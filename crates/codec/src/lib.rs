@@ -7,11 +7,13 @@
 //! - [`json`]: JSON decode/encode and the canonical form.
 //! - [`xml`]: XML decode/encode (XÖV conventions), driven by [`desc`].
 //! - [`validate`]: format detection and whole-document validation (decode + rules + attachment digests).
+//! - [`docs`]: Markdown tables for `docs/` generated from the description and the codelists.
 //! - [`diag`]: [`Diagnostic`], a finding with stable code and location.
 #![forbid(unsafe_code)]
 
 pub mod desc;
 pub mod diag;
+pub mod docs;
 pub mod json;
 pub mod schema;
 pub mod validate;
