@@ -8,9 +8,7 @@ use sdx_crypto::{Alg, PrivateKey, jwe, jws};
 use std::hint::black_box;
 
 fn payload() -> Vec<u8> {
-    (0..2048u32)
-        .map(|i| b"abcdefghijklmnopqrstuvwxyz{}\":,0123456789"[(i % 41) as usize])
-        .collect()
+    (0..2048u32).map(|i| b"abcdefghijklmnopqrstuvwxyz{}\":,0123456789"[(i % 41) as usize]).collect()
 }
 
 fn es256(c: &mut Criterion) {
@@ -21,9 +19,7 @@ fn es256(c: &mut Criterion) {
     c.bench_function("es256_sign_2k", |b| {
         b.iter(|| jws::sign(black_box(&data), &key, Alg::Es256, Some("application/json")))
     });
-    c.bench_function("es256_verify_2k", |b| {
-        b.iter(|| jws::verify(black_box(&token), &public))
-    });
+    c.bench_function("es256_verify_2k", |b| b.iter(|| jws::verify(black_box(&token), &public)));
     c.bench_function("es256_sign_verify_2k", |b| {
         b.iter(|| {
             let t = jws::sign(black_box(&data), &key, Alg::Es256, None).expect("sign");
@@ -37,12 +33,8 @@ fn ps512(c: &mut Criterion) {
     let public = key.public_key(Alg::Ps512).expect("public key");
     let data = payload();
     let token = jws::sign(&data, &key, Alg::Ps512, None).expect("sign");
-    c.bench_function("ps512_sign_2k", |b| {
-        b.iter(|| jws::sign(black_box(&data), &key, Alg::Ps512, None))
-    });
-    c.bench_function("ps512_verify_2k", |b| {
-        b.iter(|| jws::verify(black_box(&token), &public))
-    });
+    c.bench_function("ps512_sign_2k", |b| b.iter(|| jws::sign(black_box(&data), &key, Alg::Ps512, None)));
+    c.bench_function("ps512_verify_2k", |b| b.iter(|| jws::verify(black_box(&token), &public)));
 }
 
 fn rsa_oaep_a256gcm(c: &mut Criterion) {
@@ -53,9 +45,7 @@ fn rsa_oaep_a256gcm(c: &mut Criterion) {
     c.bench_function("jwe_encrypt_2k", |b| {
         b.iter(|| jwe::encrypt(black_box(&data), &public, Some("application/json")))
     });
-    c.bench_function("jwe_decrypt_2k", |b| {
-        b.iter(|| jwe::decrypt(black_box(&token), &key))
-    });
+    c.bench_function("jwe_decrypt_2k", |b| b.iter(|| jwe::decrypt(black_box(&token), &key)));
 }
 
 criterion_group!(benches, es256, ps512, rsa_oaep_a256gcm);

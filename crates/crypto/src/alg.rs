@@ -63,11 +63,7 @@ impl Alg {
     /// `verify` for signature keys, `wrapKey` for encryption keys.
     #[must_use]
     pub fn public_key_op(self) -> &'static str {
-        if self.is_signature() {
-            "verify"
-        } else {
-            "wrapKey"
-        }
+        if self.is_signature() { "verify" } else { "wrapKey" }
     }
 }
 
@@ -106,14 +102,8 @@ mod tests {
         for alg in Alg::ALL {
             assert_eq!(Alg::parse(alg.as_str()).unwrap(), alg);
         }
-        for bad in [
-            "none", "HS256", "es256", "RS256", "RSA-OAEP", "RSA1_5", "EdDSA", "",
-        ] {
-            assert_eq!(
-                Alg::parse(bad).unwrap_err().code(),
-                "algorithmNotAllowed",
-                "{bad}"
-            );
+        for bad in ["none", "HS256", "es256", "RS256", "RSA-OAEP", "RSA1_5", "EdDSA", ""] {
+            assert_eq!(Alg::parse(bad).unwrap_err().code(), "algorithmNotAllowed", "{bad}");
         }
     }
 

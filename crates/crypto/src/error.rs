@@ -106,21 +106,12 @@ mod tests {
     #[test]
     fn codes_are_lower_camel_case_and_distinct() {
         let all = [
-            Error::InputTooLarge {
-                what: "x",
-                limit: 1,
-            },
+            Error::InputTooLarge { what: "x", limit: 1 },
             Error::MalformedJose(String::new()),
             Error::AlgorithmNotAllowed(String::new()),
-            Error::AlgorithmKeyMismatch {
-                alg: String::new(),
-                key: String::new(),
-            },
+            Error::AlgorithmKeyMismatch { alg: String::new(), key: String::new() },
             Error::UnsupportedHeader(String::new()),
-            Error::KidMismatch {
-                header: String::new(),
-                key: String::new(),
-            },
+            Error::KidMismatch { header: String::new(), key: String::new() },
             Error::SignatureInvalid,
             Error::DecryptionFailed,
             Error::KeyInvalid(String::new()),

@@ -26,12 +26,7 @@ fn classify(e: &serde_json::Error) -> String {
     if msg.starts_with("duplicate member") {
         msg
     } else {
-        format!(
-            "{:?} error at line {} column {}",
-            e.classify(),
-            e.line(),
-            e.column()
-        )
+        format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
     }
 }
 
@@ -61,9 +56,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Strict(Value::Number(v.into())))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Strict, E> {
-        Number::from_f64(v)
-            .map(|n| Strict(Value::Number(n)))
-            .ok_or_else(|| E::custom("non-finite number"))
+        Number::from_f64(v).map(|n| Strict(Value::Number(n))).ok_or_else(|| E::custom("non-finite number"))
     }
     fn visit_str<E>(self, v: &str) -> std::result::Result<Strict, E> {
         Ok(Strict(Value::String(v.to_owned())))
@@ -88,10 +81,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
-                return Err(de::Error::custom(format!(
-                    "duplicate member {:?}",
-                    crate::alg::truncate(&key)
-                )));
+                return Err(de::Error::custom(format!("duplicate member {:?}", crate::alg::truncate(&key))));
             }
             let Strict(v) = map.next_value::<Strict>()?;
             out.insert(key, v);
@@ -105,9 +95,7 @@ pub(crate) fn opt_str(map: &Map<String, Value>, name: &str, what: &str) -> Resul
     match map.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Error::malformed(format!(
-            "{what} member {name:?} must be a string"
-        ))),
+        Some(_) => Err(Error::malformed(format!("{what} member {name:?} must be a string"))),
     }
 }
 

@@ -101,10 +101,7 @@ pub fn encrypt(plaintext: &[u8], to: &PublicKey, cty: Option<&str>) -> Result<St
     if to.alg() != Alg::RsaOaep256 {
         return Err(mismatch(Alg::RsaOaep256, to.alg().as_str()));
     }
-    let mut header = format!(
-        r#"{{"alg":"RSA-OAEP-256","enc":"A256GCM","kid":{}"#,
-        json::quote(to.kid())
-    );
+    let mut header = format!(r#"{{"alg":"RSA-OAEP-256","enc":"A256GCM","kid":{}"#, json::quote(to.kid()));
     if let Some(cty) = cty {
         header.push_str(r#","cty":"#);
         header.push_str(&json::quote(cty));
@@ -112,8 +109,8 @@ pub fn encrypt(plaintext: &[u8], to: &PublicKey, cty: Option<&str>) -> Result<St
     header.push('}');
     let header_b64 = b64::encode(header.as_bytes());
 
-    let oaep = OaepPublicEncryptingKey::new(encrypter.clone())
-        .map_err(|_| Error::CryptoFailure("RSA-OAEP key setup"))?;
+    let oaep =
+        OaepPublicEncryptingKey::new(encrypter.clone()).map_err(|_| Error::CryptoFailure("RSA-OAEP key setup"))?;
     let total = header_b64.len()
         + b64::encoded_len(oaep.ciphertext_size())
         + b64::encoded_len(NONCE_LEN)
@@ -121,19 +118,14 @@ pub fn encrypt(plaintext: &[u8], to: &PublicKey, cty: Option<&str>) -> Result<St
         + b64::encoded_len(TAG_LEN)
         + 4;
     if total > MAX_COMPACT_LEN || header_b64.len() > MAX_HEADER_LEN {
-        return Err(Error::InputTooLarge {
-            what: "JWE compact serialization",
-            limit: MAX_COMPACT_LEN,
-        });
+        return Err(Error::InputTooLarge { what: "JWE compact serialization", limit: MAX_COMPACT_LEN });
     }
 
     let rng = SystemRandom::new();
     let mut cek = [0u8; CEK_LEN];
     let mut iv = [0u8; NONCE_LEN];
-    rng.fill(&mut cek)
-        .map_err(|_| Error::CryptoFailure("random CEK"))?;
-    rng.fill(&mut iv)
-        .map_err(|_| Error::CryptoFailure("random IV"))?;
+    rng.fill(&mut cek).map_err(|_| Error::CryptoFailure("random CEK"))?;
+    rng.fill(&mut iv).map_err(|_| Error::CryptoFailure("random IV"))?;
 
     let mut wrapped = vec![0u8; oaep.ciphertext_size()];
     let wrapped_len = oaep
@@ -142,16 +134,11 @@ pub fn encrypt(plaintext: &[u8], to: &PublicKey, cty: Option<&str>) -> Result<St
         .len();
     wrapped.truncate(wrapped_len);
 
-    let aead = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, &cek).map_err(|_| Error::CryptoFailure("AES-256-GCM key"))?,
-    );
+    let aead =
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).map_err(|_| Error::CryptoFailure("AES-256-GCM key"))?);
     let mut buf = plaintext.to_vec();
     let tag = aead
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(iv),
-            Aad::from(header_b64.as_bytes()),
-            &mut buf,
-        )
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(header_b64.as_bytes()), &mut buf)
         .map_err(|_| Error::CryptoFailure("AES-256-GCM encryption"))?;
 
     let mut out = String::with_capacity(total);
@@ -173,29 +160,16 @@ pub fn encrypt(plaintext: &[u8], to: &PublicKey, cty: Option<&str>) -> Result<St
 /// [`Error::DecryptionFailed`].
 pub fn decrypt(compact: &str, key: &PrivateKey) -> Result<Decrypted> {
     if compact.len() > MAX_COMPACT_LEN {
-        return Err(Error::InputTooLarge {
-            what: "JWE compact serialization",
-            limit: MAX_COMPACT_LEN,
-        });
+        return Err(Error::InputTooLarge { what: "JWE compact serialization", limit: MAX_COMPACT_LEN });
     }
     let mut it = compact.split('.');
-    let (Some(h), Some(ek), Some(iv), Some(ct), Some(tag), None) = (
-        it.next(),
-        it.next(),
-        it.next(),
-        it.next(),
-        it.next(),
-        it.next(),
-    ) else {
-        return Err(Error::malformed(
-            "JWE compact serialization must have exactly 5 parts",
-        ));
+    let (Some(h), Some(ek), Some(iv), Some(ct), Some(tag), None) =
+        (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(Error::malformed("JWE compact serialization must have exactly 5 parts"));
     };
     if h.len() > MAX_HEADER_LEN {
-        return Err(Error::InputTooLarge {
-            what: "JWE protected header",
-            limit: MAX_HEADER_LEN,
-        });
+        return Err(Error::InputTooLarge { what: "JWE protected header", limit: MAX_HEADER_LEN });
     }
     let header = parse_header(h)?;
     let PrivateInner::Rsa { decrypting, .. } = key.inner() else {
@@ -204,35 +178,27 @@ pub fn decrypt(compact: &str, key: &PrivateKey) -> Result<Decrypted> {
     if let Some(kid) = &header.kid
         && kid != key.kid()
     {
-        return Err(Error::KidMismatch {
-            header: truncate(kid),
-            key: key.kid().to_owned(),
-        });
+        return Err(Error::KidMismatch { header: truncate(kid), key: key.kid().to_owned() });
     }
     let decode = |part: &str, name: &str| {
-        b64::decode(part)
-            .ok_or_else(|| Error::malformed(format!("JWE {name} is not canonical base64url")))
+        b64::decode(part).ok_or_else(|| Error::malformed(format!("JWE {name} is not canonical base64url")))
     };
     let ek = decode(ek, "encrypted key")?;
-    let iv: [u8; NONCE_LEN] = decode(iv, "IV")?
-        .try_into()
-        .map_err(|_| Error::malformed("JWE IV must be 96 bits for A256GCM"))?;
+    let iv: [u8; NONCE_LEN] =
+        decode(iv, "IV")?.try_into().map_err(|_| Error::malformed("JWE IV must be 96 bits for A256GCM"))?;
     let mut buf = decode(ct, "ciphertext")?;
     let tag_bytes = decode(tag, "authentication tag")?;
     if tag_bytes.len() != TAG_LEN {
-        return Err(Error::malformed(
-            "JWE authentication tag must be 128 bits for A256GCM",
-        ));
+        return Err(Error::malformed("JWE authentication tag must be 128 bits for A256GCM"));
     }
 
     // Unwrap the CEK. On any failure continue with a random CEK so that a
     // bad key wrap and a bad tag take the same path (RFC 7516 §11.5).
     let rng = SystemRandom::new();
     let mut cek = [0u8; CEK_LEN];
-    rng.fill(&mut cek)
-        .map_err(|_| Error::CryptoFailure("random CEK"))?;
-    let oaep = OaepPrivateDecryptingKey::new(decrypting.clone())
-        .map_err(|_| Error::CryptoFailure("RSA-OAEP key setup"))?;
+    rng.fill(&mut cek).map_err(|_| Error::CryptoFailure("random CEK"))?;
+    let oaep =
+        OaepPrivateDecryptingKey::new(decrypting.clone()).map_err(|_| Error::CryptoFailure("RSA-OAEP key setup"))?;
     let mut unwrapped = vec![0u8; oaep.min_output_size()];
     if ek.len() == oaep.key_size_bytes()
         && let Ok(out) = oaep.decrypt(&OAEP_SHA256_MGF1SHA256, &ek, &mut unwrapped, None)
@@ -241,21 +207,11 @@ pub fn decrypt(compact: &str, key: &PrivateKey) -> Result<Decrypted> {
         cek.copy_from_slice(out);
     }
 
-    let aead = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, &cek).map_err(|_| Error::CryptoFailure("AES-256-GCM key"))?,
-    );
-    aead.open_in_place_separate_tag(
-        Nonce::assume_unique_for_key(iv),
-        Aad::from(h.as_bytes()),
-        &tag_bytes,
-        &mut buf,
-    )
-    .map_err(|_| Error::DecryptionFailed)?;
-    Ok(Decrypted {
-        header,
-        plaintext: buf,
-        auth_tag: tag.to_owned(),
-    })
+    let aead =
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).map_err(|_| Error::CryptoFailure("AES-256-GCM key"))?);
+    aead.open_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(h.as_bytes()), &tag_bytes, &mut buf)
+        .map_err(|_| Error::DecryptionFailed)?;
+    Ok(Decrypted { header, plaintext: buf, auth_tag: tag.to_owned() })
 }
 
 /// Returns the base64url authentication tag (fifth part) of a JWE compact
@@ -266,29 +222,21 @@ pub fn decrypt(compact: &str, key: &PrivateKey) -> Result<Decrypted> {
 /// 128-bit tag; [`Error::InputTooLarge`] above [`MAX_COMPACT_LEN`].
 pub fn auth_tag(compact: &str) -> Result<&str> {
     if compact.len() > MAX_COMPACT_LEN {
-        return Err(Error::InputTooLarge {
-            what: "JWE compact serialization",
-            limit: MAX_COMPACT_LEN,
-        });
+        return Err(Error::InputTooLarge { what: "JWE compact serialization", limit: MAX_COMPACT_LEN });
     }
     let parts: Vec<&str> = compact.splitn(6, '.').collect();
     if parts.len() != 5 {
-        return Err(Error::malformed(
-            "JWE compact serialization must have exactly 5 parts",
-        ));
+        return Err(Error::malformed("JWE compact serialization must have exactly 5 parts"));
     }
     let tag = parts[4];
     match b64::decode(tag) {
         Some(t) if t.len() == TAG_LEN => Ok(tag),
-        _ => Err(Error::malformed(
-            "JWE authentication tag must be 128 bits of canonical base64url",
-        )),
+        _ => Err(Error::malformed("JWE authentication tag must be 128 bits of canonical base64url")),
     }
 }
 
 fn parse_header(h: &str) -> Result<JweHeader> {
-    let bytes = b64::decode(h)
-        .ok_or_else(|| Error::malformed("JWE protected header is not canonical base64url"))?;
+    let bytes = b64::decode(h).ok_or_else(|| Error::malformed("JWE protected header is not canonical base64url"))?;
     let mut map = json::parse_object(&bytes, "JWE protected header")?;
     let alg = match map.remove("alg") {
         Some(Value::String(a)) => a,
@@ -296,10 +244,7 @@ fn parse_header(h: &str) -> Result<JweHeader> {
         None => return Err(Error::malformed("JWE protected header has no \"alg\"")),
     };
     if alg != Alg::RsaOaep256.as_str() {
-        return Err(Error::AlgorithmNotAllowed(format!(
-            "JWE alg {:?} (only RSA-OAEP-256)",
-            truncate(&alg)
-        )));
+        return Err(Error::AlgorithmNotAllowed(format!("JWE alg {:?} (only RSA-OAEP-256)", truncate(&alg))));
     }
     let enc = match map.remove("enc") {
         Some(Value::String(e)) => e,
@@ -307,26 +252,14 @@ fn parse_header(h: &str) -> Result<JweHeader> {
         None => return Err(Error::malformed("JWE protected header has no \"enc\"")),
     };
     if enc != Enc::A256Gcm.as_str() {
-        return Err(Error::AlgorithmNotAllowed(format!(
-            "JWE enc {:?} (only A256GCM)",
-            truncate(&enc)
-        )));
+        return Err(Error::AlgorithmNotAllowed(format!("JWE enc {:?} (only A256GCM)", truncate(&enc))));
     }
     reject_common(&map)?;
     if map.contains_key("zip") {
-        return Err(Error::UnsupportedHeader(
-            "zip (compressed plaintext is not accepted)".into(),
-        ));
+        return Err(Error::UnsupportedHeader("zip (compressed plaintext is not accepted)".into()));
     }
     let kid = take_str(&mut map, "kid")?;
     let cty = take_str(&mut map, "cty")?;
     let typ = take_str(&mut map, "typ")?;
-    Ok(JweHeader {
-        alg: Alg::RsaOaep256,
-        enc: Enc::A256Gcm,
-        kid,
-        cty,
-        typ,
-        extra: map,
-    })
+    Ok(JweHeader { alg: Alg::RsaOaep256, enc: Enc::A256Gcm, kid, cty, typ, extra: map })
 }

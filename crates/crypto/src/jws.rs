@@ -77,24 +77,12 @@ pub fn sign(payload: &[u8], key: &PrivateKey, alg: Alg, cty: Option<&str>) -> Re
 /// [`Error::AlgorithmKeyMismatch`] if `alg` does not fit the key,
 /// [`Error::InputTooLarge`] if the result would exceed [`MAX_COMPACT_LEN`],
 /// [`Error::CryptoFailure`] if the library fails to sign.
-pub fn sign_typed(
-    payload: &[u8],
-    key: &PrivateKey,
-    alg: Alg,
-    typ: &str,
-    cty: Option<&str>,
-) -> Result<String> {
+pub fn sign_typed(payload: &[u8], key: &PrivateKey, alg: Alg, typ: &str, cty: Option<&str>) -> Result<String> {
     if !alg.is_signature() {
-        return Err(Error::AlgorithmNotAllowed(format!(
-            "{alg} is not a signature algorithm"
-        )));
+        return Err(Error::AlgorithmNotAllowed(format!("{alg} is not a signature algorithm")));
     }
-    let mut header = format!(
-        r#"{{"alg":"{}","kid":{},"typ":{}"#,
-        alg.as_str(),
-        json::quote(key.kid()),
-        json::quote(typ)
-    );
+    let mut header =
+        format!(r#"{{"alg":"{}","kid":{},"typ":{}"#, alg.as_str(), json::quote(key.kid()), json::quote(typ));
     if let Some(cty) = cty {
         header.push_str(r#","cty":"#);
         header.push_str(&json::quote(cty));
@@ -107,10 +95,7 @@ pub fn sign_typed(
     };
     let total = header_b64.len() + b64::encoded_len(payload.len()) + b64::encoded_len(sig_len) + 2;
     if total > MAX_COMPACT_LEN || header_b64.len() > MAX_HEADER_LEN {
-        return Err(Error::InputTooLarge {
-            what: "JWS compact serialization",
-            limit: MAX_COMPACT_LEN,
-        });
+        return Err(Error::InputTooLarge { what: "JWS compact serialization", limit: MAX_COMPACT_LEN });
     }
     let mut out = String::with_capacity(total);
     out.push_str(&header_b64);
@@ -118,11 +103,9 @@ pub fn sign_typed(
     out.push_str(&b64::encode(payload));
     let rng = SystemRandom::new();
     let signature = match (key.inner(), alg) {
-        (PrivateInner::Ec(kp), Alg::Es256) => kp
-            .sign(&rng, out.as_bytes())
-            .map_err(|_| Error::CryptoFailure("ES256 signing"))?
-            .as_ref()
-            .to_vec(),
+        (PrivateInner::Ec(kp), Alg::Es256) => {
+            kp.sign(&rng, out.as_bytes()).map_err(|_| Error::CryptoFailure("ES256 signing"))?.as_ref().to_vec()
+        }
         (PrivateInner::Rsa { signing, .. }, Alg::Ps512) => {
             let mut sig = vec![0u8; signing.public_modulus_len()];
             signing
@@ -154,19 +137,14 @@ pub fn verify(compact: &str, key: &PublicKey) -> Result<Verified> {
     if let Some(kid) = &header.kid
         && kid != key.kid()
     {
-        return Err(Error::KidMismatch {
-            header: truncate(kid),
-            key: key.kid().to_owned(),
-        });
+        return Err(Error::KidMismatch { header: truncate(kid), key: key.kid().to_owned() });
     }
     let signature = parts.signature()?;
     let payload = parts.payload()?;
     let verifier = match key.material() {
         PublicMaterial::Ec { verifier, .. } | PublicMaterial::Rsa { verifier, .. } => verifier,
     };
-    verifier
-        .verify_sig(parts.signing_input.as_bytes(), &signature)
-        .map_err(|_| Error::SignatureInvalid)?;
+    verifier.verify_sig(parts.signing_input.as_bytes(), &signature).map_err(|_| Error::SignatureInvalid)?;
     Ok(Verified { header, payload })
 }
 
@@ -194,29 +172,16 @@ struct Parts<'a> {
 impl<'a> Parts<'a> {
     fn split(compact: &'a str) -> Result<Parts<'a>> {
         if compact.len() > MAX_COMPACT_LEN {
-            return Err(Error::InputTooLarge {
-                what: "JWS compact serialization",
-                limit: MAX_COMPACT_LEN,
-            });
+            return Err(Error::InputTooLarge { what: "JWS compact serialization", limit: MAX_COMPACT_LEN });
         }
         let mut it = compact.split('.');
         let (Some(h), Some(p), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
-            return Err(Error::malformed(
-                "JWS compact serialization must have exactly 3 parts",
-            ));
+            return Err(Error::malformed("JWS compact serialization must have exactly 3 parts"));
         };
         if h.len() > MAX_HEADER_LEN {
-            return Err(Error::InputTooLarge {
-                what: "JWS protected header",
-                limit: MAX_HEADER_LEN,
-            });
+            return Err(Error::InputTooLarge { what: "JWS protected header", limit: MAX_HEADER_LEN });
         }
-        Ok(Parts {
-            header_b64: h,
-            payload_b64: p,
-            signature_b64: s,
-            signing_input: &compact[..h.len() + 1 + p.len()],
-        })
+        Ok(Parts { header_b64: h, payload_b64: p, signature_b64: s, signing_input: &compact[..h.len() + 1 + p.len()] })
     }
 
     fn header(&self) -> Result<JwsHeader> {
@@ -229,39 +194,27 @@ impl<'a> Parts<'a> {
             None => return Err(Error::malformed("JWS protected header has no \"alg\"")),
         };
         if !alg.is_signature() {
-            return Err(Error::AlgorithmNotAllowed(format!(
-                "{alg} is not a JWS algorithm"
-            )));
+            return Err(Error::AlgorithmNotAllowed(format!("{alg} is not a JWS algorithm")));
         }
         reject_common(&map)?;
         match map.get("b64") {
             None | Some(Value::Bool(true)) => {}
             Some(_) => {
-                return Err(Error::UnsupportedHeader(
-                    "b64 (unencoded payload, RFC 7797) is not supported".into(),
-                ));
+                return Err(Error::UnsupportedHeader("b64 (unencoded payload, RFC 7797) is not supported".into()));
             }
         }
         let kid = take_str(&mut map, "kid")?;
         let typ = take_str(&mut map, "typ")?;
         let cty = take_str(&mut map, "cty")?;
-        Ok(JwsHeader {
-            alg,
-            kid,
-            typ,
-            cty,
-            extra: map,
-        })
+        Ok(JwsHeader { alg, kid, typ, cty, extra: map })
     }
 
     fn payload(&self) -> Result<Vec<u8>> {
-        b64::decode(self.payload_b64)
-            .ok_or_else(|| Error::malformed("JWS payload is not canonical base64url"))
+        b64::decode(self.payload_b64).ok_or_else(|| Error::malformed("JWS payload is not canonical base64url"))
     }
 
     fn signature(&self) -> Result<Vec<u8>> {
-        b64::decode(self.signature_b64)
-            .ok_or_else(|| Error::malformed("JWS signature is not canonical base64url"))
+        b64::decode(self.signature_b64).ok_or_else(|| Error::malformed("JWS signature is not canonical base64url"))
     }
 }
 
@@ -269,9 +222,7 @@ impl<'a> Parts<'a> {
 /// understands no extensions, so any `crit` must be refused).
 pub(crate) fn reject_common(map: &Map<String, Value>) -> Result<()> {
     if map.contains_key("crit") {
-        return Err(Error::UnsupportedHeader(
-            "crit (no critical extensions are supported)".into(),
-        ));
+        return Err(Error::UnsupportedHeader("crit (no critical extensions are supported)".into()));
     }
     Ok(())
 }
@@ -281,8 +232,6 @@ pub(crate) fn take_str(map: &mut Map<String, Value>, name: &str) -> Result<Optio
     match map.remove(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::malformed(format!(
-            "header member {name:?} must be a string"
-        ))),
+        Some(_) => Err(Error::malformed(format!("header member {name:?} must be a string"))),
     }
 }

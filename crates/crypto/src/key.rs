@@ -16,8 +16,8 @@ use crate::json;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::{KeySize, PrivateDecryptingKey, PublicEncryptingKey};
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
-    ParsedPublicKey, RSA_PSS_2048_8192_SHA512, RsaKeyPair, RsaParameters, RsaPublicKeyComponents,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, ParsedPublicKey,
+    RSA_PSS_2048_8192_SHA512, RsaKeyPair, RsaParameters, RsaPublicKeyComponents,
 };
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -64,10 +64,7 @@ pub struct PrivateKey {
 
 pub(crate) enum PrivateInner {
     Ec(EcdsaKeyPair),
-    Rsa {
-        signing: RsaKeyPair,
-        decrypting: PrivateDecryptingKey,
-    },
+    Rsa { signing: RsaKeyPair, decrypting: PrivateDecryptingKey },
 }
 
 impl PrivateKey {
@@ -86,9 +83,7 @@ impl PrivateKey {
             Alg::Ps512 | Alg::RsaOaep256 => {
                 let kp = RsaKeyPair::generate(KeySize::Rsa4096)
                     .map_err(|_| Error::CryptoFailure("RSA 4096 key generation"))?;
-                let der: Pkcs8V1Der<'static> = kp
-                    .as_der()
-                    .map_err(|_| Error::CryptoFailure("RSA PKCS#8 encoding"))?;
+                let der: Pkcs8V1Der<'static> = kp.as_der().map_err(|_| Error::CryptoFailure("RSA PKCS#8 encoding"))?;
                 der.as_ref().to_vec()
             }
         };
@@ -103,20 +98,13 @@ impl PrivateKey {
     /// garbage, encrypted PKCS#8, SEC1 or PKCS#1 encodings).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<PrivateKey> {
         if der.len() > MAX_PEM_LEN {
-            return Err(Error::InputTooLarge {
-                what: "PKCS#8 private key",
-                limit: MAX_PEM_LEN,
-            });
+            return Err(Error::InputTooLarge { what: "PKCS#8 private key", limit: MAX_PEM_LEN });
         }
         if let Ok(kp) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der) {
             let (x, y) = split_point(kp.public_key().as_ref())
                 .ok_or_else(|| Error::key("EC public point is not uncompressed P-256"))?;
             let kid = thumbprint_ec(&x, &y);
-            return Ok(PrivateKey {
-                inner: PrivateInner::Ec(kp),
-                pkcs8: Zeroizing::new(der.to_vec()),
-                kid,
-            });
+            return Ok(PrivateKey { inner: PrivateInner::Ec(kp), pkcs8: Zeroizing::new(der.to_vec()), kid });
         }
         let signing = RsaKeyPair::from_pkcs8(der)
             .map_err(|_| Error::key("not an unencrypted PKCS#8 EC P-256 or RSA private key"))?;
@@ -128,17 +116,10 @@ impl PrivateKey {
             )
         };
         check_rsa_size(&n)?;
-        let decrypting = PrivateDecryptingKey::from_pkcs8(der)
-            .map_err(|_| Error::key("RSA key not usable for decryption"))?;
+        let decrypting =
+            PrivateDecryptingKey::from_pkcs8(der).map_err(|_| Error::key("RSA key not usable for decryption"))?;
         let kid = thumbprint_rsa(&n, &e);
-        Ok(PrivateKey {
-            inner: PrivateInner::Rsa {
-                signing,
-                decrypting,
-            },
-            pkcs8: Zeroizing::new(der.to_vec()),
-            kid,
-        })
+        Ok(PrivateKey { inner: PrivateInner::Rsa { signing, decrypting }, pkcs8: Zeroizing::new(der.to_vec()), kid })
     }
 
     /// Reads a PEM `-----BEGIN PRIVATE KEY-----` block (PKCS#8). Text before
@@ -151,22 +132,14 @@ impl PrivateKey {
     /// otherwise.
     pub fn from_pkcs8_pem(pem: &str) -> Result<PrivateKey> {
         if pem.len() > MAX_PEM_LEN {
-            return Err(Error::InputTooLarge {
-                what: "PEM private key",
-                limit: MAX_PEM_LEN,
-            });
+            return Err(Error::InputTooLarge { what: "PEM private key", limit: MAX_PEM_LEN });
         }
-        let start = pem.find(PEM_BEGIN).ok_or_else(|| {
-            Error::key("no \"-----BEGIN PRIVATE KEY-----\" line (PKCS#8 PEM expected)")
-        })?;
+        let start = pem
+            .find(PEM_BEGIN)
+            .ok_or_else(|| Error::key("no \"-----BEGIN PRIVATE KEY-----\" line (PKCS#8 PEM expected)"))?;
         let body_and_rest = &pem[start + PEM_BEGIN.len()..];
-        let end = body_and_rest
-            .find(PEM_END)
-            .ok_or_else(|| Error::key("no \"-----END PRIVATE KEY-----\" line"))?;
-        let body: String = body_and_rest[..end]
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let end = body_and_rest.find(PEM_END).ok_or_else(|| Error::key("no \"-----END PRIVATE KEY-----\" line"))?;
+        let body: String = body_and_rest[..end].chars().filter(|c| !c.is_ascii_whitespace()).collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(body.as_bytes())
             .map_err(|_| Error::key("PEM body is not valid base64"))?;
@@ -218,11 +191,7 @@ impl PrivateKey {
             }
             _ => return Err(mismatch(alg, self.key_type())),
         };
-        Ok(PublicKey {
-            material,
-            alg,
-            kid: self.kid.clone(),
-        })
+        Ok(PublicKey { material, alg, kid: self.kid.clone() })
     }
 
     /// The signature algorithm this key signs with: ES256 for EC, PS512 for RSA.
@@ -285,10 +254,7 @@ impl PrivateKey {
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrivateKey")
-            .field("type", &self.key_type())
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("PrivateKey").field("type", &self.key_type()).field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -306,17 +272,8 @@ pub struct PublicKey {
 
 #[derive(Clone)]
 pub(crate) enum PublicMaterial {
-    Ec {
-        x: [u8; 32],
-        y: [u8; 32],
-        verifier: ParsedPublicKey,
-    },
-    Rsa {
-        n: Vec<u8>,
-        e: Vec<u8>,
-        verifier: ParsedPublicKey,
-        encrypter: PublicEncryptingKey,
-    },
+    Ec { x: [u8; 32], y: [u8; 32], verifier: ParsedPublicKey },
+    Rsa { n: Vec<u8>, e: Vec<u8>, verifier: ParsedPublicKey, encrypter: PublicEncryptingKey },
 }
 
 impl PublicMaterial {
@@ -332,31 +289,16 @@ impl PublicMaterial {
 
     fn rsa(n: Vec<u8>, e: Vec<u8>) -> Result<PublicMaterial> {
         check_rsa_size(&n)?;
-        if e.first().is_none_or(|b| *b == 0) || e.len() > 4 || e.last().is_some_and(|b| b % 2 == 0)
-        {
-            return Err(Error::key(
-                "RSA public exponent must be odd, at most 32 bits, no leading zero",
-            ));
+        if e.first().is_none_or(|b| *b == 0) || e.len() > 4 || e.last().is_some_and(|b| b % 2 == 0) {
+            return Err(Error::key("RSA public exponent must be odd, at most 32 bits, no leading zero"));
         }
-        let components = RsaPublicKeyComponents {
-            n: n.as_slice(),
-            e: e.as_slice(),
-        };
-        let verifier = components
-            .to_parsed_public_key(&PSS_SHA512)
+        let components = RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() };
+        let verifier =
+            components.to_parsed_public_key(&PSS_SHA512).map_err(|_| Error::key("RSA public key rejected"))?;
+        let encrypter: PublicEncryptingKey = RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+            .try_into()
             .map_err(|_| Error::key("RSA public key rejected"))?;
-        let encrypter: PublicEncryptingKey = RsaPublicKeyComponents {
-            n: n.as_slice(),
-            e: e.as_slice(),
-        }
-        .try_into()
-        .map_err(|_| Error::key("RSA public key rejected"))?;
-        Ok(PublicMaterial::Rsa {
-            n,
-            e,
-            verifier,
-            encrypter,
-        })
+        Ok(PublicMaterial::Rsa { n, e, verifier, encrypter })
     }
 }
 
@@ -382,10 +324,7 @@ impl PublicKey {
     /// members and invalid JSON.
     pub fn from_jwk(jwk: &str) -> Result<PublicKey> {
         if jwk.len() > MAX_JWK_LEN {
-            return Err(Error::InputTooLarge {
-                what: "JWK",
-                limit: MAX_JWK_LEN,
-            });
+            return Err(Error::InputTooLarge { what: "JWK", limit: MAX_JWK_LEN });
         }
         let map = json::parse_object(jwk.as_bytes(), "JWK").map_err(|e| match e {
             Error::MalformedJose(m) => Error::KeyInvalid(m),
@@ -395,9 +334,7 @@ impl PublicKey {
             json::opt_str(&map, name, "JWK").map_err(|e| Error::key(e.to_string()))
         };
         if let Some(private) = PRIVATE_MEMBERS.iter().find(|m| map.contains_key(**m)) {
-            return Err(Error::key(format!(
-                "JWK has private member {private:?}; only public keys are accepted"
-            )));
+            return Err(Error::key(format!("JWK has private member {private:?}; only public keys are accepted")));
         }
         let kty = str_member("kty")?.ok_or_else(|| Error::key("JWK has no \"kty\""))?;
         let alg = str_member("alg")?.map(|a| Alg::parse(&a)).transpose()?;
@@ -408,10 +345,7 @@ impl PublicKey {
             "EC" => {
                 let crv = str_member("crv")?.ok_or_else(|| Error::key("EC JWK has no \"crv\""))?;
                 if crv != "P-256" {
-                    return Err(Error::key(format!(
-                        "EC curve {:?} not accepted (P-256 only)",
-                        truncate(&crv)
-                    )));
+                    return Err(Error::key(format!("EC curve {:?} not accepted (P-256 only)", truncate(&crv))));
                 }
                 let x = fixed_32(&b64_member(&map, "x")?, "x")?;
                 let y = fixed_32(&b64_member(&map, "y")?, "y")?;
@@ -437,10 +371,7 @@ impl PublicKey {
                 (PublicMaterial::rsa(n, e)?, alg)
             }
             other => {
-                return Err(Error::key(format!(
-                    "kty {:?} not accepted (EC or RSA only)",
-                    truncate(other)
-                )));
+                return Err(Error::key(format!("kty {:?} not accepted (EC or RSA only)", truncate(other))));
             }
         };
         if let Some(u) = &key_use
@@ -453,11 +384,7 @@ impl PublicKey {
             )));
         }
         if let Some(ops) = &key_ops {
-            let allowed: &[&str] = if alg.is_signature() {
-                &["verify"]
-            } else {
-                &["wrapKey", "encrypt"]
-            };
+            let allowed: &[&str] = if alg.is_signature() { &["verify"] } else { &["wrapKey", "encrypt"] };
             if let Some(bad) = ops.iter().find(|op| !allowed.contains(&op.as_str())) {
                 return Err(Error::key(format!(
                     "JWK \"key_ops\" entry {:?} not allowed for a public {alg} key (allowed: {allowed:?})",
@@ -467,9 +394,7 @@ impl PublicKey {
         }
         let kid = match str_member("kid")? {
             Some(k) if k.is_empty() || k.len() > MAX_KID_LEN => {
-                return Err(Error::key(format!(
-                    "JWK \"kid\" must be 1 to {MAX_KID_LEN} bytes"
-                )));
+                return Err(Error::key(format!("JWK \"kid\" must be 1 to {MAX_KID_LEN} bytes")));
             }
             Some(k) => k,
             None => material_thumbprint(&material),
@@ -548,12 +473,8 @@ impl PublicKey {
 impl PartialEq for PublicKey {
     fn eq(&self, other: &PublicKey) -> bool {
         let same_material = match (&self.material, &other.material) {
-            (PublicMaterial::Ec { x, y, .. }, PublicMaterial::Ec { x: x2, y: y2, .. }) => {
-                x == x2 && y == y2
-            }
-            (PublicMaterial::Rsa { n, e, .. }, PublicMaterial::Rsa { n: n2, e: e2, .. }) => {
-                n == n2 && e == e2
-            }
+            (PublicMaterial::Ec { x, y, .. }, PublicMaterial::Ec { x: x2, y: y2, .. }) => x == x2 && y == y2,
+            (PublicMaterial::Rsa { n, e, .. }, PublicMaterial::Rsa { n: n2, e: e2, .. }) => n == n2 && e == e2,
             _ => false,
         };
         same_material && self.alg == other.alg && self.kid == other.kid
@@ -581,10 +502,7 @@ impl fmt::Debug for PublicKey {
 // ---------------------------------------------------------------------------
 
 pub(crate) fn mismatch(alg: Alg, key: &str) -> Error {
-    Error::AlgorithmKeyMismatch {
-        alg: alg.as_str().to_owned(),
-        key: key.to_owned(),
-    }
+    Error::AlgorithmKeyMismatch { alg: alg.as_str().to_owned(), key: key.to_owned() }
 }
 
 fn split_point(point: &[u8]) -> Option<([u8; 32], [u8; 32])> {
@@ -617,16 +535,16 @@ fn check_rsa_size(n: &[u8]) -> Result<()> {
 
 fn b64_member(map: &Map<String, Value>, name: &str) -> Result<Vec<u8>> {
     match map.get(name) {
-        Some(Value::String(s)) => b64::decode(s)
-            .ok_or_else(|| Error::key(format!("JWK member {name:?} is not canonical base64url"))),
+        Some(Value::String(s)) => {
+            b64::decode(s).ok_or_else(|| Error::key(format!("JWK member {name:?} is not canonical base64url")))
+        }
         Some(_) => Err(Error::key(format!("JWK member {name:?} must be a string"))),
         None => Err(Error::key(format!("JWK has no {name:?}"))),
     }
 }
 
 fn fixed_32(bytes: &[u8], name: &str) -> Result<[u8; 32]> {
-    <[u8; 32]>::try_from(bytes)
-        .map_err(|_| Error::key(format!("EC coordinate {name:?} must be exactly 32 bytes")))
+    <[u8; 32]>::try_from(bytes).map_err(|_| Error::key(format!("EC coordinate {name:?} must be exactly 32 bytes")))
 }
 
 fn read_key_ops(map: &Map<String, Value>) -> Result<Option<Vec<String>>> {
@@ -666,9 +584,7 @@ fn rsa_alg_from_usage(key_use: Option<&str>, key_ops: Option<&[String]>) -> Resu
             return Ok(Alg::RsaOaep256);
         }
     }
-    Err(Error::key(
-        "RSA JWK needs \"alg\", \"use\" or \"key_ops\" to say whether it signs or encrypts",
-    ))
+    Err(Error::key("RSA JWK needs \"alg\", \"use\" or \"key_ops\" to say whether it signs or encrypts"))
 }
 
 fn material_thumbprint(m: &PublicMaterial) -> String {
@@ -679,19 +595,11 @@ fn material_thumbprint(m: &PublicMaterial) -> String {
 }
 
 fn thumbprint_ec(x: &[u8], y: &[u8]) -> String {
-    sha256_b64(&format!(
-        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-        b64::encode(x),
-        b64::encode(y)
-    ))
+    sha256_b64(&format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, b64::encode(x), b64::encode(y)))
 }
 
 fn thumbprint_rsa(n: &[u8], e: &[u8]) -> String {
-    sha256_b64(&format!(
-        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-        b64::encode(e),
-        b64::encode(n)
-    ))
+    sha256_b64(&format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64::encode(e), b64::encode(n)))
 }
 
 fn sha256_b64(s: &str) -> String {
@@ -713,10 +621,7 @@ mod tests {
         ))
         .unwrap();
         let e = b64::decode("AQAB").unwrap();
-        assert_eq!(
-            thumbprint_rsa(&n, &e),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
+        assert_eq!(thumbprint_rsa(&n, &e), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
         assert_eq!(bit_len(&n), 2048);
     }
 

@@ -14,11 +14,11 @@ pub const GENERICODE_NAMESPACE: &str = "http://docs.oasis-open.org/codelist/ns/g
 /// Dublin Core terms, for the description of the list in `Annotation/Description`.
 const DCTERMS: &str = "http://purl.org/dc/terms/";
 
-/// The columns: id, short name, use, datatype, language.
-const COLUMNS: [(&str, &str, &str, &str); 3] = [
-    ("code", "Code", "required", "de"),
-    ("name", "Name", "required", "de"),
-    ("beschreibung", "Beschreibung", "optional", "en"),
+/// The columns: id, short name, use, language of the values.
+const COLUMNS: [(&str, &str, &str, Option<&str>); 3] = [
+    ("code", "Code", "required", None),
+    ("name", "Name", "required", Some("de")),
+    ("beschreibung", "Beschreibung", "optional", Some("en")),
 ];
 
 /// The codelist as a Genericode 1.0 document.
@@ -32,7 +32,13 @@ pub fn genericode(list: &CodeList) -> String {
     l(0, &format!(r#"<gc:CodeList xmlns:gc="{GENERICODE_NAMESPACE}">"#));
     l(1, "<Annotation>");
     l(2, "<Description>");
-    l(3, &format!(r#"<dcterms:description xmlns:dcterms="{DCTERMS}" xml:lang="en">{}</dcterms:description>"#, esc(list.description)));
+    l(
+        3,
+        &format!(
+            r#"<dcterms:description xmlns:dcterms="{DCTERMS}" xml:lang="en">{}</dcterms:description>"#,
+            esc(list.description)
+        ),
+    );
     l(2, "</Description>");
     l(1, "</Annotation>");
     l(1, "<Identification>");
@@ -46,7 +52,10 @@ pub fn genericode(list: &CodeList) -> String {
     for (id, short, usage, lang) in COLUMNS {
         l(2, &format!(r#"<Column Id="{id}" Use="{usage}">"#));
         l(3, &format!("<ShortName>{short}</ShortName>"));
-        l(3, &format!(r#"<Data Type="string" Lang="{lang}"/>"#));
+        match lang {
+            Some(lang) => l(3, &format!(r#"<Data Type="string" Lang="{lang}"/>"#)),
+            None => l(3, r#"<Data Type="string"/>"#),
+        }
         l(2, "</Column>");
     }
     l(2, r#"<Key Id="codeKey">"#);

@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 
 use sdx_model::codelist::CodeList;
 
-use super::{TIMESTAMP_TYPE, code_type_name, codelist_doc, field_doc, ident_doc, used_codelists, used_idents};
+use super::{
+    TIMESTAMP_TYPE, code_type_name, codelist_doc, field_doc, fixed_value, ident_doc, used_codelists, used_idents,
+};
 use crate::desc::{self, Field, Ident, Kind, Occurs, TypeDesc};
 
 /// URI of the JSON Schema dialect used.
@@ -90,7 +92,7 @@ fn type_def(t: &TypeDesc) -> Value {
     let mut props = Map::new();
     let mut required = Vec::new();
     for fd in t.fields {
-        props.insert(fd.json.to_owned(), field_schema(fd));
+        props.insert(fd.json.to_owned(), field_schema(t, fd));
         if matches!(fd.occurs, Occurs::Required | Occurs::List { min1: true, .. }) {
             required.push(Value::from(fd.json));
         }
@@ -125,7 +127,7 @@ fn body_def() -> Value {
     })
 }
 
-fn field_schema(fd: &Field) -> Value {
+fn field_schema(t: &TypeDesc, fd: &Field) -> Value {
     let item = kind_schema(fd.kind);
     let mut s = match fd.occurs {
         Occurs::List { max, min1 } => {
@@ -145,6 +147,9 @@ fn field_schema(fd: &Field) -> Value {
             _ => unreachable!("kind schemas are objects"),
         },
     };
+    if let Some(v) = fixed_value(t, fd) {
+        s.insert("const".into(), v.into());
+    }
     s.insert("description".into(), field_doc(fd).into());
     if !fd.tmf621.is_empty() {
         s.insert("x-tmf621".into(), fd.tmf621.into());

@@ -60,10 +60,10 @@ fn all_fields() -> impl Iterator<Item = &'static Field> {
 fn used_codelists() -> Vec<&'static CodeList> {
     let mut out: Vec<&'static CodeList> = Vec::new();
     for fd in all_fields() {
-        if let Kind::Code(l) = fd.kind {
-            if !out.iter().any(|o| o.id == l.id) {
-                out.push(l);
-            }
+        if let Kind::Code(l) = fd.kind
+            && !out.iter().any(|o| o.id == l.id)
+        {
+            out.push(l);
         }
     }
     out
@@ -73,10 +73,10 @@ fn used_codelists() -> Vec<&'static CodeList> {
 fn used_idents() -> Vec<Ident> {
     let mut out = Vec::new();
     for fd in all_fields() {
-        if let Kind::Ident(i) = fd.kind {
-            if !out.contains(&i) {
-                out.push(i);
-            }
+        if let Kind::Ident(i) = fd.kind
+            && !out.contains(&i)
+        {
+            out.push(i);
         }
     }
     out
@@ -96,6 +96,20 @@ fn code_type_name(list: &CodeList) -> String {
     }
 }
 
+/// The value a field must have in this schema version, if any: the header's `schemaVersion` (XML: root
+/// attribute `version`) and `codelistVersion`. XÖV fixes the `version` attribute in the XSD; the JSON Schema
+/// says the same with `const`.
+fn fixed_value(t: &TypeDesc, fd: &Field) -> Option<&'static str> {
+    if !std::ptr::eq(t, &desc::HEADER) {
+        return None;
+    }
+    match fd.json {
+        "schemaVersion" => Some(sdx_model::message::SCHEMA_VERSION),
+        "codelistVersion" => Some(codelist::CODELIST_VERSION),
+        _ => None,
+    }
+}
+
 /// Name of the timestamp type in both schemas.
 const TIMESTAMP_TYPE: &str = "Zeitpunkt";
 
@@ -105,7 +119,9 @@ fn ident_doc(i: Ident) -> &'static str {
         Ident::Uuid => "UUID (RFC 9562) in lowercase hyphenated form.",
         Ident::Leika => "Leistungsschluessel (LeiKa key): 14 digits starting with 99.",
         Ident::Ars => "Amtlicher Regionalschluessel (ARS) or a meaningful prefix: 2, 3, 5, 9 or 12 digits.",
-        Ident::OrgKey => "Organisation key as in the DVDV: three lowercase letters, a colon and 1-64 of [A-Za-z0-9._-], e.g. psw:01003110.",
+        Ident::OrgKey => {
+            "Organisation key as in the DVDV: three lowercase letters, a colon and 1-64 of [A-Za-z0-9._-], e.g. psw:01003110."
+        }
         Ident::OzgId => "OZG id of an online service: 1-64 printable ASCII characters without spaces.",
         Ident::Sha256 => "SHA-256 digest as 64 lowercase hexadecimal digits.",
         Ident::MediaType => "Media type (RFC 6838), type/subtype with optional parameters.",
@@ -114,10 +130,7 @@ fn ident_doc(i: Ident) -> &'static str {
 
 /// Description of a codelist, for the schemas' documentation.
 fn codelist_doc(list: &CodeList) -> String {
-    format!(
-        "Codeliste {} ({}), {} version {}. {}",
-        list.id, list.name_de, list.urn, list.version, list.description
-    )
+    format!("Codeliste {} ({}), {} version {}. {}", list.id, list.name_de, list.urn, list.version, list.description)
 }
 
 /// Documentation of a field: its doc and its TMF621 / ITIL equivalents.

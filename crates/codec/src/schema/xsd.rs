@@ -16,10 +16,14 @@ use sdx_model::codelist::CodeList;
 use sdx_model::message::{SCHEMA_VERSION, STANDARD};
 
 use super::{
-    TIMESTAMP_TYPE, all_fields, code_type_name, codelist_doc, field_doc, ident_doc, is_body, used_codelists,
-    used_idents, xml_escape as esc,
+    TIMESTAMP_TYPE, all_fields, code_type_name, codelist_doc, field_doc, fixed_value, ident_doc, is_body,
+    used_codelists, used_idents, xml_escape as esc,
 };
 use crate::desc::{self, Field, Kind, Occurs, TypeDesc};
+
+/// Documentation note on fields with personal data.
+const PERSONAL_NOTE: &str =
+    "Personenbezogene Daten: nur soweit erforderlich übermitteln, nicht protokollieren (personal data).";
 
 /// Name of the abstract base type of every message (header and root attributes).
 const MESSAGE_BASE: &str = "Nachricht";
@@ -35,7 +39,7 @@ pub fn xsd() -> String {
         v = esc(SCHEMA_VERSION),
     ));
     w.doc(&format!(
-        "SDX: Austausch von Support-Tickets zwischen Ticketsystemen der oeffentlichen Verwaltung (exchange of support tickets between ticket systems of the public administration). Schema version {SCHEMA_VERSION}, standard {STANDARD}. Only the root elements are in the target namespace; local elements are unqualified (XOEV style)."
+        "SDX: Austausch von Support-Tickets zwischen Ticketsystemen der öffentlichen Verwaltung (exchange of support tickets between ticket systems of the public administration). Schema version {SCHEMA_VERSION}, standard {STANDARD}. Only the root elements are in the target namespace; local elements are unqualified (XÖV style)."
     ));
 
     w.comment("Messages: one root element per message type");
@@ -44,6 +48,8 @@ pub fn xsd() -> String {
         w.doc(&format!("Message type {}: {}", m.code, m.body.doc));
         w.close("xs:element");
     }
+
+    w.comment("Base of every message: header and root attributes");
     message_base(&mut w);
 
     w.comment("Structured types");
@@ -51,7 +57,7 @@ pub fn xsd() -> String {
         complex_type(&mut w, t);
     }
 
-    w.comment("Codes (XOEV Code type; the lists are published as Genericode)");
+    w.comment("Codes (XÖV Code type; the lists are published as Genericode)");
     for list in used_codelists() {
         code_type(&mut w, list);
     }
@@ -86,9 +92,9 @@ pub fn xsd() -> String {
                 }
                 let doc = match (line, max) {
                     (true, usize::MAX) => "Einzeiliger Text.".to_owned(),
-                    (true, m) => format!("Einzeiliger Text, hoechstens {m} Zeichen."),
+                    (true, m) => format!("Einzeiliger Text, höchstens {m} Zeichen."),
                     (false, usize::MAX) => "Text.".to_owned(),
-                    (false, m) => format!("Text, hoechstens {m} Zeichen."),
+                    (false, m) => format!("Text, höchstens {m} Zeichen."),
                 };
                 simple_type(&mut w, name, &doc, "xs:string", &facets);
             }
@@ -113,7 +119,7 @@ pub fn xsd() -> String {
 /// The abstract base of every message: the header element and the root attributes.
 fn message_base(w: &mut Writer) {
     w.open(&format!(r#"<xs:complexType name="{MESSAGE_BASE}" abstract="true">"#));
-    w.doc("Basis aller Nachrichten: Nachrichtenkopf und die XOEV-Attribute des Wurzelelements.");
+    w.doc("Basis aller Nachrichten: Nachrichtenkopf und die XÖV-Attribute des Wurzelelements.");
     w.open("<xs:sequence>");
     w.open(&format!(r#"<xs:element name="{}" type="sdx:{}">"#, esc(desc::XML_HEADER), esc(desc::HEADER.xml_name)));
     w.doc(desc::HEADER.doc);
@@ -123,7 +129,7 @@ fn message_base(w: &mut Writer) {
         r#"<xs:attribute name="standard" type="xs:normalizedString" use="required" fixed="{}">"#,
         esc(STANDARD)
     ));
-    w.doc("Kennung des Standards (XOEV standard).");
+    w.doc("Kennung des Standards (XÖV standard).");
     w.close("xs:attribute");
     for fd in desc::HEADER.fields.iter().filter(|fd| desc::is_root_attribute(fd)) {
         root_attribute(w, fd);
@@ -137,7 +143,7 @@ fn root_attribute(w: &mut Writer, fd: &Field) {
     let required = matches!(fd.occurs, Occurs::Required | Occurs::List { min1: true, .. });
     let mut open = format!(r#"<xs:attribute name="{}""#, esc(name));
     // `version` is the schema version: fixed, as in XÖV.
-    let fixed = (name == "version").then_some(SCHEMA_VERSION);
+    let fixed = fixed_value(&desc::HEADER, fd);
     let inline = match fd.kind {
         Kind::Text { .. } if fixed.is_some() => {
             open.push_str(r#" type="xs:normalizedString""#);
@@ -185,7 +191,7 @@ fn complex_type(w: &mut Writer, t: &TypeDesc) {
     }
     w.open("<xs:sequence>");
     for fd in t.fields.iter().filter(|fd| !desc::is_root_attribute(fd)) {
-        element(w, fd);
+        element(w, t, fd);
     }
     w.close("xs:sequence");
     if body {
@@ -196,7 +202,7 @@ fn complex_type(w: &mut Writer, t: &TypeDesc) {
 }
 
 /// A local element for a field.
-fn element(w: &mut Writer, fd: &Field) {
+fn element(w: &mut Writer, t: &TypeDesc, fd: &Field) {
     let (min, max) = match fd.occurs {
         Occurs::Required => (1, Some(1)),
         Occurs::Optional => (0, Some(1)),
@@ -211,14 +217,19 @@ fn element(w: &mut Writer, fd: &Field) {
         Some(m) => open.push_str(&format!(r#" maxOccurs="{m}""#)),
         None => open.push_str(r#" maxOccurs="unbounded""#),
     }
+    if let Some(v) = fixed_value(t, fd) {
+        open.push_str(&format!(r#" fixed="{}""#, esc(v)));
+    }
     open.push('>');
     w.open(&open);
-    w.open("<xs:annotation>");
-    w.line(&format!("<xs:documentation>{}</xs:documentation>", esc(&field_doc(fd))));
     if fd.personal {
-        w.line("<xs:documentation>Personenbezogene Daten: nur soweit erforderlich uebermitteln, nicht protokollieren.</xs:documentation>");
+        w.open("<xs:annotation>");
+        w.line(&format!("<xs:documentation>{}</xs:documentation>", esc(&field_doc(fd))));
+        w.line(&format!("<xs:documentation>{PERSONAL_NOTE}</xs:documentation>"));
+        w.close("xs:annotation");
+    } else {
+        w.doc(&field_doc(fd));
     }
-    w.close("xs:annotation");
     w.close("xs:element");
 }
 
@@ -260,10 +271,7 @@ fn code_type(w: &mut Writer, list: &CodeList) {
     w.doc("Name des Codes laut Codeliste (optional, informativ).");
     w.close("xs:element");
     w.close("xs:sequence");
-    w.open(&format!(
-        r#"<xs:attribute name="listURI" type="xs:anyURI" use="required" fixed="{}">"#,
-        esc(list.urn)
-    ));
+    w.open(&format!(r#"<xs:attribute name="listURI" type="xs:anyURI" use="required" fixed="{}">"#, esc(list.urn)));
     w.doc("Kennung der Codeliste (URN).");
     w.close("xs:attribute");
     w.open(&format!(

@@ -6,8 +6,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PSS_SHA512, RsaKeyPair,
-    RsaPublicKeyComponents,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PSS_SHA512, RsaKeyPair, RsaPublicKeyComponents,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -78,8 +77,7 @@ pub fn sign_raw(header_json: &str, payload: &[u8], key: &PrivateKey, alg: Alg) -
         Alg::Ps512 => {
             let kp = RsaKeyPair::from_pkcs8(&der).expect("RSA key");
             let mut sig = vec![0u8; kp.public_modulus_len()];
-            kp.sign(&RSA_PSS_SHA512, &rng, input.as_bytes(), &mut sig)
-                .expect("sign");
+            kp.sign(&RSA_PSS_SHA512, &rng, input.as_bytes(), &mut sig).expect("sign");
             sig
         }
         Alg::RsaOaep256 => panic!("not a signature alg"),
@@ -93,38 +91,21 @@ pub fn encrypt_raw(header_json: &str, plaintext: &[u8], to: &PublicKey) -> Strin
     let jwk = to.to_jwk();
     let n = unb64(jwk["n"].as_str().expect("RSA JWK"));
     let e = unb64(jwk["e"].as_str().expect("RSA JWK"));
-    let pk: PublicEncryptingKey = RsaPublicKeyComponents {
-        n: n.as_slice(),
-        e: e.as_slice(),
-    }
-    .try_into()
-    .expect("RSA key");
+    let pk: PublicEncryptingKey =
+        RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }.try_into().expect("RSA key");
     let oaep = OaepPublicEncryptingKey::new(pk).expect("OAEP key");
     let cek = [7u8; 32];
     let iv = [9u8; 12];
     let mut ek = vec![0u8; oaep.ciphertext_size()];
-    let len = oaep
-        .encrypt(&OAEP_SHA256_MGF1SHA256, &cek, &mut ek, None)
-        .expect("wrap")
-        .len();
+    let len = oaep.encrypt(&OAEP_SHA256_MGF1SHA256, &cek, &mut ek, None).expect("wrap").len();
     ek.truncate(len);
     let h = b64(header_json.as_bytes());
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).expect("key"));
     let mut buf = plaintext.to_vec();
     let tag = key
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(iv),
-            Aad::from(h.as_bytes()),
-            &mut buf,
-        )
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(h.as_bytes()), &mut buf)
         .expect("seal");
-    format!(
-        "{h}.{}.{}.{}.{}",
-        b64(&ek),
-        b64(&iv),
-        b64(&buf),
-        b64(tag.as_ref())
-    )
+    format!("{h}.{}.{}.{}.{}", b64(&ek), b64(&iv), b64(&buf), b64(tag.as_ref()))
 }
 
 /// Asserts that `r` failed with the given stable code.

@@ -23,10 +23,7 @@ fn pem_and_der_round_trip() {
         assert_eq!(from_der.kid(), key.kid());
         // Surrounding text and CRLF line ends are tolerated.
         let wrapped = format!("Bag Attributes\r\n{}\r\nrest", pem.replace('\n', "\r\n"));
-        assert_eq!(
-            PrivateKey::from_pkcs8_pem(&wrapped).unwrap().kid(),
-            key.kid()
-        );
+        assert_eq!(PrivateKey::from_pkcs8_pem(&wrapped).unwrap().kid(), key.kid());
     }
 }
 
@@ -55,33 +52,17 @@ fn bad_private_keys_are_rejected() {
         PrivateKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n"),
         "keyInvalid",
     );
+    assert_code(PrivateKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n"), "keyInvalid");
     assert_code(
-        PrivateKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n"),
+        PrivateKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
         "keyInvalid",
     );
-    assert_code(
-        PrivateKey::from_pkcs8_pem(
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-        ),
-        "keyInvalid",
-    );
-    let pkcs1 = rsa()
-        .to_pkcs8_pem()
-        .replace("PRIVATE KEY", "RSA PRIVATE KEY");
+    let pkcs1 = rsa().to_pkcs8_pem().replace("PRIVATE KEY", "RSA PRIVATE KEY");
     assert_code(PrivateKey::from_pkcs8_pem(&pkcs1), "keyInvalid");
-    assert_code(
-        PrivateKey::from_pkcs8_der(&[0x30, 0x03, 0x02, 0x01, 0x00]),
-        "keyInvalid",
-    );
-    assert_code(
-        PrivateKey::from_pkcs8_pem(&"A".repeat(key::MAX_PEM_LEN + 1)),
-        "inputTooLarge",
-    );
+    assert_code(PrivateKey::from_pkcs8_der(&[0x30, 0x03, 0x02, 0x01, 0x00]), "keyInvalid");
+    assert_code(PrivateKey::from_pkcs8_pem(&"A".repeat(key::MAX_PEM_LEN + 1)), "inputTooLarge");
 
-    let p384 = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING)
-        .unwrap()
-        .to_pkcs8v1()
-        .unwrap();
+    let p384 = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap().to_pkcs8v1().unwrap();
     assert_code(PrivateKey::from_pkcs8_der(p384.as_ref()), "keyInvalid");
     let rsa2048 = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
     let der: aws_lc_rs::encoding::Pkcs8V1Der = rsa2048.as_der().unwrap();
@@ -110,19 +91,13 @@ fn jwk_export_has_fit_connect_members() {
     assert!(es.get("d").is_none());
 
     let ps = public(rsa(), Alg::Ps512).to_jwk();
-    assert_eq!(
-        (ps["kty"].as_str(), ps["alg"].as_str(), ps["use"].as_str()),
-        (Some("RSA"), Some("PS512"), Some("sig"))
-    );
+    assert_eq!((ps["kty"].as_str(), ps["alg"].as_str(), ps["use"].as_str()), (Some("RSA"), Some("PS512"), Some("sig")));
     assert_eq!(ps["key_ops"], json!(["verify"]));
     assert_eq!(ps["e"], "AQAB");
     assert_eq!(unb64(ps["n"].as_str().unwrap()).len(), 512);
 
     let oaep = public(rsa(), Alg::RsaOaep256).to_jwk();
-    assert_eq!(
-        (oaep["alg"].as_str(), oaep["use"].as_str()),
-        (Some("RSA-OAEP-256"), Some("enc"))
-    );
+    assert_eq!((oaep["alg"].as_str(), oaep["use"].as_str()), (Some("RSA-OAEP-256"), Some("enc")));
     assert_eq!(oaep["key_ops"], json!(["wrapKey"]));
     // RFC 7638 covers only the required members: one RSA key, one thumbprint.
     assert_eq!(oaep["kid"], ps["kid"]);
@@ -133,11 +108,7 @@ fn jwk_export_has_fit_connect_members() {
 
 #[test]
 fn jwk_round_trip_for_every_alg() {
-    for (key, alg) in [
-        (ec(), Alg::Es256),
-        (rsa(), Alg::Ps512),
-        (rsa(), Alg::RsaOaep256),
-    ] {
+    for (key, alg) in [(ec(), Alg::Es256), (rsa(), Alg::Ps512), (rsa(), Alg::RsaOaep256)] {
         let pk = public(key, alg);
         let back = PublicKey::from_jwk(&pk.to_jwk_string()).unwrap();
         assert_eq!(back, pk);
@@ -290,11 +261,7 @@ fn jwk_import_is_strict() {
     ];
     for (i, jwk) in key_invalid.iter().enumerate() {
         let r = PublicKey::from_jwk(jwk);
-        assert_eq!(
-            r.as_ref().err().map(sdx_crypto::Error::code),
-            Some("keyInvalid"),
-            "case {i}: {jwk} -> {r:?}"
-        );
+        assert_eq!(r.as_ref().err().map(sdx_crypto::Error::code), Some("keyInvalid"), "case {i}: {jwk} -> {r:?}");
     }
     let rfc7638_n = concat!(
         "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECP",

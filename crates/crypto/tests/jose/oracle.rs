@@ -27,9 +27,7 @@ fn kjwk(pk: &PublicKey) -> Jwk {
 #[test]
 fn our_es256_verifies_in_josekit() {
     let token = jws::sign(PAYLOAD, ec(), Alg::Es256, Some("application/json")).unwrap();
-    let verifier = ES256
-        .verifier_from_jwk(&kjwk(&public(ec(), Alg::Es256)))
-        .unwrap();
+    let verifier = ES256.verifier_from_jwk(&kjwk(&public(ec(), Alg::Es256))).unwrap();
     let (payload, header) = kjws::deserialize_compact(&token, &verifier).unwrap();
     assert_eq!(payload, PAYLOAD);
     assert_eq!(header.key_id(), Some(ec().kid()));
@@ -54,9 +52,7 @@ fn josekit_es256_verifies_in_ours() {
 #[test]
 fn our_ps512_verifies_in_josekit() {
     let token = jws::sign(PAYLOAD, rsa(), Alg::Ps512, None).unwrap();
-    let verifier = PS512
-        .verifier_from_jwk(&kjwk(&public(rsa(), Alg::Ps512)))
-        .unwrap();
+    let verifier = PS512.verifier_from_jwk(&kjwk(&public(rsa(), Alg::Ps512))).unwrap();
     let (payload, header) = kjws::deserialize_compact(&token, &verifier).unwrap();
     assert_eq!(payload, PAYLOAD);
     assert_eq!(header.key_id(), Some(rsa().kid()));
@@ -64,32 +60,18 @@ fn our_ps512_verifies_in_josekit() {
 
 #[test]
 fn josekit_ps512_verifies_in_ours() {
-    let pkcs1 = KRsaKeyPair::from_pem(rsa().to_pkcs8_pem())
-        .unwrap()
-        .to_raw_private_key();
+    let pkcs1 = KRsaKeyPair::from_pem(rsa().to_pkcs8_pem()).unwrap().to_raw_private_key();
     let signer = PS512.signer_from_der(pkcs1).unwrap();
     let mut header = KJwsHeader::new();
     header.set_key_id(rsa().kid());
     let token = kjws::serialize_compact(PAYLOAD, &header, &signer).unwrap();
-    assert_eq!(
-        jws::verify(&token, &public(rsa(), Alg::Ps512))
-            .unwrap()
-            .payload,
-        PAYLOAD
-    );
+    assert_eq!(jws::verify(&token, &public(rsa(), Alg::Ps512)).unwrap().payload, PAYLOAD);
 }
 
 #[test]
 fn our_jwe_decrypts_in_josekit() {
-    let token = jwe::encrypt(
-        PAYLOAD,
-        &public(rsa(), Alg::RsaOaep256),
-        Some("application/json"),
-    )
-    .unwrap();
-    let decrypter = RSA_OAEP_256
-        .decrypter_from_pem(rsa().to_pkcs8_pem())
-        .unwrap();
+    let token = jwe::encrypt(PAYLOAD, &public(rsa(), Alg::RsaOaep256), Some("application/json")).unwrap();
+    let decrypter = RSA_OAEP_256.decrypter_from_pem(rsa().to_pkcs8_pem()).unwrap();
     let (plain, header) = kjwe::deserialize_compact(&token, &decrypter).unwrap();
     assert_eq!(plain, PAYLOAD);
     assert_eq!(header.key_id(), Some(rsa().kid()));
@@ -103,9 +85,7 @@ fn our_jwe_decrypts_in_josekit() {
 fn josekit_jwe_decrypts_in_ours() {
     let mut jwk = public(rsa(), Alg::RsaOaep256).to_jwk();
     jwk.as_object_mut().unwrap().remove("key_ops"); // see module docs
-    let encrypter = RSA_OAEP_256
-        .encrypter_from_jwk(&Jwk::from_bytes(jwk.to_string().as_bytes()).unwrap())
-        .unwrap();
+    let encrypter = RSA_OAEP_256.encrypter_from_jwk(&Jwk::from_bytes(jwk.to_string().as_bytes()).unwrap()).unwrap();
     let mut header = KJweHeader::new();
     header.set_content_encryption("A256GCM");
     header.set_key_id(rsa().kid());
@@ -127,8 +107,7 @@ fn josekit_jwe_decrypts_in_ours() {
 fn josekit_keys_load_here_and_thumbprints_agree() {
     // EC: josekit's PKCS#8 PEM and its public JWK describe the same key to us.
     let kp = ES256.generate_key_pair().unwrap();
-    let private =
-        PrivateKey::from_pkcs8_pem(std::str::from_utf8(&kp.to_pem_private_key()).unwrap()).unwrap();
+    let private = PrivateKey::from_pkcs8_pem(std::str::from_utf8(&kp.to_pem_private_key()).unwrap()).unwrap();
     let from_jwk = PublicKey::from_jwk(&kp.to_jwk_public_key().to_string()).unwrap();
     assert_eq!(from_jwk, private.public_key(Alg::Es256).unwrap());
     assert_eq!(from_jwk.kid(), private.thumbprint());
@@ -150,15 +129,9 @@ fn josekit_keys_load_here_and_thumbprints_agree() {
     assert_eq!(jws::verify(&token, &public).unwrap().payload, PAYLOAD);
     let ours = jws::sign(PAYLOAD, &private, Alg::Ps512, None).unwrap();
     let verifier = PS512.verifier_from_jwk(&jwk).unwrap();
-    assert_eq!(
-        kjws::deserialize_compact(&ours, &verifier).unwrap().0,
-        PAYLOAD
-    );
+    assert_eq!(kjws::deserialize_compact(&ours, &verifier).unwrap().0, PAYLOAD);
 
     // josekit accepts RSA 2048; we refuse it (BSI TR-02102).
     let weak = RSA_OAEP_256.generate_key_pair(2048).unwrap();
-    assert_code(
-        PrivateKey::from_pkcs8_pem(std::str::from_utf8(&weak.to_pem_private_key()).unwrap()),
-        "keyInvalid",
-    );
+    assert_code(PrivateKey::from_pkcs8_pem(std::str::from_utf8(&weak.to_pem_private_key()).unwrap()), "keyInvalid");
 }
