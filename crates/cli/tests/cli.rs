@@ -36,7 +36,11 @@ fn validate_reports_exit_codes_and_locations() {
     let good = write(dir.path(), "good.json", sample_json().as_bytes());
     let o = sdx(&["validate", &good]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let bad = write(dir.path(), "bad.json", sample_json().replace("\"priority\": \"high\"", "\"priority\": \"low\"").as_bytes());
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        sample_json().replace("\"priority\": \"high\"", "\"priority\": \"low\"").as_bytes(),
+    );
     let o = sdx(&["validate", &good, &bad]);
     assert_eq!(code(&o), 1);
     let e = stderr(&o);
@@ -169,7 +173,11 @@ fn hostile_inputs_fail_cleanly() {
         ("trunc.json", sample_json().as_bytes()[..300].to_vec(), "malformed"),
         ("deep.json", "[".repeat(100_000).into_bytes(), "error["),
         ("utf8.json", b"{\"header\": \"\xff\xfe\"}".to_vec(), "malformed"),
-        ("xxe.xml", b"<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><r>&x;</r>".to_vec(), "forbiddenXml"),
+        (
+            "xxe.xml",
+            b"<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><r>&x;</r>".to_vec(),
+            "forbiddenXml",
+        ),
         (
             "lol.xml",
             b"<!DOCTYPE l [<!ENTITY a \"aaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]><l>&b;</l>".to_vec(),

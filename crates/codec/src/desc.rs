@@ -193,7 +193,13 @@ pub static PARTICIPANT: TypeDesc = TypeDesc {
     xml_name: "Behoerde",
     doc: "An organisation as author or reader of a message (XÖV Behoerde).",
     fields: &[
-        f("directory", "verzeichnisdienst", code(&codelist::DIRECTORY_SERVICE), R, "Directory in which the key is registered."),
+        f(
+            "directory",
+            "verzeichnisdienst",
+            code(&codelist::DIRECTORY_SERVICE),
+            R,
+            "Directory in which the key is registered.",
+        ),
         f("key", "kennung", ORG, R, "Organisation key."),
         f("name", "name", LINE, O, "Name of the organisation."),
     ],
@@ -217,7 +223,13 @@ pub static HEADER: TypeDesc = TypeDesc {
         // Root attributes in XML (see XML_ROOT_ATTRIBUTES); listed here so JSON Schema and docs see them.
         f("schemaVersion", "@version", LINE, R, "Schema version (1.0); XML: root attribute version."),
         f("product", "@produkt", LINE, O, "Product that wrote the message; XML: root attribute produkt."),
-        f("productVendor", "@produkthersteller", LINE, O, "Vendor of the product; XML: root attribute produkthersteller."),
+        f(
+            "productVendor",
+            "@produkthersteller",
+            LINE,
+            O,
+            "Vendor of the product; XML: root attribute produkthersteller.",
+        ),
         f("productVersion", "@produktversion", LINE, O, "Version of the product; XML: root attribute produktversion."),
         f("test", "@test", Kind::Bool, O, "Test message; XML: root attribute test."),
     ],
@@ -267,8 +279,16 @@ pub static CATEGORY: TypeDesc = TypeDesc {
     xml_name: "Kategorisierung",
     doc: "Affected service and symptom.",
     fields: &[
-        eq(f("service", "onlinedienst", Kind::Object(&SERVICE_REF), O, "Affected online service."), "relatedEntity (service)", "related CI / service"),
-        eq(f("symptom", "symptom", code(&codelist::SYMPTOM_CATEGORY), O, "Symptom category."), "troubleTicketCharacteristic", "category"),
+        eq(
+            f("service", "onlinedienst", Kind::Object(&SERVICE_REF), O, "Affected online service."),
+            "relatedEntity (service)",
+            "related CI / service",
+        ),
+        eq(
+            f("symptom", "symptom", code(&codelist::SYMPTOM_CATEGORY), O, "Symptom category."),
+            "troubleTicketCharacteristic",
+            "category",
+        ),
     ],
 };
 
@@ -328,7 +348,11 @@ pub static JOURNAL_ENTRY: TypeDesc = TypeDesc {
     doc: "Journal entry, append-only.",
     fields: &[
         eq(f("id", "id", UUID, R, "Entry id."), "note.id", ""),
-        eq(f("visibility", "sichtbarkeit", code(&codelist::VISIBILITY), R, "Public or internal."), "(none)", "public / work note"),
+        eq(
+            f("visibility", "sichtbarkeit", code(&codelist::VISIBILITY), R, "Public or internal."),
+            "(none)",
+            "public / work note",
+        ),
         eq(f("author", "verfasser", Kind::Object(&AUTHOR), R, "Who wrote it."), "note.author", ""),
         eq(f("createdAt", "zeitpunkt", TS, R, "When."), "note.date", ""),
         eq(f("text", "text", TEXT, R, "Text."), "note.text", "actions"),
@@ -346,7 +370,11 @@ pub static ATTACHMENT: TypeDesc = TypeDesc {
         eq(f("mediaType", "medientyp", Kind::Ident(Ident::MediaType), R, "Media type."), "attachment.mimeType", ""),
         eq(f("size", "groesse", Kind::UInt { max: MAX_SAFE_INTEGER }, R, "Size in bytes."), "attachment.size", ""),
         f("sha256", "sha256", Kind::Ident(Ident::Sha256), R, "SHA-256 of the content."),
-        eq(f("content", "inhalt", Kind::Text { max: usize::MAX, line: true }, O, "Content, base64."), "attachment.content", ""),
+        eq(
+            f("content", "inhalt", Kind::Text { max: usize::MAX, line: true }, O, "Content, base64."),
+            "attachment.content",
+            "",
+        ),
         eq(f("uri", "uri", LINE, O, "Where to fetch it (https)."), "attachment.url", ""),
         f("addedBy", "hinzugefuegtVon", ORG, R, "Who added it."),
         f("addedAt", "zeitpunkt", TS, R, "When."),
@@ -359,7 +387,11 @@ pub static SOLUTION: TypeDesc = TypeDesc {
     xml_name: "Loesung",
     doc: "Solution of a case.",
     fields: &[
-        eq(f("code", "loesungsart", code(&codelist::RESOLUTION_CODE), R, "How it was resolved."), "troubleTicketCharacteristic", "closure category"),
+        eq(
+            f("code", "loesungsart", code(&codelist::RESOLUTION_CODE), R, "How it was resolved."),
+            "troubleTicketCharacteristic",
+            "closure category",
+        ),
         eq(f("text", "text", TEXT, R, "The solution."), "note / statusChangeReason", "resolution"),
         eq(f("resolvedAt", "zeitpunkt", TS, R, "When."), "resolutionDate", "resolution time"),
         f("resolvedBy", "geloestVon", ORG, R, "Organisation that resolved it."),
@@ -373,7 +405,11 @@ pub static RELATED_CASE: TypeDesc = TypeDesc {
     doc: "Relation to another case.",
     fields: &[
         eq(f("caseId", "vorgangsID", UUID, R, "The other case."), "troubleTicketRelationship.id", "related problem"),
-        eq(f("relation", "art", code(&codelist::RELATION_TYPE), R, "Kind of relation."), "troubleTicketRelationship.relationshipType", ""),
+        eq(
+            f("relation", "art", code(&codelist::RELATION_TYPE), R, "Kind of relation."),
+            "troubleTicketRelationship.relationshipType",
+            "",
+        ),
     ],
 };
 
@@ -385,7 +421,11 @@ pub static SERVICE_LEVEL: TypeDesc = TypeDesc {
     fields: &[
         eq(f("agreement", "vereinbarung", LINE, O, "Agreement."), "sla (characteristic)", "SLA"),
         f("responseDue", "reaktionBis", TS, O, "Reaction due by."),
-        eq(f("resolutionDue", "loesungBis", TS, O, "Resolution due by."), "expectedResolutionDate", "target resolution time"),
+        eq(
+            f("resolutionDue", "loesungBis", TS, O, "Resolution due by."),
+            "expectedResolutionDate",
+            "target resolution time",
+        ),
     ],
 };
 
@@ -395,33 +435,101 @@ pub static CASE: TypeDesc = TypeDesc {
     xml_name: "Vorgang",
     doc: "A support case (TMF621 troubleTicket, ITIL incident record).",
     fields: &[
-        eq(f("caseId", "vorgangsID", UUID, R, "Case id, the same at every organisation."), "id (of the shared case)", "reference"),
+        eq(
+            f("caseId", "vorgangsID", UUID, R, "Case id, the same at every organisation."),
+            "id (of the shared case)",
+            "reference",
+        ),
         f("revision", "revision", REVISION, R, "Revision; +1 per accepted change."),
-        eq(f("references", "referenz", Kind::Object(&EXTERNAL_REFERENCE), list(limits::MAX_LIST_ITEMS), "Each party's own ticket number."), "externalIdentifier", "reference"),
+        eq(
+            f(
+                "references",
+                "referenz",
+                Kind::Object(&EXTERNAL_REFERENCE),
+                list(limits::MAX_LIST_ITEMS),
+                "Each party's own ticket number.",
+            ),
+            "externalIdentifier",
+            "reference",
+        ),
         eq(f("ticketType", "art", code(&codelist::TICKET_TYPE), R, "Kind of request."), "ticketType", "record type"),
         eq(f("status", "status", code(&codelist::STATUS), R, "Current status."), "status", "status"),
-        eq(f("pendingReason", "wartegrund", code(&codelist::PENDING_REASON), O, "Why pending."), "statusChangeReason", "on-hold reason"),
-        eq(f("statusHistory", "statuswechsel", Kind::Object(&STATUS_CHANGE), list1(limits::MAX_HISTORY_ENTRIES), "Status history, oldest first."), "statusChangeHistory", ""),
+        eq(
+            f("pendingReason", "wartegrund", code(&codelist::PENDING_REASON), O, "Why pending."),
+            "statusChangeReason",
+            "on-hold reason",
+        ),
+        eq(
+            f(
+                "statusHistory",
+                "statuswechsel",
+                Kind::Object(&STATUS_CHANGE),
+                list1(limits::MAX_HISTORY_ENTRIES),
+                "Status history, oldest first.",
+            ),
+            "statusChangeHistory",
+            "",
+        ),
         eq(f("impact", "auswirkung", code(&codelist::IMPACT), R, "Impact."), "(characteristic)", "impact"),
         eq(f("urgency", "dringlichkeit", code(&codelist::URGENCY), R, "Urgency."), "(characteristic)", "urgency"),
-        eq(f("priority", "prioritaet", code(&codelist::PRIORITY), R, "Priority from impact x urgency."), "priority", "priority"),
-        eq(f("category", "kategorisierung", Kind::Object(&CATEGORY), R, "Service and symptom."), "relatedEntity / characteristic", "category"),
+        eq(
+            f("priority", "prioritaet", code(&codelist::PRIORITY), R, "Priority from impact x urgency."),
+            "priority",
+            "priority",
+        ),
+        eq(
+            f("category", "kategorisierung", Kind::Object(&CATEGORY), R, "Service and symptom."),
+            "relatedEntity / characteristic",
+            "category",
+        ),
         f("region", "region", Kind::Ident(Ident::Ars), O, "Region (ARS)."),
         f("supportLevel", "supportebene", code(&codelist::SUPPORT_LEVEL), R, "Support level."),
         eq(f("channel", "eingangskanal", code(&codelist::CHANNEL), O, "Channel."), "channel", "channel"),
-        eq(f("parties", "beteiligter", Kind::Object(&PARTY), list1(limits::MAX_LIST_ITEMS), "Organisations involved."), "relatedParty", "assigned group"),
-        eq(f("originator", "urheber", ORG, R, "Organisation that created the case."), "relatedParty (role originator)", "recorded by"),
-        eq(f("assignee", "zustaendig", ORG, R, "Organisation working the case."), "relatedParty (role assignee)", "assigned group"),
-        personal(eq(f("requester", "anfragende", Kind::Object(&REQUESTER), O, "The requester (personal data)."), "relatedParty (role customer)", "contact")),
+        eq(
+            f("parties", "beteiligter", Kind::Object(&PARTY), list1(limits::MAX_LIST_ITEMS), "Organisations involved."),
+            "relatedParty",
+            "assigned group",
+        ),
+        eq(
+            f("originator", "urheber", ORG, R, "Organisation that created the case."),
+            "relatedParty (role originator)",
+            "recorded by",
+        ),
+        eq(
+            f("assignee", "zustaendig", ORG, R, "Organisation working the case."),
+            "relatedParty (role assignee)",
+            "assigned group",
+        ),
+        personal(eq(
+            f("requester", "anfragende", Kind::Object(&REQUESTER), O, "The requester (personal data)."),
+            "relatedParty (role customer)",
+            "contact",
+        )),
         eq(f("subject", "betreff", SUBJECT, R, "Summary."), "name", ""),
         eq(f("description", "beschreibung", TEXT, R, "Description."), "description", "symptoms"),
         eq(f("createdAt", "erstelltAm", TS, R, "Recorded at."), "creationDate", "recorded at"),
         eq(f("updatedAt", "geaendertAm", TS, R, "Last change."), "lastUpdate", ""),
-        eq(f("journal", "journaleintrag", Kind::Object(&JOURNAL_ENTRY), list(limits::MAX_JOURNAL_ENTRIES), "Journal."), "note", "actions"),
-        eq(f("attachments", "anlage", Kind::Object(&ATTACHMENT), list(limits::MAX_ATTACHMENTS), "Attachments."), "attachment", ""),
+        eq(
+            f("journal", "journaleintrag", Kind::Object(&JOURNAL_ENTRY), list(limits::MAX_JOURNAL_ENTRIES), "Journal."),
+            "note",
+            "actions",
+        ),
+        eq(
+            f("attachments", "anlage", Kind::Object(&ATTACHMENT), list(limits::MAX_ATTACHMENTS), "Attachments."),
+            "attachment",
+            "",
+        ),
         eq(f("solution", "loesung", Kind::Object(&SOLUTION), O, "Solution."), "resolutionDate + note", "resolution"),
-        eq(f("relatedCases", "beziehung", Kind::Object(&RELATED_CASE), list(limits::MAX_LIST_ITEMS), "Related cases."), "troubleTicketRelationship", "related incidents / problem"),
-        eq(f("serviceLevel", "servicelevel", Kind::Object(&SERVICE_LEVEL), O, "Target times."), "expectedResolutionDate", "SLA targets"),
+        eq(
+            f("relatedCases", "beziehung", Kind::Object(&RELATED_CASE), list(limits::MAX_LIST_ITEMS), "Related cases."),
+            "troubleTicketRelationship",
+            "related incidents / problem",
+        ),
+        eq(
+            f("serviceLevel", "servicelevel", Kind::Object(&SERVICE_LEVEL), O, "Target times."),
+            "expectedResolutionDate",
+            "SLA targets",
+        ),
     ],
 };
 
@@ -455,9 +563,23 @@ pub static UPDATE: TypeDesc = TypeDesc {
         f("region", "region", Kind::Ident(Ident::Ars), O, "New region."),
         f("supportLevel", "supportebene", code(&codelist::SUPPORT_LEVEL), O, "New support level."),
         f("serviceLevel", "servicelevel", Kind::Object(&SERVICE_LEVEL), O, "New targets."),
-        f("references", "referenz", Kind::Object(&EXTERNAL_REFERENCE), list(limits::MAX_LIST_ITEMS), "References added."),
+        f("assignee", "zustaendig", ORG, O, "New assignee within the sender's sphere (e.g. its vendor)."),
+        f("parties", "beteiligter", Kind::Object(&PARTY), list(limits::MAX_LIST_ITEMS), "Parties added."),
+        f(
+            "references",
+            "referenz",
+            Kind::Object(&EXTERNAL_REFERENCE),
+            list(limits::MAX_LIST_ITEMS),
+            "References added.",
+        ),
         f("relatedCases", "beziehung", Kind::Object(&RELATED_CASE), list(limits::MAX_LIST_ITEMS), "Relations added."),
-        f("journal", "journaleintrag", Kind::Object(&JOURNAL_ENTRY), list(limits::MAX_JOURNAL_ENTRIES), "Journal entries added."),
+        f(
+            "journal",
+            "journaleintrag",
+            Kind::Object(&JOURNAL_ENTRY),
+            list(limits::MAX_JOURNAL_ENTRIES),
+            "Journal entries added.",
+        ),
         f("attachments", "anlage", Kind::Object(&ATTACHMENT), list(limits::MAX_ATTACHMENTS), "Attachments added."),
     ],
 };
@@ -470,7 +592,13 @@ pub static RESOLVE: TypeDesc = TypeDesc {
     fields: &[
         f("revision", "revision", REVISION, R, "Revision after resolving."),
         f("solution", "loesung", Kind::Object(&SOLUTION), R, "The solution."),
-        f("journal", "journaleintrag", Kind::Object(&JOURNAL_ENTRY), list(limits::MAX_JOURNAL_ENTRIES), "Journal entries added."),
+        f(
+            "journal",
+            "journaleintrag",
+            Kind::Object(&JOURNAL_ENTRY),
+            list(limits::MAX_JOURNAL_ENTRIES),
+            "Journal entries added.",
+        ),
     ],
 };
 
@@ -557,7 +685,13 @@ pub static SERVICE_NOTICE: TypeDesc = TypeDesc {
         f("noticeId", "meldungsID", UUID, R, "Notice id; a later notice with the same id replaces it."),
         f("noticeType", "art", code(&codelist::NOTICE_TYPE), R, "Kind."),
         f("services", "onlinedienst", Kind::Object(&SERVICE_REF), list1(limits::MAX_LIST_ITEMS), "Affected services."),
-        f("regions", "region", Kind::Ident(Ident::Ars), list(limits::MAX_LIST_ITEMS), "Affected regions; none means everywhere."),
+        f(
+            "regions",
+            "region",
+            Kind::Ident(Ident::Ars),
+            list(limits::MAX_LIST_ITEMS),
+            "Affected regions; none means everywhere.",
+        ),
         f("startsAt", "beginn", TS, R, "Start."),
         f("endsAt", "ende", TS, O, "End."),
         f("title", "titel", LINE, R, "Headline."),

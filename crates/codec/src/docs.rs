@@ -65,7 +65,14 @@ pub fn model_tables() -> String {
     let _ = writeln!(out, "| `messageType` | JSON body member | XML root element | body |");
     let _ = writeln!(out, "|---|---|---|---|");
     for m in desc::MESSAGES {
-        let _ = writeln!(out, "| `{0}` | `body.{0}` | `sdx:{1}` | [{2}](#{3}) |", m.code, m.root, m.body.json_name, m.body.json_name.to_lowercase());
+        let _ = writeln!(
+            out,
+            "| `{0}` | `body.{0}` | `sdx:{1}` | [{2}](#{3}) |",
+            m.code,
+            m.root,
+            m.body.json_name,
+            m.body.json_name.to_lowercase()
+        );
     }
     out.push('\n');
     for t in desc::ALL_TYPES {
@@ -91,7 +98,8 @@ pub fn codelist_tables() -> String {
 }
 
 /// Marker lines between which the generated part of a Markdown file stands.
-pub const BEGIN: &str = "<!-- BEGIN GENERATED: do not edit; regenerate with SDX_UPDATE_DOCS=1 cargo test -p sdx-codec --test docs -->";
+pub const BEGIN: &str =
+    "<!-- BEGIN GENERATED: do not edit; regenerate with SDX_UPDATE_DOCS=1 cargo test -p sdx-codec --test docs -->";
 /// End marker.
 pub const END: &str = "<!-- END GENERATED -->";
 

@@ -57,11 +57,7 @@ pub fn validate(input: &[u8]) -> Result<(Format, Message), Vec<Diagnostic>> {
     };
     let m = decode(input, format)?;
     let found = check(&m);
-    if found.is_empty() {
-        Ok((format, m))
-    } else {
-        Err(found.into_iter().map(|d| locate(input, format, d)).collect())
-    }
+    if found.is_empty() { Ok((format, m)) } else { Err(found.into_iter().map(|d| locate(input, format, d)).collect()) }
 }
 
 /// The rules of the model plus the attachment checks, on a decoded message (pointers only, no lines).
@@ -167,7 +163,8 @@ mod tests {
             file_name: "a.txt".into(),
             media_type: sdx_model::MediaType::parse("text/plain").unwrap(),
             size: 5,
-            sha256: sdx_model::Sha256Hex::parse("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824").unwrap(),
+            sha256: sdx_model::Sha256Hex::parse("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+                .unwrap(),
             content: Some(content),
             uri: None,
             added_by: sdx_model::OrgKey::parse(sdx_model::sample::MILA).unwrap(),

@@ -10,9 +10,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use quick_xml::NsReader;
+use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
 use serde_json::{Map, Value};
 
 use sdx_model::codelist::CodeList;
@@ -45,7 +44,11 @@ pub fn decode(input: &[u8]) -> Result<Message, Vec<Diagnostic>> {
 
 /// Type the JSON-model value with serde; errors carry a JSON pointer.
 fn type_value(_md: &MessageDesc, value: Value) -> Result<Message, Diagnostic> {
-    let err = match serde_path_to_error::deserialize::<_, Message>(value) {
+    // Fast path without path tracking; on failure type again to learn where.
+    if let Ok(m) = <Message as serde::Deserialize>::deserialize(&value) {
+        return Ok(m);
+    }
+    let err = match serde_path_to_error::deserialize::<_, Message>(&value) {
         Ok(m) => return Ok(m),
         Err(e) => e,
     };
@@ -138,7 +141,7 @@ fn xpath_of(p: &Parser<'_>, pointer: &str) -> Option<String> {
 }
 
 struct Parser<'a> {
-    r: NsReader<&'a [u8]>,
+    r: Reader<&'a [u8]>,
     text: &'a str,
     /// Element XPath stack (static names, list index).
     path: Vec<(&'static str, Option<usize>)>,
@@ -152,7 +155,7 @@ type PResult<T> = Result<T, Diagnostic>;
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str, record: bool) -> Self {
-        let mut r = NsReader::from_str(text);
+        let mut r = Reader::from_str(text);
         let cfg = r.config_mut();
         cfg.expand_empty_elements = true;
         cfg.check_end_names = true;
@@ -198,12 +201,16 @@ impl<'a> Parser<'a> {
         d
     }
 
+    /// The next event, and whether it is an unprefixed (unqualified) element. Namespaces are checked by hand:
+    /// only the root is qualified, and no element may declare a default namespace (see `declares_default_ns`).
     fn next(&mut self) -> PResult<(bool, Event<'a>)> {
-        // Returns (element is in no namespace, event).
-        match self.r.read_resolved_event() {
-            Ok((ns, ev)) => {
-                let unbound = matches!(ns, ResolveResult::Unbound);
-                Ok((unbound, ev))
+        match self.r.read_event() {
+            Ok(ev) => {
+                let unqualified = match &ev {
+                    Event::Start(e) => e.name().prefix().is_none(),
+                    _ => true,
+                };
+                Ok((unqualified, ev))
             }
             Err(e) => Err(self.xml_error(e)),
         }
@@ -220,13 +227,27 @@ impl<'a> Parser<'a> {
     fn document(&mut self) -> PResult<(&'static MessageDesc, Value)> {
         let root_start = loop {
             let off = self.offset();
-            match self.r.read_resolved_event() {
+            match self.r.read_event().map(|ev| ((), ev)) {
                 Err(e) => return Err(self.xml_error(e)),
-                Ok((ns, Event::Start(e))) => {
-                    let ns_ok = matches!(ns, ResolveResult::Bound(n) if n.into_inner() == desc::XML_NAMESPACE);
+                Ok(((), Event::Start(e))) => {
+                    let name = e.name();
+                    let prefix = name.prefix().map(|p| p.into_inner());
+                    let decl = match prefix {
+                        Some(p) => format!("xmlns:{p}"),
+                        None => "xmlns".to_string(),
+                    };
+                    let declared =
+                        e.attributes().flatten().find(|a| a.key.0 == decl).and_then(|a| self.attr_value(&a).ok());
+                    let ns_ok = declared.as_deref() == Some(desc::XML_NAMESPACE);
                     let local = e.local_name();
                     let local = local.as_ref();
                     let md = desc::message_by_root(local.as_bytes());
+                    if ns_ok && md.is_some() && prefix.is_none() {
+                        return Err(self.err(
+                            ErrorCode::SchemaViolation,
+                            "declare the SDX namespace with a prefix (xmlns:sdx): local elements are unqualified",
+                        ));
+                    }
                     match (ns_ok, md) {
                         (true, Some(md)) => {
                             self.root = Some(md);
@@ -241,25 +262,25 @@ impl<'a> Parser<'a> {
                                 ErrorCode::WrongRoot,
                                 format!(
                                     "root element <{}> is not an SDX message (expected e.g. <sdx:support.weiterleitung.0101> in namespace {})",
-                                    clip(&e.name().0.to_string()),
+                                    clip(e.name().0),
                                     desc::XML_NAMESPACE
                                 ),
                             ));
                         }
                     }
                 }
-                Ok((_, Event::Decl(d))) => {
+                Ok(((), Event::Decl(d))) => {
                     if let Some(Ok(enc)) = d.encoding()
                         && !enc.eq_ignore_ascii_case("utf-8")
                     {
                         return Err(self.err(ErrorCode::Malformed, "only UTF-8 encoded documents are accepted"));
                     }
                 }
-                Ok((_, Event::DocType(_))) => return Err(self.forbidden("a document type declaration (DTD)")),
-                Ok((_, Event::Comment(_) | Event::PI(_))) => {}
-                Ok((_, Event::Text(t))) if t.trim().is_empty() => {}
-                Ok((_, Event::Eof)) => return Err(self.err(ErrorCode::Malformed, "empty document or no root element")),
-                Ok((_, Event::GeneralRef(_))) => return Err(self.forbidden("an entity reference")),
+                Ok(((), Event::DocType(_))) => return Err(self.forbidden("a document type declaration (DTD)")),
+                Ok(((), Event::Comment(_) | Event::PI(_))) => {}
+                Ok(((), Event::Text(t))) if t.trim().is_empty() => {}
+                Ok(((), Event::Eof)) => return Err(self.err(ErrorCode::Malformed, "empty document or no root element")),
+                Ok(((), Event::GeneralRef(_))) => return Err(self.forbidden("an entity reference")),
                 Ok(_) => return Err(self.err(ErrorCode::Malformed, "content before the root element")),
             }
         };
@@ -358,7 +379,8 @@ impl<'a> Parser<'a> {
                     _ => return Err(self.err(ErrorCode::SchemaViolation, "attribute test must be true or false")),
                 },
                 other => {
-                    return Err(self.err(ErrorCode::SchemaViolation, format!("unknown attribute `{}` on the root", clip(other))));
+                    return Err(self
+                        .err(ErrorCode::SchemaViolation, format!("unknown attribute `{}` on the root", clip(other))));
                 }
             };
             if header.insert(json.into(), v).is_some() {
@@ -387,7 +409,10 @@ impl<'a> Parser<'a> {
         } else {
             Err(self.err(
                 ErrorCode::SchemaViolation,
-                format!("element <{}> must be in no namespace (local elements are unqualified)", clip(&e.name().0.to_string())),
+                format!(
+                    "element <{}> must be in no namespace (local elements are unqualified)",
+                    clip(&e.name().0.to_string())
+                ),
             ))
         }
     }
@@ -395,6 +420,12 @@ impl<'a> Parser<'a> {
     fn no_attributes(&self, e: &BytesStart<'_>) -> PResult<()> {
         for a in e.attributes() {
             let a = a.map_err(|e| self.err(ErrorCode::Malformed, format!("bad attribute: {e}")))?;
+            if a.key.0 == "xmlns" && !a.value.is_empty() {
+                return Err(self.err(
+                    ErrorCode::SchemaViolation,
+                    format!("<{}> declares a default namespace: SDX local elements are unqualified", clip(e.name().0)),
+                ));
+            }
             if !(a.key.0 == "xmlns" || a.key.0.starts_with("xmlns:")) {
                 return Err(self.err(
                     ErrorCode::SchemaViolation,
@@ -447,10 +478,9 @@ impl<'a> Parser<'a> {
         let local = e.local_name();
         let name = local.as_ref();
         let Some(ix) = ty.index_by_xml(name.as_bytes()).filter(|i| !desc::is_root_attribute(&ty.fields[*i])) else {
-            return Err(self.err(
-                ErrorCode::SchemaViolation,
-                format!("unknown element <{}> in {}", clip(name), ty.xml_name),
-            ));
+            return Err(
+                self.err(ErrorCode::SchemaViolation, format!("unknown element <{}> in {}", clip(name), ty.xml_name))
+            );
         };
         let fd: &'static Field = &ty.fields[ix];
         let is_list = matches!(fd.occurs, Occurs::List { .. });
@@ -503,7 +533,9 @@ impl<'a> Parser<'a> {
                 _ => false,
             };
             if missing {
-                return Err(self.err(ErrorCode::SchemaViolation, format!("missing element <{}> in {}", fd.xml, ty.xml_name)));
+                return Err(
+                    self.err(ErrorCode::SchemaViolation, format!("missing element <{}> in {}", fd.xml, ty.xml_name))
+                );
             }
         }
         Ok(())
@@ -518,9 +550,15 @@ impl<'a> Parser<'a> {
                 Ok(Value::Object(m))
             }
             Kind::Code(list) => self.code(list, e).map(Value::String),
-            Kind::Text { .. } | Kind::Ident(_) | Kind::Timestamp => {
+            Kind::Text { .. } | Kind::Ident(_) => {
                 self.no_attributes(e)?;
                 self.text().map(Value::String)
+            }
+            Kind::Timestamp => {
+                // xs:dateTime collapses white space, so the decoder does too.
+                self.no_attributes(e)?;
+                let t = self.text()?;
+                Ok(Value::String(t.trim_matches(XML_SPACE).to_string()))
             }
             Kind::UInt { max } => {
                 self.no_attributes(e)?;
@@ -550,8 +588,15 @@ impl<'a> Parser<'a> {
             match a.key.0 {
                 "listURI" => uri = Some(self.attr_value(&a)?),
                 "listVersionID" => version = Some(self.attr_value(&a)?),
+                "xmlns" if !a.value.is_empty() => {
+                    return Err(self.err(ErrorCode::SchemaViolation, "a code element declares a default namespace"));
+                }
                 k if k == "xmlns" || k.starts_with("xmlns:") => {}
-                k => return Err(self.err(ErrorCode::SchemaViolation, format!("unexpected attribute `{}` on a code", clip(k)))),
+                k => {
+                    return Err(
+                        self.err(ErrorCode::SchemaViolation, format!("unexpected attribute `{}` on a code", clip(k)))
+                    );
+                }
             }
         }
         match uri.as_deref() {
@@ -569,7 +614,12 @@ impl<'a> Parser<'a> {
             Some(v) => {
                 return Err(self.err(
                     ErrorCode::UnsupportedVersion,
-                    format!("listVersionID `{}` of {} is not supported (this build speaks {})", clip(v), list.id, list.version),
+                    format!(
+                        "listVersionID `{}` of {} is not supported (this build speaks {})",
+                        clip(v),
+                        list.id,
+                        list.version
+                    ),
                 ));
             }
             None => return Err(self.err(ErrorCode::SchemaViolation, "a code needs the attribute listVersionID")),
@@ -584,7 +634,10 @@ impl<'a> Parser<'a> {
                     self.no_attributes(&c)?;
                     let local = c.local_name();
                     match local.as_ref() {
-                        "code" if code.is_none() && !seen_name => code = Some(self.text()?),
+                        // xs:token: leading and trailing white space is not part of the code.
+                        "code" if code.is_none() && !seen_name => {
+                            code = Some(self.text()?.trim_matches(XML_SPACE).to_string())
+                        }
                         "name" if code.is_some() && !seen_name => {
                             seen_name = true;
                             self.text()?;
@@ -592,7 +645,10 @@ impl<'a> Parser<'a> {
                         other => {
                             return Err(self.err(
                                 ErrorCode::SchemaViolation,
-                                format!("unexpected <{}> in a code (expected <code> then optional <name>)", clip(other)),
+                                format!(
+                                    "unexpected <{}> in a code (expected <code> then optional <name>)",
+                                    clip(other)
+                                ),
                             ));
                         }
                     }
@@ -610,6 +666,7 @@ impl<'a> Parser<'a> {
         loop {
             let (_, ev) = self.next()?;
             match ev {
+                Event::Text(t) if s.is_empty() => s = t.xml10_content().into_owned(),
                 Event::Text(t) => s.push_str(&t.xml10_content()),
                 Event::CData(t) => s.push_str(&t.xml10_content()),
                 Event::GeneralRef(r) => {
@@ -624,7 +681,9 @@ impl<'a> Parser<'a> {
                             Ok(Some(c)) => c,
                             Ok(None) => return Err(self.forbidden(&format!("the entity reference &{};", clip(name)))),
                             Err(_) => {
-                                return Err(self.err(ErrorCode::Malformed, format!("bad character reference &{};", clip(name))));
+                                return Err(
+                                    self.err(ErrorCode::Malformed, format!("bad character reference &{};", clip(name)))
+                                );
                             }
                         },
                     };
@@ -639,13 +698,18 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 Event::DocType(_) => return Err(self.forbidden("a document type declaration (DTD)")),
-                Event::Eof => return Err(self.err(ErrorCode::Malformed, "truncated: the document ends inside an element")),
+                Event::Eof => {
+                    return Err(self.err(ErrorCode::Malformed, "truncated: the document ends inside an element"));
+                }
                 _ => return Err(self.err(ErrorCode::Malformed, "unexpected markup in a text value")),
             }
         }
         Ok(s)
     }
 }
+
+/// XML white space (`S` production): what `xs:token` and `xs:dateTime` collapse.
+const XML_SPACE: &[char] = &[' ', '\t', '\n', '\r'];
 
 fn clip(s: &str) -> String {
     let mut t: String = s.chars().take(40).collect();

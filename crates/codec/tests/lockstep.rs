@@ -99,7 +99,10 @@ fn description_matches_the_model_field_by_field() {
     codes.sort_unstable();
     assert_eq!(variants, codes);
     for code in &codes {
-        assert!(<m::MessageType as m::Coded>::VALUES.iter().any(|t| m::Coded::code(*t) == *code), "{code} is a message type");
+        assert!(
+            <m::MessageType as m::Coded>::VALUES.iter().any(|t| m::Coded::code(*t) == *code),
+            "{code} is a message type"
+        );
     }
 }
 
@@ -117,7 +120,8 @@ impl Gen {
     }
     fn text(&mut self, line: bool) -> String {
         const PIECES: &[&str] = &[
-            "Wohngeld", "ä", "ß", "€", "<", ">", "&", "\"", "'", "]]>", " ", "\t", "𝄞", "&amp;", "Antrag", "x", "\u{a0}",
+            "Wohngeld", "ä", "ß", "€", "<", ">", "&", "\"", "'", "]]>", " ", "\t", "𝄞", "&amp;", "Antrag", "x",
+            "\u{a0}",
         ];
         let n = 1 + self.below(6);
         let mut s = String::from("T");

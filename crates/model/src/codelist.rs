@@ -403,6 +403,7 @@ codelist! {
         ParentOf = "parentOf", "Übergeordnet zu", "The other case is part of this one";
         ChildOf = "childOf", "Untergeordnet zu", "This case is part of the other one";
         CausedBy = "causedBy", "Verursacht durch", "Caused by the other case (e.g. a problem)";
+        Replaces = "replaces", "Ersetzt", "This case replaces the other (e.g. sent anew after a rejection)";
     }
 }
 

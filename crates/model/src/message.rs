@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::case::{Attachment, Case, Category, ExternalReference, JournalEntry, RelatedCase, ServiceLevel, ServiceRef, Solution};
+use crate::case::{
+    Attachment, Case, Category, ExternalReference, JournalEntry, Party, RelatedCase, ServiceLevel, ServiceRef, Solution,
+};
 use crate::codelist::{
     DirectoryService, ErrorCode, Impact, MessageType, NoticeType, PendingReason, Priority, ReceiptResult,
     RejectionReason, ResolutionCode, Status, SupportLevel, Urgency,
@@ -172,6 +174,12 @@ pub struct Update {
     /// New service-level targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_level: Option<ServiceLevel>,
+    /// New assignee inside the sender's sphere (e.g. escalation to its vendor); must be a party afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<OrgKey>,
+    /// Parties added (e.g. the vendor on an escalation to 3rd level).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parties: Vec<Party>,
     /// References added (e.g. the receiver's own ticket number).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<ExternalReference>,

@@ -3,10 +3,11 @@
 //! [`check_message`] returns every [`Issue`] it finds, each with a stable [`ErrorCode`] and a JSON pointer
 //! into the JSON form of the message. Checks that need bytes (attachment digests) live in the codec.
 
-use crate::case::{Attachment, Case, Category, JournalEntry, ServiceRef};
-use crate::codelist::{ErrorCode, MessageType, ReceiptResult, Status, CODELIST_VERSION};
-use crate::message::{Body, Message, Update, SCHEMA_VERSION};
 use crate::Priority;
+use crate::case::{Attachment, Case, Category, JournalEntry, ServiceRef};
+use crate::codelist::{CODELIST_VERSION, ErrorCode, MessageType, ReceiptResult, Status};
+use crate::message::{Body, Message, SCHEMA_VERSION, Update};
+use std::fmt;
 
 /// Documented limits (see `docs/limits.md`). Inputs beyond them are refused with `tooLarge` or `tooDeep`.
 pub mod limits {
@@ -52,39 +53,39 @@ impl Checker {
         self.issues.push(Issue { code, pointer: pointer.into(), message: message.into() });
     }
 
-    fn text(&mut self, p: &str, s: &str, max: usize, required: bool) {
+    fn text(&mut self, p: fmt::Arguments<'_>, s: &str, max: usize, required: bool) {
         if required && s.trim().is_empty() {
-            self.push(ErrorCode::SchemaViolation, p, "must not be empty");
+            self.push(ErrorCode::SchemaViolation, p.to_string(), "must not be empty");
         }
         let n = s.chars().count();
         if n > max {
-            self.push(ErrorCode::TooLarge, p, format!("{n} characters, at most {max} allowed"));
+            self.push(ErrorCode::TooLarge, p.to_string(), format!("{n} characters, at most {max} allowed"));
         }
         if let Some(c) = s.chars().find(|c| !allowed_char(*c)) {
             self.push(
                 ErrorCode::SchemaViolation,
-                p,
+                p.to_string(),
                 format!("character U+{:04X} is not allowed (control or non-character)", c as u32),
             );
         }
     }
 
-    fn short(&mut self, p: &str, s: &str) {
+    fn short(&mut self, p: fmt::Arguments<'_>, s: &str) {
         self.text(p, s, limits::MAX_SHORT_CHARS, true);
         if s.contains(['\n', '\r']) {
-            self.push(ErrorCode::SchemaViolation, p, "must be a single line");
+            self.push(ErrorCode::SchemaViolation, p.to_string(), "must be a single line");
         }
     }
 
-    fn opt_short(&mut self, p: &str, s: &Option<String>) {
+    fn opt_short(&mut self, p: fmt::Arguments<'_>, s: &Option<String>) {
         if let Some(s) = s {
             self.short(p, s);
         }
     }
 
-    fn count(&mut self, p: &str, n: usize, max: usize) {
+    fn count(&mut self, p: fmt::Arguments<'_>, n: usize, max: usize) {
         if n > max {
-            self.push(ErrorCode::TooLarge, p, format!("{n} entries, at most {max} allowed"));
+            self.push(ErrorCode::TooLarge, p.to_string(), format!("{n} entries, at most {max} allowed"));
         }
     }
 }
@@ -115,21 +116,27 @@ pub fn check_message(m: &Message) -> Vec<Issue> {
         c.push(
             ErrorCode::UnsupportedVersion,
             "/header/schemaVersion",
-            format!("schema version `{}` is not supported (this build speaks {SCHEMA_VERSION})", clip(&h.schema_version)),
+            format!(
+                "schema version `{}` is not supported (this build speaks {SCHEMA_VERSION})",
+                clip(&h.schema_version)
+            ),
         );
     }
     if h.codelist_version != CODELIST_VERSION {
         c.push(
             ErrorCode::UnsupportedVersion,
             "/header/codelistVersion",
-            format!("codelist version `{}` is not supported (this build speaks {CODELIST_VERSION})", clip(&h.codelist_version)),
+            format!(
+                "codelist version `{}` is not supported (this build speaks {CODELIST_VERSION})",
+                clip(&h.codelist_version)
+            ),
         );
     }
-    c.opt_short("/header/author/name", &h.author.name);
-    c.opt_short("/header/reader/name", &h.reader.name);
-    c.opt_short("/header/product", &h.product);
-    c.opt_short("/header/productVendor", &h.product_vendor);
-    c.opt_short("/header/productVersion", &h.product_version);
+    c.opt_short(format_args!("/header/author/name"), &h.author.name);
+    c.opt_short(format_args!("/header/reader/name"), &h.reader.name);
+    c.opt_short(format_args!("/header/product"), &h.product);
+    c.opt_short(format_args!("/header/productVendor"), &h.product_vendor);
+    c.opt_short(format_args!("/header/productVersion"), &h.product_version);
     if h.author.key == h.reader.key {
         c.push(ErrorCode::WrongRecipient, "/header/reader/key", "author and reader are the same organisation");
     }
@@ -154,37 +161,41 @@ pub fn check_message(m: &Message) -> Vec<Issue> {
                 c.push(ErrorCode::InconsistentCase, format!("{p}/case/caseId"), "differs from /header/caseId");
             }
             if f.case.assignee != h.reader.key {
-                c.push(ErrorCode::InconsistentCase, format!("{p}/case/assignee"), "a forwarded case is assigned to the reader");
+                c.push(
+                    ErrorCode::InconsistentCase,
+                    format!("{p}/case/assignee"),
+                    "a forwarded case is assigned to the reader",
+                );
             }
             check_case(&mut c, &format!("{p}/case"), &f.case);
             if let Some(n) = &f.note {
-                c.text(&format!("{p}/note"), n, limits::MAX_TEXT_CHARS, true);
+                c.text(format_args!("{p}/note"), n, limits::MAX_TEXT_CHARS, true);
             }
         }
         Body::Update(u) => check_update(&mut c, &format!("{b}/update"), u),
         Body::Resolve(r) => {
             let p = format!("{b}/resolve");
-            c.text(&format!("{p}/solution/text"), &r.solution.text, limits::MAX_TEXT_CHARS, true);
+            c.text(format_args!("{p}/solution/text"), &r.solution.text, limits::MAX_TEXT_CHARS, true);
             check_journal(&mut c, &format!("{p}/journal"), &r.journal);
         }
         Body::HandBack(hb) => {
             let p = format!("{b}/handBack");
             if let Some(s) = &hb.solution {
-                c.text(&format!("{p}/solution/text"), &s.text, limits::MAX_TEXT_CHARS, true);
+                c.text(format_args!("{p}/solution/text"), &s.text, limits::MAX_TEXT_CHARS, true);
             }
             if let Some(n) = &hb.note {
-                c.text(&format!("{p}/note"), n, limits::MAX_TEXT_CHARS, true);
+                c.text(format_args!("{p}/note"), n, limits::MAX_TEXT_CHARS, true);
             }
         }
         Body::Close(cl) => {
             if let Some(n) = &cl.note {
-                c.text(&format!("{b}/close/note"), n, limits::MAX_TEXT_CHARS, true);
+                c.text(format_args!("{b}/close/note"), n, limits::MAX_TEXT_CHARS, true);
             }
         }
-        Body::Reopen(r) => c.text(&format!("{b}/reopen/reason"), &r.reason, limits::MAX_TEXT_CHARS, true),
+        Body::Reopen(r) => c.text(format_args!("{b}/reopen/reason"), &r.reason, limits::MAX_TEXT_CHARS, true),
         Body::Reject(r) => {
             if let Some(t) = &r.text {
-                c.text(&format!("{b}/reject/text"), t, limits::MAX_TEXT_CHARS, true);
+                c.text(format_args!("{b}/reject/text"), t, limits::MAX_TEXT_CHARS, true);
             }
         }
         Body::Receipt(r) => {
@@ -193,21 +204,27 @@ pub fn check_message(m: &Message) -> Vec<Issue> {
                 ReceiptResult::Accepted if !r.errors.is_empty() => {
                     c.push(ErrorCode::SchemaViolation, format!("{p}/errors"), "an accepted receipt carries no errors")
                 }
-                ReceiptResult::Rejected if r.errors.is_empty() => {
-                    c.push(ErrorCode::SchemaViolation, format!("{p}/errors"), "a rejecting receipt needs at least one error")
-                }
+                ReceiptResult::Rejected if r.errors.is_empty() => c.push(
+                    ErrorCode::SchemaViolation,
+                    format!("{p}/errors"),
+                    "a rejecting receipt needs at least one error",
+                ),
                 _ => {}
             }
             if let Some(irt) = h.in_reply_to
                 && irt != r.received_message_id
             {
-                c.push(ErrorCode::InconsistentCase, "/header/inReplyTo", "differs from /body/receipt/receivedMessageId");
+                c.push(
+                    ErrorCode::InconsistentCase,
+                    "/header/inReplyTo",
+                    "differs from /body/receipt/receivedMessageId",
+                );
             }
-            c.count(&format!("{p}/errors"), r.errors.len(), limits::MAX_LIST_ITEMS);
+            c.count(format_args!("{p}/errors"), r.errors.len(), limits::MAX_LIST_ITEMS);
             for (i, e) in r.errors.iter().enumerate() {
-                c.text(&format!("{p}/errors/{i}/text"), &e.text, limits::MAX_TEXT_CHARS, true);
+                c.text(format_args!("{p}/errors/{i}/text"), &e.text, limits::MAX_TEXT_CHARS, true);
                 if let Some(l) = &e.location {
-                    c.short(&format!("{p}/errors/{i}/location"), l);
+                    c.short(format_args!("{p}/errors/{i}/location"), l);
                 }
             }
         }
@@ -216,19 +233,19 @@ pub fn check_message(m: &Message) -> Vec<Issue> {
             if n.services.is_empty() {
                 c.push(ErrorCode::SchemaViolation, format!("{p}/services"), "at least one affected service");
             }
-            c.count(&format!("{p}/services"), n.services.len(), limits::MAX_LIST_ITEMS);
+            c.count(format_args!("{p}/services"), n.services.len(), limits::MAX_LIST_ITEMS);
             for (i, s) in n.services.iter().enumerate() {
                 check_service(&mut c, &format!("{p}/services/{i}"), s);
             }
-            c.count(&format!("{p}/regions"), n.regions.len(), limits::MAX_LIST_ITEMS);
-            c.count(&format!("{p}/relatedCases"), n.related_cases.len(), limits::MAX_LIST_ITEMS);
+            c.count(format_args!("{p}/regions"), n.regions.len(), limits::MAX_LIST_ITEMS);
+            c.count(format_args!("{p}/relatedCases"), n.related_cases.len(), limits::MAX_LIST_ITEMS);
             if let Some(end) = n.ends_at
                 && end < n.starts_at
             {
                 c.push(ErrorCode::InvalidTimestamp, format!("{p}/endsAt"), "ends before it starts");
             }
-            c.short(&format!("{p}/title"), &n.title);
-            c.text(&format!("{p}/text"), &n.text, limits::MAX_TEXT_CHARS, true);
+            c.short(format_args!("{p}/title"), &n.title);
+            c.text(format_args!("{p}/text"), &n.text, limits::MAX_TEXT_CHARS, true);
         }
     }
     c.issues
@@ -242,7 +259,7 @@ fn check_service(c: &mut Checker, p: &str, s: &ServiceRef) {
     if s.leika_key.is_none() && s.ozg_id.is_none() && s.name.is_none() {
         c.push(ErrorCode::SchemaViolation, p, "a service needs a leikaKey, an ozgId or a name");
     }
-    c.opt_short(&format!("{p}/name"), &s.name);
+    c.opt_short(format_args!("{p}/name"), &s.name);
 }
 
 fn check_category(c: &mut Checker, p: &str, cat: &Category) {
@@ -260,7 +277,7 @@ pub fn check_case_issues(case: &Case) -> Vec<Issue> {
 
 fn check_case(c: &mut Checker, p: &str, k: &Case) {
     // Status and its history.
-    c.count(&format!("{p}/statusHistory"), k.status_history.len(), limits::MAX_HISTORY_ENTRIES);
+    c.count(format_args!("{p}/statusHistory"), k.status_history.len(), limits::MAX_HISTORY_ENTRIES);
     match k.status_history.last() {
         None => c.push(ErrorCode::InconsistentCase, format!("{p}/statusHistory"), "needs at least the first status"),
         Some(last) => {
@@ -272,7 +289,11 @@ fn check_case(c: &mut Checker, p: &str, k: &Case) {
                 );
             }
             if last.pending_reason != k.pending_reason {
-                c.push(ErrorCode::InconsistentCase, format!("{p}/pendingReason"), "differs from the last status history entry");
+                c.push(
+                    ErrorCode::InconsistentCase,
+                    format!("{p}/pendingReason"),
+                    "differs from the last status history entry",
+                );
             }
         }
     }
@@ -294,7 +315,7 @@ fn check_case(c: &mut Checker, p: &str, k: &Case) {
         let q = format!("{p}/statusHistory/{i}");
         pending_pair(c, &q, s.status, s.pending_reason.is_some());
         if let Some(r) = &s.reason {
-            c.text(&format!("{q}/reason"), r, limits::MAX_TEXT_CHARS, true);
+            c.text(format_args!("{q}/reason"), r, limits::MAX_TEXT_CHARS, true);
         }
     }
     pending_pair(c, p, k.status, k.pending_reason.is_some());
@@ -314,10 +335,10 @@ fn check_case(c: &mut Checker, p: &str, k: &Case) {
         c.push(ErrorCode::SolutionMissing, format!("{p}/solution"), format!("a `{}` case needs a solution", k.status));
     }
     if let Some(s) = &k.solution {
-        c.text(&format!("{p}/solution/text"), &s.text, limits::MAX_TEXT_CHARS, true);
+        c.text(format_args!("{p}/solution/text"), &s.text, limits::MAX_TEXT_CHARS, true);
     }
     // Parties.
-    c.count(&format!("{p}/parties"), k.parties.len(), limits::MAX_LIST_ITEMS);
+    c.count(format_args!("{p}/parties"), k.parties.len(), limits::MAX_LIST_ITEMS);
     for (field, key) in [("originator", &k.originator), ("assignee", &k.assignee)] {
         if !k.parties.iter().any(|x| &x.organisation == key) {
             c.push(ErrorCode::InconsistentCase, format!("{p}/{field}"), format!("`{key}` is not among the parties"));
@@ -325,11 +346,11 @@ fn check_case(c: &mut Checker, p: &str, k: &Case) {
     }
     for (i, party) in k.parties.iter().enumerate() {
         let q = format!("{p}/parties/{i}");
-        c.short(&format!("{q}/name"), &party.name);
+        c.short(format_args!("{q}/name"), &party.name);
         if let Some(ct) = &party.contact {
-            c.opt_short(&format!("{q}/contact/name"), &ct.name);
-            c.opt_short(&format!("{q}/contact/email"), &ct.email);
-            c.opt_short(&format!("{q}/contact/phone"), &ct.phone);
+            c.opt_short(format_args!("{q}/contact/name"), &ct.name);
+            c.opt_short(format_args!("{q}/contact/email"), &ct.email);
+            c.opt_short(format_args!("{q}/contact/phone"), &ct.phone);
         }
         if k.parties[..i].iter().any(|o| o.organisation == party.organisation) {
             c.push(ErrorCode::DuplicateId, format!("{q}/organisation"), "organisation listed twice");
@@ -337,26 +358,30 @@ fn check_case(c: &mut Checker, p: &str, k: &Case) {
     }
     if let Some(r) = &k.requester {
         let q = format!("{p}/requester");
-        c.opt_short(&format!("{q}/name"), &r.name);
-        c.opt_short(&format!("{q}/email"), &r.email);
-        c.opt_short(&format!("{q}/phone"), &r.phone);
-        c.opt_short(&format!("{q}/language"), &r.language);
+        c.opt_short(format_args!("{q}/name"), &r.name);
+        c.opt_short(format_args!("{q}/email"), &r.email);
+        c.opt_short(format_args!("{q}/phone"), &r.phone);
+        c.opt_short(format_args!("{q}/language"), &r.language);
     }
     // References and relations.
-    c.count(&format!("{p}/references"), k.references.len(), limits::MAX_LIST_ITEMS);
+    c.count(format_args!("{p}/references"), k.references.len(), limits::MAX_LIST_ITEMS);
     for (i, r) in k.references.iter().enumerate() {
-        c.short(&format!("{p}/references/{i}/id"), &r.id);
-        c.opt_short(&format!("{p}/references/{i}/system"), &r.system);
+        c.short(format_args!("{p}/references/{i}/id"), &r.id);
+        c.opt_short(format_args!("{p}/references/{i}/system"), &r.system);
     }
-    c.count(&format!("{p}/relatedCases"), k.related_cases.len(), limits::MAX_LIST_ITEMS);
+    c.count(format_args!("{p}/relatedCases"), k.related_cases.len(), limits::MAX_LIST_ITEMS);
     for (i, r) in k.related_cases.iter().enumerate() {
         if r.case_id == k.case_id {
-            c.push(ErrorCode::InconsistentCase, format!("{p}/relatedCases/{i}/caseId"), "a case cannot relate to itself");
+            c.push(
+                ErrorCode::InconsistentCase,
+                format!("{p}/relatedCases/{i}/caseId"),
+                "a case cannot relate to itself",
+            );
         }
     }
     // Texts and times.
-    c.text(&format!("{p}/subject"), &k.subject, limits::MAX_SUBJECT_CHARS, true);
-    c.text(&format!("{p}/description"), &k.description, limits::MAX_TEXT_CHARS, true);
+    c.text(format_args!("{p}/subject"), &k.subject, limits::MAX_SUBJECT_CHARS, true);
+    c.text(format_args!("{p}/description"), &k.description, limits::MAX_TEXT_CHARS, true);
     if k.updated_at < k.created_at {
         c.push(ErrorCode::InvalidTimestamp, format!("{p}/updatedAt"), "earlier than createdAt");
     }
@@ -367,7 +392,7 @@ fn check_case(c: &mut Checker, p: &str, k: &Case) {
     }
     check_category(c, &format!("{p}/category"), &k.category);
     if let Some(sl) = &k.service_level {
-        c.opt_short(&format!("{p}/serviceLevel/agreement"), &sl.agreement);
+        c.opt_short(format_args!("{p}/serviceLevel/agreement"), &sl.agreement);
     }
     check_journal(c, &format!("{p}/journal"), &k.journal);
     check_attachments(c, &format!("{p}/attachments"), &k.attachments);
@@ -375,34 +400,42 @@ fn check_case(c: &mut Checker, p: &str, k: &Case) {
 
 fn pending_pair(c: &mut Checker, p: &str, status: Status, has_reason: bool) {
     if status == Status::Pending && !has_reason {
-        c.push(ErrorCode::PendingReasonMissing, format!("{p}/pendingReason"), "status `pending` needs a pending reason");
+        c.push(
+            ErrorCode::PendingReasonMissing,
+            format!("{p}/pendingReason"),
+            "status `pending` needs a pending reason",
+        );
     }
     if status != Status::Pending && has_reason {
-        c.push(ErrorCode::PendingReasonMissing, format!("{p}/pendingReason"), format!("status `{status}` takes no pending reason"));
+        c.push(
+            ErrorCode::PendingReasonMissing,
+            format!("{p}/pendingReason"),
+            format!("status `{status}` takes no pending reason"),
+        );
     }
 }
 
 fn check_journal(c: &mut Checker, p: &str, journal: &[JournalEntry]) {
-    c.count(p, journal.len(), limits::MAX_JOURNAL_ENTRIES);
+    c.count(format_args!("{p}"), journal.len(), limits::MAX_JOURNAL_ENTRIES);
     let mut ids = std::collections::HashSet::with_capacity(journal.len());
     for (i, e) in journal.iter().enumerate() {
         if !ids.insert(e.id) {
             c.push(ErrorCode::DuplicateId, format!("{p}/{i}/id"), "journal entry id used twice");
         }
-        c.text(&format!("{p}/{i}/text"), &e.text, limits::MAX_TEXT_CHARS, true);
-        c.opt_short(&format!("{p}/{i}/author/name"), &e.author.name);
+        c.text(format_args!("{p}/{i}/text"), &e.text, limits::MAX_TEXT_CHARS, true);
+        c.opt_short(format_args!("{p}/{i}/author/name"), &e.author.name);
     }
 }
 
 fn check_attachments(c: &mut Checker, p: &str, atts: &[Attachment]) {
-    c.count(p, atts.len(), limits::MAX_ATTACHMENTS);
+    c.count(format_args!("{p}"), atts.len(), limits::MAX_ATTACHMENTS);
     let mut ids = std::collections::HashSet::with_capacity(atts.len());
     for (i, a) in atts.iter().enumerate() {
         let q = format!("{p}/{i}");
         if !ids.insert(a.id) {
             c.push(ErrorCode::DuplicateId, format!("{q}/id"), "attachment id used twice");
         }
-        c.short(&format!("{q}/fileName"), &a.file_name);
+        c.short(format_args!("{q}/fileName"), &a.file_name);
         if a.file_name.contains(['/', '\\']) {
             c.push(ErrorCode::SchemaViolation, format!("{q}/fileName"), "a file name has no path separators");
         }
@@ -415,7 +448,7 @@ fn check_attachments(c: &mut Checker, p: &str, atts: &[Attachment]) {
                 format!("inline attachments hold at most {} bytes", limits::MAX_INLINE_ATTACHMENT_BYTES),
             ),
             (None, Some(u)) => {
-                c.short(&format!("{q}/uri"), u);
+                c.short(format_args!("{q}/uri"), u);
                 if !u.starts_with("https://") {
                     c.push(ErrorCode::SchemaViolation, format!("{q}/uri"), "must be an https:// URI");
                 }
@@ -427,9 +460,11 @@ fn check_attachments(c: &mut Checker, p: &str, atts: &[Attachment]) {
 
 fn check_update(c: &mut Checker, p: &str, u: &Update) {
     match (u.status, u.pending_reason) {
-        (Some(Status::Pending), None) => {
-            c.push(ErrorCode::PendingReasonMissing, format!("{p}/pendingReason"), "status `pending` needs a pending reason")
-        }
+        (Some(Status::Pending), None) => c.push(
+            ErrorCode::PendingReasonMissing,
+            format!("{p}/pendingReason"),
+            "status `pending` needs a pending reason",
+        ),
         (s, Some(_)) if s != Some(Status::Pending) => c.push(
             ErrorCode::PendingReasonMissing,
             format!("{p}/pendingReason"),
@@ -441,7 +476,7 @@ fn check_update(c: &mut Checker, p: &str, u: &Update) {
         c.push(ErrorCode::SchemaViolation, format!("{p}/statusReason"), "goes only with a status");
     }
     if let Some(r) = &u.status_reason {
-        c.text(&format!("{p}/statusReason"), r, limits::MAX_TEXT_CHARS, true);
+        c.text(format_args!("{p}/statusReason"), r, limits::MAX_TEXT_CHARS, true);
     }
     if matches!(u.status, Some(Status::Resolved | Status::Closed | Status::Reopened | Status::Rejected)) {
         c.push(
@@ -464,20 +499,24 @@ fn check_update(c: &mut Checker, p: &str, u: &Update) {
         _ => {}
     }
     if let Some(s) = &u.subject {
-        c.text(&format!("{p}/subject"), s, limits::MAX_SUBJECT_CHARS, true);
+        c.text(format_args!("{p}/subject"), s, limits::MAX_SUBJECT_CHARS, true);
     }
     if let Some(d) = &u.description {
-        c.text(&format!("{p}/description"), d, limits::MAX_TEXT_CHARS, true);
+        c.text(format_args!("{p}/description"), d, limits::MAX_TEXT_CHARS, true);
     }
     if let Some(cat) = &u.category {
         check_category(c, &format!("{p}/category"), cat);
     }
-    c.count(&format!("{p}/references"), u.references.len(), limits::MAX_LIST_ITEMS);
-    for (i, r) in u.references.iter().enumerate() {
-        c.short(&format!("{p}/references/{i}/id"), &r.id);
-        c.opt_short(&format!("{p}/references/{i}/system"), &r.system);
+    c.count(format_args!("{p}/parties"), u.parties.len(), limits::MAX_LIST_ITEMS);
+    for (i, party) in u.parties.iter().enumerate() {
+        c.short(format_args!("{p}/parties/{i}/name"), &party.name);
     }
-    c.count(&format!("{p}/relatedCases"), u.related_cases.len(), limits::MAX_LIST_ITEMS);
+    c.count(format_args!("{p}/references"), u.references.len(), limits::MAX_LIST_ITEMS);
+    for (i, r) in u.references.iter().enumerate() {
+        c.short(format_args!("{p}/references/{i}/id"), &r.id);
+        c.opt_short(format_args!("{p}/references/{i}/system"), &r.system);
+    }
+    c.count(format_args!("{p}/relatedCases"), u.related_cases.len(), limits::MAX_LIST_ITEMS);
     check_journal(c, &format!("{p}/journal"), &u.journal);
     check_attachments(c, &format!("{p}/attachments"), &u.attachments);
     let empty = Update { revision: u.revision, ..Update::default() };

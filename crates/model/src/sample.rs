@@ -28,7 +28,11 @@ pub fn typical_case() -> Case {
     Case {
         case_id: CaseId::parse(CASE_ID).expect("valid"),
         revision: 1,
-        references: vec![ExternalReference { owner: org(MILA), system: Some("Request Tracker".into()), id: "SH-115-2026-004711".into() }],
+        references: vec![ExternalReference {
+            owner: org(MILA),
+            system: Some("Request Tracker".into()),
+            id: "SH-115-2026-004711".into(),
+        }],
         ticket_type: TicketType::Incident,
         status: Status::New,
         pending_reason: None,
@@ -58,18 +62,31 @@ pub fn typical_case() -> Case {
                 role: PartyRole::Mila,
                 organisation: org(MILA),
                 name: "115-Servicecenter Schleswig-Holstein".into(),
-                contact: Some(ContactPoint { name: Some("1st-Level-Support".into()), email: Some("support@115.sh.example".into()), phone: None }),
+                contact: Some(ContactPoint {
+                    name: Some("1st-Level-Support".into()),
+                    email: Some("support@115.sh.example".into()),
+                    phone: None,
+                }),
             },
             Party {
                 role: PartyRole::Bela,
                 organisation: org(BELA),
                 name: "Hessische Zentrale für Datenverarbeitung".into(),
-                contact: Some(ContactPoint { name: Some("2nd-Level Wohngeld".into()), email: Some("wohngeld-support@hzd.example".into()), phone: None }),
+                contact: Some(ContactPoint {
+                    name: Some("2nd-Level Wohngeld".into()),
+                    email: Some("wohngeld-support@hzd.example".into()),
+                    phone: None,
+                }),
             },
         ],
         originator: org(MILA),
         assignee: org(BELA),
-        requester: Some(Requester { name: Some("Erika Mustermann".into()), email: Some("erika.mustermann@example.org".into()), phone: None, language: Some("de".into()) }),
+        requester: Some(Requester {
+            name: Some("Erika Mustermann".into()),
+            email: Some("erika.mustermann@example.org".into()),
+            phone: None,
+            language: Some("de".into()),
+        }),
         subject: "Wohngeld: Hochladen von Nachweisen schlägt fehl".into(),
         description: "Die Antragstellerin kann im Onlinedienst Wohngeld keine Nachweise hochladen. Nach Auswahl einer \
 PDF-Datei (1,2 MB) erscheint die Meldung „Upload fehlgeschlagen – bitte später erneut versuchen“. Getestet mit \
@@ -91,7 +108,9 @@ Frist endet am 30.11."
                 visibility: Visibility::Internal,
                 author: Author { organisation: org(MILA), name: Some("1st-Level-Support".into()) },
                 created_at: ts("2026-11-27T09:30:00+01:00"),
-                text: "Nachgestellt: Upload bricht bei Dateien über 1 MB mit HTTP 413 ab. Kleinere Dateien gehen durch.".into(),
+                text:
+                    "Nachgestellt: Upload bricht bei Dateien über 1 MB mit HTTP 413 ab. Kleinere Dateien gehen durch."
+                        .into(),
             },
             JournalEntry {
                 id: item(3),
@@ -136,7 +155,9 @@ pub fn header(message_type: MessageType, author: &str, reader: &str, sequence: u
 pub fn typical_forward() -> Message {
     Message {
         header: header(MessageType::Forward, MILA, BELA, 1, 1),
-        body: Body::Forward(Forward { case: typical_case(), note: Some("Bitte um Prüfung der Upload-Grenze.".into()) }),
+        body: Body::Forward(Forward {
+            case: typical_case(), note: Some("Bitte um Prüfung der Upload-Grenze.".into())
+        }),
     }
 }
 

@@ -27,7 +27,8 @@ fn public_key(path: &Path) -> Result<PublicKey> {
 
 /// `sdx keys generate --alg ALG --out DIR`
 pub fn generate(alg: &str, out: &Path, force: bool) -> Result<Outcome> {
-    let alg = Alg::parse(alg).map_err(|_| anyhow::anyhow!("unknown --alg `{alg}`: use ES256, PS512 or RSA-OAEP-256"))?;
+    let alg =
+        Alg::parse(alg).map_err(|_| anyhow::anyhow!("unknown --alg `{alg}`: use ES256, PS512 or RSA-OAEP-256"))?;
     let private_path = out.join("private.pem");
     if private_path.exists() && !force {
         bail!("{} exists; refusing to overwrite a private key (use --force)", private_path.display());
@@ -131,7 +132,11 @@ pub fn verify(key: &Path, file: &Path, print: bool) -> Result<Outcome> {
 pub fn encrypt(to: &Path, file: &Path) -> Result<Outcome> {
     let key = public_key(to)?;
     if key.alg() != Alg::RsaOaep256 {
-        bail!("{} is a {} key; encryption needs an RSA-OAEP-256 key (sdx keys generate --alg RSA-OAEP-256)", to.display(), key.alg().as_str());
+        bail!(
+            "{} is a {} key; encryption needs an RSA-OAEP-256 key (sdx keys generate --alg RSA-OAEP-256)",
+            to.display(),
+            key.alg().as_str()
+        );
     }
     let bytes = match io::read(file, MAX_INPUT_BYTES)? {
         Input::TooLarge => {
