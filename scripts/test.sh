@@ -19,10 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Doc tests first (nextest does not run them), so the suite's summary is the last thing printed.
+cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
-# nextest does not run doc tests.
-cargo test --workspace --doc --quiet
