@@ -15,7 +15,7 @@ cp ../examples/*.xml ../examples/invalid/*.xml corpus/xml_decode/ 2>/dev/null ||
 run() {
   local t=$1
   mkdir -p "corpus/$t"
-  cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 \
+  cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     > "artifacts/$t.log" 2>&1 && echo "$t: ok" || echo "$t: FAILED (see fuzz/artifacts/$t.log)"
   grep -E "^#[0-9]+ +DONE|Done [0-9]+ runs" "artifacts/$t.log" | tail -n 1
 }

@@ -262,17 +262,23 @@ impl Scanner<'_> {
                     }
                     self.skip_value(depth + 1)?;
                     self.ws();
-                    if self.peek()? == b',' {
-                        self.i += 1;
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        c if c == close => {}
+                        _ => return None,
                     }
                 }
             }
             _ => {
+                let start = self.i;
                 while let Some(c) = self.peek() {
-                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                    if matches!(c, b',' | b'}' | b']' | b':' | b' ' | b'\t' | b'\n' | b'\r') {
                         break;
                     }
                     self.i += 1;
+                }
+                if self.i == start {
+                    return None;
                 }
             }
         }
@@ -290,6 +296,11 @@ mod tests {
         assert_eq!(locate(doc, "/a"), Some((2, 8)));
         assert_eq!(locate(doc, "/b/1/c"), Some((3, 19)));
         assert_eq!(locate(doc, "/zz"), None);
+        // Malformed input ends the search instead of looping (found by fuzzing).
+        for bad in [&b"[}"[..], b"{\"a\": [}, \"b\": 1}", b"[1 2]", b"{\"a\" 1}", b"[:", b"{\"a\":}"] {
+            assert_eq!(locate(bad, "/b"), None);
+            assert_eq!(locate(bad, "/1"), None);
+        }
     }
 
     #[test]
