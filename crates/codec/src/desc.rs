@@ -138,7 +138,17 @@ impl TypeDesc {
     }
     /// Index of the field with this XML element name.
     pub fn index_by_xml(&self, name: &[u8]) -> Option<usize> {
-        self.fields.iter().position(|f| f.xml.as_bytes() == name)
+        self.index_by_xml_from(name, 0)
+    }
+    /// Index of the field with this XML element name, searching from `start` first: elements come in
+    /// schema order, so the match is usually at or just after the previous one.
+    pub fn index_by_xml_from(&self, name: &[u8], start: usize) -> Option<usize> {
+        let start = start.min(self.fields.len());
+        let hit = |f: &&Field| f.xml.as_bytes() == name;
+        match self.fields[start..].iter().position(|f| hit(&f)) {
+            Some(i) => Some(start + i),
+            None => self.fields[..start].iter().position(|f| hit(&f)),
+        }
     }
 }
 

@@ -38,18 +38,22 @@ pub fn decode(input: &[u8]) -> Result<Message, Vec<Diagnostic>> {
             return Err(vec![Diagnostic::new(ErrorCode::Malformed, "invalid UTF-8").at_line(l, c)]);
         }
     };
-    let (md, value) = Parser::new(text, false).document().map_err(|d| vec![d])?;
-    type_value(md, value).map_err(|d| vec![locate_pointer_diag(text, d)])
+    let (_, value) = Parser::new(text, false).document().map_err(|d| vec![d])?;
+    // Fast path: type the value by moving its strings. On failure, read the document once more and type it
+    // with path tracking to learn where.
+    match serde_json::from_value::<Message>(value) {
+        Ok(m) => Ok(m),
+        Err(_) => {
+            let (_, value) = Parser::new(text, false).document().map_err(|d| vec![d])?;
+            Err(vec![locate_pointer_diag(text, type_error(value))])
+        }
+    }
 }
 
-/// Type the JSON-model value with serde; errors carry a JSON pointer.
-fn type_value(_md: &MessageDesc, value: Value) -> Result<Message, Diagnostic> {
-    // Fast path without path tracking; on failure type again to learn where.
-    if let Ok(m) = <Message as serde::Deserialize>::deserialize(&value) {
-        return Ok(m);
-    }
-    let err = match serde_path_to_error::deserialize::<_, Message>(&value) {
-        Ok(m) => return Ok(m),
+/// Type the JSON-model value with path tracking and turn the failure into a diagnostic with a JSON pointer.
+fn type_error(value: Value) -> Diagnostic {
+    let err = match serde_path_to_error::deserialize::<_, Message>(value) {
+        Ok(_) => return Diagnostic::new(ErrorCode::SchemaViolation, "document could not be typed"),
         Err(e) => e,
     };
     let pointer = crate::json::pointer_of(err.path());
@@ -61,7 +65,7 @@ fn type_value(_md: &MessageDesc, value: Value) -> Result<Message, Diagnostic> {
         }
         None => (ErrorCode::SchemaViolation, raw),
     };
-    Err(Diagnostic::new(code, msg).at(pointer))
+    Diagnostic::new(code, msg).at(pointer)
 }
 
 /// Add XPath, line and column to a diagnostic that has a JSON pointer, by reading the document once more.
@@ -477,7 +481,10 @@ impl<'a> Parser<'a> {
     ) -> PResult<()> {
         let local = e.local_name();
         let name = local.as_ref();
-        let Some(ix) = ty.index_by_xml(name.as_bytes()).filter(|i| !desc::is_root_attribute(&ty.fields[*i])) else {
+        let Some(ix) = ty
+            .index_by_xml_from(name.as_bytes(), last.unwrap_or(0))
+            .filter(|i| !desc::is_root_attribute(&ty.fields[*i]))
+        else {
             return Err(
                 self.err(ErrorCode::SchemaViolation, format!("unknown element <{}> in {}", clip(name), ty.xml_name))
             );
