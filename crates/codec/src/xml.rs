@@ -415,7 +415,7 @@ impl<'a> Parser<'a> {
                 ErrorCode::SchemaViolation,
                 format!(
                     "element <{}> must be in no namespace (local elements are unqualified)",
-                    clip(&e.name().0.to_string())
+                    clip(e.name().0)
                 ),
             ))
         }
