@@ -7,6 +7,7 @@
 //! - [`id`]: identifiers (LeiKa key, ARS, organisation key, UUIDs, timestamps) with `parse` constructors.
 //! - [`case`]: the support case and its parts (journal, attachments, solution, …).
 //! - [`message`]: the envelope (header after XÖV `nachrichtenkopf.g2g`) and one body per message type.
+//! - [`lifecycle`]: who may do what across organisations, and what a message does to a case.
 //! - [`rules`]: checks beyond the schema (lifecycle, ITIL priority matrix, consistency, size limits).
 //! - [`sample`]: realistic sample messages for tests, benchmarks and documentation.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@
 pub mod case;
 pub mod codelist;
 pub mod id;
+pub mod lifecycle;
 pub mod message;
 pub mod rules;
 pub mod sample;
