@@ -4,6 +4,7 @@
 use sdx_model::rules::limits;
 use sdx_model::{ErrorCode, Message};
 
+use crate::desc::{self, Kind, Occurs, TypeDesc};
 use crate::diag::{Diagnostic, coded_message, line_col};
 
 /// Decode a JSON message. Checks size, syntax, duplicate members, unknown members, types, identifiers and
@@ -18,8 +19,125 @@ pub fn decode(input: &[u8]) -> Result<Message, Vec<Diagnostic>> {
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
     // Fast path without path tracking; on failure decode again to learn where.
     match serde_json::from_slice::<Message>(input) {
-        Ok(m) => Ok(m),
+        Ok(m) => match array_for_object(input) {
+            None => Ok(m),
+            Some((offset, pointer)) => {
+                let (l, c) = line_col(input, offset);
+                Err(vec![
+                    Diagnostic::new(ErrorCode::SchemaViolation, "expected an object, found an array")
+                        .at(pointer)
+                        .at_line(l, c),
+                ])
+            }
+        },
         Err(_) => Err(vec![locate_failure(input)]),
+    }
+}
+
+/// What the description expects at a position of the document.
+#[derive(Clone, Copy)]
+enum Shape {
+    Message,
+    Body,
+    Object(&'static TypeDesc),
+    Any,
+}
+
+/// serde lets a JSON array stand for a structure (members in declaration order); SDX, like its JSON Schema,
+/// does not. Finds the first array where the description expects an object: its offset and JSON pointer.
+/// Only called on documents that already typed, so the walk sees well-formed JSON.
+fn array_for_object(input: &[u8]) -> Option<(usize, String)> {
+    let mut s = Scanner { b: input, i: 0 };
+    let mut path = Vec::new();
+    s.ws();
+    walk(&mut s, Shape::Message, &mut path)
+}
+
+fn walk(s: &mut Scanner<'_>, shape: Shape, path: &mut Vec<String>) -> Option<(usize, String)> {
+    if let Shape::Any = shape {
+        s.skip_value(0);
+        return None;
+    }
+    match s.peek()? {
+        b'[' => return Some((s.i, path.iter().map(|p| format!("/{p}")).collect())),
+        b'{' => s.i += 1,
+        _ => {
+            s.skip_value(0);
+            return None;
+        }
+    }
+    loop {
+        s.ws();
+        match s.peek()? {
+            b'}' => {
+                s.i += 1;
+                return None;
+            }
+            b',' => {
+                s.i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let key = s.string()?;
+        s.ws();
+        if s.peek()? != b':' {
+            return None;
+        }
+        s.i += 1;
+        s.ws();
+        let (inner, list) = match shape {
+            Shape::Message => (
+                match key.as_str() {
+                    "header" => Shape::Object(&desc::HEADER),
+                    "body" => Shape::Body,
+                    _ => Shape::Any,
+                },
+                false,
+            ),
+            Shape::Body => (desc::message_by_code(&key).map_or(Shape::Any, |m| Shape::Object(m.body)), false),
+            Shape::Object(t) => match t.by_json(&key) {
+                Some(fd) => (
+                    match fd.kind {
+                        Kind::Object(t2) => Shape::Object(t2),
+                        _ => Shape::Any,
+                    },
+                    matches!(fd.occurs, Occurs::List { .. }),
+                ),
+                None => (Shape::Any, false),
+            },
+            Shape::Any => (Shape::Any, false),
+        };
+        path.push(key);
+        let found = if list && s.peek()? == b'[' {
+            s.i += 1;
+            let mut ix = 0usize;
+            loop {
+                s.ws();
+                match s.peek()? {
+                    b']' => {
+                        s.i += 1;
+                        break None;
+                    }
+                    b',' => s.i += 1,
+                    _ => {
+                        path.push(ix.to_string());
+                        let f = walk(s, inner, path);
+                        path.pop();
+                        if f.is_some() {
+                            break f;
+                        }
+                        ix += 1;
+                    }
+                }
+            }
+        } else {
+            walk(s, inner, path)
+        };
+        path.pop();
+        if found.is_some() {
+            return found;
+        }
     }
 }
 
@@ -328,5 +446,19 @@ mod tests {
         let deep = "[".repeat(10_000);
         assert_eq!(decode(deep.as_bytes()).unwrap_err()[0].code, ErrorCode::TooDeep);
         assert_eq!(decode(b"\xff\xfe{}").unwrap_err()[0].code, ErrorCode::Malformed);
+        // An array in place of a structure is refused, as the JSON Schema does.
+        let v: serde_json::Value = serde_json::from_str(&encode(&m)).unwrap();
+        let mut arr = v.clone();
+        let author = arr["header"]["author"].take();
+        arr["header"]["author"] = serde_json::json!([author["directory"], author["key"]]);
+        let e = decode(arr.to_string().as_bytes()).unwrap_err();
+        assert_eq!((e[0].code, e[0].pointer.as_deref()), (ErrorCode::SchemaViolation, Some("/header/author")));
+        let mut arr = v;
+        let entry = arr["body"]["forward"]["case"]["journal"][1].take();
+        let fields: Vec<serde_json::Value> =
+            ["id", "visibility", "author", "createdAt", "text"].iter().map(|k| entry[k].clone()).collect();
+        arr["body"]["forward"]["case"]["journal"][1] = serde_json::Value::Array(fields);
+        let e = decode(arr.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e[0].pointer.as_deref(), Some("/body/forward/case/journal/1"));
     }
 }

@@ -413,10 +413,7 @@ impl<'a> Parser<'a> {
         } else {
             Err(self.err(
                 ErrorCode::SchemaViolation,
-                format!(
-                    "element <{}> must be in no namespace (local elements are unqualified)",
-                    clip(e.name().0)
-                ),
+                format!("element <{}> must be in no namespace (local elements are unqualified)", clip(e.name().0)),
             ))
         }
     }
