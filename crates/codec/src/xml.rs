@@ -282,7 +282,7 @@ impl<'a> Parser<'a> {
                 }
                 Ok(((), Event::DocType(_))) => return Err(self.forbidden("a document type declaration (DTD)")),
                 Ok(((), Event::Comment(_) | Event::PI(_))) => {}
-                Ok(((), Event::Text(t))) if t.trim().is_empty() => {}
+                Ok(((), Event::Text(t))) if is_space(&t) => {}
                 Ok(((), Event::Eof)) => return Err(self.err(ErrorCode::Malformed, "empty document or no root element")),
                 Ok(((), Event::GeneralRef(_))) => return Err(self.forbidden("an entity reference")),
                 Ok(_) => return Err(self.err(ErrorCode::Malformed, "content before the root element")),
@@ -340,7 +340,7 @@ impl<'a> Parser<'a> {
                 Err(e) => return Err(self.xml_error(e)),
                 Ok(Event::Eof) => break,
                 Ok(Event::Comment(_) | Event::PI(_)) => {}
-                Ok(Event::Text(t)) if t.trim().is_empty() => {}
+                Ok(Event::Text(t)) if is_space(&t) => {}
                 Ok(Event::DocType(_)) => return Err(self.forbidden("a document type declaration (DTD)")),
                 Ok(_) => return Err(self.err(ErrorCode::Malformed, "content after the root element")),
             }
@@ -440,7 +440,7 @@ impl<'a> Parser<'a> {
     /// White space, comments and PIs are allowed between elements; anything else is not.
     fn between_elements(&self, ev: Event<'_>) -> PResult<()> {
         match ev {
-            Event::Text(t) if t.trim().is_empty() => Ok(()),
+            Event::Text(t) if is_space(&t) => Ok(()),
             Event::Comment(_) | Event::PI(_) => Ok(()),
             Event::Text(_) | Event::CData(_) => Err(self.err(ErrorCode::SchemaViolation, "text is not allowed here")),
             Event::GeneralRef(_) => Err(self.forbidden("an entity reference")),
@@ -562,7 +562,7 @@ impl<'a> Parser<'a> {
                 // xs:dateTime collapses white space, so the decoder does too.
                 self.no_attributes(e)?;
                 let t = self.text()?;
-                Ok(Value::String(t.trim_matches(XML_SPACE).to_string()))
+                Ok(Value::String(t.trim_matches(is_space_char).to_string()))
             }
             Kind::UInt { max } => {
                 self.no_attributes(e)?;
@@ -640,7 +640,7 @@ impl<'a> Parser<'a> {
                     match local.as_ref() {
                         // xs:token: leading and trailing white space is not part of the code.
                         "code" if code.is_none() && !seen_name => {
-                            code = Some(self.text()?.trim_matches(XML_SPACE).to_string())
+                            code = Some(self.text()?.trim_matches(is_space_char).to_string())
                         }
                         "name" if code.is_some() && !seen_name => {
                             seen_name = true;
@@ -713,7 +713,14 @@ impl<'a> Parser<'a> {
 }
 
 /// XML white space (`S` production): what `xs:token` and `xs:dateTime` collapse.
-const XML_SPACE: &[char] = &[' ', '\t', '\n', '\r'];
+fn is_space_char(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// Whether a text is XML white space only.
+fn is_space(t: &str) -> bool {
+    t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
 
 fn clip(s: &str) -> String {
     let mut t: String = s.chars().take(40).collect();

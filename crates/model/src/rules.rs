@@ -57,11 +57,18 @@ impl Checker {
         if required && s.trim().is_empty() {
             self.push(ErrorCode::SchemaViolation, p.to_string(), "must not be empty");
         }
-        let n = s.chars().count();
+        // One pass: count characters and find the first one not allowed. Printable ASCII is the common case.
+        let (mut n, mut bad) = (0usize, None);
+        for c in s.chars() {
+            n += 1;
+            if bad.is_none() && !(matches!(c, ' '..='~') || allowed_char(c)) {
+                bad = Some(c);
+            }
+        }
         if n > max {
             self.push(ErrorCode::TooLarge, p.to_string(), format!("{n} characters, at most {max} allowed"));
         }
-        if let Some(c) = s.chars().find(|c| !allowed_char(*c)) {
+        if let Some(c) = bad {
             self.push(
                 ErrorCode::SchemaViolation,
                 p.to_string(),

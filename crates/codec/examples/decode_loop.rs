@@ -1,0 +1,12 @@
+//! Decode + validate the typical case N times (default 2000), for instruction counts that do not depend on
+//! machine load: `valgrind --tool=callgrind target/release/examples/decode_loop 2000 [json|xml]`.
+
+fn main() {
+    let m = sdx_model::sample::typical_forward();
+    let format = std::env::args().nth(2).unwrap_or_else(|| "xml".into());
+    let doc = if format == "json" { sdx_codec::json::encode_compact(&m) } else { sdx_codec::xml::encode(&m) };
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
+    for _ in 0..n {
+        std::hint::black_box(sdx_codec::validate(std::hint::black_box(doc.as_bytes())).expect("valid"));
+    }
+}
