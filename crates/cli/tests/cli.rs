@@ -161,6 +161,16 @@ fn sign_verify_encrypt_decrypt() {
     sdx(&["keys", "generate", "--alg", "RSA-OAEP-256", "--out", other_enc.to_str().unwrap()]);
     assert_eq!(code(&sdx(&["decrypt", "--key", other_enc.join("private.pem").to_str().unwrap(), &jwe])), 1);
     assert_eq!(code(&sdx(&["decrypt", "--key", enc.join("private.pem").to_str().unwrap(), &doc])), 1);
+    // PS512 (FIT-Connect profile) signs and verifies the same way.
+    let ps = d.join("ps");
+    assert_eq!(code(&sdx(&["keys", "generate", "--alg", "PS512", "--out", ps.to_str().unwrap()])), 0);
+    let o = sdx(&["sign", "--key", ps.join("private.pem").to_str().unwrap(), &doc]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let ps_jws = write(d, "doc.ps512.jws", &o.stdout);
+    let o = sdx(&["verify", "--key", ps.join("public.jwk").to_str().unwrap(), &ps_jws]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("PS512"), "{}", stderr(&o));
+    assert_eq!(code(&sdx(&["verify", "--key", es_pub.to_str().unwrap(), &ps_jws])), 1);
     // Encrypting to a signature key is a usage error.
     assert_eq!(code(&sdx(&["encrypt", "--to", es_pub.to_str().unwrap(), &doc])), 2);
 }
