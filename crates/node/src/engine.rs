@@ -1,0 +1,588 @@
+//! The node's engine: every local change and every received message goes through here, each in one store
+//! transaction, so that the case, the outbox, the inbox and the receipts never disagree.
+//!
+//! - Local changes ([`Engine::forward`], [`Engine::change`]): apply to our copy with the lifecycle rules, then —
+//!   in the same transaction — take the next sequence number, seal the message and put it into the outbox.
+//! - Received messages ([`Engine::receive`]): open (verify), deduplicate by message id, order by sequence
+//!   (hold what comes early), apply, store the signed receipt, commit — and only then answer with it.
+//! - Delivery ([`Engine::deliver_due`]): claim due outbox entries, send them through a [`Transport`], store
+//!   the verified receipt; retry with exponential backoff and jitter; dead-letter after the configured time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sdx_crypto::{PublicKey, jws};
+use sdx_model::lifecycle::{self, Refusal};
+use sdx_model::{Body, Case, CaseId, ErrorCode, Message, MessageId, OrgKey, ReceiptResult, Timestamp};
+use sdx_store::{
+    CaseRecord, Delivery, DeliveryState, Direction, EventKind, MessageRecord, MessageState, OurRole, ReceiptRecord,
+    Store, StoreTx, TimelineEvent,
+};
+
+use crate::protocol::{self, Identity, Sealed};
+use crate::settings::DeliverySettings;
+
+/// A partner node as the engine knows it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Organisation key.
+    pub org: OrgKey,
+    /// Base URL of its peer endpoint.
+    pub url: String,
+    /// Its public signing key.
+    pub key: PublicKey,
+}
+
+/// What went wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The change is not allowed (lifecycle, rules, permissions): a typed, expected answer.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// No such case here.
+    #[error("case {0} is not known here")]
+    NotFound(CaseId),
+    /// No such peer configured.
+    #[error("no peer {0} is configured")]
+    UnknownPeer(OrgKey),
+    /// The case changed meanwhile (optimistic concurrency); retry.
+    #[error("the case changed meanwhile; retry")]
+    Conflict,
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Store(sdx_store::Error),
+    /// Signing failed.
+    #[error("signing: {0}")]
+    Crypto(#[from] sdx_crypto::Error),
+}
+
+impl From<sdx_store::Error> for EngineError {
+    fn from(e: sdx_store::Error) -> Self {
+        match e {
+            sdx_store::Error::Conflict => EngineError::Conflict,
+            other => EngineError::Store(other),
+        }
+    }
+}
+
+/// A message that was committed to the outbox.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Its id.
+    pub message_id: MessageId,
+    /// The case as it is now at this node.
+    pub case: Case,
+}
+
+/// The answer to a peer's POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A signed receipt (positive or negative), to be returned with HTTP 200.
+    Receipt {
+        /// The receipt JWS.
+        jws: String,
+        /// Accepted or rejected.
+        result: ReceiptResult,
+    },
+    /// No receipt can be made (unknown peer, not a JWS): an RFC 9457 problem.
+    Problem {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: ErrorCode,
+        /// Explanation.
+        detail: String,
+    },
+}
+
+/// Sending a sealed message to a peer and getting the response body back.
+pub trait Transport: Send + Sync {
+    /// POST the JWS to the peer; `Ok` carries the response body of a 200 answer.
+    fn post(&self, peer: &Peer, jws: &str) -> impl std::future::Future<Output = Result<Vec<u8>, String>> + Send;
+}
+
+struct Inner<S> {
+    me: Identity,
+    store: S,
+    peers: HashMap<OrgKey, Peer>,
+    delivery: DeliverySettings,
+}
+
+/// The engine of one node. Cheap to clone.
+pub struct Engine<S: Store> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: Store> Clone for Engine<S> {
+    fn clone(&self) -> Self {
+        Engine { inner: Arc::clone(&self.inner) }
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn later(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_offset_date_time(t.as_offset_date_time() + d)
+}
+
+fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    Refusal { code, message: message.into() }
+}
+
+fn set_revision(body: &mut Body, rev: u32) {
+    match body {
+        Body::Update(u) => u.revision = rev,
+        Body::Resolve(r) => r.revision = rev,
+        Body::HandBack(h) => h.revision = rev,
+        Body::Close(c) => c.revision = rev,
+        Body::Reopen(r) => r.revision = rev,
+        Body::Reject(r) => r.revision = rev,
+        Body::Forward(_) | Body::Receipt(_) | Body::ServiceNotice(_) => {}
+    }
+}
+
+fn status_event(case_id: CaseId, old: &Case, new: &Case, message_id: MessageId) -> Option<TimelineEvent> {
+    (old.status != new.status).then(|| TimelineEvent {
+        case_id,
+        at: now(),
+        kind: EventKind::StatusChanged,
+        message_id: Some(message_id),
+        detail: format!("{} → {}", old.status, new.status),
+    })
+}
+
+impl<S: Store> Engine<S> {
+    /// An engine for this node.
+    pub fn new(me: Identity, store: S, peers: Vec<Peer>, delivery: DeliverySettings) -> Self {
+        let peers = peers.into_iter().map(|p| (p.org.clone(), p)).collect();
+        Engine { inner: Arc::new(Inner { me, store, peers, delivery }) }
+    }
+
+    /// This node's organisation.
+    pub fn org(&self) -> &OrgKey {
+        &self.inner.me.org
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// Create a case here and forward it to its assignee.
+    pub async fn forward(&self, case: Case, note: Option<String>) -> Result<Sent, EngineError> {
+        let me = &self.inner.me;
+        let to = case.assignee.clone();
+        if !self.inner.peers.contains_key(&to) {
+            return Err(EngineError::UnknownPeer(to));
+        }
+        if case.originator != me.org {
+            return Err(refusal(ErrorCode::NotPermitted, "a node forwards the cases it originates").into());
+        }
+        if let Some(i) = sdx_model::rules::check_case_issues(&case).into_iter().next() {
+            return Err(refusal(i.code, format!("{} (at {})", i.message, i.pointer)).into());
+        }
+        let mut tx = self.inner.store.begin().await?;
+        if tx.get_case(case.case_id).await?.is_some() {
+            return Err(refusal(ErrorCode::InconsistentCase, format!("case {} exists already", case.case_id)).into());
+        }
+        let rec =
+            CaseRecord { case: case.clone(), partner: to.clone(), our_role: OurRole::Originator, updated_at: now() };
+        tx.put_case(&rec, None).await?;
+        let body = Body::Forward(sdx_model::Forward { case: case.clone(), note });
+        let message_id = self.enqueue(&mut tx, &to, case.case_id, body, now()).await?;
+        tx.commit().await?;
+        Ok(Sent { message_id, case })
+    }
+
+    /// Apply a local change (update, resolve, hand back, close, reopen, reject) and send it to the partner.
+    pub async fn change(&self, case_id: CaseId, mut body: Body) -> Result<Sent, EngineError> {
+        let me = &self.inner.me;
+        let mut tx = self.inner.store.begin().await?;
+        let rec = tx.get_case(case_id).await?.ok_or(EngineError::NotFound(case_id))?;
+        let at = now();
+        let new = lifecycle::apply(&rec.case, &me.org, &rec.partner, &body, at)?;
+        set_revision(&mut body, new.revision);
+        let updated = CaseRecord { case: new.clone(), updated_at: at, ..rec.clone() };
+        tx.put_case(&updated, Some(rec.case.revision)).await?;
+        // The message carries the same time as the change, so the receiver records the same history.
+        let message_id = self.enqueue(&mut tx, &rec.partner, case_id, body, at).await?;
+        if let Some(ev) = status_event(case_id, &rec.case, &new, message_id) {
+            tx.add_event(&ev).await?;
+        }
+        tx.commit().await?;
+        Ok(Sent { message_id, case: new })
+    }
+
+    /// Seal a message to `to` about `case_id` with the next sequence number and put it into the outbox.
+    async fn enqueue(
+        &self,
+        tx: &mut S::Tx,
+        to: &OrgKey,
+        case_id: CaseId,
+        body: Body,
+        created_at: Timestamp,
+    ) -> Result<MessageId, EngineError> {
+        let me = &self.inner.me;
+        let seq = tx.next_out_sequence(case_id, to).await?;
+        let mut header = me.header(body.message_type(), to, Some(case_id), Some(seq), None);
+        header.created_at = created_at;
+        let m = Message { header, body };
+        if let Some(d) = sdx_codec::validate::check(&m).into_iter().next() {
+            return Err(refusal(d.code, d.to_string()).into());
+        }
+        let Sealed { jws, digest } = me.seal(&m)?;
+        let at = now();
+        let id = m.header.message_id;
+        tx.insert_message(&MessageRecord {
+            message_id: id,
+            case_id: Some(case_id),
+            direction: Direction::Out,
+            peer: to.clone(),
+            message_type: m.header.message_type,
+            sequence: Some(seq),
+            created_at: m.header.created_at,
+            stored_at: at,
+            jws,
+            digest,
+            state: MessageState::Pending,
+        })
+        .await?;
+        tx.enqueue(&Delivery {
+            message_id: id,
+            peer: to.clone(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            created_at: at,
+            next_attempt_at: at,
+            last_error: None,
+            delivered_at: None,
+        })
+        .await?;
+        tx.add_event(&TimelineEvent {
+            case_id,
+            at,
+            kind: EventKind::MessageSent,
+            message_id: Some(id),
+            detail: format!("{} #{seq} to {to}", m.header.message_type),
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Handle a message that a peer POSTed over mutual TLS.
+    pub async fn receive(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<Answer, EngineError> {
+        let me = &self.inner.me;
+        let Some(peer) = self.inner.peers.get(tls_peer) else {
+            return Ok(Answer::Problem {
+                status: 403,
+                code: ErrorCode::UnknownSender,
+                detail: format!("{tls_peer} is not a configured peer of {}", me.org),
+            });
+        };
+        let opened = match protocol::open(wire, &peer.key, tls_peer, &me.org) {
+            Ok(o) => o,
+            Err(r) => return self.refuse_unopened(wire, tls_peer, r),
+        };
+        let m = opened.message;
+        let id = m.header.message_id;
+        let mut tx = self.inner.store.begin().await?;
+        // Deduplicate: the same message again gets the same receipt; other content under a known id is a replay.
+        if let Some(prev) = tx.get_message(id).await? {
+            if prev.digest == opened.digest
+                && let Some(r) = tx.get_receipt(id, Direction::Out).await?
+            {
+                return Ok(Answer::Receipt { jws: r.jws, result: r.result });
+            }
+            let r = refusal(ErrorCode::Replay, format!("message {id} is known with other content"));
+            return self.negative(&m, None, r);
+        }
+        let mut stored_state = MessageState::Applied;
+        let mut result: Result<(), Refusal> = Ok(());
+        match (&m.body, m.header.case_id, m.header.sequence) {
+            (Body::Receipt(_), ..) => {
+                return self.negative(&m, None, refusal(ErrorCode::SchemaViolation, "receipts travel in responses"));
+            }
+            (Body::ServiceNotice(_), ..) => {}
+            (_, Some(case_id), Some(seq)) => {
+                let last = tx.last_in_sequence(case_id, tls_peer).await?;
+                if seq <= last {
+                    let r = refusal(ErrorCode::OutOfOrder, format!("sequence {seq} was used already (last {last})"));
+                    return self.negative(&m, Some(opened.digest), r);
+                }
+                if seq > last + 1 {
+                    stored_state = MessageState::Held;
+                } else {
+                    result = self.apply_one(&mut tx, &m, tls_peer).await?;
+                    if result.is_err() {
+                        stored_state = MessageState::Refused;
+                    }
+                    tx.set_last_in_sequence(case_id, tls_peer, seq).await?;
+                }
+            }
+            _ => return self.negative(&m, None, refusal(ErrorCode::SchemaViolation, "case id and sequence required")),
+        }
+        let at = now();
+        tx.insert_message(&MessageRecord {
+            message_id: id,
+            case_id: m.header.case_id,
+            direction: Direction::In,
+            peer: tls_peer.clone(),
+            message_type: m.header.message_type,
+            sequence: m.header.sequence,
+            created_at: m.header.created_at,
+            stored_at: at,
+            jws: String::from_utf8_lossy(wire).trim().to_string(),
+            digest: opened.digest.clone(),
+            state: stored_state,
+        })
+        .await?;
+        if let Some(case_id) = m.header.case_id {
+            tx.add_event(&TimelineEvent {
+                case_id,
+                at,
+                kind: EventKind::MessageReceived,
+                message_id: Some(id),
+                detail: format!(
+                    "{} #{} from {tls_peer} ({})",
+                    m.header.message_type,
+                    m.header.sequence.unwrap_or(0),
+                    stored_state.as_str()
+                ),
+            })
+            .await?;
+            if stored_state == MessageState::Applied {
+                self.drain_held(&mut tx, case_id, tls_peer).await?;
+            }
+        }
+        let errors = match &result {
+            Ok(()) => Vec::new(),
+            Err(r) => protocol::receipt_errors(r),
+        };
+        let receipt = me.receipt(id, tls_peer, m.header.case_id, Some(opened.digest), errors);
+        let sealed = me.seal(&receipt)?;
+        let rr = if result.is_ok() { ReceiptResult::Accepted } else { ReceiptResult::Rejected };
+        tx.put_receipt(&ReceiptRecord {
+            for_message: id,
+            direction: Direction::Out,
+            result: rr,
+            jws: sealed.jws.clone(),
+            received_at: at,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(Answer::Receipt { jws: sealed.jws, result: rr })
+    }
+
+    /// Apply one in-order case message to the store. `Ok(Err(_))` is a refusal (stored as such by the caller).
+    async fn apply_one(&self, tx: &mut S::Tx, m: &Message, from: &OrgKey) -> Result<Result<(), Refusal>, EngineError> {
+        let me = &self.inner.me.org;
+        let Some(case_id) = m.header.case_id else {
+            return Ok(Err(refusal(ErrorCode::SchemaViolation, "case id required")));
+        };
+        let existing = tx.get_case(case_id).await?;
+        let at = m.header.created_at;
+        match (&m.body, existing) {
+            (Body::Forward(f), None) => match lifecycle::case_from_forward(f, from, me) {
+                Ok(case) => {
+                    let rec =
+                        CaseRecord { case, partner: from.clone(), our_role: OurRole::Assignee, updated_at: now() };
+                    tx.put_case(&rec, None).await?;
+                    Ok(Ok(()))
+                }
+                Err(r) => Ok(Err(r)),
+            },
+            (Body::Forward(_), Some(_)) => {
+                Ok(Err(refusal(ErrorCode::InconsistentCase, format!("case {case_id} exists already here"))))
+            }
+            (_, None) => Ok(Err(refusal(ErrorCode::UnknownCase, format!("case {case_id} is not known here")))),
+            (body, Some(rec)) => match lifecycle::apply(&rec.case, from, me, body, at) {
+                Ok(new) => {
+                    let updated = CaseRecord { case: new.clone(), updated_at: now(), ..rec.clone() };
+                    tx.put_case(&updated, Some(rec.case.revision)).await?;
+                    if let Some(ev) = status_event(case_id, &rec.case, &new, m.header.message_id) {
+                        tx.add_event(&ev).await?;
+                    }
+                    Ok(Ok(()))
+                }
+                Err(r) => Ok(Err(r)),
+            },
+        }
+    }
+
+    /// Apply held messages that are now next in line, in sequence order.
+    async fn drain_held(&self, tx: &mut S::Tx, case_id: CaseId, peer: &OrgKey) -> Result<(), EngineError> {
+        loop {
+            let last = tx.last_in_sequence(case_id, peer).await?;
+            let held = tx.held_messages(case_id, peer).await?;
+            let Some(next) = held.into_iter().find(|h| h.sequence == Some(last + 1)) else { return Ok(()) };
+            // The signature was verified when it arrived; decode the stored payload again.
+            let (_, payload) = jws::decode_unverified(&next.jws)?;
+            let m = sdx_codec::json::decode(&payload).map_err(|_| {
+                EngineError::Store(sdx_store::Error::Corrupt(format!("held message {}", next.message_id)))
+            })?;
+            let state = match self.apply_one(tx, &m, peer).await? {
+                Ok(()) => MessageState::Applied,
+                Err(_) => MessageState::Refused,
+            };
+            tx.set_message_state(next.message_id, state).await?;
+            tx.set_last_in_sequence(case_id, peer, last + 1).await?;
+        }
+    }
+
+    /// A negative receipt that is not stored (nothing about the message is kept).
+    fn negative(&self, m: &Message, digest: Option<sdx_model::Sha256Hex>, r: Refusal) -> Result<Answer, EngineError> {
+        let me = &self.inner.me;
+        let receipt = me.receipt(
+            m.header.message_id,
+            &m.header.author.key,
+            m.header.case_id,
+            digest,
+            protocol::receipt_errors(&r),
+        );
+        let sealed = me.seal(&receipt)?;
+        Ok(Answer::Receipt { jws: sealed.jws, result: ReceiptResult::Rejected })
+    }
+
+    /// A message that could not be opened: a negative receipt if it names a message id, else a problem.
+    fn refuse_unopened(&self, wire: &[u8], tls_peer: &OrgKey, r: Refusal) -> Result<Answer, EngineError> {
+        let claimed = std::str::from_utf8(wire)
+            .ok()
+            .and_then(|t| jws::decode_unverified(t.trim()).ok())
+            .and_then(|(_, payload)| serde_json::from_slice::<serde_json::Value>(&payload).ok())
+            .and_then(|v| v.pointer("/header/messageId").and_then(|x| x.as_str()).map(str::to_string))
+            .and_then(|s| MessageId::parse(&s).ok());
+        match claimed {
+            Some(id) => {
+                let me = &self.inner.me;
+                let receipt = me.receipt(id, tls_peer, None, None, protocol::receipt_errors(&r));
+                let sealed = me.seal(&receipt)?;
+                Ok(Answer::Receipt { jws: sealed.jws, result: ReceiptResult::Rejected })
+            }
+            None => Ok(Answer::Problem { status: 400, code: r.code, detail: r.message }),
+        }
+    }
+
+    /// Claim due deliveries and send them; returns how many were delivered.
+    pub async fn deliver_due<T: Transport>(&self, transport: &T, limit: u32) -> Result<usize, EngineError> {
+        let at = now();
+        let mut tx = self.inner.store.begin().await?;
+        let due = tx.claim_due(at, later(at, Duration::from_secs(60)), limit).await?;
+        tx.commit().await?;
+        let mut delivered = 0;
+        for d in due {
+            if self.deliver_one(transport, d).await? {
+                delivered += 1;
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Send one delivery and record the outcome. Returns whether it is delivered now.
+    pub async fn deliver_one<T: Transport>(&self, transport: &T, d: Delivery) -> Result<bool, EngineError> {
+        let me = &self.inner.me;
+        let Some(msg) = self.inner.store.get_message(d.message_id).await? else {
+            return Err(EngineError::Store(sdx_store::Error::Corrupt(format!(
+                "delivery without message {}",
+                d.message_id
+            ))));
+        };
+        let Some(peer) = self.inner.peers.get(&d.peer) else {
+            return self.fail(d, format!("peer {} is no longer configured", msg.peer), true).await;
+        };
+        let body = match transport.post(peer, &msg.jws).await {
+            Ok(b) => b,
+            Err(e) => return self.fail(d, e, false).await,
+        };
+        let (receipt_msg, receipt) =
+            match protocol::open_receipt(&body, &peer.key, &peer.org, &me.org, msg.message_id, &msg.digest) {
+                Ok(x) => x,
+                Err(r) => return self.fail(d, format!("unusable receipt: {r}"), false).await,
+            };
+        let at = now();
+        let rec = ReceiptRecord {
+            for_message: msg.message_id,
+            direction: Direction::In,
+            result: receipt.result,
+            jws: String::from_utf8_lossy(&body).trim().to_string(),
+            received_at: at,
+        };
+        let mut tx = self.inner.store.begin().await?;
+        let case_id = msg.case_id;
+        if receipt.result == ReceiptResult::Accepted {
+            tx.mark_delivered(msg.message_id, &rec).await?;
+        } else {
+            // A negative receipt is final: the receiver refused this message.
+            let codes: Vec<_> = receipt.errors.iter().map(|e| e.code.to_string()).collect();
+            tx.put_receipt(&rec).await?;
+            tx.mark_failed(msg.message_id, d.attempts + 1, at, &format!("refused: {}", codes.join(", ")), true).await?;
+            tx.set_message_state(msg.message_id, MessageState::Dead).await?;
+        }
+        if let Some(case_id) = case_id {
+            tx.add_event(&TimelineEvent {
+                case_id,
+                at,
+                kind: EventKind::ReceiptReceived,
+                message_id: Some(msg.message_id),
+                detail: format!(
+                    "{} for {} (receipt {})",
+                    receipt.result, msg.message_type, receipt_msg.header.message_id
+                ),
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(receipt.result == ReceiptResult::Accepted)
+    }
+
+    async fn fail(&self, d: Delivery, error: String, permanent: bool) -> Result<bool, EngineError> {
+        let at = now();
+        let attempts = d.attempts + 1;
+        let cfg = &self.inner.delivery;
+        let age = at.as_offset_date_time() - d.created_at.as_offset_date_time();
+        let dead = permanent || age >= time::Duration::seconds(i64::try_from(cfg.dead_after_s).unwrap_or(i64::MAX));
+        let base = cfg.backoff(attempts);
+        // Full jitter: anywhere between half and the whole delay, so that retries do not march in step.
+        let jitter = rand_fraction(d.message_id);
+        let wait = base.mul_f64(0.5 + 0.5 * jitter);
+        let mut tx = self.inner.store.begin().await?;
+        tx.mark_failed(d.message_id, attempts, later(at, wait), &error, dead).await?;
+        if let Some(m) = tx.get_message(d.message_id).await?
+            && let Some(case_id) = m.case_id
+        {
+            tx.add_event(&TimelineEvent {
+                case_id,
+                at,
+                kind: if dead { EventKind::DeadLettered } else { EventKind::DeliveryFailed },
+                message_id: Some(d.message_id),
+                detail: format!("attempt {attempts}: {}", error.chars().take(200).collect::<String>()),
+            })
+            .await?;
+            if dead {
+                tx.set_message_state(d.message_id, MessageState::Dead).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(false)
+    }
+
+    /// Put a dead letter back into delivery.
+    pub async fn retry_dead(&self, id: MessageId) -> Result<bool, EngineError> {
+        let mut tx = self.inner.store.begin().await?;
+        let ok = tx.retry_dead(id, now()).await?;
+        if ok {
+            tx.set_message_state(id, MessageState::Pending).await?;
+        }
+        tx.commit().await?;
+        Ok(ok)
+    }
+}
+
+/// A number in [0, 1) that differs per message and per call (cheap jitter without a random-number crate).
+fn rand_fraction(id: MessageId) -> f64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let x = (id.uuid().as_u128() as u64) ^ u64::from(nanos).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,8 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod pki;
+pub mod protocol;
+pub mod settings;
+pub mod tls;

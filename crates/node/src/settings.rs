@@ -1,0 +1,293 @@
+//! Typed settings of a node, layered: defaults → TOML file → `SDX_…` environment variables
+//! (`SDX_NODE__ORG=psw:01000115`, nested keys separated by `__`). Secrets (API tokens) are stored as SHA-256
+//! hashes and never printed; `Debug` of [`Settings`] shows no secret.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use sdx_model::OrgKey;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// This organisation.
+    pub node: NodeSettings,
+    /// Keys and certificates.
+    pub keys: KeySettings,
+    /// Storage.
+    pub storage: StorageSettings,
+    /// Partners this node exchanges cases with.
+    #[serde(default)]
+    pub peers: Vec<PeerSettings>,
+    /// Delivery of outgoing messages.
+    #[serde(default)]
+    pub delivery: DeliverySettings,
+    /// Local API for the organisation's own ticket system and operators.
+    #[serde(default)]
+    pub api: ApiSettings,
+}
+
+/// The organisation this node speaks for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Organisation key (DVDV style), e.g. `psw:01000115`.
+    pub org: OrgKey,
+    /// Organisation name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Address of the peer endpoint (mutual TLS); port 0 picks a free port.
+    #[serde(default = "default_peer_listen")]
+    pub listen: SocketAddr,
+}
+
+/// Key material, as file paths (relative paths are relative to the settings file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// PKCS#8 PEM key that signs messages and receipts (EC P-256 → ES256, RSA → PS512).
+    pub signing_key: PathBuf,
+    /// This node's TLS certificate (PEM), issued by the federation CA, with `urn:sdx:org:<key>`.
+    pub tls_cert: PathBuf,
+    /// Its private key (PKCS#8 PEM).
+    pub tls_key: PathBuf,
+    /// The federation CA certificate (PEM): the only trust anchor for peers.
+    pub federation_ca: PathBuf,
+}
+
+/// Where the node keeps its state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `sqlite://path/node.db?mode=rwc` (default, embedded) or `postgres://user@host/db`.
+    pub url: String,
+    /// PostgreSQL schema of this node (several nodes may share one database).
+    #[serde(default)]
+    pub schema: Option<String>,
+}
+
+/// A partner node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    /// Its organisation key (must match its TLS certificate and the author of its messages).
+    pub org: OrgKey,
+    /// Its name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Base URL of its peer endpoint, e.g. `https://bela.example:8443`.
+    pub url: String,
+    /// Its public signing key (JWK file).
+    pub signing_key: PathBuf,
+}
+
+/// Retry policy of the delivery worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// First retry delay, in milliseconds.
+    pub backoff_initial_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// After this many seconds without success an entry becomes a dead letter.
+    pub dead_after_s: u64,
+    /// How many messages are in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings { backoff_initial_ms: 1_000, backoff_max_ms: 300_000, dead_after_s: 86_400, concurrency: 32 }
+    }
+}
+
+impl DeliverySettings {
+    /// Delay before attempt `attempt` (1-based), before jitter: initial · 2^(attempt−1), capped.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(32);
+        let ms = self.backoff_initial_ms.saturating_mul(1u64 << exp).min(self.backoff_max_ms);
+        Duration::from_millis(ms)
+    }
+}
+
+/// The local API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address of the local API (plain HTTP; keep it on loopback or behind a TLS proxy).
+    pub listen: SocketAddr,
+    /// Clients allowed to call it.
+    pub clients: Vec<ApiClient>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), clients: Vec::new() }
+    }
+}
+
+/// One API client and the SHA-256 (hex) of its bearer token. The token itself is never stored.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiClient {
+    /// Name, for logs.
+    pub name: String,
+    /// SHA-256 of the token, 64 lowercase hex digits.
+    pub token_sha256: String,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient").field("name", &self.name).field("token_sha256", &"<redacted>").finish()
+    }
+}
+
+fn default_peer_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+
+/// Settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings: {0}")]
+pub struct SettingsError(String);
+
+impl Settings {
+    /// Load from a TOML file (if given), then `SDX_…` environment variables. Relative key paths are made
+    /// relative to the file's directory.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let mut fig = Figment::from(Serialized::defaults(DefaultsOnly::default()));
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(SettingsError(format!("{} does not exist", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        // Only variables of the settings' sections (SDX_NODE__ORG, SDX_STORAGE__URL, …); other SDX_ variables,
+        // such as SDX_TEST_DATABASE_URL, belong to other tools.
+        let sections = ["node__", "keys__", "storage__", "peers", "delivery__", "api__"];
+        let env = Env::prefixed("SDX_")
+            .filter(move |k| {
+                let k = k.as_str().to_ascii_lowercase();
+                sections.iter().any(|s| k.starts_with(s))
+            })
+            .split("__");
+        fig = fig.merge(env);
+        let mut s: Settings = fig.extract().map_err(|e| SettingsError(e.to_string()))?;
+        if let Some(base) = file.and_then(Path::parent) {
+            s.resolve_paths(base);
+        }
+        s.check()?;
+        Ok(s)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.keys.signing_key);
+        fix(&mut self.keys.tls_cert);
+        fix(&mut self.keys.tls_key);
+        fix(&mut self.keys.federation_ca);
+        for p in &mut self.peers {
+            fix(&mut p.signing_key);
+        }
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.org == self.node.org {
+                return Err(SettingsError(format!("peers[{i}] is this node itself")));
+            }
+            if self.peers[..i].iter().any(|q| q.org == p.org) {
+                return Err(SettingsError(format!("peer {} configured twice", p.org)));
+            }
+            if !p.url.starts_with("https://") {
+                return Err(SettingsError(format!("peer {} url must be https://", p.org)));
+            }
+        }
+        for c in &self.api.clients {
+            let ok =
+                c.token_sha256.len() == 64 && c.token_sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            if !ok {
+                return Err(SettingsError(format!(
+                    "api client {}: token_sha256 must be 64 lowercase hex digits",
+                    c.name
+                )));
+            }
+        }
+        let d = &self.delivery;
+        if d.backoff_initial_ms == 0 || d.backoff_max_ms < d.backoff_initial_ms || d.concurrency == 0 {
+            return Err(SettingsError("delivery: backoff_initial_ms > 0, backoff_max_ms ≥ it, concurrency > 0".into()));
+        }
+        Ok(())
+    }
+
+    /// The peer with this organisation key.
+    pub fn peer(&self, org: &OrgKey) -> Option<&PeerSettings> {
+        self.peers.iter().find(|p| &p.org == org)
+    }
+}
+
+/// The defaults layer: only the sections that have defaults.
+#[derive(Serialize, Default)]
+struct DefaultsOnly {
+    delivery: DeliverySettings,
+    api: ApiSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layered_loading_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("node.toml");
+        std::fs::write(
+            &f,
+            r#"
+[node]
+org = "psw:01000115"
+listen = "127.0.0.1:0"
+[keys]
+signing_key = "sig.pem"
+tls_cert = "tls.pem"
+tls_key = "tls.key"
+federation_ca = "/etc/sdx/ca.pem"
+[storage]
+url = "sqlite://mila.db?mode=rwc"
+[[peers]]
+org = "psw:06000042"
+url = "https://127.0.0.1:9443"
+signing_key = "bela.jwk"
+"#,
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SDX_TEST_DATABASE_URL", "postgres://elsewhere");
+            jail.set_env("SDX_STORAGE__SCHEMA", "mila");
+            let s = Settings::load(Some(&f)).map_err(|e| e.to_string())?;
+            assert_eq!(s.storage.schema.as_deref(), Some("mila"), "environment overrides the file");
+            assert_eq!(s.node.org.as_str(), "psw:01000115");
+            assert_eq!(s.keys.signing_key, dir.path().join("sig.pem"));
+            assert_eq!(s.keys.federation_ca, PathBuf::from("/etc/sdx/ca.pem"));
+            assert_eq!(s.delivery.backoff(1), Duration::from_millis(1000));
+            assert_eq!(s.delivery.backoff(4), Duration::from_millis(8000));
+            assert_eq!(s.delivery.backoff(40), Duration::from_millis(300_000));
+            Ok(())
+        });
+        // A typo is an error, not silently ignored.
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, std::fs::read_to_string(&f).unwrap().replace("[storage]", "[storage]\nulr = 1")).unwrap();
+        assert!(Settings::load(Some(&bad)).is_err());
+        assert!(Settings::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}

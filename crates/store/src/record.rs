@@ -1,0 +1,372 @@
+//! The records the store keeps (plain structs holding `sdx_model` types), the small state enums, the case query
+//! and its page type.
+//!
+//! Times are stored as Unix milliseconds (UTC) and come back in UTC, to the millisecond; where the original
+//! offset matters it is kept in the stored documents themselves (the case JSON, the signed message).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use sdx_model::{
+    Ars, Case, CaseId, LeikaKey, MessageId, MessageType, OrgKey, Priority, ReceiptResult, Sha256Hex, Status,
+    TicketType, Timestamp,
+};
+
+use crate::error::{Error, Result};
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(
+                $(#[$vmeta])*
+                #[serde(rename = $code)]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The stored (and serialized) code.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code,)+
+                }
+            }
+
+            /// Parse a code as produced by [`Self::as_str`].
+            pub fn parse(code: &str) -> Option<Self> {
+                match code {
+                    $($code => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
+            pub(crate) fn decode(code: &str) -> Result<Self> {
+                Self::parse(code)
+                    .ok_or_else(|| Error::Corrupt(format!("unknown {} `{code}`", stringify!($name))))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Our organisation's role in a case.
+    OurRole {
+        /// We created the case and forwarded it.
+        Originator = "originator",
+        /// The case was forwarded to us.
+        Assignee = "assignee",
+        /// Both (a case we hold in both roles, e.g. handed back and forwarded again).
+        Both = "both",
+    }
+);
+
+text_enum!(
+    /// Direction of a message or receipt, seen from this node.
+    Direction {
+        /// Received from the peer.
+        In = "in",
+        /// Sent by us.
+        Out = "out",
+    }
+);
+
+text_enum!(
+    /// State of a stored message. Outbound: `Pending` → `Delivered` | `Dead`; inbound: `Held` → `Applied`, or
+    /// `Refused`.
+    MessageState {
+        /// Outbound, not yet acknowledged by a positive receipt.
+        Pending = "pending",
+        /// Outbound, positive receipt stored.
+        Delivered = "delivered",
+        /// Outbound, given up (dead letter); may be retried by an operator.
+        Dead = "dead",
+        /// Inbound, waiting for an earlier sequence number.
+        Held = "held",
+        /// Inbound, applied to the case.
+        Applied = "applied",
+        /// Inbound, refused with a negative receipt.
+        Refused = "refused",
+    }
+);
+
+text_enum!(
+    /// State of an outbound delivery.
+    DeliveryState {
+        /// To be sent (again) at `next_attempt_at`.
+        Pending = "pending",
+        /// The peer's positive receipt is stored.
+        Delivered = "delivered",
+        /// Given up; see `last_error`.
+        Dead = "dead",
+    }
+);
+
+text_enum!(
+    /// What a timeline event records.
+    EventKind {
+        /// We sent a message about the case.
+        MessageSent = "messageSent",
+        /// We received a message about the case.
+        MessageReceived = "messageReceived",
+        /// We sent a receipt.
+        ReceiptSent = "receiptSent",
+        /// We received a receipt.
+        ReceiptReceived = "receiptReceived",
+        /// The case status changed.
+        StatusChanged = "statusChanged",
+        /// A delivery attempt failed.
+        DeliveryFailed = "deliveryFailed",
+        /// A delivery was given up.
+        DeadLettered = "deadLettered",
+        /// An operator retried a dead letter.
+        Retried = "retried",
+    }
+);
+
+/// A case as this node holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseRecord {
+    /// The case; its `revision` is the stored revision used for optimistic concurrency.
+    pub case: Case,
+    /// The other organisation of the case.
+    pub partner: OrgKey,
+    /// Our role.
+    pub our_role: OurRole,
+    /// When this node last changed the record (orders queries; not the case's own `updatedAt`).
+    pub updated_at: Timestamp,
+}
+
+/// A message sent or received, exactly as signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageRecord {
+    /// Message id (unique per node, both directions).
+    pub message_id: MessageId,
+    /// The case, absent for service notices.
+    pub case_id: Option<CaseId>,
+    /// In or out.
+    pub direction: Direction,
+    /// The other organisation (reader for outbound, author for inbound).
+    pub peer: OrgKey,
+    /// Message type from the header.
+    pub message_type: MessageType,
+    /// Sequence number per (case, direction, peer).
+    pub sequence: Option<u64>,
+    /// Creation time from the header.
+    pub created_at: Timestamp,
+    /// When this node stored it.
+    pub stored_at: Timestamp,
+    /// The signed message (JWS compact serialization) exactly as sent or received.
+    pub jws: String,
+    /// SHA-256 of the JWS bytes.
+    pub digest: Sha256Hex,
+    /// State.
+    pub state: MessageState,
+}
+
+/// The delivery of one outbound message (the transactional outbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The message to deliver.
+    pub message_id: MessageId,
+    /// To whom.
+    pub peer: OrgKey,
+    /// State.
+    pub state: DeliveryState,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_at: Timestamp,
+    /// Not before this time.
+    pub next_attempt_at: Timestamp,
+    /// Error of the last failed attempt (short, no personal data).
+    pub last_error: Option<String>,
+    /// When the positive receipt was stored.
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// A receipt we sent or received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptRecord {
+    /// The message the receipt is for.
+    pub for_message: MessageId,
+    /// `Out`: we sent it (for a message we received); `In`: we received it (for a message we sent).
+    pub direction: Direction,
+    /// Accepted or rejected.
+    pub result: ReceiptResult,
+    /// The signed receipt message (JWS) exactly as sent or received.
+    pub jws: String,
+    /// When it was sent or received.
+    pub received_at: Timestamp,
+}
+
+/// One entry of a case's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEvent {
+    /// The case.
+    pub case_id: CaseId,
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    pub kind: EventKind,
+    /// The message concerned, if any.
+    pub message_id: Option<MessageId>,
+    /// Short description; no personal data.
+    pub detail: String,
+}
+
+/// Maximum page size of [`CaseQuery`].
+pub const MAX_PAGE: u32 = 500;
+
+/// A uniform case query. Empty or absent filters match everything; filters combine with AND.
+/// Results are ordered by (`updated_at`, case id), ascending, and paged by an opaque cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseQuery {
+    /// Any of these statuses.
+    pub status: Vec<Status>,
+    /// Ticket type.
+    pub ticket_type: Option<TicketType>,
+    /// Priority.
+    pub priority: Option<Priority>,
+    /// Affected service (LeiKa key).
+    pub leika_key: Option<LeikaKey>,
+    /// Region: the case's ARS starts with this prefix.
+    pub region_prefix: Option<Ars>,
+    /// Partner organisation.
+    pub partner: Option<OrgKey>,
+    /// Changed at or after this time.
+    pub updated_since: Option<Timestamp>,
+    /// Continue after the page that returned this cursor.
+    pub cursor: Option<String>,
+    /// Page size, 1 to [`MAX_PAGE`] (0 means 100, larger values are capped).
+    pub limit: u32,
+}
+
+impl CaseQuery {
+    /// The effective page size.
+    pub fn page_size(&self) -> u32 {
+        match self.limit {
+            0 => 100,
+            n => n.min(MAX_PAGE),
+        }
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Cursor for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Position after which the next page starts: (updated_at ms, case id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub updated_ms: i64,
+    pub case_id: String,
+}
+
+impl Cursor {
+    /// Opaque form: hex of `1.<ms>.<case id>`.
+    pub(crate) fn encode(&self) -> String {
+        format!("1.{}.{}", self.updated_ms, self.case_id).bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub(crate) fn decode(s: &str) -> Result<Cursor> {
+        let bad = || Error::Invalid("malformed paging cursor".into());
+        if s.len() > 200 || !s.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        let bytes = (0..s.len())
+            .step_by(2)
+            .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(bad)?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let mut parts = text.splitn(3, '.');
+        let (Some("1"), Some(ms), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let updated_ms = ms.parse().map_err(|_| bad())?;
+        let case_id = CaseId::parse(id).map_err(|_| bad())?.to_string();
+        Ok(Cursor { updated_ms, case_id })
+    }
+}
+
+/// Unix milliseconds of a timestamp (years 1970–9999 fit easily).
+pub(crate) fn ms(t: &Timestamp) -> i64 {
+    t.unix_millis() as i64
+}
+
+/// A timestamp from stored Unix milliseconds, in UTC.
+pub(crate) fn from_ms(ms: i64) -> Result<Timestamp> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(Timestamp::from_offset_date_time)
+        .map_err(|_| Error::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+pub(crate) fn parse_id<T, E: std::fmt::Display>(
+    what: &str,
+    s: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T> {
+    parse(s).map_err(|e| Error::Corrupt(format!("stored {what}: {e}")))
+}
+
+pub(crate) fn seq_to_db(seq: u64) -> Result<i64> {
+    i64::try_from(seq).map_err(|_| Error::Invalid(format!("sequence {seq} exceeds the stored range")))
+}
+
+pub(crate) fn seq_from_db(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::Corrupt(format!("negative sequence {v}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_rejects_garbage() {
+        let c = Cursor { updated_ms: 1_790_000_000_123, case_id: "3f2b8c1e-7a4d-4e9b-b1c2-d3e4f5a6b7c8".into() };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        for bad in ["", "zz", "312e", "abc", &"00".repeat(150)] {
+            assert!(matches!(Cursor::decode(bad), Err(Error::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn millis_round_trip_in_utc() {
+        let t = Timestamp::parse("2026-11-27T09:12:00.123+01:00").unwrap();
+        let back = from_ms(ms(&t)).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.to_string(), "2026-11-27T08:12:00.123Z");
+    }
+
+    #[test]
+    fn enum_codes_round_trip() {
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(*k));
+            assert_eq!(serde_json::to_string(k).unwrap(), format!("\"{k}\""));
+        }
+        assert!(MessageState::decode("bogus").is_err());
+    }
+}
