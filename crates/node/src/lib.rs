@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod engine;
+pub mod peer_api;
 pub mod pki;
 pub mod protocol;
 pub mod settings;
