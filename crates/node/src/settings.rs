@@ -248,6 +248,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own large error type
     fn layered_loading_and_checks() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("node.toml");
