@@ -7,6 +7,7 @@
 //! - `cmd::document`: `validate`, `convert`.
 //! - `cmd::schema`: `schema --out DIR`.
 //! - `cmd::jose`: `keys generate`, `sign`, `verify`, `encrypt`, `decrypt`.
+//! - `cmd::serve`: `serve --config node.toml`.
 //! - `io`: reading inputs within the documented limits, writing outputs.
 #![forbid(unsafe_code)]
 
@@ -50,6 +51,12 @@ enum Command {
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Run this organisation's node (peer endpoint over mutual TLS, delivery worker) until Ctrl-C or SIGTERM.
+    Serve {
+        /// Settings file (TOML); `SDX_…` environment variables override it.
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Key management.
     Keys {
@@ -132,6 +139,7 @@ fn main() -> ExitCode {
         Command::Validate { files, json } => cmd::document::validate(&files, json),
         Command::Convert { to, file } => cmd::document::convert(&file, matches!(to, Target::Xml)),
         Command::Schema { out } => cmd::schema::write(&out),
+        Command::Serve { config } => cmd::serve::serve(&config),
         Command::Keys { command: KeysCommand::Generate { alg, out, force } } => cmd::jose::generate(&alg, &out, force),
         Command::Sign { key, file } => cmd::jose::sign(&key, &file),
         Command::Verify { key, file, print } => cmd::jose::verify(&key, &file, print),

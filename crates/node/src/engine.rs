@@ -107,6 +107,8 @@ struct Inner<S> {
     store: S,
     peers: HashMap<OrgKey, Peer>,
     delivery: DeliverySettings,
+    /// Signalled after a commit that put something into the outbox.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// The engine of one node. Cheap to clone.
@@ -158,7 +160,13 @@ impl<S: Store> Engine<S> {
     /// An engine for this node.
     pub fn new(me: Identity, store: S, peers: Vec<Peer>, delivery: DeliverySettings) -> Self {
         let peers = peers.into_iter().map(|p| (p.org.clone(), p)).collect();
-        Engine { inner: Arc::new(Inner { me, store, peers, delivery }) }
+        let wake = Arc::new(tokio::sync::Notify::new());
+        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake }) }
+    }
+
+    /// Signalled whenever a commit put a message into the outbox (the delivery worker waits on it).
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.wake)
     }
 
     /// This node's organisation.
@@ -194,6 +202,7 @@ impl<S: Store> Engine<S> {
         let body = Body::Forward(sdx_model::Forward { case: case.clone(), note });
         let message_id = self.enqueue(&mut tx, &to, case.case_id, body, now()).await?;
         tx.commit().await?;
+        self.inner.wake.notify_one();
         Ok(Sent { message_id, case })
     }
 
@@ -213,6 +222,7 @@ impl<S: Store> Engine<S> {
             tx.add_event(&ev).await?;
         }
         tx.commit().await?;
+        self.inner.wake.notify_one();
         Ok(Sent { message_id, case: new })
     }
 
@@ -471,9 +481,11 @@ impl<S: Store> Engine<S> {
         let mut tx = self.inner.store.begin().await?;
         let due = tx.claim_due(at, later(at, Duration::from_secs(60)), limit).await?;
         tx.commit().await?;
+        // In flight at once: everything claimed (the claim is bounded by `limit`).
+        let results = futures_util::future::join_all(due.into_iter().map(|d| self.deliver_one(transport, d))).await;
         let mut delivered = 0;
-        for d in due {
-            if self.deliver_one(transport, d).await? {
+        for r in results {
+            if r? {
                 delivered += 1;
             }
         }

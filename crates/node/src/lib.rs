@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod engine;
 pub mod peer_api;
 pub mod pki;

@@ -3,3 +3,4 @@
 pub mod document;
 pub mod jose;
 pub mod schema;
+pub mod serve;

@@ -1,0 +1,157 @@
+//! Start-up: [`App::build`] turns [`Settings`] into a running node — store opened and migrated, keys and
+//! certificates loaded, peer endpoint bound (port 0 allowed; [`App::peer_addr`] tells the port) — and
+//! [`App::run_until_stopped`] serves peers over mutual TLS and runs the delivery worker until the shutdown
+//! future completes, then stops accepting, lets requests in flight finish and returns.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sdx_crypto::{PrivateKey, PublicKey};
+use sdx_store::{AnyStore, open_any};
+
+use crate::engine::{Engine, Peer};
+use crate::peer_api::{self, HttpTransport};
+use crate::pki::NodeCert;
+use crate::protocol::Identity;
+use crate::settings::Settings;
+use crate::tls;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// Which file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Key or certificate material is unusable.
+    #[error("{what} in {path}: {detail}")]
+    Material {
+        /// What it should have been.
+        what: &'static str,
+        /// Which file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The store could not be opened.
+    #[error("storage: {0}")]
+    Store(#[from] sdx_store::Error),
+    /// The peer endpoint could not be bound or served.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    /// TLS set-up failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+fn read(path: &Path) -> Result<String, AppError> {
+    std::fs::read_to_string(path).map_err(|source| AppError::Read { path: path.display().to_string(), source })
+}
+
+fn material(what: &'static str, path: &Path, detail: impl std::fmt::Display) -> AppError {
+    AppError::Material { what, path: path.display().to_string(), detail: detail.to_string() }
+}
+
+/// A node, built and bound, not yet serving.
+pub struct App {
+    engine: Engine<AnyStore>,
+    listener: TcpListener,
+    server_config: Arc<rustls::ServerConfig>,
+    transport: HttpTransport,
+    concurrency: u32,
+}
+
+impl App {
+    /// Build the node from its settings.
+    pub async fn build(settings: Settings) -> Result<App, AppError> {
+        let k = &settings.keys;
+        let signing_key = PrivateKey::from_pkcs8_pem(&read(&k.signing_key)?)
+            .map_err(|e| material("signing key (PKCS#8 PEM)", &k.signing_key, e))?;
+        let cert = NodeCert::from_pem(&read(&k.tls_cert)?, &read(&k.tls_key)?)
+            .map_err(|e| material("TLS certificate and key", &k.tls_cert, e))?;
+        match cert.org() {
+            Ok(org) if org == settings.node.org => {}
+            Ok(org) => {
+                return Err(material(
+                    "TLS certificate",
+                    &k.tls_cert,
+                    format!("is for {org}, not {}", settings.node.org),
+                ));
+            }
+            Err(e) => return Err(material("TLS certificate", &k.tls_cert, e)),
+        }
+        let ca_pem = read(&k.federation_ca)?;
+        let mut peers = Vec::new();
+        for p in &settings.peers {
+            let key = PublicKey::from_jwk(&read(&p.signing_key)?)
+                .map_err(|e| material("peer signing key (JWK)", &p.signing_key, e))?;
+            peers.push(Peer { org: p.org.clone(), url: p.url.clone(), key });
+        }
+        let server_config = tls::server_config(&cert, &ca_pem).map_err(|e| AppError::Tls(e.to_string()))?;
+        let client = tls::http_client(&cert, &ca_pem).map_err(|e| AppError::Tls(e.to_string()))?;
+        let store = open_any(&settings.storage.url, settings.storage.schema.as_deref()).await?;
+        let identity = Identity { org: settings.node.org.clone(), name: settings.node.name.clone(), signing_key };
+        let concurrency = u32::try_from(settings.delivery.concurrency).unwrap_or(u32::MAX);
+        let engine = Engine::new(identity, store, peers, settings.delivery.clone());
+        let listener = TcpListener::bind(settings.node.listen)?;
+        Ok(App { engine, listener, server_config, transport: HttpTransport::new(client), concurrency })
+    }
+
+    /// The address the peer endpoint is bound to.
+    pub fn peer_addr(&self) -> Result<SocketAddr, AppError> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The engine (for the local API and tests).
+    pub fn engine(&self) -> &Engine<AnyStore> {
+        &self.engine
+    }
+
+    /// Serve peers and deliver the outbox until `shutdown` completes.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let server =
+            tokio::spawn(tls::serve_mtls(self.listener, peer_api::router(self.engine.clone()), self.server_config, {
+                let mut rx = stop_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }
+            }));
+        let worker = tokio::spawn(delivery_worker(self.engine.clone(), self.transport, self.concurrency, stop_rx));
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let served = server.await.map_err(|e| AppError::Io(std::io::Error::other(e)))?;
+        let _ = worker.await;
+        Ok(served?)
+    }
+}
+
+/// Deliver whenever something was enqueued, and at least every 500 ms for retries.
+async fn delivery_worker(
+    engine: Engine<AnyStore>,
+    transport: HttpTransport,
+    concurrency: u32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let wake = engine.outbox_signal();
+    loop {
+        match engine.deliver_due(&transport, concurrency).await {
+            // Work was there: look again at once.
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "delivery round failed"),
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
