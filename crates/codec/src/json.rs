@@ -53,7 +53,11 @@ fn array_for_object(input: &[u8]) -> Option<(usize, String)> {
     walk(&mut s, Shape::Message, &mut path)
 }
 
-fn walk(s: &mut Scanner<'_>, shape: Shape, path: &mut Vec<String>) -> Option<(usize, String)> {
+fn walk<'a>(
+    s: &mut Scanner<'a>,
+    shape: Shape,
+    path: &mut Vec<std::borrow::Cow<'a, str>>,
+) -> Option<(usize, String)> {
     if let Shape::Any = shape {
         s.skip_value(0);
         return None;
@@ -79,7 +83,7 @@ fn walk(s: &mut Scanner<'_>, shape: Shape, path: &mut Vec<String>) -> Option<(us
             }
             _ => {}
         }
-        let key = s.string()?;
+        let key = s.str_value()?;
         s.ws();
         if s.peek()? != b':' {
             return None;
@@ -88,7 +92,7 @@ fn walk(s: &mut Scanner<'_>, shape: Shape, path: &mut Vec<String>) -> Option<(us
         s.ws();
         let (inner, list) = match shape {
             Shape::Message => (
-                match key.as_str() {
+                match &*key {
                     "header" => Shape::Object(&desc::HEADER),
                     "body" => Shape::Body,
                     _ => Shape::Any,
@@ -121,7 +125,7 @@ fn walk(s: &mut Scanner<'_>, shape: Shape, path: &mut Vec<String>) -> Option<(us
                     }
                     b',' => s.i += 1,
                     _ => {
-                        path.push(ix.to_string());
+                        path.push(std::borrow::Cow::Owned(ix.to_string()));
                         let f = walk(s, inner, path);
                         path.pop();
                         if f.is_some() {
@@ -326,7 +330,7 @@ struct Scanner<'a> {
     i: usize,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -335,22 +339,45 @@ impl Scanner<'_> {
             self.i += 1;
         }
     }
-    fn string(&mut self) -> Option<String> {
-        let start = self.i;
+    /// Skip a string; returns its raw bytes between the quotes and whether it contains escapes.
+    fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
         if self.peek()? != b'"' {
             return None;
         }
         self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
         loop {
-            match self.peek()? {
-                b'\\' => self.i += 2,
-                b'"' => {
-                    self.i += 1;
-                    return serde_json::from_slice(&self.b[start..self.i]).ok();
-                }
-                _ => self.i += 1,
+            let rest = self.b.get(self.i..)?;
+            let k = memchr::memchr2(b'"', b'\\', rest)?;
+            self.i += k;
+            if self.b[self.i] == b'\\' {
+                escaped = true;
+                self.i += 2;
+            } else {
+                let raw = &self.b[start..self.i];
+                self.i += 1;
+                return Some((raw, escaped));
             }
         }
+    }
+    /// A string's value, borrowed when it has no escapes.
+    fn str_value(&mut self) -> Option<std::borrow::Cow<'a, str>> {
+        let start = self.i;
+        let (raw, escaped) = self.raw_string()?;
+        if !escaped {
+            return std::str::from_utf8(raw).ok().map(std::borrow::Cow::Borrowed);
+        }
+        serde_json::from_slice::<String>(&self.b[start..self.i]).ok().map(std::borrow::Cow::Owned)
+    }
+    /// A string's value (keys and pointer segments).
+    fn string(&mut self) -> Option<String> {
+        let start = self.i;
+        let (raw, escaped) = self.raw_string()?;
+        if !escaped {
+            return std::str::from_utf8(raw).ok().map(str::to_string);
+        }
+        serde_json::from_slice(&self.b[start..self.i]).ok()
     }
     fn skip_value(&mut self, depth: usize) -> Option<()> {
         if depth > limits::MAX_DEPTH * 4 {
@@ -358,7 +385,7 @@ impl Scanner<'_> {
         }
         match self.peek()? {
             b'"' => {
-                self.string()?;
+                self.raw_string()?;
             }
             b'{' | b'[' => {
                 let close = if self.peek()? == b'{' { b'}' } else { b']' };
@@ -370,7 +397,7 @@ impl Scanner<'_> {
                         return Some(());
                     }
                     if close == b'}' {
-                        self.string()?;
+                        self.raw_string()?;
                         self.ws();
                         if self.peek()? != b':' {
                             return None;
