@@ -7,7 +7,7 @@
 //! - `cmd::document`: `validate`, `convert`.
 //! - `cmd::schema`: `schema --out DIR`.
 //! - `cmd::jose`: `keys generate`, `sign`, `verify`, `encrypt`, `decrypt`.
-//! - `cmd::serve`: `serve --config node.toml`.
+//! - `cmd::serve`: `serve --config node.toml`; `cmd::demo`: `demo` (use cases 2.1 and 2.2 between two nodes).
 //! - `io`: reading inputs within the documented limits, writing outputs.
 #![forbid(unsafe_code)]
 
@@ -57,6 +57,16 @@ enum Command {
         /// Settings file (TOML); `SDX_…` environment variables override it.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Start a MiLa and a BeLa node on loopback (mutual TLS, temporary PKI) and run use cases 2.1 and 2.2.
+    /// Exit 0 only if both sides end with the same case.
+    Demo {
+        /// Keep the databases (SQLite files), keys and settings in DIR.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Run both nodes on this PostgreSQL server, each in its own schema (sdx_demo_mila, sdx_demo_bela).
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Key management.
     Keys {
@@ -140,6 +150,7 @@ fn main() -> ExitCode {
         Command::Convert { to, file } => cmd::document::convert(&file, matches!(to, Target::Xml)),
         Command::Schema { out } => cmd::schema::write(&out),
         Command::Serve { config } => cmd::serve::serve(&config),
+        Command::Demo { data_dir, database_url } => cmd::demo::demo(cmd::demo::DemoOptions { data_dir, database_url }),
         Command::Keys { command: KeysCommand::Generate { alg, out, force } } => cmd::jose::generate(&alg, &out, force),
         Command::Sign { key, file } => cmd::jose::sign(&key, &file),
         Command::Verify { key, file, print } => cmd::jose::verify(&key, &file, print),
