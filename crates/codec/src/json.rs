@@ -53,11 +53,7 @@ fn array_for_object(input: &[u8]) -> Option<(usize, String)> {
     walk(&mut s, Shape::Message, &mut path)
 }
 
-fn walk<'a>(
-    s: &mut Scanner<'a>,
-    shape: Shape,
-    path: &mut Vec<std::borrow::Cow<'a, str>>,
-) -> Option<(usize, String)> {
+fn walk<'a>(s: &mut Scanner<'a>, shape: Shape, path: &mut Vec<std::borrow::Cow<'a, str>>) -> Option<(usize, String)> {
     if let Shape::Any = shape {
         s.skip_value(0);
         return None;
