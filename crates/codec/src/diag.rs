@@ -73,3 +73,15 @@ pub(crate) fn line_col(input: &[u8], offset: usize) -> (usize, usize) {
     let col = String::from_utf8_lossy(&upto[start..]).chars().count() + 1;
     (line, col)
 }
+
+/// The input without a UTF-8 byte-order mark, or `tooLarge` if it exceeds the document limit.
+pub(crate) fn within_limit(input: &[u8]) -> Result<&[u8], Vec<Diagnostic>> {
+    use sdx_model::rules::limits::MAX_DOCUMENT_BYTES;
+    if input.len() > MAX_DOCUMENT_BYTES {
+        return Err(vec![Diagnostic::new(
+            ErrorCode::TooLarge,
+            format!("document has {} bytes, at most {MAX_DOCUMENT_BYTES} allowed", input.len()),
+        )]);
+    }
+    Ok(input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input))
+}

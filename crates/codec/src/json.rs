@@ -10,13 +10,7 @@ use crate::diag::{Diagnostic, coded_message, line_col};
 /// Decode a JSON message. Checks size, syntax, duplicate members, unknown members, types, identifiers and
 /// codelist membership; the rules beyond that are applied by [`crate::validate`].
 pub fn decode(input: &[u8]) -> Result<Message, Vec<Diagnostic>> {
-    if input.len() > limits::MAX_DOCUMENT_BYTES {
-        return Err(vec![Diagnostic::new(
-            ErrorCode::TooLarge,
-            format!("document has {} bytes, at most {} allowed", input.len(), limits::MAX_DOCUMENT_BYTES),
-        )]);
-    }
-    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let input = crate::diag::within_limit(input)?;
     // Fast path without path tracking; on failure decode again to learn where.
     match serde_json::from_slice::<Message>(input) {
         Ok(m) => match array_for_object(input) {

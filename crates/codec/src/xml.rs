@@ -16,7 +16,6 @@ use serde_json::{Map, Value};
 
 use sdx_model::codelist::CodeList;
 use sdx_model::message::STANDARD;
-use sdx_model::rules::limits;
 use sdx_model::{ErrorCode, Message};
 
 use crate::desc::{self, Field, Kind, MessageDesc, Occurs, TypeDesc};
@@ -24,13 +23,7 @@ use crate::diag::{Diagnostic, coded_message, line_col};
 
 /// Decode an XML message.
 pub fn decode(input: &[u8]) -> Result<Message, Vec<Diagnostic>> {
-    if input.len() > limits::MAX_DOCUMENT_BYTES {
-        return Err(vec![Diagnostic::new(
-            ErrorCode::TooLarge,
-            format!("document has {} bytes, at most {} allowed", input.len(), limits::MAX_DOCUMENT_BYTES),
-        )]);
-    }
-    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let input = crate::diag::within_limit(input)?;
     let text = match std::str::from_utf8(input) {
         Ok(t) => t,
         Err(e) => {
@@ -291,48 +284,31 @@ impl<'a> Parser<'a> {
         let md = self.root.expect("set above");
         let mut header = Map::new();
         self.root_attributes(&root_start, &mut header)?;
-        // Header element first.
-        let mut body = Map::new();
-        let mut seen_header = false;
-        let mut last: Option<usize> = None;
-        loop {
+        // The header element comes first, then the body's fields up to the root's end tag.
+        let off = loop {
             let off = self.offset();
-            let (unbound, ev) = self.next()?;
+            let (unqualified, ev) = self.next()?;
             match ev {
-                Event::Start(e) => {
-                    self.check_unqualified(unbound, &e)?;
-                    let local = e.local_name();
-                    let name = local.as_ref();
-                    if name == desc::XML_HEADER {
-                        if seen_header {
-                            return Err(self.err(ErrorCode::DuplicateKey, "<nachrichtenkopf> appears twice"));
-                        }
-                        if last.is_some() {
-                            return Err(self.err(ErrorCode::SchemaViolation, "<nachrichtenkopf> must come first"));
-                        }
-                        seen_header = true;
-                        self.no_attributes(&e)?;
-                        self.path.push((desc::XML_HEADER, None));
-                        if self.record {
-                            self.positions.insert(self.xpath(), off);
-                        }
-                        self.object_fields(&desc::HEADER, &mut header)?;
-                        self.path.pop();
-                        continue;
-                    }
-                    if !seen_header {
-                        return Err(self.err(ErrorCode::SchemaViolation, "the first element must be <nachrichtenkopf>"));
-                    }
-                    self.field(md.body, &e, off, &mut body, &mut last)?;
+                Event::Start(e) if e.local_name().as_ref() == desc::XML_HEADER => {
+                    self.check_unqualified(unqualified, &e)?;
+                    self.no_attributes(&e)?;
+                    break off;
                 }
-                Event::End(_) => break,
+                Event::Start(_) => {
+                    return Err(self.err(ErrorCode::SchemaViolation, "the first element must be <nachrichtenkopf>"));
+                }
+                Event::End(_) => return Err(self.err(ErrorCode::SchemaViolation, "missing <nachrichtenkopf>")),
                 other => self.between_elements(other)?,
             }
+        };
+        self.path.push((desc::XML_HEADER, None));
+        if self.record {
+            self.positions.insert(self.xpath(), off);
         }
-        if !seen_header {
-            return Err(self.err(ErrorCode::SchemaViolation, "missing <nachrichtenkopf>"));
-        }
-        self.required(md.body, &body)?;
+        self.object_fields(&desc::HEADER, &mut header)?;
+        self.path.pop();
+        let mut body = Map::new();
+        self.object_fields(md.body, &mut body)?;
         self.path.pop();
         // Epilog: only comments, PIs and white space.
         loop {
