@@ -22,7 +22,10 @@ fn start(config: &Path) -> (Child, u16) {
         .spawn()
         .expect("sdx serve starts");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading stdout in the background so the node never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
     (child, port)
 }
@@ -56,6 +59,9 @@ tls_key = "bela.key"
 federation_ca = "ca.pem"
 [storage]
 url = "sqlite://{}?mode=rwc"
+[api]
+listen = "127.0.0.1:0"
+clients = []
 [[peers]]
 org = "{MILA}"
 url = "https://localhost:1"

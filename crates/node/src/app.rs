@@ -1,7 +1,8 @@
 //! Start-up: [`App::build`] turns [`Settings`] into a running node — store opened and migrated, keys and
 //! certificates loaded, peer endpoint bound (port 0 allowed; [`App::peer_addr`] tells the port) — and
 //! [`App::run_until_stopped`] serves peers over mutual TLS and runs the delivery worker until the shutdown
-//! future completes, then stops accepting, lets requests in flight finish and returns.
+//! future completes, then stops accepting, lets requests in flight finish and returns. The local API (plain
+//! HTTP, bearer tokens) is served on its own listener ([`App::api_addr`]).
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -13,6 +14,7 @@ use sdx_crypto::{PrivateKey, PublicKey};
 use sdx_store::{AnyStore, open_any};
 
 use crate::engine::{Engine, Peer};
+use crate::local_api;
 use crate::peer_api::{self, HttpTransport};
 use crate::pki::NodeCert;
 use crate::protocol::Identity;
@@ -63,6 +65,8 @@ fn material(what: &'static str, path: &Path, detail: impl std::fmt::Display) -> 
 pub struct App {
     engine: Engine<AnyStore>,
     listener: TcpListener,
+    api_listener: TcpListener,
+    api_router: axum::Router,
     server_config: Arc<rustls::ServerConfig>,
     transport: HttpTransport,
     concurrency: u32,
@@ -101,12 +105,28 @@ impl App {
         let concurrency = u32::try_from(settings.delivery.concurrency).unwrap_or(u32::MAX);
         let engine = Engine::new(identity, store, peers, settings.delivery.clone());
         let listener = TcpListener::bind(settings.node.listen)?;
-        Ok(App { engine, listener, server_config, transport: HttpTransport::new(client), concurrency })
+        let api_listener = TcpListener::bind(settings.api.listen)?;
+        api_listener.set_nonblocking(true)?;
+        let api_router = local_api::router(engine.clone(), &settings.api.clients);
+        Ok(App {
+            engine,
+            listener,
+            api_listener,
+            api_router,
+            server_config,
+            transport: HttpTransport::new(client),
+            concurrency,
+        })
     }
 
     /// The address the peer endpoint is bound to.
     pub fn peer_addr(&self) -> Result<SocketAddr, AppError> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// The address the local API is bound to.
+    pub fn api_addr(&self) -> Result<SocketAddr, AppError> {
+        Ok(self.api_listener.local_addr()?)
     }
 
     /// The engine (for the local API and tests).
@@ -124,12 +144,23 @@ impl App {
                     let _ = rx.wait_for(|s| *s).await;
                 }
             }));
+        let api_listener = tokio::net::TcpListener::from_std(self.api_listener)?;
+        let api = tokio::spawn({
+            let mut rx = stop_rx.clone();
+            axum::serve(api_listener, self.api_router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .into_future()
+        });
         let worker = tokio::spawn(delivery_worker(self.engine.clone(), self.transport, self.concurrency, stop_rx));
         shutdown.await;
         let _ = stop_tx.send(true);
         let served = server.await.map_err(|e| AppError::Io(std::io::Error::other(e)))?;
         let _ = worker.await;
-        Ok(served?)
+        let api_served = api.await.map_err(|e| AppError::Io(std::io::Error::other(e)))?;
+        served?;
+        Ok(api_served?)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod engine;
+pub mod local_api;
 pub mod peer_api;
 pub mod pki;
 pub mod protocol;

@@ -55,6 +55,7 @@ fn node_files(
         "[node]\norg = \"{org}\"\nlisten = \"127.0.0.1:{port}\"\n\
          [keys]\nsigning_key = \"signing.pem\"\ntls_cert = \"tls.crt\"\ntls_key = \"tls.key\"\nfederation_ca = \"../ca.pem\"\n\
          [storage]\nurl = \"{}\"\n{schema}\
+         [api]\nlisten = \"127.0.0.1:0\"\nclients = []\n\
          [delivery]\nbackoff_initial_ms = 100\nbackoff_max_ms = 2000\ndead_after_s = 3600\nconcurrency = 32\n\
          [[peers]]\norg = \"{}\"\nurl = \"https://localhost:{}\"\nsigning_key = \"../{peer_name}.jwk\"\n",
         storage.0, peer.0, peer.1

@@ -21,8 +21,14 @@ pub fn serve(config: &Path) -> Result<Outcome> {
     runtime.block_on(async move {
         let app = App::build(settings).await.context("cannot start the node")?;
         let addr = app.peer_addr()?;
-        // One line on stdout that scripts and tests can wait for.
-        println!("sdx node {org} serving peers on https://{addr}");
+        // Two lines on stdout that scripts and tests can wait for; a closed stdout must not stop the node.
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "sdx node {org} serving peers on https://{addr}");
+            let _ = writeln!(out, "sdx node {org} local API on http://{}", app.api_addr()?);
+            let _ = out.flush();
+        }
         app.run_until_stopped(shutdown_signal()).await?;
         eprintln!("sdx node {org} stopped");
         Ok(Outcome::Valid)
