@@ -49,6 +49,13 @@ if [ -z "${SDX_TEST_DATABASE_URL:-}" ]; then
   echo "PostgreSQL for the tests: $SDX_TEST_DATABASE_URL" >&2
 fi
 
+# The committed OpenAPI document (snapshot-tested against the code) must be valid OpenAPI 3.1 for a standard tool.
+oav=${SDX_OAV_VENV:-/tmp/sdx-oav}
+if [ ! -x "$oav/bin/openapi-spec-validator" ]; then
+  python3 -m venv "$oav" && "$oav/bin/pip" install -q openapi-spec-validator
+fi
+"$oav/bin/openapi-spec-validator" docs/openapi.json
+
 # Doc tests first (nextest does not run them), so the suite's summary is the last thing printed.
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then

@@ -68,6 +68,8 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Print the OpenAPI 3.1 document of the node's local API and peer endpoint.
+    Openapi,
     /// Key management.
     Keys {
         #[command(subcommand)]
@@ -150,6 +152,10 @@ fn main() -> ExitCode {
         Command::Convert { to, file } => cmd::document::convert(&file, matches!(to, Target::Xml)),
         Command::Schema { out } => cmd::schema::write(&out),
         Command::Serve { config } => cmd::serve::serve(&config),
+        Command::Openapi => {
+            let doc = serde_json::to_string_pretty(&sdx_node::openapi::document()).unwrap_or_default();
+            crate::io::stdout(format!("{doc}\n").as_bytes()).map(|()| Outcome::Valid)
+        }
         Command::Demo { data_dir, database_url } => cmd::demo::demo(cmd::demo::DemoOptions { data_dir, database_url }),
         Command::Keys { command: KeysCommand::Generate { alg, out, force } } => cmd::jose::generate(&alg, &out, force),
         Command::Sign { key, file } => cmd::jose::sign(&key, &file),

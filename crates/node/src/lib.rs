@@ -4,6 +4,7 @@
 pub mod app;
 pub mod engine;
 pub mod local_api;
+pub mod openapi;
 pub mod peer_api;
 pub mod pki;
 pub mod protocol;

@@ -10,6 +10,7 @@
 //! | `GET /api/v1/cases?status=&ticketType=&priority=&leikaKey=&region=&partner=&updatedSince=&cursor=&limit=` | query, keyset-paged |
 //! | `GET /api/v1/deliveries?state=pending\|delivered\|dead&limit=` | the outbox |
 //! | `POST /api/v1/deliveries/{messageId}/retry` | put a dead letter back into delivery |
+//! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document (no token needed) |
 //!
 //! Personal data (the requester) is returned to authenticated clients only and never logged.
 #![allow(clippy::result_large_err)] // handlers return ready `Response`s as errors; they are built once per request
@@ -124,6 +125,7 @@ pub fn router<S: Store>(engine: Engine<S>, clients: &[ApiClient]) -> Router {
         .route(&format!("{API_PREFIX}/deliveries/{{id}}/retry"), post(retry::<S>))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate::<S>))
         .with_state(state)
+        .route(&format!("{API_PREFIX}/openapi.json"), get(|| async { axum::Json(crate::openapi::document()) }))
 }
 
 async fn authenticate<S: Store>(State(st): State<Shared<S>>, req: Request, next: Next) -> Response {
