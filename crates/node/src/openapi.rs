@@ -24,8 +24,26 @@ fn with(mut ok: Value, problems: &[u16]) -> Value {
     ok
 }
 
-/// The OpenAPI document.
+/// The value with every object's members in sorted order, whatever serde_json's map type is (with the
+/// `preserve_order` feature, which some dependency may switch on, maps keep insertion order).
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+/// The OpenAPI document (members sorted, so its text is stable).
 pub fn document() -> Value {
+    sorted(unsorted_document())
+}
+
+fn unsorted_document() -> Value {
     let schema = sdx_codec::schema::json_schema();
     let defs = schema.get("$defs").cloned().unwrap_or_else(|| json!({}));
     // JSON Schema 2020-12 and OpenAPI 3.1 share the dialect; only the reference base differs.
