@@ -1,6 +1,6 @@
 //! `sdx demo` end to end: two nodes on loopback with mutual TLS run use cases 2.1 and 2.2 and agree — on the
 //! embedded default (SQLite) and on PostgreSQL (the server `scripts/test.sh` starts; its URL comes in
-//! `SDX_TEST_DATABASE_URL`).
+//! `SDX_TEST_DATABASE_URL`); `sdx bench forward` keeps its output contract.
 
 use std::process::Command;
 
@@ -30,4 +30,20 @@ fn demo_on_postgresql() {
     let (code, out) = demo(&["--database-url", &url]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("PostgreSQL, one schema per node") && out.contains("both sides agree"), "{out}");
+}
+
+#[test]
+fn bench_forward_ends_with_the_promised_json_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sdx"))
+        .args(["bench", "forward", "--count", "30", "--concurrency", "4", "--json"])
+        .output()
+        .expect("sdx bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let last = stdout.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    for key in ["tickets_per_s", "p50_ms", "p99_ms", "baseline_per_s"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {last}");
+    }
+    assert_eq!(v["count"], 30);
 }

@@ -155,6 +155,15 @@ fn unsorted_document() -> Value {
                 "get": {"operationId": "openapi", "summary": "This document", "security": [],
                         "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}
             },
+            "/sdx/v1/noop": {
+                "post": {
+                    "operationId": "noop",
+                    "summary": "Transport baseline: reads the body on the same mutual-TLS stack and answers 204",
+                    "security": [{"mtls": []}],
+                    "requestBody": {"required": false, "content": {"application/octet-stream": {}}},
+                    "responses": {"204": {"description": "Nothing"}}
+                }
+            },
             "/sdx/v1/messages": {
                 "post": {
                     "operationId": "receiveMessage",

@@ -19,11 +19,15 @@ use crate::tls::PeerIdentity;
 
 /// Path of the peer endpoint.
 pub const MESSAGES_PATH: &str = "/sdx/v1/messages";
+/// A no-op endpoint on the same stack (mutual TLS, peer identity, body limit): the transport baseline of
+/// `sdx bench forward`. It reads the body and answers 204.
+pub const NOOP_PATH: &str = "/sdx/v1/noop";
 
 /// The router of the peer endpoint (to be served with [`crate::tls::serve_mtls`]).
 pub fn router<S: Store>(engine: Engine<S>) -> Router {
     Router::new()
         .route(MESSAGES_PATH, post(receive::<S>))
+        .route(NOOP_PATH, post(|_peer: PeerIdentity, _body: Bytes| async { StatusCode::NO_CONTENT }))
         .layer(DefaultBodyLimit::max(protocol::MAX_WIRE_BYTES))
         .with_state(engine)
 }

@@ -2,21 +2,17 @@
 //! federation PKI and their own databases, run use case 2.1 (forward) and 2.2 (return) step by step, show both
 //! timelines, and exit 0 only if both copies of the case agree.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use sdx_crypto::{Alg, PrivateKey};
 use sdx_model::sample::{self, BELA, MILA};
 use sdx_model::*;
-use sdx_node::app::App;
 use sdx_node::engine::Engine;
-use sdx_node::pki::Ca;
-use sdx_node::settings::Settings;
 use sdx_store::{AnyStore, DeliveryState, Store};
 
 use crate::Outcome;
+use crate::cmd::pair::Pair;
 
 /// Options of `sdx demo`.
 pub struct DemoOptions {
@@ -24,45 +20,6 @@ pub struct DemoOptions {
     pub data_dir: Option<PathBuf>,
     /// Run both nodes on this PostgreSQL server, each in its own schema.
     pub database_url: Option<String>,
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Write PKI, keys and the settings file of one node; returns the settings path.
-#[allow(clippy::too_many_arguments)]
-fn node_files(
-    dir: &Path,
-    name: &str,
-    org: &OrgKey,
-    port: u16,
-    ca: &Ca,
-    key: &PrivateKey,
-    peer: (&str, u16),
-    storage: (&str, Option<&str>),
-) -> Result<PathBuf> {
-    let d = dir.join(name);
-    std::fs::create_dir_all(&d)?;
-    let cert = ca.issue_node(org, &[])?;
-    std::fs::write(d.join("tls.crt"), cert.cert_pem())?;
-    std::fs::write(d.join("tls.key"), cert.key_pem())?;
-    std::fs::write(d.join("signing.pem"), key.to_pkcs8_pem())?;
-    std::fs::write(dir.join(format!("{name}.jwk")), key.public_key(Alg::Es256)?.to_jwk_string())?;
-    let peer_name = if name == "mila" { "bela" } else { "mila" };
-    let schema = storage.1.map(|s| format!("schema = \"{s}\"\n")).unwrap_or_default();
-    let toml = format!(
-        "[node]\norg = \"{org}\"\nlisten = \"127.0.0.1:{port}\"\n\
-         [keys]\nsigning_key = \"signing.pem\"\ntls_cert = \"tls.crt\"\ntls_key = \"tls.key\"\nfederation_ca = \"../ca.pem\"\n\
-         [storage]\nurl = \"{}\"\n{schema}\
-         [api]\nlisten = \"127.0.0.1:0\"\nclients = []\n\
-         [delivery]\nbackoff_initial_ms = 100\nbackoff_max_ms = 2000\ndead_after_s = 3600\nconcurrency = 32\n\
-         [[peers]]\norg = \"{}\"\nurl = \"https://localhost:{}\"\nsigning_key = \"../{peer_name}.jwk\"\n",
-        storage.0, peer.0, peer.1
-    );
-    let path = d.join("node.toml");
-    std::fs::write(&path, toml)?;
-    Ok(path)
 }
 
 async fn wait_for(e: &Engine<AnyStore>, id: CaseId, what: &str, ok: impl Fn(&Case) -> bool) -> Result<Case> {
@@ -123,41 +80,16 @@ async fn run(opts: DemoOptions) -> Result<Outcome> {
     };
     let (m_org, b_org) = (OrgKey::parse(MILA)?, OrgKey::parse(BELA)?);
     println!("== setting up: federation CA, two node certificates, ES256 signing keys in {}", dir.display());
-    let ca = Ca::generate("SDX demo federation")?;
-    std::fs::write(dir.join("ca.pem"), ca.cert_pem())?;
-    let (m_key, b_key) = (PrivateKey::generate(Alg::Es256)?, PrivateKey::generate(Alg::Es256)?);
-    let (m_port, b_port) = (free_port()?, free_port()?);
-    let storage = |name: &str| -> (String, Option<String>) {
-        match &opts.database_url {
-            Some(url) => (url.clone(), Some(format!("sdx_demo_{name}"))),
-            None => (format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display()), None),
-        }
-    };
-    let (m_store, b_store) = (storage("mila"), storage("bela"));
-    let m_cfg =
-        node_files(&dir, "mila", &m_org, m_port, &ca, &m_key, (BELA, b_port), (&m_store.0, m_store.1.as_deref()))?;
-    let b_cfg =
-        node_files(&dir, "bela", &b_org, b_port, &ca, &b_key, (MILA, m_port), (&b_store.0, b_store.1.as_deref()))?;
-    let m_app = App::build(Settings::load(Some(&m_cfg))?).await.context("MiLa node")?;
-    let b_app = App::build(Settings::load(Some(&b_cfg))?).await.context("BeLa node")?;
-    let (mila, bela) = (m_app.engine().clone(), b_app.engine().clone());
-    println!("   MiLa {m_org} (115-Servicecenter Schleswig-Holstein) on https://127.0.0.1:{m_port}");
-    println!("   BeLa {b_org} (operator of EfA Wohngeld)            on https://127.0.0.1:{b_port}");
+    let pair = Pair::start(&dir, opts.database_url.as_deref(), "sdx_demo").await?;
+    let (mila, bela) = (pair.mila.clone(), pair.bela.clone());
+    println!("   MiLa {m_org} (115-Servicecenter Schleswig-Holstein) on https://127.0.0.1:{}", pair.mila_port);
+    println!("   BeLa {b_org} (operator of EfA Wohngeld)            on https://127.0.0.1:{}", pair.bela_port);
     println!(
         "   storage: {}",
         if opts.database_url.is_some() { "PostgreSQL, one schema per node" } else { "SQLite, one file per node" }
     );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let stop_fut = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let m_run = tokio::spawn(m_app.run_until_stopped(stop_fut(stopped.clone())));
-    let b_run = tokio::spawn(b_app.run_until_stopped(stop_fut(stopped)));
-
     let result = steps(&mila, &bela, &m_org, &b_org).await;
-    let _ = stop.send(true);
-    let _ = m_run.await;
-    let _ = b_run.await;
+    pair.stop().await;
     let agreed = result?;
     if opts.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);

@@ -1,7 +1,9 @@
 //! One module per group of subcommands.
 
+pub mod bench;
 pub mod demo;
 pub mod document;
 pub mod jose;
+pub mod pair;
 pub mod schema;
 pub mod serve;
