@@ -164,7 +164,8 @@ impl App {
     }
 }
 
-/// Deliver whenever something was enqueued, and at least every 500 ms for retries.
+/// Deliver whenever something was enqueued, and at least every 500 ms for retries. Up to `concurrency`
+/// messages are in flight; a finished delivery frees its slot at once (no waiting for the slowest of a batch).
 async fn delivery_worker(
     engine: Engine<AnyStore>,
     transport: HttpTransport,
@@ -172,17 +173,43 @@ async fn delivery_worker(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let wake = engine.outbox_signal();
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1) as usize));
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
-        match engine.deliver_due(&transport, concurrency).await {
-            // Work was there: look again at once.
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "delivery round failed"),
+        while in_flight.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        let mut claimed = 0;
+        if free > 0 {
+            match engine.claim_due(u32::try_from(free).unwrap_or(u32::MAX)).await {
+                Ok(due) => {
+                    claimed = due.len();
+                    for d in due {
+                        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else { break };
+                        let (engine, transport, wake) = (engine.clone(), transport.clone(), Arc::clone(&wake));
+                        in_flight.spawn(async move {
+                            if let Err(e) = engine.deliver_one(&transport, d).await {
+                                tracing::error!(error = %e, "delivery failed");
+                            }
+                            drop(permit);
+                            // A slot is free: let the worker look for more.
+                            wake.notify_one();
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
+            }
         }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if claimed > 0 && claimed == free {
+            continue;
+        }
+        let stopping = tokio::select! {
+            _ = wake.notified() => false,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        if stopping {
+            while in_flight.join_next().await.is_some() {}
+            return;
         }
     }
 }

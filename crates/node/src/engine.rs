@@ -109,6 +109,8 @@ struct Inner<S> {
     delivery: DeliverySettings,
     /// Signalled after a commit that put something into the outbox.
     wake: Arc<tokio::sync::Notify>,
+    /// Callers waiting for a message's positive receipt ([`Engine::wait_delivered`]).
+    waiters: std::sync::Mutex<HashMap<MessageId, Vec<tokio::sync::oneshot::Sender<()>>>>,
 }
 
 /// The engine of one node. Cheap to clone.
@@ -161,7 +163,32 @@ impl<S: Store> Engine<S> {
     pub fn new(me: Identity, store: S, peers: Vec<Peer>, delivery: DeliverySettings) -> Self {
         let peers = peers.into_iter().map(|p| (p.org.clone(), p)).collect();
         let wake = Arc::new(tokio::sync::Notify::new());
-        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake }) }
+        let waiters = std::sync::Mutex::new(HashMap::new());
+        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake, waiters }) }
+    }
+
+    /// Wait until the signed positive receipt for `id` (a message this node sent) is stored, or `timeout`
+    /// passes. Returns whether it was delivered.
+    pub async fn wait_delivered(&self, id: MessageId, timeout: Duration) -> Result<bool, EngineError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut w) = self.inner.waiters.lock() {
+            w.entry(id).or_default().push(tx);
+        }
+        // It may have been delivered before we registered.
+        if let Some(m) = self.inner.store.get_message(id).await?
+            && m.state == MessageState::Delivered
+        {
+            self.release_waiters(id);
+            return Ok(true);
+        }
+        Ok(tokio::time::timeout(timeout, rx).await.is_ok_and(|r| r.is_ok()))
+    }
+
+    fn release_waiters(&self, id: MessageId) {
+        let senders = self.inner.waiters.lock().ok().and_then(|mut w| w.remove(&id)).unwrap_or_default();
+        for s in senders {
+            let _ = s.send(());
+        }
     }
 
     /// Signalled whenever a commit put a message into the outbox (the delivery worker waits on it).
@@ -475,12 +502,18 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Claim due deliveries and send them; returns how many were delivered.
-    pub async fn deliver_due<T: Transport>(&self, transport: &T, limit: u32) -> Result<usize, EngineError> {
+    /// Claim up to `limit` due deliveries (leased for a minute, so no other worker or process takes them).
+    pub async fn claim_due(&self, limit: u32) -> Result<Vec<Delivery>, EngineError> {
         let at = now();
         let mut tx = self.inner.store.begin().await?;
         let due = tx.claim_due(at, later(at, Duration::from_secs(60)), limit).await?;
         tx.commit().await?;
+        Ok(due)
+    }
+
+    /// Claim due deliveries and send them, all at once; returns how many were delivered.
+    pub async fn deliver_due<T: Transport>(&self, transport: &T, limit: u32) -> Result<usize, EngineError> {
+        let due = self.claim_due(limit).await?;
         // In flight at once: everything claimed (the claim is bounded by `limit`).
         let results = futures_util::future::join_all(due.into_iter().map(|d| self.deliver_one(transport, d))).await;
         let mut delivered = 0;
@@ -546,7 +579,11 @@ impl<S: Store> Engine<S> {
             .await?;
         }
         tx.commit().await?;
-        Ok(receipt.result == ReceiptResult::Accepted)
+        let accepted = receipt.result == ReceiptResult::Accepted;
+        if accepted {
+            self.release_waiters(msg.message_id);
+        }
+        Ok(accepted)
     }
 
     async fn fail(&self, d: Delivery, error: String, permanent: bool) -> Result<bool, EngineError> {

@@ -56,15 +56,11 @@ async fn run(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
                 let mut case = template.clone();
                 case.case_id = CaseId::new_random();
                 let started = Timestamp::now();
-                mila.forward(case.clone(), None).await?;
+                let sent = mila.forward(case.clone(), None).await?;
                 starts.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((case.case_id, started));
-                // Keep `concurrency` cases in flight end to end: wait for this one's receipt.
-                loop {
-                    let tl = mila.store().timeline(case.case_id).await?;
-                    if tl.iter().any(|e| e.kind == EventKind::ReceiptReceived) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                // Keep `concurrency` cases in flight end to end: wait for this one's signed receipt.
+                if !mila.wait_delivered(sent.message_id, Duration::from_secs(60)).await? {
+                    bail!("no receipt for {} within 60 s", sent.message_id);
                 }
             }
             anyhow::Ok(())
