@@ -326,6 +326,14 @@ impl<S: Store> Engine<S> {
         let m = opened.message;
         let id = m.header.message_id;
         let mut tx = self.inner.store.begin().await?;
+        // For a case message, lock (case, peer) first: concurrent receipts for one case run one after the other,
+        // so the dedup check and the sequence check below see what the other committed.
+        let last_in = match m.header.case_id {
+            Some(case_id) if !matches!(m.body, Body::Receipt(_) | Body::ServiceNotice(_)) => {
+                Some(tx.last_in_sequence(case_id, tls_peer).await?)
+            }
+            _ => None,
+        };
         // Deduplicate: the same message again gets the same receipt; other content under a known id is a replay.
         if let Some(prev) = tx.get_message(id).await? {
             if prev.digest == opened.digest
@@ -344,7 +352,7 @@ impl<S: Store> Engine<S> {
             }
             (Body::ServiceNotice(_), ..) => {}
             (_, Some(case_id), Some(seq)) => {
-                let last = tx.last_in_sequence(case_id, tls_peer).await?;
+                let last = last_in.unwrap_or(0);
                 if seq <= last {
                     let r = refusal(ErrorCode::OutOfOrder, format!("sequence {seq} was used already (last {last})"));
                     return self.negative(&m, Some(opened.digest), r);

@@ -80,7 +80,8 @@ pub trait StoreTx: Send {
     /// The next outbound sequence number for (case, peer): 1, 2, 3 …
     fn next_out_sequence(&mut self, case: CaseId, peer: &OrgKey) -> impl Future<Output = Result<u64>> + Send;
 
-    /// The last inbound sequence number applied for (case, peer); 0 if none.
+    /// The last inbound sequence number applied for (case, peer); 0 if none. Locks (case, peer) until the
+    /// transaction ends, so concurrent receivers for the same case and peer are serialised.
     fn last_in_sequence(&mut self, case: CaseId, peer: &OrgKey) -> impl Future<Output = Result<u64>> + Send;
 
     /// Record the last inbound sequence number applied for (case, peer).

@@ -24,7 +24,11 @@ pub(crate) const UPDATE_CASE: &str = "UPDATE cases SET revision = $2, status = $
 
 pub(crate) const NEXT_OUT: &str = "INSERT INTO sequences (case_id, peer, last_out, last_in) VALUES ($1, $2, 1, 0) \
     ON CONFLICT (case_id, peer) DO UPDATE SET last_out = sequences.last_out + 1 RETURNING last_out";
-pub(crate) const LAST_IN: &str = "SELECT last_in FROM sequences WHERE case_id = $1 AND peer = $2";
+/// Reads `last_in` *and locks the row* (an upsert that changes nothing takes the row lock on PostgreSQL; SQLite
+/// serialises writers anyway), so two transactions receiving for the same case and peer run one after the other:
+/// the second sees the first's sequence, and an early message is never left held behind a gap that was filled.
+pub(crate) const LAST_IN: &str = "INSERT INTO sequences (case_id, peer, last_out, last_in) VALUES ($1, $2, 0, 0) \
+    ON CONFLICT (case_id, peer) DO UPDATE SET last_in = sequences.last_in RETURNING last_in";
 pub(crate) const SET_LAST_IN: &str = "INSERT INTO sequences (case_id, peer, last_out, last_in) VALUES ($1, $2, 0, $3) \
     ON CONFLICT (case_id, peer) DO UPDATE SET last_in = excluded.last_in";
 
