@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use sdx_model::rules::{self, limits};
-use sdx_model::{Attachment, Body, ErrorCode, Message};
+use sdx_model::{Attachment, Body, ErrorCode, Message, Sha256Hex};
 
 use crate::diag::Diagnostic;
 use crate::{json, xml};
@@ -92,12 +92,17 @@ fn check_attachment(a: &Attachment) -> Option<Diagnostic> {
             format!("content has {} bytes, size says {}", bytes.len(), a.size),
         ));
     }
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    if hex != a.sha256.as_str() {
+    if sha256(&bytes) != a.sha256 {
         return Some(Diagnostic::new(ErrorCode::AttachmentMismatch, "SHA-256 of the content differs from sha256"));
     }
     None
+}
+
+/// SHA-256 of bytes as lowercase hex (attachment digests, receipt digests).
+pub fn sha256(bytes: &[u8]) -> Sha256Hex {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    Sha256Hex::parse(hex).expect("64 lowercase hex digits")
 }
 
 /// Add line, column (and XPath for XML) to a diagnostic that has a JSON pointer.

@@ -13,7 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use sdx_store::Store;
 
+use sdx_model::ErrorCode;
+
 use crate::engine::{Answer, Engine, EngineError, Peer, Transport};
+use crate::local_api::problem;
 use crate::protocol::{self, WIRE_MEDIA_TYPE};
 use crate::tls::PeerIdentity;
 
@@ -32,19 +35,6 @@ pub fn router<S: Store>(engine: Engine<S>) -> Router {
         .with_state(engine)
 }
 
-fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": format!("urn:xoev-de:sdx:problem:{code}"),
-        "title": code,
-        "status": status.as_u16(),
-        "detail": detail,
-        "errorCode": code,
-    });
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    r
-}
-
 async fn receive<S: Store>(State(engine): State<Engine<S>>, peer: PeerIdentity, body: Bytes) -> Response {
     match engine.receive(&body, &peer.org).await {
         Ok(Answer::Receipt { jws, .. }) => {
@@ -54,13 +44,19 @@ async fn receive<S: Store>(State(engine): State<Engine<S>>, peer: PeerIdentity, 
         }
         Ok(Answer::Problem { status, code, detail }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            problem(status, sdx_model::Coded::code(code), &detail)
+            problem(status, code, detail)
         }
-        Err(EngineError::Conflict) => problem(StatusCode::SERVICE_UNAVAILABLE, "internal", "concurrent change; retry"),
+        Err(EngineError::Conflict) => {
+            problem(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, "concurrent change; retry")
+        }
         Err(e) => {
             // Engine errors name ids and codes only, never personal data.
             tracing::error!(peer = %peer.org, error = %e, "receive failed");
-            problem(StatusCode::SERVICE_UNAVAILABLE, "internal", "the receiver could not commit the message; retry")
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal,
+                "the receiver could not commit the message; retry",
+            )
         }
     }
 }

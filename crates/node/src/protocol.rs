@@ -56,11 +56,7 @@ fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
 }
 
 /// SHA-256 of bytes as lowercase hex.
-pub fn sha256(bytes: &[u8]) -> Sha256Hex {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    Sha256Hex::parse(hex).expect("64 lowercase hex digits")
-}
+pub use sdx_codec::validate::sha256;
 
 impl Identity {
     /// A header for a message from this node to `reader`.

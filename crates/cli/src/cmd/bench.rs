@@ -16,7 +16,7 @@ use sdx_node::tls;
 use sdx_store::{DeliveryState, EventKind, Store};
 
 use crate::Outcome;
-use crate::cmd::pair::Pair;
+use crate::cmd::pair::{Pair, scratch_dir};
 
 /// `sdx bench forward`
 pub fn forward(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
@@ -37,8 +37,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn run(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
-    let dir = std::env::temp_dir().join(format!("sdx-bench-{}", sdx_model::ItemId::new_random()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = scratch_dir("sdx-bench")?;
     let pair = Pair::start(&dir, None, "sdx_bench").await?;
     let template = sample::typical_case();
     let payload_size = sdx_codec::json::canonical(&sample::typical_forward()).len();

@@ -12,7 +12,7 @@ use sdx_node::engine::Engine;
 use sdx_store::{AnyStore, DeliveryState, Store};
 
 use crate::Outcome;
-use crate::cmd::pair::Pair;
+use crate::cmd::pair::{Pair, scratch_dir};
 
 /// Options of `sdx demo`.
 pub struct DemoOptions {
@@ -67,16 +67,12 @@ pub fn demo(opts: DemoOptions) -> Result<Outcome> {
 }
 
 async fn run(opts: DemoOptions) -> Result<Outcome> {
-    let temp;
     let dir = match &opts.data_dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
             d.clone()
         }
-        None => {
-            temp = tempdir()?;
-            temp.clone()
-        }
+        None => scratch_dir("sdx-demo")?,
     };
     let (m_org, b_org) = (OrgKey::parse(MILA)?, OrgKey::parse(BELA)?);
     println!("== setting up: federation CA, two node certificates, ES256 signing keys in {}", dir.display());
@@ -95,12 +91,6 @@ async fn run(opts: DemoOptions) -> Result<Outcome> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(if agreed { Outcome::Valid } else { Outcome::Invalid })
-}
-
-fn tempdir() -> Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("sdx-demo-{}", ItemId::new_random()));
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
 }
 
 async fn steps(mila: &Engine<AnyStore>, bela: &Engine<AnyStore>, m_org: &OrgKey, b_org: &OrgKey) -> Result<bool> {

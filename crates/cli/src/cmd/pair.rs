@@ -53,6 +53,13 @@ pub fn node_files(
     Ok(path)
 }
 
+/// A fresh directory under the system's temporary directory, named `<prefix>-<uuid>`.
+pub fn scratch_dir(prefix: &str) -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("{prefix}-{}", sdx_model::ItemId::new_random()));
+    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    Ok(d)
+}
+
 /// Two running nodes.
 pub struct Pair {
     /// MiLa's engine.
