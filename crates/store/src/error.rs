@@ -22,6 +22,9 @@ pub enum Error {
     /// The database failed or refused (connection, I/O, SQL, pool timeout, migration).
     #[error("database error: {}", redacted(.0))]
     Database(sqlx::Error),
+    /// The embedded SQLite database failed or refused (I/O, SQL, busy, closed).
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     /// A stored value does not decode (a bug or an edited database).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -40,7 +43,7 @@ impl Error {
             Error::Conflict => "conflict",
             Error::Duplicate => "duplicate",
             Error::NotFound => "notFound",
-            Error::Database(_) => "database",
+            Error::Database(_) | Error::Sqlite(_) => "database",
             Error::Corrupt(_) => "corrupt",
             Error::Invalid(_) => "invalidArgument",
         }
@@ -55,6 +58,10 @@ impl Error {
                 // PostgreSQL: serialization_failure, deadlock_detected; SQLite: BUSY (5), LOCKED (6).
                 matches!(e.code().as_deref(), Some("40001" | "40P01" | "5" | "6" | "517" | "261"))
             }
+            Error::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
             _ => false,
         }
     }
@@ -63,6 +70,12 @@ impl Error {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         Error::Database(e)
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sqlite(e)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod postgres;
 mod queries;
 pub mod record;
 pub mod sqlite;
+mod sqlite_queries;
 
 pub use any::{AnyStore, AnyTx, open_any};
 pub use error::{Error, Result};

@@ -7,10 +7,13 @@
 //! (claiming deliveries). Everything engine-independent (building the case query, encoding values) is a plain
 //! function here.
 
-use sdx_model::{Coded, Status};
+use sdx_model::{CaseId, Coded, MessageId, OrgKey, Status};
 
 use crate::error::{Error, Result};
-use crate::record::{CaseQuery, Cursor, ms};
+use crate::record::{
+    CaseQuery, CaseRecord, Cursor, Delivery, DeliveryState, Direction, EventKind, MessageRecord, MessageState, OurRole,
+    ReceiptRecord, TimelineEvent, from_ms, ms, parse_id, seq_from_db,
+};
 
 pub(crate) const CASE_COLS: &str = "doc, partner, our_role, updated_at, case_id";
 pub(crate) const GET_CASE: &str = "SELECT doc, partner, our_role, updated_at, case_id FROM cases WHERE case_id = $1";
@@ -181,99 +184,135 @@ pub(crate) fn to_json(case: &sdx_model::Case) -> Result<String> {
     serde_json::to_string(case).map_err(|e| Error::Invalid(format!("case does not serialize: {e}")))
 }
 
-/// The engine-independent implementation, expanded once per `sqlx` database type.
+/// Reading the columns of a result row, whatever the driver.
+pub(crate) trait RowGet {
+    /// A non-null text column.
+    fn text(&self, col: &str) -> Result<String>;
+    /// A nullable text column.
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    /// A non-null integer column.
+    fn int(&self, col: &str) -> Result<i64>;
+    /// A nullable integer column.
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+}
+
+impl RowGet for sqlx::postgres::PgRow {
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(sqlx::Row::try_get::<String, _>(self, col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(sqlx::Row::try_get::<Option<String>, _>(self, col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(sqlx::Row::try_get::<i64, _>(self, col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(sqlx::Row::try_get::<Option<i64>, _>(self, col)?)
+    }
+}
+
+impl RowGet for rusqlite::Row<'_> {
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.get::<_, String>(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.get::<_, Option<String>>(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.get::<_, i64>(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.get::<_, Option<i64>>(col)?)
+    }
+}
+
+fn u32_of(r: &impl RowGet, col: &str) -> Result<u32> {
+    let v = r.int(col)?;
+    u32::try_from(v).map_err(|_| Error::Corrupt(format!("{col} {v} out of range")))
+}
+
+pub(crate) fn case_row(r: &impl RowGet) -> Result<CaseRecord> {
+    let doc = r.text("doc")?;
+    let case = serde_json::from_str(&doc).map_err(|e| Error::Corrupt(format!("stored case: {e}")))?;
+    Ok(CaseRecord {
+        case,
+        partner: parse_id("partner", &r.text("partner")?, |s: &str| OrgKey::parse(s))?,
+        our_role: OurRole::decode(&r.text("our_role")?)?,
+        updated_at: from_ms(r.int("updated_at")?)?,
+    })
+}
+
+pub(crate) fn message_row(r: &impl RowGet) -> Result<MessageRecord> {
+    Ok(MessageRecord {
+        message_id: parse_id("message id", &r.text("message_id")?, MessageId::parse)?,
+        case_id: r.opt_text("case_id")?.map(|s| parse_id("case id", &s, CaseId::parse)).transpose()?,
+        direction: Direction::decode(&r.text("direction")?)?,
+        peer: parse_id("peer", &r.text("peer")?, |s: &str| OrgKey::parse(s))?,
+        message_type: parse_id("message type", &r.text("message_type")?, sdx_model::MessageType::parse)?,
+        sequence: r.opt_int("sequence")?.map(seq_from_db).transpose()?,
+        created_at: from_ms(r.int("created_at")?)?,
+        stored_at: from_ms(r.int("stored_at")?)?,
+        jws: r.text("jws")?,
+        digest: parse_id("digest", &r.text("digest")?, |s: &str| sdx_model::Sha256Hex::parse(s))?,
+        state: MessageState::decode(&r.text("state")?)?,
+    })
+}
+
+pub(crate) fn delivery_row(r: &impl RowGet) -> Result<Delivery> {
+    Ok(Delivery {
+        message_id: parse_id("message id", &r.text("message_id")?, MessageId::parse)?,
+        peer: parse_id("peer", &r.text("peer")?, |s: &str| OrgKey::parse(s))?,
+        state: DeliveryState::decode(&r.text("state")?)?,
+        attempts: u32_of(r, "attempts")?,
+        created_at: from_ms(r.int("created_at")?)?,
+        next_attempt_at: from_ms(r.int("next_attempt_at")?)?,
+        last_error: r.opt_text("last_error")?,
+        delivered_at: r.opt_int("delivered_at")?.map(from_ms).transpose()?,
+    })
+}
+
+pub(crate) fn receipt_row(r: &impl RowGet) -> Result<ReceiptRecord> {
+    Ok(ReceiptRecord {
+        for_message: parse_id("message id", &r.text("for_message")?, MessageId::parse)?,
+        direction: Direction::decode(&r.text("direction")?)?,
+        result: parse_id("receipt result", &r.text("result")?, sdx_model::ReceiptResult::parse)?,
+        jws: r.text("jws")?,
+        received_at: from_ms(r.int("received_at")?)?,
+    })
+}
+
+pub(crate) fn event_row(r: &impl RowGet) -> Result<TimelineEvent> {
+    Ok(TimelineEvent {
+        case_id: parse_id("case id", &r.text("case_id")?, CaseId::parse)?,
+        at: from_ms(r.int("at")?)?,
+        kind: EventKind::decode(&r.text("kind")?)?,
+        message_id: r.opt_text("message_id")?.map(|s| parse_id("message id", &s, MessageId::parse)).transpose()?,
+        detail: r.text("detail")?,
+    })
+}
+
+/// The `sqlx` implementation, expanded for PostgreSQL (the SQLite engine runs the same statements through
+/// `rusqlite`, see `sqlite_queries`).
 macro_rules! shared_queries {
     ($DB:ty, $Tx:ty, $claim:expr) => {
         use sdx_model::{CaseId, Coded, MessageId, OrgKey, Timestamp};
-        use sqlx::{Executor, Row};
+        use sqlx::Executor;
 
         use crate::error::{Error, Result};
         use crate::queries::{self as q, Bind};
         use crate::record::{
-            CaseQuery, CaseRecord, Cursor, Delivery, DeliveryState, Direction, EventKind, MessageRecord, MessageState,
-            OurRole, Page, ReceiptRecord, TimelineEvent, from_ms, ms, parse_id, seq_from_db, seq_to_db,
+            CaseQuery, CaseRecord, Cursor, Delivery, DeliveryState, Direction, MessageRecord, MessageState, Page,
+            ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
         };
 
         type Conn = <$DB as sqlx::Database>::Connection;
-        type DbRow = <$DB as sqlx::Database>::Row;
+        use crate::queries::{case_row, delivery_row, event_row, message_row, receipt_row};
 
-        fn text(r: &DbRow, col: &str) -> Result<String> {
-            Ok(r.try_get::<String, _>(col)?)
+        fn int(r: &impl q::RowGet, col: &str) -> Result<i64> {
+            r.int(col)
         }
-        fn opt_text(r: &DbRow, col: &str) -> Result<Option<String>> {
-            Ok(r.try_get::<Option<String>, _>(col)?)
-        }
-        fn int(r: &DbRow, col: &str) -> Result<i64> {
-            Ok(r.try_get::<i64, _>(col)?)
-        }
-        fn opt_int(r: &DbRow, col: &str) -> Result<Option<i64>> {
-            Ok(r.try_get::<Option<i64>, _>(col)?)
-        }
-        fn u32_of(r: &DbRow, col: &str) -> Result<u32> {
-            let v = int(r, col)?;
-            u32::try_from(v).map_err(|_| Error::Corrupt(format!("{col} {v} out of range")))
-        }
-
-        fn case_row(r: &DbRow) -> Result<CaseRecord> {
-            let doc = text(r, "doc")?;
-            let case = serde_json::from_str(&doc).map_err(|e| Error::Corrupt(format!("stored case: {e}")))?;
-            Ok(CaseRecord {
-                case,
-                partner: parse_id("partner", &text(r, "partner")?, |s: &str| OrgKey::parse(s))?,
-                our_role: OurRole::decode(&text(r, "our_role")?)?,
-                updated_at: from_ms(int(r, "updated_at")?)?,
-            })
-        }
-
-        fn message_row(r: &DbRow) -> Result<MessageRecord> {
-            Ok(MessageRecord {
-                message_id: parse_id("message id", &text(r, "message_id")?, MessageId::parse)?,
-                case_id: opt_text(r, "case_id")?.map(|s| parse_id("case id", &s, CaseId::parse)).transpose()?,
-                direction: Direction::decode(&text(r, "direction")?)?,
-                peer: parse_id("peer", &text(r, "peer")?, |s: &str| OrgKey::parse(s))?,
-                message_type: parse_id("message type", &text(r, "message_type")?, sdx_model::MessageType::parse)?,
-                sequence: opt_int(r, "sequence")?.map(seq_from_db).transpose()?,
-                created_at: from_ms(int(r, "created_at")?)?,
-                stored_at: from_ms(int(r, "stored_at")?)?,
-                jws: text(r, "jws")?,
-                digest: parse_id("digest", &text(r, "digest")?, |s: &str| sdx_model::Sha256Hex::parse(s))?,
-                state: MessageState::decode(&text(r, "state")?)?,
-            })
-        }
-
-        fn delivery_row(r: &DbRow) -> Result<Delivery> {
-            Ok(Delivery {
-                message_id: parse_id("message id", &text(r, "message_id")?, MessageId::parse)?,
-                peer: parse_id("peer", &text(r, "peer")?, |s: &str| OrgKey::parse(s))?,
-                state: DeliveryState::decode(&text(r, "state")?)?,
-                attempts: u32_of(r, "attempts")?,
-                created_at: from_ms(int(r, "created_at")?)?,
-                next_attempt_at: from_ms(int(r, "next_attempt_at")?)?,
-                last_error: opt_text(r, "last_error")?,
-                delivered_at: opt_int(r, "delivered_at")?.map(from_ms).transpose()?,
-            })
-        }
-
-        fn receipt_row(r: &DbRow) -> Result<ReceiptRecord> {
-            Ok(ReceiptRecord {
-                for_message: parse_id("message id", &text(r, "for_message")?, MessageId::parse)?,
-                direction: Direction::decode(&text(r, "direction")?)?,
-                result: parse_id("receipt result", &text(r, "result")?, sdx_model::ReceiptResult::parse)?,
-                jws: text(r, "jws")?,
-                received_at: from_ms(int(r, "received_at")?)?,
-            })
-        }
-
-        fn event_row(r: &DbRow) -> Result<TimelineEvent> {
-            Ok(TimelineEvent {
-                case_id: parse_id("case id", &text(r, "case_id")?, CaseId::parse)?,
-                at: from_ms(int(r, "at")?)?,
-                kind: EventKind::decode(&text(r, "kind")?)?,
-                message_id: opt_text(r, "message_id")?
-                    .map(|s| parse_id("message id", &s, MessageId::parse))
-                    .transpose()?,
-                detail: text(r, "detail")?,
-            })
+        fn text(r: &impl q::RowGet, col: &str) -> Result<String> {
+            r.text(col)
         }
 
         pub(crate) async fn get_case<'c, E: Executor<'c, Database = $DB>>(

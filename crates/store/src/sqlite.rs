@@ -20,12 +20,18 @@
 //!   each statement on a consistent WAL snapshot; they see only durably committed data. An in-memory database
 //!   (`sqlite::memory:`) exists once per connection, so there reads use the writer (and wait while a write
 //!   transaction is open — do not read through the store while holding a transaction of an in-memory store).
-//! - **Prepared statements**: statements are static text, prepared once and cached by sqlx (the dynamic case
-//!   queries have few shapes and share the cache).
-//! - **Few round trips**: every statement is a round trip to sqlx's worker thread for the connection, so
-//!   `BEGIN IMMEDIATE; SAVEPOINT` and `RELEASE; COMMIT` go in one each, sequence numbers are one upsert with
-//!   `RETURNING`, duplicates are detected with `ON CONFLICT DO NOTHING` (the transaction stays usable), and
-//!   claiming deliveries is a single `UPDATE … RETURNING`.
+//! - **Statements run in the calling thread** (`rusqlite`, no worker thread): a statement on the writer takes
+//!   microseconds, while a hand-off to a connection thread and back (as `sqlx` does for every statement) cost
+//!   tens of microseconds of context switches under load and held the single writer that long — it was the
+//!   throughput limit of a node (see `docs/benchmarks.md`). Only the durable commit (an `fsync`) blocks for
+//!   long; it runs under `tokio::task::block_in_place` on a multi-threaded runtime, so the worker thread's
+//!   other tasks move on meanwhile. Queries and timelines on the readers run on the blocking pool; point
+//!   lookups run inline. Migrations are applied with `sqlx` when the store is opened (its `_sqlx_migrations`
+//!   history, the same as on PostgreSQL).
+//! - **Prepared statements**: statements are static text, prepared once per connection and cached (the dynamic
+//!   case queries have few shapes and share the cache). Sequence numbers are one upsert with `RETURNING`,
+//!   duplicates are detected with `ON CONFLICT DO NOTHING` (the transaction stays usable), and claiming
+//!   deliveries is a single `UPDATE … RETURNING`.
 //! - **Indexes** for every query shape: the paging order (`updated_at`, `case_id`) behind status, partner,
 //!   LeiKa key and region; partial indexes for held messages and due deliveries (they stay small as history
 //!   grows). Every index costs a page in the WAL on each commit that touches it (measured: ≈ 23 pages per
@@ -34,35 +40,40 @@
 //! - 32 MiB page cache for the writer, 16 MiB per reader; `temp_store=memory`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
+use rusqlite::{Connection, OpenFlags};
 use sdx_model::{CaseId, MessageId};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Connection, Executor};
-use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{ConnectOptions, Connection as _};
+use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, watch};
 
 use crate::error::{Error, Result};
 use crate::queries;
 use crate::record::{CaseQuery, CaseRecord, Delivery, DeliveryState, MessageRecord, Page, TimelineEvent};
+use crate::sqlite_queries as sql;
 
-/// Reader connections for a file database.
-const READERS: u32 = 4;
+/// Reader connections for a file database that run at once on the blocking pool.
+const READERS: usize = 4;
+/// Idle reader connections kept open.
+const IDLE_READERS: usize = 8;
 /// Most logical transactions committed by one `fsync`.
 const MAX_GROUP: usize = 32;
 /// How long a member waits for its group to be committed before it tries to commit the group itself.
 const STALL: Duration = Duration::from_millis(20);
+/// How long a statement waits for a lock held by another process on the same file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The SQLite engine. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     writer: Arc<Writer>,
     /// `None` for an in-memory database: reads go through the writer.
-    reader: Option<SqlitePool>,
+    readers: Option<Arc<Readers>>,
 }
 
 /// A write transaction on the SQLite engine: a savepoint on the writer connection, which it holds until it is
@@ -101,7 +112,7 @@ pub struct CommitStats {
 #[derive(Debug)]
 struct WriterState {
     /// `None` once closed.
-    conn: Option<SqliteConnection>,
+    conn: Option<Connection>,
     /// A physical transaction is open.
     in_tx: bool,
     /// A logical transaction (savepoint) was begun and neither committed nor rolled back (its `SqliteTx` was
@@ -111,6 +122,15 @@ struct WriterState {
     group: u64,
     /// Logical transactions released into the open physical transaction, waiting for its commit.
     members: usize,
+}
+
+/// Read-only connections of a file database, opened on demand and kept.
+#[derive(Debug)]
+struct Readers {
+    path: PathBuf,
+    idle: SyncMutex<Vec<Connection>>,
+    /// Bounds the readers running on the blocking pool.
+    running: Semaphore,
 }
 
 /// Counts a task as waiting for the writer while it lives (also when its `begin` future is dropped).
@@ -130,12 +150,38 @@ impl Drop for Waiting<'_> {
 }
 
 fn closed() -> Error {
-    Error::Database(sqlx::Error::PoolClosed)
+    Error::Invalid("the store is closed".into())
+}
+
+/// Run `f`, which blocks (an `fsync`), without stalling the runtime: on a multi-threaded runtime the worker's
+/// other tasks are handed to another thread meanwhile; elsewhere (a current-thread runtime, no runtime) `f`
+/// simply runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Connection settings every connection gets.
+fn configure(conn: &Connection, cache_kib: i64, query_only: bool) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; \
+         PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib};{}",
+        if query_only { " PRAGMA query_only = ON;" } else { "" }
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
 }
 
 impl WriterState {
-    fn conn(&mut self) -> Result<&mut SqliteConnection> {
-        self.conn.as_mut().ok_or_else(closed)
+    fn conn(&mut self) -> Result<&Connection> {
+        self.conn.as_ref().ok_or_else(closed)
+    }
+
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        Ok(self.conn()?.execute_batch(sql)?)
     }
 }
 
@@ -158,17 +204,14 @@ impl Writer {
 
     /// Commit the physical transaction (durably) and finish the group. `sql` is `COMMIT` or
     /// `RELEASE …; COMMIT`.
-    async fn commit_group(&self, st: &mut WriterState, sql: &'static str) -> Result<()> {
-        let result = match st.conn() {
-            Ok(conn) => conn.execute(sql).await.map(|_| ()).map_err(Error::from),
-            Err(e) => Err(e),
-        };
+    fn commit_group(&self, st: &mut WriterState, sql: &'static str) -> Result<()> {
+        let result = blocking(|| st.exec(sql));
         if result.is_ok() {
             self.physical.fetch_add(1, Ordering::Relaxed);
-        } else {
+        } else if let Ok(conn) = st.conn() {
             // The transaction may still be open after a failed COMMIT (e.g. disk full): end it.
-            if let Ok(conn) = st.conn() {
-                let _ = conn.execute("ROLLBACK").await;
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
             }
         }
         self.publish(st, &result);
@@ -177,24 +220,23 @@ impl Writer {
 
     /// Roll back what a dropped transaction left behind; then, if `finish_group`, commit a group that nobody
     /// else is going to finish.
-    async fn settle(&self, st: &mut WriterState, finish_group: bool) -> Result<()> {
+    fn settle(&self, st: &mut WriterState, finish_group: bool) -> Result<()> {
         if st.open_savepoint {
             st.open_savepoint = false;
             let sql = if st.members == 0 { "ROLLBACK" } else { "ROLLBACK TO sdx_tx; RELEASE sdx_tx" };
-            let rolled_back = st.conn()?.execute(sql).await;
+            let rolled_back = st.exec(sql);
             if st.members == 0 {
                 st.in_tx = false;
             }
             if let Err(e) = rolled_back {
                 // Unknown state: abandon the physical transaction and fail its group.
-                let _ = st.conn()?.execute("ROLLBACK").await;
-                let e = Error::from(e);
-                self.publish(st, &Err(Error::Database(sqlx::Error::Protocol(e.to_string()))));
+                let _ = st.exec("ROLLBACK");
+                self.publish(st, &Err(Error::Invalid(format!("rollback failed: {e}"))));
                 return Err(e);
             }
         }
         if finish_group && st.in_tx && st.members > 0 && self.waiting.load(Ordering::SeqCst) == 0 {
-            self.commit_group(st, "COMMIT").await?;
+            self.commit_group(st, "COMMIT")?;
         }
         Ok(())
     }
@@ -202,7 +244,7 @@ impl Writer {
     /// The result of group `group` once it is finished.
     fn outcome(&self, group: u64) -> Result<()> {
         match self.failed.lock().unwrap_or_else(|p| p.into_inner()).get(&group) {
-            Some(msg) => Err(Error::Database(sqlx::Error::Protocol(format!("group commit failed: {msg}")))),
+            Some(msg) => Err(Error::Invalid(format!("group commit failed: {msg}"))),
             None => Ok(()),
         }
     }
@@ -230,9 +272,9 @@ impl Writer {
                         continue;
                     }
                     // Holding the connection, no logical transaction is in progress.
-                    self.settle(&mut st, false).await?;
+                    self.settle(&mut st, false)?;
                     if st.group == group && st.in_tx && st.members > 0 {
-                        let _ = self.commit_group(&mut st, "COMMIT").await;
+                        let _ = self.commit_group(&mut st, "COMMIT");
                     }
                 }
             }
@@ -240,31 +282,79 @@ impl Writer {
     }
 }
 
+impl Readers {
+    fn open(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        configure(&conn, 16 * 1024, true)?;
+        Ok(conn)
+    }
+
+    fn take(&self) -> Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(c) => Ok(c),
+            None => self.open(),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+
+    /// A short read (one indexed lookup) in the calling thread.
+    fn inline<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.take()?;
+        let r = f(&conn);
+        self.give_back(conn);
+        r
+    }
+
+    /// A read that may take a while (queries, timelines) on the blocking pool.
+    async fn pooled<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self.running.acquire().await.map_err(|_| closed())?;
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.inline(f))
+            .await
+            .map_err(|e| Error::Invalid(format!("reader task failed: {e}")))?
+    }
+}
+
 impl SqliteStore {
     /// Open (creating it if the URL says `mode=rwc`) and migrate: `sqlite://path/node.db?mode=rwc`,
     /// `sqlite:node.db`, or `sqlite::memory:` for a throw-away database.
     pub async fn open(url: &str) -> Result<SqliteStore> {
-        let base = SqliteConnectOptions::from_str(url)
-            .map_err(|_| Error::Invalid("not a SQLite URL (sqlite://path?mode=rwc or sqlite::memory:)".into()))?
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory");
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| Error::Invalid("not a SQLite URL (sqlite://path?mode=rwc or sqlite::memory:)".into()))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut conn = base.clone().pragma("cache_size", "-32768").connect().await?;
-        migrator().run(&mut conn).await?;
-        let reader = if in_memory {
-            None
+        let (conn, readers) = if in_memory {
+            let conn = Connection::open_in_memory()?;
+            for (_, _, text) in MIGRATIONS {
+                conn.execute_batch(text)?;
+            }
+            (conn, None)
         } else {
-            Some(
-                SqlitePoolOptions::new()
-                    .max_connections(READERS)
-                    .min_connections(0)
-                    .acquire_timeout(Duration::from_secs(60))
-                    .connect_with(base.pragma("cache_size", "-16384").pragma("query_only", "ON"))
-                    .await?,
-            )
+            // Create the file if asked to and apply the migrations with sqlx (its migration history).
+            let mut mig = options.clone().journal_mode(SqliteJournalMode::Wal).connect().await?;
+            migrator().run(&mut mig).await?;
+            mig.close().await?;
+            let path = options.get_filename().to_path_buf();
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            )?;
+            let readers = Readers { path, idle: SyncMutex::new(Vec::new()), running: Semaphore::new(READERS) };
+            (conn, Some(Arc::new(readers)))
         };
+        configure(&conn, 32 * 1024, false)?;
         let state = WriterState { conn: Some(conn), in_tx: false, open_savepoint: false, group: 0, members: 0 };
         let writer = Writer {
             state: Arc::new(Mutex::new(state)),
@@ -274,7 +364,7 @@ impl SqliteStore {
             physical: AtomicU64::new(0),
             logical: AtomicU64::new(0),
         };
-        Ok(SqliteStore { writer: Arc::new(writer), reader })
+        Ok(SqliteStore { writer: Arc::new(writer), readers })
     }
 
     /// How many transactions were committed, and with how many durable commits.
@@ -288,37 +378,46 @@ impl SqliteStore {
     /// Finish pending work and close all connections; the last one checkpoints the WAL. Transactions begun
     /// afterwards fail.
     pub async fn close(&self) {
-        if let Some(r) = &self.reader {
-            r.close().await;
+        if let Some(r) = &self.readers {
+            r.running.close();
+            r.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
         let mut st = self.writer.state.lock().await;
-        let _ = self.writer.settle(&mut st, false).await;
+        let _ = self.writer.settle(&mut st, false);
         if st.in_tx && st.members > 0 {
-            let _ = self.writer.commit_group(&mut st, "COMMIT").await;
+            let _ = self.writer.commit_group(&mut st, "COMMIT");
         }
         if let Some(conn) = st.conn.take() {
-            let _ = conn.close().await;
+            blocking(|| drop(conn.close()));
+        }
+    }
+
+    /// A short read outside any transaction: on a reader, or (in-memory database) on the writer.
+    async fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match &self.readers {
+            Some(r) => r.inline(f),
+            None => {
+                let mut st = self.writer.state.lock().await;
+                self.writer.settle(&mut st, true)?;
+                f(st.conn()?)
+            }
+        }
+    }
+
+    /// A longer read outside any transaction: on a reader on the blocking pool, or on the writer.
+    async fn read_long<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        match &self.readers {
+            Some(r) => r.pooled(f).await,
+            None => self.read(f).await,
         }
     }
 }
 
-/// Run a read outside any transaction: on a reader, or (in-memory database) on the writer.
-macro_rules! read_with {
-    ($self:expr, |$e:ident| $body:expr) => {
-        match &$self.reader {
-            Some($e) => $body.await,
-            None => {
-                let mut st = $self.writer.state.lock().await;
-                $self.writer.settle(&mut st, true).await?;
-                let $e = st.conn()?;
-                $body.await
-            }
-        }
-    };
-}
-
 impl SqliteTx {
-    fn conn(&mut self) -> Result<&mut SqliteConnection> {
+    fn conn(&mut self) -> Result<&Connection> {
         self.guard.as_mut().ok_or_else(closed)?.conn()
     }
 
@@ -338,12 +437,10 @@ impl SqliteTx {
         let solo = writer.waiting.load(Ordering::SeqCst) == 0 || st.members + 1 >= MAX_GROUP;
         if solo {
             st.open_savepoint = false;
-            return writer.commit_group(&mut st, "RELEASE sdx_tx; COMMIT").await;
+            return writer.commit_group(&mut st, "RELEASE sdx_tx; COMMIT");
         }
-        if let Err(e) = st.conn()?.execute("RELEASE sdx_tx").await {
-            // Leave the savepoint for `settle` to roll back.
-            return Err(e.into());
-        }
+        // On failure the savepoint stays open for `settle` to roll back.
+        st.exec("RELEASE sdx_tx")?;
         st.open_savepoint = false;
         st.members += 1;
         let group = st.group;
@@ -362,20 +459,19 @@ impl Drop for SqliteTx {
                 let writer = self.writer.clone();
                 rt.spawn(async move {
                     let mut st = writer.state.lock().await;
-                    let _ = writer.settle(&mut st, true).await;
+                    let _ = writer.settle(&mut st, true);
                 });
             }
         }
     }
 }
 
-/// The embedded SQLite migrations.
-fn migrator() -> sqlx::migrate::Migrator {
-    queries::migrator(&[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))])
-}
+/// The embedded SQLite migrations: (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))];
 
-mod sql {
-    crate::queries::shared_queries!(sqlx::Sqlite, super::SqliteTx, crate::queries::CLAIM_SQLITE);
+/// The embedded SQLite migrations as a `sqlx` migrator.
+fn migrator() -> sqlx::migrate::Migrator {
+    queries::migrator(MIGRATIONS)
 }
 
 impl crate::Store for SqliteStore {
@@ -386,14 +482,16 @@ impl crate::Store for SqliteStore {
         let waiting = Waiting::new(&writer.waiting);
         let mut st = writer.state.clone().lock_owned().await;
         drop(waiting);
-        writer.settle(&mut st, false).await?;
+        writer.settle(&mut st, false)?;
         if st.in_tx {
-            st.conn()?.execute("SAVEPOINT sdx_tx").await?;
+            st.exec("SAVEPOINT sdx_tx")?;
         } else {
-            if let Err(e) = st.conn()?.execute("BEGIN IMMEDIATE; SAVEPOINT sdx_tx").await {
+            if let Err(e) = st.exec("BEGIN IMMEDIATE; SAVEPOINT sdx_tx") {
                 // BEGIN may have succeeded before SAVEPOINT failed.
-                let _ = st.conn()?.execute("ROLLBACK").await;
-                return Err(e.into());
+                if st.conn().is_ok_and(|c| !c.is_autocommit()) {
+                    let _ = st.exec("ROLLBACK");
+                }
+                return Err(e);
             }
             st.in_tx = true;
         }
@@ -402,22 +500,96 @@ impl crate::Store for SqliteStore {
     }
 
     async fn get_case(&self, id: CaseId) -> Result<Option<CaseRecord>> {
-        read_with!(self, |e| sql::get_case(e, id))
+        self.read(|c| sql::get_case(c, id)).await
     }
 
     async fn query_cases(&self, q: &CaseQuery) -> Result<Page<CaseRecord>> {
-        read_with!(self, |e| sql::query_cases(e, q))
+        let q = q.clone();
+        self.read_long(move |c| sql::query_cases(c, &q)).await
     }
 
     async fn timeline(&self, id: CaseId) -> Result<Vec<TimelineEvent>> {
-        read_with!(self, |e| sql::timeline(e, id))
+        self.read_long(move |c| sql::timeline(c, id)).await
     }
 
     async fn get_message(&self, id: MessageId) -> Result<Option<MessageRecord>> {
-        read_with!(self, |e| sql::get_message(e, id))
+        self.read(|c| sql::get_message(c, id)).await
     }
 
     async fn list_deliveries(&self, state: Option<DeliveryState>, limit: u32) -> Result<Vec<Delivery>> {
-        read_with!(self, |e| sql::list_deliveries(e, state, limit))
+        self.read_long(move |c| sql::list_deliveries(c, state, limit)).await
+    }
+}
+
+impl crate::StoreTx for SqliteTx {
+    async fn commit(self) -> Result<()> {
+        self.finish().await
+    }
+    async fn get_case(&mut self, id: CaseId) -> Result<Option<CaseRecord>> {
+        sql::get_case(self.conn()?, id)
+    }
+    async fn put_case(&mut self, rec: &CaseRecord, expected_revision: Option<u32>) -> Result<()> {
+        sql::put_case(self.conn()?, rec, expected_revision)
+    }
+    async fn next_out_sequence(&mut self, case: CaseId, peer: &sdx_model::OrgKey) -> Result<u64> {
+        sql::next_out_sequence(self.conn()?, case, peer)
+    }
+    async fn last_in_sequence(&mut self, case: CaseId, peer: &sdx_model::OrgKey) -> Result<u64> {
+        sql::last_in_sequence(self.conn()?, case, peer)
+    }
+    async fn set_last_in_sequence(&mut self, case: CaseId, peer: &sdx_model::OrgKey, seq: u64) -> Result<()> {
+        sql::set_last_in_sequence(self.conn()?, case, peer, seq)
+    }
+    async fn insert_message(&mut self, rec: &MessageRecord) -> Result<()> {
+        sql::insert_message(self.conn()?, rec)
+    }
+    async fn get_message(&mut self, id: MessageId) -> Result<Option<MessageRecord>> {
+        sql::get_message(self.conn()?, id)
+    }
+    async fn set_message_state(&mut self, id: MessageId, state: crate::MessageState) -> Result<()> {
+        sql::set_message_state(self.conn()?, id, state)
+    }
+    async fn held_messages(&mut self, case: CaseId, peer: &sdx_model::OrgKey) -> Result<Vec<MessageRecord>> {
+        sql::held_messages(self.conn()?, case, peer)
+    }
+    async fn enqueue(&mut self, d: &Delivery) -> Result<()> {
+        sql::enqueue(self.conn()?, d)
+    }
+    async fn claim_due(
+        &mut self,
+        now: sdx_model::Timestamp,
+        lease_until: sdx_model::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        sql::claim_due(self.conn()?, now, lease_until, limit)
+    }
+    async fn mark_delivered(&mut self, id: MessageId, receipt: &crate::ReceiptRecord) -> Result<()> {
+        sql::mark_delivered(self.conn()?, id, receipt)
+    }
+    async fn mark_failed(
+        &mut self,
+        id: MessageId,
+        attempts: u32,
+        next_attempt_at: sdx_model::Timestamp,
+        error: &str,
+        dead: bool,
+    ) -> Result<()> {
+        sql::mark_failed(self.conn()?, id, attempts, next_attempt_at, error, dead)
+    }
+    async fn retry_dead(&mut self, id: MessageId, now: sdx_model::Timestamp) -> Result<bool> {
+        sql::retry_dead(self.conn()?, id, now)
+    }
+    async fn put_receipt(&mut self, rec: &crate::ReceiptRecord) -> Result<()> {
+        sql::put_receipt(self.conn()?, rec)
+    }
+    async fn get_receipt(
+        &mut self,
+        for_message: MessageId,
+        direction: crate::Direction,
+    ) -> Result<Option<crate::ReceiptRecord>> {
+        sql::get_receipt(self.conn()?, for_message, direction)
+    }
+    async fn add_event(&mut self, ev: &TimelineEvent) -> Result<()> {
+        sql::add_event(self.conn()?, ev)
     }
 }

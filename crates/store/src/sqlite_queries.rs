@@ -1,0 +1,307 @@
+//! The shared SQL ([`crate::queries`]) run through `rusqlite` on one SQLite connection: synchronous, in the
+//! calling thread, with statements prepared once per connection and cached.
+//!
+//! The statements are written for both engines with numbered parameters `$1 … $n`. SQLite reads `$1` as a
+//! *named* parameter (numbered in order of first appearance, which differs from `n` when a statement uses them
+//! out of order), so every statement is rewritten to SQLite's numbered form `?n` before it is prepared.
+
+use rusqlite::{Connection, Params, params, params_from_iter};
+use sdx_model::{CaseId, Coded, MessageId, OrgKey, Timestamp};
+
+use crate::error::{Error, Result};
+use crate::queries::{self as q, Bind, RowGet, case_row, delivery_row, event_row, message_row, receipt_row};
+use crate::record::{
+    CaseQuery, CaseRecord, Cursor, Delivery, DeliveryState, Direction, MessageRecord, MessageState, Page,
+    ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
+};
+
+/// `$n` → `?n` (the statements contain no `$` in literals).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn execute(c: &Connection, sql: &str, p: impl Params) -> Result<usize> {
+    Ok(c.prepare_cached(&numbered(sql))?.execute(p)?)
+}
+
+fn one<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut st = c.prepare_cached(&numbered(sql))?;
+    let mut rows = st.query(p)?;
+    match rows.next()? {
+        Some(r) => f(r).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn all<T>(c: &Connection, sql: &str, p: impl Params, f: impl Fn(&rusqlite::Row<'_>) -> Result<T>) -> Result<Vec<T>> {
+    let mut st = c.prepare_cached(&numbered(sql))?;
+    let mut rows = st.query(p)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn get_case(c: &Connection, id: CaseId) -> Result<Option<CaseRecord>> {
+    one(c, q::GET_CASE, params![id.to_string()], |r| case_row(r))
+}
+
+pub(crate) fn query_cases(c: &Connection, cq: &CaseQuery) -> Result<Page<CaseRecord>> {
+    let (sql, binds) = q::case_query(cq)?;
+    let values: Vec<rusqlite::types::Value> = binds
+        .into_iter()
+        .map(|b| match b {
+            Bind::Int(v) => rusqlite::types::Value::Integer(v),
+            Bind::Text(v) => rusqlite::types::Value::Text(v),
+        })
+        .collect();
+    let size = cq.page_size() as usize;
+    // Keep the paging key of each row next to the record.
+    let rows =
+        all(c, &sql, params_from_iter(values), |r| Ok((case_row(r)?, r.int("updated_at")?, r.text("case_id")?)))?;
+    let more = rows.len() > size;
+    let next_cursor = match (more, rows.get(size.wrapping_sub(1))) {
+        (true, Some((_, updated_ms, case_id))) => {
+            Some(Cursor { updated_ms: *updated_ms, case_id: case_id.clone() }.encode())
+        }
+        _ => None,
+    };
+    let items = rows.into_iter().take(size).map(|(rec, ..)| rec).collect();
+    Ok(Page { items, next_cursor })
+}
+
+pub(crate) fn timeline(c: &Connection, id: CaseId) -> Result<Vec<TimelineEvent>> {
+    all(c, q::TIMELINE, params![id.to_string()], |r| event_row(r))
+}
+
+pub(crate) fn get_message(c: &Connection, id: MessageId) -> Result<Option<MessageRecord>> {
+    one(c, q::GET_MESSAGE, params![id.to_string()], |r| message_row(r))
+}
+
+pub(crate) fn list_deliveries(c: &Connection, state: Option<DeliveryState>, limit: u32) -> Result<Vec<Delivery>> {
+    let limit = i64::from(limit.min(crate::record::MAX_PAGE));
+    match state {
+        Some(s) => all(c, q::LIST_DELIVERIES, params![s.as_str(), limit], |r| delivery_row(r)),
+        None => all(c, q::LIST_ALL_DELIVERIES, params![limit], |r| delivery_row(r)),
+    }
+}
+
+pub(crate) fn put_case(c: &Connection, rec: &CaseRecord, expected: Option<u32>) -> Result<()> {
+    let case = &rec.case;
+    let leika = case.category.service.as_ref().and_then(|s| s.leika_key.as_ref()).map(|k| k.to_string());
+    let region = case.region.as_ref().map(|r| r.to_string());
+    let doc = q::to_json(case)?;
+    let (id, rev, updated) = (case.case_id.to_string(), i64::from(case.revision), ms(&rec.updated_at));
+    let (status, ticket_type, priority) = (case.status.code(), case.ticket_type.code(), case.priority.code());
+    let (partner, role) = (rec.partner.as_str(), rec.our_role.as_str());
+    let changed = match expected {
+        None => execute(
+            c,
+            q::INSERT_CASE,
+            params![id, rev, status, ticket_type, priority, leika, region, partner, role, updated, doc],
+        )?,
+        Some(expected) => execute(
+            c,
+            q::UPDATE_CASE,
+            params![
+                id,
+                rev,
+                status,
+                ticket_type,
+                priority,
+                leika,
+                region,
+                partner,
+                role,
+                updated,
+                doc,
+                i64::from(expected)
+            ],
+        )?,
+    };
+    if changed == 1 {
+        return Ok(());
+    }
+    match expected {
+        None => Err(Error::Conflict),
+        Some(_) => {
+            let exists = one(c, q::CASE_EXISTS, params![id], |_| Ok(()))?.is_some();
+            Err(if exists { Error::Conflict } else { Error::NotFound })
+        }
+    }
+}
+
+pub(crate) fn next_out_sequence(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<u64> {
+    let last = one(c, q::NEXT_OUT, params![case.to_string(), peer.as_str()], |r| r.int("last_out"))?;
+    seq_from_db(last.ok_or_else(|| Error::Corrupt("sequence upsert returned no row".into()))?)
+}
+
+pub(crate) fn last_in_sequence(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<u64> {
+    match one(c, q::LAST_IN, params![case.to_string(), peer.as_str()], |r| r.int("last_in"))? {
+        Some(v) => seq_from_db(v),
+        None => Ok(0),
+    }
+}
+
+pub(crate) fn set_last_in_sequence(c: &Connection, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
+    execute(c, q::SET_LAST_IN, params![case.to_string(), peer.as_str(), seq_to_db(seq)?])?;
+    Ok(())
+}
+
+pub(crate) fn insert_message(c: &Connection, m: &MessageRecord) -> Result<()> {
+    let done = execute(
+        c,
+        q::INSERT_MESSAGE,
+        params![
+            m.message_id.to_string(),
+            m.case_id.map(|c| c.to_string()),
+            m.direction.as_str(),
+            m.peer.as_str(),
+            m.message_type.code(),
+            m.sequence.map(seq_to_db).transpose()?,
+            ms(&m.created_at),
+            ms(&m.stored_at),
+            m.jws.as_str(),
+            m.digest.as_str(),
+            m.state.as_str(),
+        ],
+    )?;
+    if done == 1 { Ok(()) } else { Err(Error::Duplicate) }
+}
+
+pub(crate) fn set_message_state(c: &Connection, id: MessageId, state: MessageState) -> Result<()> {
+    let done = execute(c, q::SET_MESSAGE_STATE, params![id.to_string(), state.as_str()])?;
+    if done == 1 { Ok(()) } else { Err(Error::NotFound) }
+}
+
+pub(crate) fn held_messages(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<Vec<MessageRecord>> {
+    all(c, q::HELD, params![case.to_string(), peer.as_str()], |r| message_row(r))
+}
+
+pub(crate) fn enqueue(c: &Connection, d: &Delivery) -> Result<()> {
+    let done = execute(
+        c,
+        q::ENQUEUE,
+        params![
+            d.message_id.to_string(),
+            d.peer.as_str(),
+            d.state.as_str(),
+            i64::from(d.attempts),
+            ms(&d.created_at),
+            ms(&d.next_attempt_at),
+            d.last_error.as_deref(),
+            d.delivered_at.as_ref().map(ms),
+        ],
+    )?;
+    if done == 1 { Ok(()) } else { Err(Error::Duplicate) }
+}
+
+pub(crate) fn claim_due(c: &Connection, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Delivery>> {
+    let limit = i64::from(limit.min(crate::record::MAX_PAGE));
+    let mut out = all(c, q::CLAIM_SQLITE, params![ms(&now), ms(&lease_until), limit], |r| delivery_row(r))?;
+    // RETURNING does not keep the subquery's order.
+    out.sort_by_key(|d| (d.next_attempt_at, d.message_id.to_string()));
+    Ok(out)
+}
+
+pub(crate) fn mark_delivered(c: &Connection, id: MessageId, receipt: &ReceiptRecord) -> Result<()> {
+    if execute(c, q::DELIVERED, params![id.to_string(), ms(&receipt.received_at)])? == 0 {
+        return Err(Error::NotFound);
+    }
+    execute(c, q::SET_MESSAGE_STATE, params![id.to_string(), MessageState::Delivered.as_str()])?;
+    put_receipt(c, receipt)
+}
+
+pub(crate) fn mark_failed(
+    c: &Connection,
+    id: MessageId,
+    attempts: u32,
+    next_attempt_at: Timestamp,
+    error: &str,
+    dead: bool,
+) -> Result<()> {
+    let state = if dead { DeliveryState::Dead } else { DeliveryState::Pending };
+    let done = execute(
+        c,
+        q::FAILED,
+        params![id.to_string(), i64::from(attempts), ms(&next_attempt_at), error, state.as_str()],
+    )?;
+    if done == 0 {
+        // Already delivered (a receipt overtook the failure report): nothing to do.
+        let exists = one(c, q::DELIVERY_EXISTS, params![id.to_string()], |_| Ok(()))?.is_some();
+        return if exists { Ok(()) } else { Err(Error::NotFound) };
+    }
+    if dead {
+        execute(c, q::SET_MESSAGE_STATE, params![id.to_string(), MessageState::Dead.as_str()])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn retry_dead(c: &Connection, id: MessageId, now: Timestamp) -> Result<bool> {
+    if execute(c, q::RETRY_DEAD, params![id.to_string(), ms(&now)])? == 0 {
+        return Ok(false);
+    }
+    execute(c, q::SET_MESSAGE_STATE, params![id.to_string(), MessageState::Pending.as_str()])?;
+    Ok(true)
+}
+
+pub(crate) fn put_receipt(c: &Connection, r: &ReceiptRecord) -> Result<()> {
+    execute(
+        c,
+        q::PUT_RECEIPT,
+        params![r.for_message.to_string(), r.direction.as_str(), r.result.code(), r.jws.as_str(), ms(&r.received_at)],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn get_receipt(
+    c: &Connection,
+    for_message: MessageId,
+    direction: Direction,
+) -> Result<Option<ReceiptRecord>> {
+    one(c, q::GET_RECEIPT, params![for_message.to_string(), direction.as_str()], |r| receipt_row(r))
+}
+
+pub(crate) fn add_event(c: &Connection, ev: &TimelineEvent) -> Result<()> {
+    execute(
+        c,
+        q::ADD_EVENT,
+        params![
+            ev.case_id.to_string(),
+            ms(&ev.at),
+            ev.kind.as_str(),
+            ev.message_id.map(|m| m.to_string()),
+            ev.detail.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbered;
+
+    #[test]
+    fn numbered_parameters() {
+        assert_eq!(
+            numbered("UPDATE t SET a = $2 WHERE b = $1 AND c = $12"),
+            "UPDATE t SET a = ?2 WHERE b = ?1 AND c = ?12"
+        );
+        assert_eq!(numbered("SELECT '$' || x"), "SELECT '$' || x");
+    }
+}
