@@ -219,4 +219,11 @@ proptest! {
         // XML → JSON → XML gives the same XML text.
         prop_assert_eq!(xml::encode(&again), x);
     }
+
+    #[test]
+    fn canonical_form_is_rfc8785(seed in any::<u64>()) {
+        // The fast canonical writer gives the bytes of the reference implementation.
+        let msg = message(seed);
+        prop_assert_eq!(json::canonical(&msg), serde_json_canonicalizer::to_string(&msg).unwrap());
+    }
 }
