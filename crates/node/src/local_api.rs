@@ -6,11 +6,19 @@
 //! |---|---|
 //! | `POST /api/v1/cases` | create a case (`{"case": …, "note": …}`) and forward it to its assignee → 201 |
 //! | `POST /api/v1/cases/{id}/changes` | apply a change — one message body, e.g. `{"update": {…}}`, `{"resolve": {…}}`, `{"handBack": {…}}`, `{"close": {…}}`, `{"reopen": {…}}`, `{"reject": {…}}` — and send it to the partner |
-//! | `GET /api/v1/cases/{id}` | the case, its partner, our role and the cross-organisation timeline |
-//! | `GET /api/v1/cases?status=&ticketType=&priority=&leikaKey=&region=&partner=&updatedSince=&cursor=&limit=` | query, keyset-paged |
+//! | `GET /api/v1/cases/{id}?fields=` | the case, its partner, our role and the cross-organisation timeline |
+//! | `GET /api/v1/cases?status=&ticketType=&priority=&leikaKey=&region=&partner=&updatedSince=&cursor=&limit=&fields=` | query, keyset-paged |
 //! | `GET /api/v1/deliveries?state=pending\|delivered\|dead&limit=` | the outbox |
 //! | `POST /api/v1/deliveries/{messageId}/retry` | put a dead letter back into delivery |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document (no token needed) |
+//!
+//! `fields` (TMF621 attribute selection) is a comma-separated list of top-level members of a case view to return:
+//! `case`, `partner`, `ourRole`, `updatedAt`, and on `GET /api/v1/cases/{id}` also `timeline` (not selecting it
+//! also saves reading it). The case id is always returned at the same place as in the full view,
+//! `case.caseId`: if `case` is not selected, the view holds `"case": {"caseId": …}`. Names are exact (case
+//! sensitive) and may repeat; an unknown name, a nested path such as `case.status` (not supported), an empty
+//! entry (`fields=,partner`) or an empty list (`fields=`) is refused with 400 `schemaViolation`, naming the
+//! allowed members. Without `fields` the full view is returned.
 //!
 //! Personal data (the requester) is returned to authenticated clients only and never logged.
 #![allow(clippy::result_large_err)] // handlers return ready `Response`s as errors; they are built once per request
@@ -25,11 +33,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use sdx_model::lifecycle::Refusal;
 use sdx_model::{Ars, Body, Case, CaseId, Coded, ErrorCode, LeikaKey, MessageId, OrgKey, Status, Timestamp};
-use sdx_store::{CaseQuery, DeliveryState, Store};
+use sdx_store::{CaseQuery, CaseRecord, DeliveryState, Store, TimelineEvent};
 
 use crate::engine::{Engine, EngineError};
 use crate::settings::ApiClient;
@@ -198,10 +206,104 @@ async fn change<S: Store>(
     }
 }
 
-async fn get_case<S: Store>(State(st): State<Shared<S>>, id: Result<Path<String>, PathRejection>) -> Response {
+/// Members of the single-case view, in response order; `fields` selects among them.
+pub(crate) const CASE_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt", "timeline"];
+/// Members of a query result item (the single-case view without the timeline).
+pub(crate) const ITEM_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt"];
+
+/// Why a `fields` value was refused.
+#[derive(Debug, thiserror::Error)]
+enum FieldsError {
+    #[error("fields: name at least one member of {allowed}")]
+    Empty { allowed: String },
+    #[error("fields: empty entry; separate member names by single commas: {allowed}")]
+    EmptyEntry { allowed: String },
+    #[error("fields: `{name}` is a nested path, which is not supported; select top-level members: {allowed}")]
+    Nested { name: String, allowed: String },
+    #[error("fields: unknown member `{name}`; allowed: {allowed} (case.caseId is always returned)")]
+    Unknown { name: String, allowed: String },
+}
+
+/// The members a request selected with `fields` (all of them without it).
+struct Fields(Vec<&'static str>);
+
+impl Fields {
+    /// Parse the `fields` parameter against the members the view has.
+    fn parse(value: Option<&str>, allowed: &'static [&'static str]) -> Result<Self, FieldsError> {
+        let Some(value) = value else { return Ok(Fields(allowed.to_vec())) };
+        let list = || allowed.join(", ");
+        if value.trim().is_empty() {
+            return Err(FieldsError::Empty { allowed: list() });
+        }
+        let mut selected = Vec::new();
+        for name in value.split(',').map(str::trim) {
+            if name.is_empty() {
+                return Err(FieldsError::EmptyEntry { allowed: list() });
+            }
+            match allowed.iter().find(|m| **m == name) {
+                Some(m) if !selected.contains(m) => selected.push(*m),
+                Some(_) => {}
+                None if name.contains('.') => return Err(FieldsError::Nested { name: name.into(), allowed: list() }),
+                None => return Err(FieldsError::Unknown { name: name.into(), allowed: list() }),
+            }
+        }
+        Ok(Fields(selected))
+    }
+
+    fn has(&self, member: &str) -> bool {
+        self.0.contains(&member)
+    }
+}
+
+fn fields_error(e: FieldsError) -> Response {
+    problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, e.to_string())
+}
+
+/// A case view with the selected members; `case.caseId` is always there.
+fn view(rec: CaseRecord, timeline: Option<Vec<TimelineEvent>>, fields: &Fields) -> Value {
+    let mut v = serde_json::Map::new();
+    if fields.has("case") {
+        v.insert("case".into(), json!(rec.case));
+    } else {
+        v.insert("case".into(), json!({"caseId": rec.case.case_id}));
+    }
+    if fields.has("partner") {
+        v.insert("partner".into(), json!(rec.partner));
+    }
+    if fields.has("ourRole") {
+        v.insert("ourRole".into(), json!(rec.our_role));
+    }
+    if fields.has("updatedAt") {
+        v.insert("updatedAt".into(), json!(rec.updated_at));
+    }
+    if let Some(t) = timeline.filter(|_| fields.has("timeline")) {
+        v.insert("timeline".into(), json!(t));
+    }
+    Value::Object(v)
+}
+
+/// Query parameters of `GET /cases/{id}`; others are ignored, as they were before `fields` existed.
+#[derive(Deserialize, Default)]
+struct GetParams {
+    fields: Option<String>,
+}
+
+async fn get_case<S: Store>(
+    State(st): State<Shared<S>>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<GetParams>, QueryRejection>,
+) -> Response {
     let id = match case_id(id) {
         Ok(id) => id,
         Err(r) => return r,
+    };
+    let Query(p) = match q {
+        Ok(q) => q,
+        Err(r) => return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, r.body_text()),
+    };
+    let fields = match Fields::parse(p.fields.as_deref(), CASE_MEMBERS) {
+        Ok(f) => f,
+        Err(e) => return fields_error(e),
     };
     let store = st.engine.store();
     let rec = match store.get_case(id).await {
@@ -209,15 +311,15 @@ async fn get_case<S: Store>(State(st): State<Shared<S>>, id: Result<Path<String>
         Ok(None) => return problem(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id}")),
         Err(e) => return store_error(e),
     };
-    let timeline = match store.timeline(id).await {
-        Ok(t) => t,
-        Err(e) => return store_error(e),
+    let timeline = if fields.has("timeline") {
+        match store.timeline(id).await {
+            Ok(t) => Some(t),
+            Err(e) => return store_error(e),
+        }
+    } else {
+        None
     };
-    axum::Json(json!({
-        "case": rec.case, "partner": rec.partner, "ourRole": rec.our_role, "updatedAt": rec.updated_at,
-        "timeline": timeline,
-    }))
-    .into_response()
+    axum::Json(view(rec, timeline, &fields)).into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -232,6 +334,7 @@ struct ListParams {
     updated_since: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
+    fields: Option<String>,
 }
 
 fn bad(e: impl std::fmt::Display) -> Response {
@@ -246,12 +349,13 @@ fn bad(e: impl std::fmt::Display) -> Response {
     problem(StatusCode::BAD_REQUEST, code, text)
 }
 
-fn to_query(p: ListParams) -> Result<CaseQuery, Response> {
+fn to_query(p: ListParams) -> Result<(CaseQuery, Fields), Response> {
+    let fields = Fields::parse(p.fields.as_deref(), ITEM_MEMBERS).map_err(fields_error)?;
     let status = match p.status {
         Some(s) => s.split(',').map(|c| Status::parse(c.trim()).map_err(bad)).collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    Ok(CaseQuery {
+    let query = CaseQuery {
         status,
         ticket_type: p.ticket_type.map(|t| sdx_model::TicketType::parse(&t)).transpose().map_err(bad)?,
         priority: p.priority.map(|t| sdx_model::Priority::parse(&t)).transpose().map_err(bad)?,
@@ -261,7 +365,8 @@ fn to_query(p: ListParams) -> Result<CaseQuery, Response> {
         updated_since: p.updated_since.map(|t| Timestamp::parse(&t)).transpose().map_err(bad)?,
         cursor: p.cursor,
         limit: p.limit.unwrap_or(0),
-    })
+    };
+    Ok((query, fields))
 }
 
 async fn list<S: Store>(State(st): State<Shared<S>>, q: Result<Query<ListParams>, QueryRejection>) -> Response {
@@ -269,19 +374,13 @@ async fn list<S: Store>(State(st): State<Shared<S>>, q: Result<Query<ListParams>
         Ok(q) => q,
         Err(r) => return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, r.body_text()),
     };
-    let query = match to_query(p) {
+    let (query, fields) = match to_query(p) {
         Ok(q) => q,
         Err(r) => return r,
     };
     match st.engine.store().query_cases(&query).await {
         Ok(page) => {
-            let items: Vec<_> = page
-                .items
-                .into_iter()
-                .map(
-                    |r| json!({"case": r.case, "partner": r.partner, "ourRole": r.our_role, "updatedAt": r.updated_at}),
-                )
-                .collect();
+            let items: Vec<_> = page.items.into_iter().map(|r| view(r, None, &fields)).collect();
             axum::Json(json!({"items": items, "nextCursor": page.next_cursor})).into_response()
         }
         Err(e) => store_error(e),
@@ -331,5 +430,31 @@ async fn retry<S: Store>(State(st): State<Shared<S>>, id: Result<Path<String>, P
         Ok(true) => axum::Json(json!({"messageId": id, "state": "pending"})).into_response(),
         Ok(false) => problem(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("no dead letter {id}")),
         Err(e) => engine_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_parsing() {
+        let parse = |v: Option<&str>| Fields::parse(v, ITEM_MEMBERS);
+        assert_eq!(parse(None).unwrap().0, ITEM_MEMBERS);
+        assert_eq!(parse(Some(" updatedAt ,partner,updatedAt")).unwrap().0, ["updatedAt", "partner"]);
+        assert!(matches!(parse(Some("")), Err(FieldsError::Empty { .. })));
+        assert!(matches!(parse(Some(" \t")), Err(FieldsError::Empty { .. })));
+        for v in [",", ",case", "case,", "case,,partner", "case, ,partner"] {
+            assert!(matches!(parse(Some(v)), Err(FieldsError::EmptyEntry { .. })), "{v}");
+        }
+        assert!(matches!(parse(Some("case.caseId")), Err(FieldsError::Nested { .. })));
+        for v in ["timeline", "caseId", "Case", "\0", "\u{202e}ä", "case;partner"] {
+            let e = parse(Some(v)).err().unwrap();
+            assert!(matches!(e, FieldsError::Unknown { .. }), "{v}");
+            assert!(
+                e.to_string().ends_with("allowed: case, partner, ourRole, updatedAt (case.caseId is always returned)")
+            );
+        }
+        assert_eq!(Fields::parse(Some("timeline"), CASE_MEMBERS).unwrap().0, ["timeline"]);
     }
 }

@@ -1,5 +1,5 @@
 //! The local API over real HTTP on 127.0.0.1:0: bearer tokens, create-and-forward, changes, the case with its
-//! timeline, queries with paging, the outbox, and problem+json answers with stable codes.
+//! timeline, queries with paging and `fields` selection, the outbox, and problem+json answers with stable codes.
 
 use sdx_crypto::{Alg, PrivateKey};
 use sdx_model::sample::{self, BELA, MILA};
@@ -133,4 +133,131 @@ async fn the_local_api_end_to_end() {
     let first = v["items"][0]["messageId"].as_str().unwrap().to_string();
     let (s, _, _) = call(M::POST, &format!("{base}/deliveries/{first}/retry"), None).await;
     assert_eq!(s, 404);
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k
+}
+
+#[tokio::test]
+async fn fields_select_members_of_a_case_view() {
+    let (base, _dir) = start().await;
+    use reqwest::Method as M;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut c = sample::typical_case();
+        c.case_id = CaseId::new_random();
+        ids.push(c.case_id.to_string());
+        assert_eq!(call(M::POST, &format!("{base}/cases"), Some(json!({"case": c}))).await.0, 201);
+    }
+
+    // The query: exactly the selected members plus case.caseId, with the values of the full answer.
+    let (s, full, _) = call(M::GET, &format!("{base}/cases"), None).await;
+    assert_eq!(s, 200);
+    let full = full["items"].as_array().unwrap().clone();
+    assert_eq!(full.len(), 3);
+    for (sel, want) in [
+        ("partner", vec!["case", "partner"]),
+        ("ourRole,updatedAt", vec!["case", "ourRole", "updatedAt"]),
+        ("updatedAt,%20partner,updatedAt", vec!["case", "partner", "updatedAt"]), // spaces trimmed, duplicates
+        ("case", vec!["case"]),
+        ("case,partner,ourRole,updatedAt", vec!["case", "ourRole", "partner", "updatedAt"]),
+    ] {
+        let (s, v, _) = call(M::GET, &format!("{base}/cases?fields={sel}"), None).await;
+        assert_eq!(s, 200, "{sel}: {v}");
+        let items = v["items"].as_array().unwrap();
+        assert_eq!(items.len(), full.len(), "{sel}");
+        assert!(v["nextCursor"].is_null(), "{sel}: {v}");
+        for (item, whole) in items.iter().zip(&full) {
+            assert_eq!(keys(item), want, "{sel}: {item}");
+            for k in &want {
+                if *k == "case" && !sel.contains("case") {
+                    // Not selected: only the id, at the same place as in the full view.
+                    assert_eq!(item["case"], json!({"caseId": whole["case"]["caseId"]}), "{sel}");
+                } else {
+                    assert_eq!(item[k], whole[k], "{sel}: {k}");
+                }
+            }
+        }
+    }
+    // Filters and paging work with fields: the same cases, page by page.
+    let (s, p1, _) = call(M::GET, &format!("{base}/cases?limit=2&fields=updatedAt&status=new"), None).await;
+    assert_eq!(s, 200, "{p1}");
+    assert_eq!(p1["items"].as_array().unwrap().len(), 2);
+    let cursor = p1["nextCursor"].as_str().unwrap().to_string();
+    let (s, p2, _) = call(M::GET, &format!("{base}/cases?fields=updatedAt&cursor={cursor}&limit=2"), None).await;
+    assert_eq!(s, 200, "{p2}");
+    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+    assert!(p2["nextCursor"].is_null());
+    let paged: Vec<_> = p1["items"].as_array().unwrap().iter().chain(p2["items"].as_array().unwrap()).collect();
+    assert_eq!(paged.len(), full.len());
+    for (item, whole) in paged.iter().zip(&full) {
+        assert_eq!(keys(item), ["case", "updatedAt"]);
+        assert_eq!(item["case"], json!({"caseId": whole["case"]["caseId"]}));
+        assert_eq!(item["updatedAt"], whole["updatedAt"]);
+    }
+    let mut seen: Vec<String> = paged.iter().map(|i| i["case"]["caseId"].as_str().unwrap().to_string()).collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids);
+
+    // Refused: unknown, nested, empty; a problem with schemaViolation that names the member and the allowed ones.
+    for (sel, names) in [
+        ("status", Some("`status`")),
+        ("partner,caseId", Some("`caseId`")),
+        ("timeline", Some("`timeline`")), // only on a single case
+        ("Partner", Some("`Partner`")),
+        ("case.status", Some("`case.status`")),
+        ("", None),
+        ("%20", None),
+        (",partner", None),
+        ("partner,", None),
+        ("partner,,case", None),
+        ("%00%FF%C3%A4%E2%80%AE", None),
+    ] {
+        let (s, v, ct) = call(M::GET, &format!("{base}/cases?fields={sel}"), None).await;
+        assert_eq!(
+            (s, v["errorCode"].as_str(), ct.as_str()),
+            (400, Some("schemaViolation"), "application/problem+json")
+        );
+        let detail = v["detail"].as_str().unwrap();
+        assert!(detail.contains("case, partner, ourRole, updatedAt"), "{sel}: {detail}");
+        if let Some(n) = names {
+            assert!(detail.contains(n), "{sel}: {detail}");
+        }
+    }
+    let (s, v, _) = call(M::GET, &format!("{base}/cases?fields"), None).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{v}");
+    let (s, v, _) = call(M::GET, &format!("{base}/cases?fields=case&fields=partner"), None).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{v}");
+    let long = "x".repeat(4000);
+    let (s, _, _) = call(M::GET, &format!("{base}/cases?fields={long}"), None).await;
+    assert_eq!(s, 400);
+
+    // A single case: the same rules, with the timeline as one more member (fetched only when selected).
+    let id = &ids[0];
+    let (s, whole, _) = call(M::GET, &format!("{base}/cases/{id}"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(keys(&whole), ["case", "ourRole", "partner", "timeline", "updatedAt"]);
+    let (s, v, _) = call(M::GET, &format!("{base}/cases/{id}?fields=timeline"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, json!({"case": {"caseId": id}, "timeline": whole["timeline"]}));
+    let (s, v, _) = call(M::GET, &format!("{base}/cases/{id}?fields=case,partner,ourRole,updatedAt"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let mut without_timeline = whole.clone();
+    without_timeline.as_object_mut().unwrap().remove("timeline");
+    assert_eq!(v, without_timeline);
+    for sel in ["status", "", "case,", "timeline.kind"] {
+        let (s, v, _) = call(M::GET, &format!("{base}/cases/{id}?fields={sel}"), None).await;
+        assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{sel}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("case, partner, ourRole, updatedAt, timeline"), "{v}");
+    }
+    // An unknown case with a valid selection is still a 404; other parameters are still ignored.
+    let (s, _, _) = call(M::GET, &format!("{base}/cases/{}?fields=partner", CaseId::new_random()), None).await;
+    assert_eq!(s, 404);
+    let (s, v, _) = call(M::GET, &format!("{base}/cases/{id}?other=1"), None).await;
+    assert_eq!((s, &v), (200, &whole));
 }
