@@ -6,11 +6,26 @@
 //! |---|---|
 //! | `POST /api/v1/cases` | create a case (`{"case": …, "note": …}`) and forward it to its assignee → 201 |
 //! | `POST /api/v1/cases/{id}/changes` | apply a change — one message body, e.g. `{"update": {…}}`, `{"resolve": {…}}`, `{"handBack": {…}}`, `{"close": {…}}`, `{"reopen": {…}}`, `{"reject": {…}}` — and send it to the partner |
-//! | `GET /api/v1/cases/{id}` | the case, its partner, our role and the cross-organisation timeline |
-//! | `GET /api/v1/cases?status=&ticketType=&priority=&leikaKey=&region=&partner=&updatedSince=&cursor=&limit=` | query, keyset-paged |
+//! | `GET /api/v1/cases/{id}?fields=` | the case, its partner, our role and the cross-organisation timeline |
+//! | `GET /api/v1/cases?status=&ticketType=&priority=&leikaKey=&region=&partner=&updatedSince=&cursor=&limit=&fields=` | query, keyset-paged |
 //! | `GET /api/v1/deliveries?state=pending\|delivered\|dead&limit=` | the outbox |
 //! | `POST /api/v1/deliveries/{messageId}/retry` | put a dead letter back into delivery |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document (no token needed) |
+//!
+//! `fields` (TMF621 attribute selection) is a comma-separated list of names to return. A name is either a
+//! top-level member of the case view — `case`, `partner`, `ourRole`, `updatedAt`, and on `GET /api/v1/cases/{id}`
+//! also `timeline` (not selecting it also saves reading it) — or a top-level attribute of the case, one of the
+//! members of `sdx_model::Case` (`caseId`, `status`, `priority`, `subject`, …; the list comes from the format
+//! description `sdx_codec::desc::CASE`). A case attribute is returned inside `case`:
+//! `?fields=status,priority,partner` gives `{"case": {"caseId": …, "status": …, "priority": …}, "partner": …}`;
+//! an optional attribute the case does not have (say `solution`) stays absent. `updatedAt` is both a view member
+//! (when this node last changed the record) and a case attribute (the case's own last change): it selects both.
+//! The case id is always returned at the same place as in the full view, `case.caseId`; if `case` itself is
+//! selected, the whole case is returned and case attributes add nothing. A selected response is thus always a
+//! projection of the full one. Names are exact (case sensitive) and may repeat; an unknown name, a nested path such
+//! as `case.status` (not supported; name `status`), an empty entry (`fields=,partner`) or an empty list (`fields=`)
+//! is refused with 400 `schemaViolation`, naming the allowed view members and case attributes. Without `fields`
+//! the full view is returned. Both endpoints refuse unknown query parameters with 400 `schemaViolation`.
 //!
 //! Personal data (the requester) is returned to authenticated clients only and never logged.
 #![allow(clippy::result_large_err)] // handlers return ready `Response`s as errors; they are built once per request
@@ -25,11 +40,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use sdx_model::lifecycle::Refusal;
 use sdx_model::{Ars, Body, Case, CaseId, Coded, ErrorCode, LeikaKey, MessageId, OrgKey, Status, Timestamp};
-use sdx_store::{CaseQuery, DeliveryState, Store};
+use sdx_store::{CaseQuery, CaseRecord, DeliveryState, Store, TimelineEvent};
 
 use crate::engine::{Engine, EngineError};
 use crate::settings::ApiClient;
@@ -198,10 +213,154 @@ async fn change<S: Store>(
     }
 }
 
-async fn get_case<S: Store>(State(st): State<Shared<S>>, id: Result<Path<String>, PathRejection>) -> Response {
+/// Members of the single-case view, in response order; `fields` selects among them.
+pub(crate) const VIEW_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt", "timeline"];
+/// Members of a query result item (the single-case view without the timeline).
+pub(crate) const ITEM_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt"];
+
+/// The top-level attributes of a case (JSON names, in the order of the format description), which `fields` may
+/// also name. Taken from the format description (`sdx_codec::desc::CASE`), which
+/// `crates/codec/tests/lockstep.rs` keeps in lock-step with the serde model `sdx_model::Case`.
+fn case_attributes() -> impl Iterator<Item = &'static str> {
+    sdx_codec::desc::CASE.fields.iter().map(|f| f.json)
+}
+
+/// Every name `fields` accepts on a view with `members`: the members, then the case attributes that are not also
+/// a member (`updatedAt` is both), each once.
+pub(crate) fn field_names(members: &'static [&'static str]) -> Vec<&'static str> {
+    let mut names = members.to_vec();
+    names.extend(case_attributes().filter(|a| !members.contains(a)));
+    names
+}
+
+/// The accepted names, for error messages.
+fn allowed_names(members: &[&str]) -> String {
+    let attributes: Vec<&str> = case_attributes().collect();
+    format!("view members {}; case attributes {}", members.join(", "), attributes.join(", "))
+}
+
+/// Why a `fields` value was refused.
+#[derive(Debug, thiserror::Error)]
+enum FieldsError {
+    #[error("fields: name at least one member; allowed: {allowed}")]
+    Empty { allowed: String },
+    #[error("fields: empty entry; separate names by single commas; allowed: {allowed}")]
+    EmptyEntry { allowed: String },
+    #[error(
+        "fields: `{name}` is a nested path, which is not supported; name top-level members of the view or of the \
+         case (without `case.`); allowed: {allowed}"
+    )]
+    Nested { name: String, allowed: String },
+    #[error("fields: unknown member `{name}`; allowed: {allowed} (case.caseId is always returned)")]
+    Unknown { name: String, allowed: String },
+}
+
+/// What a request selected with `fields` (the whole view without it).
+#[derive(Debug, PartialEq)]
+struct Fields {
+    /// Selected members of the view.
+    view: Vec<&'static str>,
+    /// Selected attributes of the case, returned inside `case` besides `caseId`; moot when `case` is selected.
+    case: Vec<&'static str>,
+}
+
+impl Fields {
+    /// Parse the `fields` parameter against the members the view has and the attributes of a case. A name that is
+    /// both (`updatedAt`) selects both.
+    fn parse(value: Option<&str>, members: &'static [&'static str]) -> Result<Self, FieldsError> {
+        let Some(value) = value else { return Ok(Fields { view: members.to_vec(), case: Vec::new() }) };
+        let list = || allowed_names(members);
+        if value.trim().is_empty() {
+            return Err(FieldsError::Empty { allowed: list() });
+        }
+        let mut fields = Fields { view: Vec::new(), case: Vec::new() };
+        for name in value.split(',').map(str::trim) {
+            if name.is_empty() {
+                return Err(FieldsError::EmptyEntry { allowed: list() });
+            }
+            let member = members.iter().copied().find(|m| *m == name);
+            let attribute = case_attributes().find(|a| *a == name);
+            if member.is_none() && attribute.is_none() {
+                return Err(if name.contains('.') {
+                    FieldsError::Nested { name: name.into(), allowed: list() }
+                } else {
+                    FieldsError::Unknown { name: name.into(), allowed: list() }
+                });
+            }
+            for (selected, name) in [(&mut fields.view, member), (&mut fields.case, attribute)] {
+                if let Some(name) = name
+                    && !selected.contains(&name)
+                {
+                    selected.push(name);
+                }
+            }
+        }
+        Ok(fields)
+    }
+
+    fn has(&self, member: &str) -> bool {
+        self.view.contains(&member)
+    }
+}
+
+fn fields_error(e: FieldsError) -> Response {
+    problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, e.to_string())
+}
+
+/// A case view with the selected members; `case.caseId` is always there. Without `case` selected, `case` holds
+/// `caseId` and the selected case attributes the case has (an absent optional attribute stays absent).
+fn view(rec: CaseRecord, timeline: Option<Vec<TimelineEvent>>, fields: &Fields) -> Value {
+    let mut v = serde_json::Map::new();
+    if fields.has("case") {
+        v.insert("case".into(), json!(rec.case));
+    } else if fields.case.is_empty() {
+        v.insert("case".into(), json!({"caseId": rec.case.case_id}));
+    } else {
+        let mut case = match json!(rec.case) {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        case.retain(|k, _| k == "caseId" || fields.case.contains(&k.as_str()));
+        v.insert("case".into(), Value::Object(case));
+    }
+    if fields.has("partner") {
+        v.insert("partner".into(), json!(rec.partner));
+    }
+    if fields.has("ourRole") {
+        v.insert("ourRole".into(), json!(rec.our_role));
+    }
+    if fields.has("updatedAt") {
+        v.insert("updatedAt".into(), json!(rec.updated_at));
+    }
+    if let Some(t) = timeline.filter(|_| fields.has("timeline")) {
+        v.insert("timeline".into(), json!(t));
+    }
+    Value::Object(v)
+}
+
+/// Query parameters of `GET /cases/{id}`; others are refused, as on `GET /cases`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GetParams {
+    fields: Option<String>,
+}
+
+async fn get_case<S: Store>(
+    State(st): State<Shared<S>>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<GetParams>, QueryRejection>,
+) -> Response {
     let id = match case_id(id) {
         Ok(id) => id,
         Err(r) => return r,
+    };
+    let Query(p) = match q {
+        Ok(q) => q,
+        Err(r) => return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, r.body_text()),
+    };
+    let fields = match Fields::parse(p.fields.as_deref(), VIEW_MEMBERS) {
+        Ok(f) => f,
+        Err(e) => return fields_error(e),
     };
     let store = st.engine.store();
     let rec = match store.get_case(id).await {
@@ -209,15 +368,15 @@ async fn get_case<S: Store>(State(st): State<Shared<S>>, id: Result<Path<String>
         Ok(None) => return problem(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id}")),
         Err(e) => return store_error(e),
     };
-    let timeline = match store.timeline(id).await {
-        Ok(t) => t,
-        Err(e) => return store_error(e),
+    let timeline = if fields.has("timeline") {
+        match store.timeline(id).await {
+            Ok(t) => Some(t),
+            Err(e) => return store_error(e),
+        }
+    } else {
+        None
     };
-    axum::Json(json!({
-        "case": rec.case, "partner": rec.partner, "ourRole": rec.our_role, "updatedAt": rec.updated_at,
-        "timeline": timeline,
-    }))
-    .into_response()
+    axum::Json(view(rec, timeline, &fields)).into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -232,6 +391,7 @@ struct ListParams {
     updated_since: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
+    fields: Option<String>,
 }
 
 fn bad(e: impl std::fmt::Display) -> Response {
@@ -246,12 +406,13 @@ fn bad(e: impl std::fmt::Display) -> Response {
     problem(StatusCode::BAD_REQUEST, code, text)
 }
 
-fn to_query(p: ListParams) -> Result<CaseQuery, Response> {
+fn to_query(p: ListParams) -> Result<(CaseQuery, Fields), Response> {
+    let fields = Fields::parse(p.fields.as_deref(), ITEM_MEMBERS).map_err(fields_error)?;
     let status = match p.status {
         Some(s) => s.split(',').map(|c| Status::parse(c.trim()).map_err(bad)).collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    Ok(CaseQuery {
+    let query = CaseQuery {
         status,
         ticket_type: p.ticket_type.map(|t| sdx_model::TicketType::parse(&t)).transpose().map_err(bad)?,
         priority: p.priority.map(|t| sdx_model::Priority::parse(&t)).transpose().map_err(bad)?,
@@ -261,7 +422,8 @@ fn to_query(p: ListParams) -> Result<CaseQuery, Response> {
         updated_since: p.updated_since.map(|t| Timestamp::parse(&t)).transpose().map_err(bad)?,
         cursor: p.cursor,
         limit: p.limit.unwrap_or(0),
-    })
+    };
+    Ok((query, fields))
 }
 
 async fn list<S: Store>(State(st): State<Shared<S>>, q: Result<Query<ListParams>, QueryRejection>) -> Response {
@@ -269,19 +431,13 @@ async fn list<S: Store>(State(st): State<Shared<S>>, q: Result<Query<ListParams>
         Ok(q) => q,
         Err(r) => return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, r.body_text()),
     };
-    let query = match to_query(p) {
+    let (query, fields) = match to_query(p) {
         Ok(q) => q,
         Err(r) => return r,
     };
     match st.engine.store().query_cases(&query).await {
         Ok(page) => {
-            let items: Vec<_> = page
-                .items
-                .into_iter()
-                .map(
-                    |r| json!({"case": r.case, "partner": r.partner, "ourRole": r.our_role, "updatedAt": r.updated_at}),
-                )
-                .collect();
+            let items: Vec<_> = page.items.into_iter().map(|r| view(r, None, &fields)).collect();
             axum::Json(json!({"items": items, "nextCursor": page.next_cursor})).into_response()
         }
         Err(e) => store_error(e),
@@ -331,5 +487,97 @@ async fn retry<S: Store>(State(st): State<Shared<S>>, id: Result<Path<String>, P
         Ok(true) => axum::Json(json!({"messageId": id, "state": "pending"})).into_response(),
         Ok(false) => problem(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("no dead letter {id}")),
         Err(e) => engine_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdx_model as m;
+
+    #[test]
+    fn fields_parsing() {
+        let parse = |v: Option<&str>| Fields::parse(v, ITEM_MEMBERS);
+        let sel = |v: &str| {
+            let f = parse(Some(v)).unwrap();
+            (f.view, f.case)
+        };
+        assert_eq!(parse(None).unwrap(), Fields { view: ITEM_MEMBERS.to_vec(), case: vec![] });
+        assert_eq!(sel(" partner ,ourRole,partner"), (vec!["partner", "ourRole"], vec![]));
+        // Case attributes, duplicates once, caseId accepted (it is always returned anyway).
+        assert_eq!(
+            sel("status, priority,partner,status,caseId"),
+            (vec!["partner"], vec!["status", "priority", "caseId"])
+        );
+        // updatedAt is a view member and a case attribute: it selects both.
+        assert_eq!(sel("updatedAt"), (vec!["updatedAt"], vec!["updatedAt"]));
+        assert_eq!(sel("case,requester"), (vec!["case"], vec!["requester"]));
+        assert!(matches!(parse(Some("")), Err(FieldsError::Empty { .. })));
+        assert!(matches!(parse(Some(" \t")), Err(FieldsError::Empty { .. })));
+        for v in [",", ",case", "case,", "case,,partner", "case, ,partner", "status,"] {
+            assert!(matches!(parse(Some(v)), Err(FieldsError::EmptyEntry { .. })), "{v}");
+        }
+        for v in ["case.caseId", "case.status", "category.symptom", "status.x"] {
+            assert!(matches!(parse(Some(v)), Err(FieldsError::Nested { .. })), "{v}");
+        }
+        let allowed = "allowed: view members case, partner, ourRole, updatedAt; case attributes caseId, revision, \
+                       references, ticketType, status, pendingReason, statusHistory, impact, urgency, priority, \
+                       category, region, supportLevel, channel, parties, originator, assignee, requester, subject, \
+                       description, createdAt, updatedAt, journal, attachments, solution, relatedCases, serviceLevel \
+                       (case.caseId is always returned)";
+        for v in ["timeline", "Case", "Status", "case_id", "ticket_type", "\0", "\u{202e}ä", "case;partner", "id"] {
+            let e = parse(Some(v)).err().unwrap();
+            assert!(matches!(e, FieldsError::Unknown { .. }), "{v}");
+            assert!(e.to_string().ends_with(allowed), "{e}");
+        }
+        assert_eq!(Fields::parse(Some("timeline"), VIEW_MEMBERS).unwrap().view, ["timeline"]);
+    }
+
+    #[test]
+    fn field_names_are_the_view_members_then_the_case_attributes() {
+        let names = field_names(ITEM_MEMBERS);
+        assert_eq!(&names[..5], ["case", "partner", "ourRole", "updatedAt", "caseId"]);
+        assert_eq!(names.iter().filter(|n| **n == "updatedAt").count(), 1);
+        assert_eq!(field_names(VIEW_MEMBERS).len(), names.len() + 1);
+    }
+
+    /// The case attributes come from the format description; they are exactly the members of a serialized case
+    /// with every optional member set, so a member added to or removed from `sdx_model::Case` fails here (and in
+    /// `crates/codec/tests/lockstep.rs`).
+    #[test]
+    fn case_attributes_are_the_members_of_a_serialized_case() {
+        let m::Body::Forward(forward) = m::sample::typical_forward().body else { panic!("a forward") };
+        let at = m::Timestamp::parse("2026-11-28T10:00:00+01:00").unwrap();
+        let by = m::OrgKey::parse(m::sample::BELA).unwrap();
+        let full = m::Case {
+            pending_reason: Some(m::PendingReason::WaitingForVendor),
+            attachments: vec![m::Attachment {
+                id: m::ItemId::parse("0b9c6e1a-4d2f-4a7b-8c3e-5f6a7b8c9dff").unwrap(),
+                file_name: "log.txt".into(),
+                media_type: m::MediaType::parse("text/plain").unwrap(),
+                size: 1,
+                sha256: m::Sha256Hex::parse("0".repeat(64)).unwrap(),
+                content: None,
+                uri: None,
+                added_by: by.clone(),
+                added_at: at,
+            }],
+            solution: Some(m::Solution {
+                code: m::ResolutionCode::Fixed,
+                text: "done".into(),
+                resolved_at: at,
+                resolved_by: by,
+            }),
+            related_cases: vec![m::RelatedCase {
+                case_id: m::CaseId::new_random(),
+                relation: m::RelationType::RelatedTo,
+            }],
+            ..forward.case
+        };
+        let mut serialized: Vec<String> = json!(full).as_object().unwrap().keys().cloned().collect();
+        serialized.sort_unstable();
+        let mut attributes: Vec<&str> = case_attributes().collect();
+        attributes.sort_unstable();
+        assert_eq!(serialized, attributes);
     }
 }

@@ -5,6 +5,8 @@
 
 use serde_json::{Value, json};
 
+use crate::local_api::{ITEM_MEMBERS, VIEW_MEMBERS, field_names};
+
 fn problem_responses(codes: &[u16]) -> Value {
     let mut m = serde_json::Map::new();
     for c in codes {
@@ -72,6 +74,13 @@ fn unsorted_document() -> Value {
                               "case": {"$ref": "#/components/schemas/Case"}}}),
     );
     let case_id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
+    // TMF621 attribute selection: a comma-separated list (form style, not exploded) of top-level members of the
+    // view or of its case.
+    let fields = |members: &'static [&'static str]| {
+        json!({"name": "fields", "in": "query", "required": false, "style": "form", "explode": false,
+               "description": format!("TMF621 attribute selection: comma-separated names to return, each a top-level member of the view ({}) or a top-level attribute of the case (the members of Case, e.g. status, priority). A case attribute is returned inside case; an optional attribute the case does not have stays absent. updatedAt names both the view member and the case attribute and selects both. case.caseId is always returned: ?fields=status,partner gives {{\"case\": {{\"caseId\": …, \"status\": …}}, \"partner\": …}}; with case selected, the whole case is returned. Names are exact and may repeat; an unknown name, a nested path (a.b), an empty entry or an empty list is refused with 400 schemaViolation. Without fields, the full view.", members.join(", ")),
+               "schema": {"type": "array", "minItems": 1, "items": {"enum": field_names(members)}}})
+    };
     let q = |name: &str, desc: &str| json!({"name": name, "in": "query", "required": false, "description": desc, "schema": {"type": "string"}});
     json!({
         "openapi": "3.1.0",
@@ -109,9 +118,10 @@ fn unsorted_document() -> Value {
                         q("priority", "priority code"), q("leikaKey", "LeiKa service key"),
                         q("region", "ARS or prefix"), q("partner", "organisation key"),
                         q("updatedSince", "RFC 3339"), q("cursor", "from nextCursor"),
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                        fields(ITEM_MEMBERS)
                     ],
-                    "responses": with(json!({"200": {"description": "A page", "content": {"application/json": {"schema": {
+                    "responses": with(json!({"200": {"description": "A page (with fields: each item holds only the selected members, and case only caseId and the selected case attributes unless case is selected)", "content": {"application/json": {"schema": {
                         "type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/CaseView"}},
                                                           "nextCursor": {"type": ["string", "null"]}}}}}}}), &[400, 401])
                 }
@@ -120,8 +130,8 @@ fn unsorted_document() -> Value {
                 "get": {
                     "operationId": "getCase",
                     "summary": "The case with its cross-organisation timeline",
-                    "parameters": [case_id],
-                    "responses": with(json!({"200": {"description": "The case", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CaseView"}}}}}), &[400, 401, 404])
+                    "parameters": [case_id, fields(VIEW_MEMBERS)],
+                    "responses": with(json!({"200": {"description": "The case (with fields: only the selected members, and case only caseId and the selected case attributes unless case is selected)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CaseView"}}}}}), &[400, 401, 404])
                 }
             },
             "/api/v1/cases/{id}/changes": {

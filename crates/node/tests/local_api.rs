@@ -1,5 +1,5 @@
 //! The local API over real HTTP on 127.0.0.1:0: bearer tokens, create-and-forward, changes, the case with its
-//! timeline, queries with paging, the outbox, and problem+json answers with stable codes.
+//! timeline, queries with paging and `fields` selection, the outbox, and problem+json answers with stable codes.
 
 use sdx_crypto::{Alg, PrivateKey};
 use sdx_model::sample::{self, BELA, MILA};
@@ -133,4 +133,267 @@ async fn the_local_api_end_to_end() {
     let first = v["items"][0]["messageId"].as_str().unwrap().to_string();
     let (s, _, _) = call(M::POST, &format!("{base}/deliveries/{first}/retry"), None).await;
     assert_eq!(s, 404);
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k
+}
+
+/// What `fields=names` must give for the full view `whole`: the selected view members as they are, and in `case`
+/// either the whole case (`case` selected) or `caseId` with the selected case attributes the case has.
+fn projection(whole: &Value, names: &[&str]) -> Value {
+    let mut v = serde_json::Map::new();
+    for (k, val) in whole.as_object().unwrap() {
+        if k != "case" && names.contains(&k.as_str()) {
+            v.insert(k.clone(), val.clone());
+        }
+    }
+    let case = whole["case"].as_object().unwrap();
+    let case = if names.contains(&"case") {
+        Value::Object(case.clone())
+    } else {
+        Value::Object(
+            case.iter()
+                .filter(|(k, _)| *k == "caseId" || names.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
+    v.insert("case".into(), case);
+    Value::Object(v)
+}
+
+#[tokio::test]
+async fn fields_select_members_of_a_case_view() {
+    let (base, _dir) = start().await;
+    use reqwest::Method as M;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut c = sample::typical_case();
+        c.case_id = CaseId::new_random();
+        ids.push(c.case_id.to_string());
+        assert_eq!(call(M::POST, &format!("{base}/cases"), Some(json!({"case": c}))).await.0, 201);
+    }
+
+    // The query: exactly the selected members plus case.caseId, with the values of the full answer.
+    let (s, full, _) = call(M::GET, &format!("{base}/cases"), None).await;
+    assert_eq!(s, 200);
+    let full = full["items"].as_array().unwrap().clone();
+    assert_eq!(full.len(), 3);
+    assert_ne!(full[0]["updatedAt"], full[0]["case"]["updatedAt"], "the record's and the case's own updatedAt differ");
+    // (query value, the names it holds, the keys of each item, the keys inside case or None for the whole case)
+    let whole_case: Option<&[&str]> = None;
+    for (sel, names, item_keys, case_keys) in [
+        // View members only.
+        ("partner", &["partner"][..], &["case", "partner"][..], Some(&["caseId"][..])),
+        ("ourRole,partner", &["ourRole", "partner"], &["case", "ourRole", "partner"], Some(&["caseId"])),
+        ("partner,%20ourRole,partner", &["ourRole", "partner"], &["case", "ourRole", "partner"], Some(&["caseId"])), // trimmed, duplicates
+        ("case", &["case"], &["case"], whole_case),
+        (
+            "case,partner,ourRole,updatedAt",
+            &["case", "partner", "ourRole", "updatedAt"],
+            &["case", "ourRole", "partner", "updatedAt"],
+            whole_case,
+        ),
+        // Case attributes: inside case, next to caseId.
+        ("status,priority", &["status", "priority"], &["case"], Some(&["caseId", "priority", "status"])),
+        (
+            "status,priority,partner",
+            &["status", "priority", "partner"],
+            &["case", "partner"],
+            Some(&["caseId", "priority", "status"]),
+        ),
+        (
+            "subject,%20ticketType,subject,requester",
+            &["subject", "ticketType", "requester"],
+            &["case"],
+            Some(&["caseId", "requester", "subject", "ticketType"]),
+        ),
+        ("caseId", &["caseId"], &["case"], Some(&["caseId"])),
+        ("partner,caseId", &["partner", "caseId"], &["case", "partner"], Some(&["caseId"])),
+        // Optional attributes the case does not have stay absent.
+        (
+            "solution,pendingReason,attachments,relatedCases",
+            &["solution", "pendingReason", "attachments", "relatedCases"],
+            &["case"],
+            Some(&["caseId"]),
+        ),
+        ("solution,region", &["solution", "region"], &["case"], Some(&["caseId", "region"])),
+        // updatedAt is both a view member and a case attribute: both are returned.
+        ("updatedAt", &["updatedAt"], &["case", "updatedAt"], Some(&["caseId", "updatedAt"])),
+        (
+            "ourRole,updatedAt,status",
+            &["ourRole", "updatedAt", "status"],
+            &["case", "ourRole", "updatedAt"],
+            Some(&["caseId", "status", "updatedAt"]),
+        ),
+        // With case selected, the whole case; case attributes add nothing.
+        ("status,case,priority", &["status", "case", "priority"], &["case"], whole_case),
+        ("case,solution,partner", &["case", "solution", "partner"], &["case", "partner"], whole_case),
+    ] {
+        let (s, v, _) = call(M::GET, &format!("{base}/cases?fields={sel}"), None).await;
+        assert_eq!(s, 200, "{sel}: {v}");
+        let items = v["items"].as_array().unwrap();
+        assert_eq!(items.len(), full.len(), "{sel}");
+        assert!(v["nextCursor"].is_null(), "{sel}: {v}");
+        for (item, whole) in items.iter().zip(&full) {
+            // The values are those of the full answer.
+            assert_eq!(item, &projection(whole, names), "{sel}");
+            assert_eq!(keys(item), item_keys, "{sel}: {item}");
+            match case_keys {
+                Some(k) => assert_eq!(keys(&item["case"]), k, "{sel}: {item}"),
+                None => assert_eq!(item["case"], whole["case"], "{sel}: the whole case"),
+            }
+            assert_eq!(item["case"]["caseId"], whole["case"]["caseId"], "{sel}: caseId always");
+        }
+    }
+    // The TMF621 idiom, spelt out.
+    let (s, v, _) = call(M::GET, &format!("{base}/cases?fields=status,priority,partner"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let w = &full[0];
+    assert_eq!(
+        v["items"][0],
+        json!({"case": {"caseId": w["case"]["caseId"], "status": "new", "priority": "high"}, "partner": BELA})
+    );
+
+    // Filters and paging work with fields: the same cases, page by page.
+    let (s, p1, _) = call(M::GET, &format!("{base}/cases?limit=2&fields=ourRole,status&status=new"), None).await;
+    assert_eq!(s, 200, "{p1}");
+    assert_eq!(p1["items"].as_array().unwrap().len(), 2);
+    let cursor = p1["nextCursor"].as_str().unwrap().to_string();
+    let (s, p2, _) = call(M::GET, &format!("{base}/cases?fields=ourRole,status&cursor={cursor}&limit=2"), None).await;
+    assert_eq!(s, 200, "{p2}");
+    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+    assert!(p2["nextCursor"].is_null());
+    let paged: Vec<_> = p1["items"].as_array().unwrap().iter().chain(p2["items"].as_array().unwrap()).collect();
+    assert_eq!(paged.len(), full.len());
+    for (item, whole) in paged.iter().zip(&full) {
+        assert_eq!(keys(item), ["case", "ourRole"]);
+        assert_eq!(item["case"], json!({"caseId": whole["case"]["caseId"], "status": "new"}));
+        assert_eq!(item["ourRole"], whole["ourRole"]);
+    }
+    let mut seen: Vec<String> = paged.iter().map(|i| i["case"]["caseId"].as_str().unwrap().to_string()).collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids);
+
+    // Refused: unknown, nested, empty; a problem with schemaViolation that names the member and the allowed ones.
+    for (sel, names) in [
+        ("stat", Some("`stat`")),
+        ("partner,case_id", Some("`case_id`")),
+        ("timeline", Some("`timeline`")), // only on a single case
+        ("Partner", Some("`Partner`")),
+        ("Status", Some("`Status`")),
+        ("status,id", Some("`id`")),
+        ("case.status", Some("`case.status`")),
+        ("category.symptom", Some("`category.symptom`")),
+        ("", None),
+        ("%20", None),
+        (",partner", None),
+        ("status,", None),
+        ("partner,,case", None),
+        ("%00%FF%C3%A4%E2%80%AE", None),
+    ] {
+        let (s, v, ct) = call(M::GET, &format!("{base}/cases?fields={sel}"), None).await;
+        assert_eq!(
+            (s, v["errorCode"].as_str(), ct.as_str()),
+            (400, Some("schemaViolation"), "application/problem+json"),
+            "{sel}: {v}"
+        );
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("view members case, partner, ourRole, updatedAt; case attributes caseId, revision, "),
+            "{sel}: {detail}"
+        );
+        assert!(
+            detail.contains(", status, ") && detail.contains(", priority, ") && detail.contains("serviceLevel"),
+            "{detail}"
+        );
+        if let Some(n) = names {
+            assert!(detail.contains(n), "{sel}: {detail}");
+        }
+    }
+    let (s, v, _) = call(M::GET, &format!("{base}/cases?fields"), None).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{v}");
+    let (s, v, _) = call(M::GET, &format!("{base}/cases?fields=case&fields=partner"), None).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{v}");
+    let long = "x".repeat(4000);
+    let (s, _, _) = call(M::GET, &format!("{base}/cases?fields={long}"), None).await;
+    assert_eq!(s, 400);
+
+    // A single case: the same rules, with the timeline as one more member (fetched only when selected).
+    let id = &ids[0];
+    let (s, whole, _) = call(M::GET, &format!("{base}/cases/{id}"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(keys(&whole), ["case", "ourRole", "partner", "timeline", "updatedAt"]);
+    let (s, v, _) = call(M::GET, &format!("{base}/cases/{id}?fields=timeline"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, json!({"case": {"caseId": id}, "timeline": whole["timeline"]}));
+    let (s, v, _) = call(M::GET, &format!("{base}/cases/{id}?fields=case,partner,ourRole,updatedAt"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let mut without_timeline = whole.clone();
+    without_timeline.as_object_mut().unwrap().remove("timeline");
+    assert_eq!(v, without_timeline);
+    for names in [
+        &["status", "priority", "partner"][..],
+        &["timeline", "subject", "solution"],
+        &["revision", "statusHistory", "updatedAt", "timeline"],
+        &["caseId"],
+        &["case", "status", "timeline"],
+    ] {
+        let sel = names.join(",");
+        let (s, v, _) = call(M::GET, &format!("{base}/cases/{id}?fields={sel}"), None).await;
+        assert_eq!(s, 200, "{sel}: {v}");
+        assert_eq!(v, projection(&whole, names), "{sel}");
+        assert_eq!(v["case"]["caseId"], json!(id), "{sel}");
+    }
+    let (s, v, _) = call(M::GET, &format!("{base}/cases/{id}?fields=status,timeline"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, json!({"case": {"caseId": id, "status": "new"}, "timeline": whole["timeline"]}));
+    for sel in ["stat", "", "case,", "timeline.kind", "case.status"] {
+        let (s, v, _) = call(M::GET, &format!("{base}/cases/{id}?fields={sel}"), None).await;
+        assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{sel}: {v}");
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("view members case, partner, ourRole, updatedAt, timeline; case attributes caseId, "),
+            "{v}"
+        );
+    }
+    // An unknown case with a valid selection is still a 404.
+    let (s, _, _) = call(M::GET, &format!("{base}/cases/{}?fields=partner,status", CaseId::new_random()), None).await;
+    assert_eq!(s, 404);
+}
+
+/// Both case reads refuse query parameters they do not know, with the same problem.
+#[tokio::test]
+async fn unknown_query_parameters_are_refused_on_both_case_reads() {
+    let (base, _dir) = start().await;
+    use reqwest::Method as M;
+    let c = sample::typical_case();
+    let id = c.case_id.to_string();
+    assert_eq!(call(M::POST, &format!("{base}/cases"), Some(json!({"case": c}))).await.0, 201);
+    assert_eq!(call(M::GET, &format!("{base}/cases/{id}"), None).await.0, 200);
+    for path in [format!("{base}/cases/{id}"), format!("{base}/cases")] {
+        for q in ["other=1", "fields=partner&other=1", "Fields=partner", "field=partner", "status=new&fields=status"] {
+            let (s, v, ct) = call(M::GET, &format!("{path}?{q}"), None).await;
+            if q.starts_with("status=") && path.ends_with("/cases") {
+                assert_eq!(s, 200, "{path}?{q}: {v}"); // status is a filter of the query only
+                continue;
+            }
+            assert_eq!(
+                (s, v["errorCode"].as_str(), ct.as_str()),
+                (400, Some("schemaViolation"), "application/problem+json"),
+                "{path}?{q}: {v}"
+            );
+            assert!(v["detail"].as_str().unwrap().contains("unknown field"), "{path}?{q}: {v}");
+        }
+    }
+    // An unknown parameter is refused before the case is looked up.
+    let (s, v, _) = call(M::GET, &format!("{base}/cases/{}?other=1", CaseId::new_random()), None).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{v}");
 }
