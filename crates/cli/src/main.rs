@@ -131,6 +131,15 @@ enum BenchCommand {
         /// End with one JSON line (tickets_per_s, p50_ms, p99_ms, baseline_per_s, …).
         #[arg(long)]
         json: bool,
+        /// Start this many cases per second whatever the answers (open loop) instead of keeping C in flight.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// First store this many delivered cases on both nodes (lookups and rate with a full database).
+        #[arg(long, default_value_t = 0)]
+        preload: usize,
+        /// Run both nodes on this PostgreSQL server (postgres://…), each in a schema of its own.
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
 
@@ -174,8 +183,8 @@ fn main() -> ExitCode {
         Command::Convert { to, file } => cmd::document::convert(&file, matches!(to, Target::Xml)),
         Command::Schema { out } => cmd::schema::write(&out),
         Command::Serve { config } => cmd::serve::serve(&config),
-        Command::Bench { command: BenchCommand::Forward { count, concurrency, json } } => {
-            cmd::bench::forward(count, concurrency, json)
+        Command::Bench { command: BenchCommand::Forward { count, concurrency, json, rate, preload, database_url } } => {
+            cmd::bench::forward(cmd::bench::ForwardOptions { count, concurrency, json, rate, preload, database_url })
         }
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&sdx_node::openapi::document()).unwrap_or_default();

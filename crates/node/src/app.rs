@@ -69,7 +69,10 @@ pub struct App {
     api_router: axum::Router,
     server_config: Arc<rustls::ServerConfig>,
     transport: HttpTransport,
+    /// Requests in flight.
     concurrency: u32,
+    /// Messages per request.
+    batch: u32,
 }
 
 impl App {
@@ -103,6 +106,7 @@ impl App {
         let store = open_any(&settings.storage.url, settings.storage.schema.as_deref()).await?;
         let identity = Identity { org: settings.node.org.clone(), name: settings.node.name.clone(), signing_key };
         let concurrency = u32::try_from(settings.delivery.concurrency).unwrap_or(u32::MAX);
+        let batch = u32::try_from(settings.delivery.batch).unwrap_or(1);
         let engine = Engine::new(identity, store, peers, settings.delivery.clone());
         let listener = TcpListener::bind(settings.node.listen)?;
         let api_listener = TcpListener::bind(settings.api.listen)?;
@@ -116,6 +120,7 @@ impl App {
             server_config,
             transport: HttpTransport::new(client),
             concurrency,
+            batch,
         })
     }
 
@@ -153,7 +158,8 @@ impl App {
                 })
                 .into_future()
         });
-        let worker = tokio::spawn(delivery_worker(self.engine.clone(), self.transport, self.concurrency, stop_rx));
+        let worker =
+            tokio::spawn(delivery_worker(self.engine.clone(), self.transport, self.concurrency, self.batch, stop_rx));
         shutdown.await;
         let _ = stop_tx.send(true);
         let served = server.await.map_err(|e| AppError::Io(std::io::Error::other(e)))?;
@@ -165,11 +171,13 @@ impl App {
 }
 
 /// Deliver whenever something was enqueued, and at least every 500 ms for retries. Up to `concurrency`
-/// messages are in flight; a finished delivery frees its slot at once (no waiting for the slowest of a batch).
+/// requests are in flight, each carrying up to `batch` messages for one peer; a finished request frees its
+/// slot at once (no waiting for the slowest).
 async fn delivery_worker(
     engine: Engine<AnyStore>,
     transport: HttpTransport,
     concurrency: u32,
+    batch: u32,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let wake = engine.outbox_signal();
@@ -177,17 +185,19 @@ async fn delivery_worker(
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         while in_flight.try_join_next().is_some() {}
-        let free = slots.available_permits();
+        let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
         let mut claimed = 0;
+        let limit = free.saturating_mul(batch.max(1));
         if free > 0 {
-            match engine.claim_due(u32::try_from(free).unwrap_or(u32::MAX)).await {
+            match engine.claim_due(limit).await {
                 Ok(due) => {
                     claimed = due.len();
-                    for d in due {
+                    for b in engine.batches(due) {
+                        // Claimed more batches than slots (several peers): the rest waits for its lease to end.
                         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else { break };
                         let (engine, transport, wake) = (engine.clone(), transport.clone(), Arc::clone(&wake));
                         in_flight.spawn(async move {
-                            if let Err(e) = engine.deliver_one(&transport, d).await {
+                            if let Err(e) = engine.deliver(&transport, b).await {
                                 tracing::error!(error = %e, "delivery failed");
                             }
                             drop(permit);
@@ -199,7 +209,7 @@ async fn delivery_worker(
                 Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
             }
         }
-        if claimed > 0 && claimed == free {
+        if claimed > 0 && claimed as u32 == limit {
             continue;
         }
         let stopping = tokio::select! {

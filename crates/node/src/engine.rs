@@ -96,10 +96,47 @@ pub enum Answer {
     },
 }
 
-/// Sending a sealed message to a peer and getting the response body back.
+/// Sending sealed messages to a peer and getting the answers back.
 pub trait Transport: Send + Sync {
-    /// POST the JWS to the peer; `Ok` carries the response body of a 200 answer.
+    /// POST the JWS to the peer; `Ok` carries the response body of a 200 answer (the receipt).
     fn post(&self, peer: &Peer, jws: &str) -> impl std::future::Future<Output = Result<Vec<u8>, String>> + Send;
+
+    /// POST several JWS to the peer in one request; `Ok` carries one answer per message, in order: the receipt,
+    /// or why there is none. The default sends them one by one.
+    fn post_batch(
+        &self,
+        peer: &Peer,
+        jws: &[&str],
+    ) -> impl std::future::Future<Output = Result<Vec<Result<Vec<u8>, String>>, String>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(jws.len());
+            for j in jws {
+                out.push(self.post(peer, j).await);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone)]
+enum Outcome {
+    /// A verified receipt for the message (positive or negative).
+    Receipt {
+        /// The receipt JWS as received.
+        jws: String,
+        /// The receipt's own message id.
+        receipt_id: MessageId,
+        /// The receipt.
+        receipt: sdx_model::Receipt,
+    },
+    /// No usable answer; retried unless `permanent`.
+    Failed {
+        /// Why.
+        error: String,
+        /// Dead-letter at once.
+        permanent: bool,
+    },
 }
 
 struct Inner<S> {
@@ -311,21 +348,86 @@ impl<S: Store> Engine<S> {
 
     /// Handle a message that a peer POSTed over mutual TLS.
     pub async fn receive(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<Answer, EngineError> {
+        let opened = match self.open_received(wire, tls_peer)? {
+            Ok(o) => o,
+            Err(answer) => return Ok(answer),
+        };
+        let mut tx = self.inner.store.begin().await?;
+        let (answer, stored) = self.apply_received(&mut tx, wire, opened, tls_peer).await?;
+        // An answer that stored nothing (a negative receipt, or the stored receipt of a duplicate) leaves the
+        // store as it was: the transaction is rolled back.
+        if stored {
+            tx.commit().await?;
+        }
+        Ok(answer)
+    }
+
+    /// Handle several messages that a peer POSTed in one request: each is verified on its own, all are stored
+    /// in one transaction (one durable commit), and each gets its own answer, in order. Nothing is answered
+    /// before the commit; if it fails, no message counts as received.
+    ///
+    /// A message refused in a batch may leave the empty sequence counter (0) of its case and peer behind; it
+    /// is indistinguishable from no counter.
+    pub async fn receive_batch(&self, wires: &[&[u8]], tls_peer: &OrgKey) -> Result<Vec<Answer>, EngineError> {
+        let mut answers = Vec::with_capacity(wires.len());
+        let mut opened = Vec::with_capacity(wires.len());
+        for wire in wires {
+            match self.open_received(wire, tls_peer)? {
+                Ok(o) => {
+                    opened.push(Some(o));
+                    answers.push(None);
+                }
+                Err(a) => {
+                    opened.push(None);
+                    answers.push(Some(a));
+                }
+            }
+        }
+        if opened.iter().any(Option::is_some) {
+            let mut tx = self.inner.store.begin().await?;
+            let mut stored_any = false;
+            for (i, o) in opened.into_iter().enumerate() {
+                if let Some(o) = o {
+                    let (answer, stored) = self.apply_received(&mut tx, wires[i], o, tls_peer).await?;
+                    stored_any |= stored;
+                    answers[i] = Some(answer);
+                }
+            }
+            if stored_any {
+                tx.commit().await?;
+            }
+        }
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// Verify a received message: `Ok(Err(answer))` if it cannot be opened (the answer says why).
+    fn open_received(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<Result<protocol::Opened, Answer>, EngineError> {
         let me = &self.inner.me;
         let Some(peer) = self.inner.peers.get(tls_peer) else {
-            return Ok(Answer::Problem {
+            return Ok(Err(Answer::Problem {
                 status: 403,
                 code: ErrorCode::UnknownSender,
                 detail: format!("{tls_peer} is not a configured peer of {}", me.org),
-            });
+            }));
         };
-        let opened = match protocol::open(wire, &peer.key, tls_peer, &me.org) {
-            Ok(o) => o,
-            Err(r) => return self.refuse_unopened(wire, tls_peer, r),
-        };
+        match protocol::open(wire, &peer.key, tls_peer, &me.org) {
+            Ok(o) => Ok(Ok(o)),
+            Err(r) => Ok(Err(self.refuse_unopened(wire, tls_peer, r)?)),
+        }
+    }
+
+    /// Deduplicate, order and apply an opened message in `tx`, and store it with its signed receipt. Returns the
+    /// answer and whether anything was stored (if not, the caller need not commit).
+    async fn apply_received(
+        &self,
+        tx: &mut S::Tx,
+        wire: &[u8],
+        opened: protocol::Opened,
+        tls_peer: &OrgKey,
+    ) -> Result<(Answer, bool), EngineError> {
+        let me = &self.inner.me;
         let m = opened.message;
         let id = m.header.message_id;
-        let mut tx = self.inner.store.begin().await?;
         // For a case message, lock (case, peer) first: concurrent receipts for one case run one after the other,
         // so the dedup check and the sequence check below see what the other committed.
         let last_in = match m.header.case_id {
@@ -339,35 +441,39 @@ impl<S: Store> Engine<S> {
             if prev.digest == opened.digest
                 && let Some(r) = tx.get_receipt(id, Direction::Out).await?
             {
-                return Ok(Answer::Receipt { jws: r.jws, result: r.result });
+                return Ok((Answer::Receipt { jws: r.jws, result: r.result }, false));
             }
             let r = refusal(ErrorCode::Replay, format!("message {id} is known with other content"));
-            return self.negative(&m, None, r);
+            return Ok((self.negative(&m, None, r)?, false));
         }
         let mut stored_state = MessageState::Applied;
         let mut result: Result<(), Refusal> = Ok(());
         match (&m.body, m.header.case_id, m.header.sequence) {
             (Body::Receipt(_), ..) => {
-                return self.negative(&m, None, refusal(ErrorCode::SchemaViolation, "receipts travel in responses"));
+                let r = refusal(ErrorCode::SchemaViolation, "receipts travel in responses");
+                return Ok((self.negative(&m, None, r)?, false));
             }
             (Body::ServiceNotice(_), ..) => {}
             (_, Some(case_id), Some(seq)) => {
                 let last = last_in.unwrap_or(0);
                 if seq <= last {
                     let r = refusal(ErrorCode::OutOfOrder, format!("sequence {seq} was used already (last {last})"));
-                    return self.negative(&m, Some(opened.digest), r);
+                    return Ok((self.negative(&m, Some(opened.digest), r)?, false));
                 }
                 if seq > last + 1 {
                     stored_state = MessageState::Held;
                 } else {
-                    result = self.apply_one(&mut tx, &m, tls_peer).await?;
+                    result = self.apply_one(tx, &m, tls_peer).await?;
                     if result.is_err() {
                         stored_state = MessageState::Refused;
                     }
                     tx.set_last_in_sequence(case_id, tls_peer, seq).await?;
                 }
             }
-            _ => return self.negative(&m, None, refusal(ErrorCode::SchemaViolation, "case id and sequence required")),
+            _ => {
+                let r = refusal(ErrorCode::SchemaViolation, "case id and sequence required");
+                return Ok((self.negative(&m, None, r)?, false));
+            }
         }
         let at = now();
         tx.insert_message(&MessageRecord {
@@ -399,7 +505,7 @@ impl<S: Store> Engine<S> {
             })
             .await?;
             if stored_state == MessageState::Applied {
-                self.drain_held(&mut tx, case_id, tls_peer).await?;
+                self.drain_held(tx, case_id, tls_peer).await?;
             }
         }
         let errors = match &result {
@@ -417,8 +523,7 @@ impl<S: Store> Engine<S> {
             received_at: at,
         })
         .await?;
-        tx.commit().await?;
-        Ok(Answer::Receipt { jws: sealed.jws, result: rr })
+        Ok((Answer::Receipt { jws: sealed.jws, result: rr }, true))
     }
 
     /// Apply one in-order case message to the store. `Ok(Err(_))` is a refusal (stored as such by the caller).
@@ -519,51 +624,156 @@ impl<S: Store> Engine<S> {
         Ok(due)
     }
 
-    /// Claim due deliveries and send them, all at once; returns how many were delivered.
+    /// Claim due deliveries and send them, in batches per peer (at most `batch` messages per request, see
+    /// [`DeliverySettings::batch`]), all batches at once; returns how many were delivered.
     pub async fn deliver_due<T: Transport>(&self, transport: &T, limit: u32) -> Result<usize, EngineError> {
         let due = self.claim_due(limit).await?;
-        // In flight at once: everything claimed (the claim is bounded by `limit`).
-        let results = futures_util::future::join_all(due.into_iter().map(|d| self.deliver_one(transport, d))).await;
+        let batches = self.batches(due);
+        let results = futures_util::future::join_all(batches.into_iter().map(|b| self.deliver(transport, b))).await;
         let mut delivered = 0;
         for r in results {
-            if r? {
-                delivered += 1;
-            }
+            delivered += r?;
         }
         Ok(delivered)
     }
 
+    /// Split claimed deliveries into batches: per peer, in claim order, at most [`DeliverySettings::batch`]
+    /// messages each.
+    pub fn batches(&self, due: Vec<Delivery>) -> Vec<Vec<Delivery>> {
+        let size = self.inner.delivery.batch.max(1);
+        let mut by_peer: Vec<(OrgKey, Vec<Vec<Delivery>>)> = Vec::new();
+        for d in due {
+            let i = match by_peer.iter().position(|(p, _)| *p == d.peer) {
+                Some(i) => i,
+                None => {
+                    by_peer.push((d.peer.clone(), vec![Vec::new()]));
+                    by_peer.len() - 1
+                }
+            };
+            let chunks = &mut by_peer[i].1;
+            if chunks.last().is_none_or(|c| c.len() >= size) {
+                chunks.push(Vec::new());
+            }
+            if let Some(last) = chunks.last_mut() {
+                last.push(d);
+            }
+        }
+        by_peer.into_iter().flat_map(|(_, chunks)| chunks).filter(|c| !c.is_empty()).collect()
+    }
+
     /// Send one delivery and record the outcome. Returns whether it is delivered now.
     pub async fn deliver_one<T: Transport>(&self, transport: &T, d: Delivery) -> Result<bool, EngineError> {
-        let me = &self.inner.me;
-        let Some(msg) = self.inner.store.get_message(d.message_id).await? else {
-            return Err(EngineError::Store(sdx_store::Error::Corrupt(format!(
-                "delivery without message {}",
-                d.message_id
-            ))));
-        };
-        let Some(peer) = self.inner.peers.get(&d.peer) else {
-            return self.fail(d, format!("peer {} is no longer configured", msg.peer), true).await;
-        };
-        let body = match transport.post(peer, &msg.jws).await {
-            Ok(b) => b,
-            Err(e) => return self.fail(d, e, false).await,
-        };
-        let (receipt_msg, receipt) =
-            match protocol::open_receipt(&body, &peer.key, &peer.org, &me.org, msg.message_id, &msg.digest) {
-                Ok(x) => x,
-                Err(r) => return self.fail(d, format!("unusable receipt: {r}"), false).await,
+        Ok(self.deliver(transport, vec![d]).await? == 1)
+    }
+
+    /// Send deliveries to one peer — one request for one message, a batch request for several, single
+    /// requests for messages too large for a batch — and record every outcome in one transaction. Returns how
+    /// many are delivered now.
+    pub async fn deliver<T: Transport>(&self, transport: &T, ds: Vec<Delivery>) -> Result<usize, EngineError> {
+        let mut msgs = Vec::with_capacity(ds.len());
+        for d in &ds {
+            let Some(msg) = self.inner.store.get_message(d.message_id).await? else {
+                return Err(EngineError::Store(sdx_store::Error::Corrupt(format!(
+                    "delivery without message {}",
+                    d.message_id
+                ))));
             };
+            msgs.push(msg);
+        }
+        let outcomes: Vec<Outcome> = match ds.first().and_then(|d| self.inner.peers.get(&d.peer)) {
+            None => {
+                let e = Outcome::Failed { error: "the peer is no longer configured".into(), permanent: true };
+                ds.iter().map(|_| e.clone()).collect()
+            }
+            Some(peer) => {
+                let small: Vec<usize> =
+                    (0..msgs.len()).filter(|&i| msgs[i].jws.len() <= protocol::MAX_BATCH_ITEM_BYTES).collect();
+                let mut answers: Vec<Option<Result<Vec<u8>, String>>> = msgs.iter().map(|_| None).collect();
+                if small.len() > 1 {
+                    let jws: Vec<&str> = small.iter().map(|&i| msgs[i].jws.as_str()).collect();
+                    match transport.post_batch(peer, &jws).await {
+                        Ok(items) if items.len() == small.len() => {
+                            for (&i, a) in small.iter().zip(items) {
+                                answers[i] = Some(a);
+                            }
+                        }
+                        Ok(items) => {
+                            let e = format!("the batch answer has {} items for {} messages", items.len(), jws.len());
+                            for &i in &small {
+                                answers[i] = Some(Err(e.clone()));
+                            }
+                        }
+                        Err(e) => {
+                            for &i in &small {
+                                answers[i] = Some(Err(e.clone()));
+                            }
+                        }
+                    }
+                }
+                for (i, a) in answers.iter_mut().enumerate() {
+                    if a.is_none() {
+                        *a = Some(transport.post(peer, &msgs[i].jws).await);
+                    }
+                }
+                msgs.iter()
+                    .zip(answers)
+                    .map(|(msg, a)| self.judge(peer, msg, a.unwrap_or_else(|| Err("not sent".into()))))
+                    .collect()
+            }
+        };
+        let mut tx = self.inner.store.begin().await?;
+        let mut accepted = Vec::new();
+        for ((d, msg), outcome) in ds.iter().zip(&msgs).zip(&outcomes) {
+            if self.record(&mut tx, d, msg, outcome).await? {
+                accepted.push(msg.message_id);
+            }
+        }
+        tx.commit().await?;
+        for id in &accepted {
+            self.release_waiters(*id);
+        }
+        Ok(accepted.len())
+    }
+
+    /// What the answer to a sent message means.
+    fn judge(&self, peer: &Peer, msg: &MessageRecord, answer: Result<Vec<u8>, String>) -> Outcome {
+        let body = match answer {
+            Ok(b) => b,
+            Err(error) => return Outcome::Failed { error, permanent: false },
+        };
+        match protocol::open_receipt(&body, &peer.key, &peer.org, &self.inner.me.org, msg.message_id, &msg.digest) {
+            Ok((receipt_msg, receipt)) => Outcome::Receipt {
+                jws: String::from_utf8_lossy(&body).trim().to_string(),
+                receipt_id: receipt_msg.header.message_id,
+                receipt,
+            },
+            Err(r) => Outcome::Failed { error: format!("unusable receipt: {r}"), permanent: false },
+        }
+    }
+
+    /// Record the outcome of one delivery attempt in `tx`. Returns whether the message is delivered now.
+    async fn record(
+        &self,
+        tx: &mut S::Tx,
+        d: &Delivery,
+        msg: &MessageRecord,
+        outcome: &Outcome,
+    ) -> Result<bool, EngineError> {
         let at = now();
+        let (jws, receipt_id, receipt) = match outcome {
+            Outcome::Receipt { jws, receipt_id, receipt } => (jws, receipt_id, receipt),
+            Outcome::Failed { error, permanent } => {
+                self.record_failure(tx, d, msg, error, *permanent, at).await?;
+                return Ok(false);
+            }
+        };
         let rec = ReceiptRecord {
             for_message: msg.message_id,
             direction: Direction::In,
             result: receipt.result,
-            jws: String::from_utf8_lossy(&body).trim().to_string(),
+            jws: jws.clone(),
             received_at: at,
         };
-        let mut tx = self.inner.store.begin().await?;
-        let case_id = msg.case_id;
         if receipt.result == ReceiptResult::Accepted {
             tx.mark_delivered(msg.message_id, &rec).await?;
         } else {
@@ -573,29 +783,29 @@ impl<S: Store> Engine<S> {
             tx.mark_failed(msg.message_id, d.attempts + 1, at, &format!("refused: {}", codes.join(", ")), true).await?;
             tx.set_message_state(msg.message_id, MessageState::Dead).await?;
         }
-        if let Some(case_id) = case_id {
+        if let Some(case_id) = msg.case_id {
             tx.add_event(&TimelineEvent {
                 case_id,
                 at,
                 kind: EventKind::ReceiptReceived,
                 message_id: Some(msg.message_id),
-                detail: format!(
-                    "{} for {} (receipt {})",
-                    receipt.result, msg.message_type, receipt_msg.header.message_id
-                ),
+                detail: format!("{} for {} (receipt {receipt_id})", receipt.result, msg.message_type),
             })
             .await?;
         }
-        tx.commit().await?;
-        let accepted = receipt.result == ReceiptResult::Accepted;
-        if accepted {
-            self.release_waiters(msg.message_id);
-        }
-        Ok(accepted)
+        Ok(receipt.result == ReceiptResult::Accepted)
     }
 
-    async fn fail(&self, d: Delivery, error: String, permanent: bool) -> Result<bool, EngineError> {
-        let at = now();
+    /// Record a failed attempt: retry later with exponential backoff and jitter, or dead-letter it.
+    async fn record_failure(
+        &self,
+        tx: &mut S::Tx,
+        d: &Delivery,
+        msg: &MessageRecord,
+        error: &str,
+        permanent: bool,
+        at: Timestamp,
+    ) -> Result<(), EngineError> {
         let attempts = d.attempts + 1;
         let cfg = &self.inner.delivery;
         let age = at.as_offset_date_time() - d.created_at.as_offset_date_time();
@@ -604,11 +814,8 @@ impl<S: Store> Engine<S> {
         // Full jitter: anywhere between half and the whole delay, so that retries do not march in step.
         let jitter = rand_fraction(d.message_id);
         let wait = base.mul_f64(0.5 + 0.5 * jitter);
-        let mut tx = self.inner.store.begin().await?;
-        tx.mark_failed(d.message_id, attempts, later(at, wait), &error, dead).await?;
-        if let Some(m) = tx.get_message(d.message_id).await?
-            && let Some(case_id) = m.case_id
-        {
+        tx.mark_failed(d.message_id, attempts, later(at, wait), error, dead).await?;
+        if let Some(case_id) = msg.case_id {
             tx.add_event(&TimelineEvent {
                 case_id,
                 at,
@@ -621,8 +828,7 @@ impl<S: Store> Engine<S> {
                 tx.set_message_state(d.message_id, MessageState::Dead).await?;
             }
         }
-        tx.commit().await?;
-        Ok(false)
+        Ok(())
     }
 
     /// Put a dead letter back into delivery.

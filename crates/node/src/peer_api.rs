@@ -1,9 +1,16 @@
 //! The peer endpoint over HTTP: `POST /sdx/v1/messages` hands a sealed message from the TLS-authenticated
-//! peer to the [`Engine`] and answers with its signed receipt; [`HttpTransport`] is the sending side.
+//! peer to the [`Engine`] and answers with its signed receipt; `POST /sdx/v1/batch` does the same for several
+//! messages in one request (one transaction at the receiver); [`HttpTransport`] is the sending side.
 //!
-//! Answers: `200 application/jose` with the receipt (positive or negative — the receipt is the business
-//! answer); `4xx application/problem+json` (RFC 9457) only when no receipt can be made; `413` for a body over
-//! [`protocol::MAX_WIRE_BYTES`]; `503` (retryable) when the store fails.
+//! Answers to `/messages`: `200 application/jose` with the receipt (positive or negative — the receipt is the
+//! business answer); `4xx application/problem+json` (RFC 9457) only when no receipt can be made; `413` for a
+//! body over [`protocol::MAX_WIRE_BYTES`]; `503` (retryable) when the store fails.
+//!
+//! `/batch` takes `application/json` `{"messages": ["<JWS>", …]}` (1 to [`protocol::MAX_BATCH_MESSAGES`]
+//! messages of at most [`protocol::MAX_BATCH_ITEM_BYTES`] each) and answers `200 application/json`
+//! `{"results": [{"receipt": "<JWS>"} | {"problem": {…}}, …]}`, one result per message, in order, each exactly
+//! what `/messages` would have answered for it; `400` if the batch itself is malformed, `503` if the store
+//! fails (then nothing of the batch was stored).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -12,8 +19,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use sdx_store::Store;
+use serde::{Deserialize, Serialize};
 
-use sdx_model::ErrorCode;
+use sdx_model::{Coded, ErrorCode};
 
 use crate::engine::{Answer, Engine, EngineError, Peer, Transport};
 use crate::local_api::problem;
@@ -22,6 +30,8 @@ use crate::tls::PeerIdentity;
 
 /// Path of the peer endpoint.
 pub const MESSAGES_PATH: &str = "/sdx/v1/messages";
+/// Path of the batch endpoint.
+pub const BATCH_PATH: &str = "/sdx/v1/batch";
 /// A no-op endpoint on the same stack (mutual TLS, peer identity, body limit): the transport baseline of
 /// `sdx bench forward`. It reads the body and answers 204.
 pub const NOOP_PATH: &str = "/sdx/v1/noop";
@@ -29,10 +39,92 @@ pub const NOOP_PATH: &str = "/sdx/v1/noop";
 /// The router of the peer endpoint (to be served with [`crate::tls::serve_mtls`]).
 pub fn router<S: Store>(engine: Engine<S>) -> Router {
     Router::new()
-        .route(MESSAGES_PATH, post(receive::<S>))
+        .route(MESSAGES_PATH, post(receive::<S>).layer(DefaultBodyLimit::max(protocol::MAX_WIRE_BYTES)))
+        .route(BATCH_PATH, post(receive_batch::<S>).layer(DefaultBodyLimit::max(protocol::MAX_BATCH_BYTES)))
         .route(NOOP_PATH, post(|_peer: PeerIdentity, _body: Bytes| async { StatusCode::NO_CONTENT }))
         .layer(DefaultBodyLimit::max(protocol::MAX_WIRE_BYTES))
         .with_state(engine)
+}
+
+/// A batch request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The sealed messages (JWS compact serialization).
+    pub messages: Vec<String>,
+}
+
+/// The answer to a batch request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchResponse {
+    /// One result per message, in order.
+    pub results: Vec<BatchResult>,
+}
+
+/// The answer for one message of a batch.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BatchResult {
+    /// Its signed receipt (positive or negative).
+    Receipt(String),
+    /// Why no receipt can be made (RFC 9457 members).
+    Problem(BatchProblem),
+}
+
+/// A problem for one message of a batch.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchProblem {
+    /// The HTTP status `/messages` would have answered.
+    pub status: u16,
+    /// Stable SDX error code.
+    pub error_code: String,
+    /// Explanation.
+    pub detail: String,
+}
+
+fn store_failed(peer: &sdx_model::OrgKey, e: EngineError) -> Response {
+    if let EngineError::Conflict = e {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, "concurrent change; retry");
+    }
+    // Engine errors name ids and codes only, never personal data.
+    tracing::error!(peer = %peer, error = %e, "receive failed");
+    problem(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, "the receiver could not commit the message; retry")
+}
+
+async fn receive_batch<S: Store>(State(engine): State<Engine<S>>, peer: PeerIdentity, body: Bytes) -> Response {
+    let req: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return problem(StatusCode::BAD_REQUEST, ErrorCode::Malformed, format!("not a batch request: {e}"));
+        }
+    };
+    let n = req.messages.len();
+    if n == 0 || n > protocol::MAX_BATCH_MESSAGES {
+        let detail = format!("a batch has 1 to {} messages, not {n}", protocol::MAX_BATCH_MESSAGES);
+        return problem(StatusCode::BAD_REQUEST, ErrorCode::TooLarge, detail);
+    }
+    if let Some(i) = req.messages.iter().position(|m| m.len() > protocol::MAX_BATCH_ITEM_BYTES) {
+        let detail = format!("message {i} is larger than {} bytes; send it alone", protocol::MAX_BATCH_ITEM_BYTES);
+        return problem(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, detail);
+    }
+    let wires: Vec<&[u8]> = req.messages.iter().map(|m| m.as_bytes()).collect();
+    match engine.receive_batch(&wires, &peer.org).await {
+        Ok(answers) => {
+            let results = answers
+                .into_iter()
+                .map(|a| match a {
+                    Answer::Receipt { jws, .. } => BatchResult::Receipt(jws),
+                    Answer::Problem { status, code, detail } => {
+                        BatchResult::Problem(BatchProblem { status, error_code: code.code().to_string(), detail })
+                    }
+                })
+                .collect();
+            axum::Json(BatchResponse { results }).into_response()
+        }
+        Err(e) => store_failed(&peer.org, e),
+    }
 }
 
 async fn receive<S: Store>(State(engine): State<Engine<S>>, peer: PeerIdentity, body: Bytes) -> Response {
@@ -46,18 +138,7 @@ async fn receive<S: Store>(State(engine): State<Engine<S>>, peer: PeerIdentity, 
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             problem(status, code, detail)
         }
-        Err(EngineError::Conflict) => {
-            problem(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, "concurrent change; retry")
-        }
-        Err(e) => {
-            // Engine errors name ids and codes only, never personal data.
-            tracing::error!(peer = %peer.org, error = %e, "receive failed");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Internal,
-                "the receiver could not commit the message; retry",
-            )
-        }
+        Err(e) => store_failed(&peer.org, e),
     }
 }
 
@@ -93,5 +174,42 @@ impl Transport for HttpTransport {
             let detail: String = String::from_utf8_lossy(&body).chars().take(300).collect();
             Err(format!("{url}: HTTP {status}: {detail}"))
         }
+    }
+
+    async fn post_batch(&self, peer: &Peer, jws: &[&str]) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        let url = format!("{}{BATCH_PATH}", peer.url.trim_end_matches('/'));
+        let req = serde_json::json!({ "messages": jws });
+        let resp = self
+            .client
+            .post(&url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(req.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| format!("{url}: reading the answer: {e}"))?;
+        if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+            // A peer without the batch endpoint: one by one.
+            let mut out = Vec::with_capacity(jws.len());
+            for j in jws {
+                out.push(self.post(peer, j).await);
+            }
+            return Ok(out);
+        }
+        if status != StatusCode::OK {
+            let detail: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+            return Err(format!("{url}: HTTP {status}: {detail}"));
+        }
+        let answer: BatchResponse =
+            serde_json::from_slice(&body).map_err(|e| format!("{url}: not a batch answer: {e}"))?;
+        Ok(answer
+            .results
+            .into_iter()
+            .map(|r| match r {
+                BatchResult::Receipt(jws) => Ok(jws.into_bytes()),
+                BatchResult::Problem(p) => Err(format!("{url}: HTTP {} {}: {}", p.status, p.error_code, p.detail)),
+            })
+            .collect())
     }
 }

@@ -23,6 +23,13 @@ pub const WIRE_MEDIA_TYPE: &str = "application/jose";
 /// Largest message accepted on the wire, in bytes (a 16 MiB document, base64url-encoded, plus header).
 pub const MAX_WIRE_BYTES: usize = sdx_model::rules::limits::MAX_DOCUMENT_BYTES / 3 * 4 + 64 * 1024;
 
+/// Most messages in one batch request (`POST /sdx/v1/batch`).
+pub const MAX_BATCH_MESSAGES: usize = 64;
+/// Largest message that travels in a batch; larger ones go alone.
+pub const MAX_BATCH_ITEM_BYTES: usize = 128 * 1024;
+/// Largest batch request body: the messages plus their JSON framing.
+pub const MAX_BATCH_BYTES: usize = MAX_BATCH_MESSAGES * (MAX_BATCH_ITEM_BYTES + 16) + 64;
+
 /// This node: its organisation and signing key.
 pub struct Identity {
     /// Organisation key.

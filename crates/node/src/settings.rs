@@ -97,13 +97,22 @@ pub struct DeliverySettings {
     pub backoff_max_ms: u64,
     /// After this many seconds without success an entry becomes a dead letter.
     pub dead_after_s: u64,
-    /// How many messages are in flight at once.
+    /// How many requests are in flight at once.
     pub concurrency: usize,
+    /// Most messages sent to one peer in one request (1 = no batching; at most 64). Messages due for the same
+    /// peer at the same time share one request, one transaction at the receiver and one here.
+    pub batch: usize,
 }
 
 impl Default for DeliverySettings {
     fn default() -> Self {
-        DeliverySettings { backoff_initial_ms: 1_000, backoff_max_ms: 300_000, dead_after_s: 86_400, concurrency: 32 }
+        DeliverySettings {
+            backoff_initial_ms: 1_000,
+            backoff_max_ms: 300_000,
+            dead_after_s: 86_400,
+            concurrency: 32,
+            batch: 32,
+        }
     }
 }
 
@@ -224,8 +233,14 @@ impl Settings {
             }
         }
         let d = &self.delivery;
-        if d.backoff_initial_ms == 0 || d.backoff_max_ms < d.backoff_initial_ms || d.concurrency == 0 {
-            return Err(SettingsError("delivery: backoff_initial_ms > 0, backoff_max_ms ≥ it, concurrency > 0".into()));
+        if d.backoff_initial_ms == 0
+            || d.backoff_max_ms < d.backoff_initial_ms
+            || d.concurrency == 0
+            || !(1..=crate::protocol::MAX_BATCH_MESSAGES).contains(&d.batch)
+        {
+            return Err(SettingsError(
+                "delivery: backoff_initial_ms > 0, backoff_max_ms ≥ it, concurrency > 0, batch 1–64".into(),
+            ));
         }
         Ok(())
     }

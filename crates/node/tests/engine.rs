@@ -36,6 +36,24 @@ impl Transport for Loop {
             Answer::Problem { status, detail, .. } => Err(format!("{status}: {detail}")),
         }
     }
+
+    /// Several messages in one call of the receiver's batch entry point (one transaction there).
+    async fn post_batch(&self, peer: &Peer, jws: &[&str]) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        if *self.down.lock().unwrap() {
+            return Err("connection refused".into());
+        }
+        self.sent.lock().unwrap().extend(jws.iter().map(|j| j.to_string()));
+        let node = self.nodes.lock().unwrap().get(&peer.org).cloned().ok_or("no such node")?;
+        let wires: Vec<&[u8]> = jws.iter().map(|j| j.as_bytes()).collect();
+        let answers = node.receive_batch(&wires, &self.from).await.map_err(|e| e.to_string())?;
+        Ok(answers
+            .into_iter()
+            .map(|a| match a {
+                Answer::Receipt { jws, .. } => Ok(jws.into_bytes()),
+                Answer::Problem { status, detail, .. } => Err(format!("{status}: {detail}")),
+            })
+            .collect())
+    }
 }
 
 struct Pair {

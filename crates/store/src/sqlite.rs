@@ -12,7 +12,8 @@
 //!   tasks are already waiting to write, a transaction's `commit` releases its savepoint into the open physical
 //!   transaction, hands the writer to the next task and waits; the last transaction of the group (the one that
 //!   finds nobody waiting, or the 32nd) commits them all with one `fsync`, and every `commit` in the group
-//!   returns only then, with the group's result. Each logical transaction is a `SAVEPOINT`, so dropping one
+//!   returns only then, with the group's result. Each logical transaction after the first of a group is a
+//!   `SAVEPOINT` (the first is the physical transaction itself), so dropping one
 //!   uncommitted rolls back only its own changes. A lone writer commits at once, as without grouping.
 //!   Consequence: a transaction may see changes of another transaction of its group that is not yet durable;
 //!   they become durable together or fail together.
@@ -37,6 +38,10 @@
 //!   grows). Every index costs a page in the WAL on each commit that touches it (measured: ≈ 23 pages per
 //!   forward transaction), so the low-cardinality filters type and priority are trailing columns of the two
 //!   order indexes — checked on index entries while walking the order — instead of indexes of their own.
+//! - **Checkpoints in the background**: a thread of the store copies the WAL back into the database
+//!   (`wal_checkpoint(PASSIVE)`, which never blocks the writer) every 200 ms, so a commit never pays for a
+//!   checkpoint and its `fsync` of the database file. The writer's automatic checkpoint stays on, at 10,000
+//!   pages (40 MB of WAL), only as a backstop should the thread fall behind.
 //! - 32 MiB page cache for the writer, 16 MiB per reader; `temp_store=memory`.
 
 use std::collections::BTreeMap;
@@ -65,6 +70,10 @@ const IDLE_READERS: usize = 8;
 const MAX_GROUP: usize = 32;
 /// How long a member waits for its group to be committed before it tries to commit the group itself.
 const STALL: Duration = Duration::from_millis(20);
+/// How often the background thread checkpoints the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// WAL pages after which the writer checkpoints itself (a backstop for the background thread).
+const AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// How long a statement waits for a lock held by another process on the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -98,6 +107,53 @@ struct Writer {
     physical: AtomicU64,
     /// Successful logical commits ([`StoreTx::commit`](crate::StoreTx::commit) calls).
     logical: AtomicU64,
+    /// The background checkpoint thread of a file database.
+    checkpointer: SyncMutex<Option<Checkpointer>>,
+}
+
+/// The thread that checkpoints the WAL; it stops when told to or when the store is gone.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(path: PathBuf) -> Result<Checkpointer> {
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        configure(&conn, 2 * 1024, false)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("sdx-sqlite-checkpoint".into())
+            .spawn(move || {
+                while !flag.load(Ordering::SeqCst) {
+                    std::thread::park_timeout(CHECKPOINT_EVERY);
+                    // Errors (e.g. busy) are retried at the next tick; the writer's backstop covers a stuck thread.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .map_err(|e| Error::Invalid(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(c) = self.checkpointer.get_mut().ok().and_then(Option::take) {
+            c.stop.store(true, Ordering::SeqCst);
+            c.thread.thread().unpark();
+        }
+    }
 }
 
 /// Commit counters of a [`SqliteStore`] since it was opened: `logical / physical` is the mean group size.
@@ -335,6 +391,7 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|_| Error::Invalid("not a SQLite URL (sqlite://path?mode=rwc or sqlite::memory:)".into()))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut checkpointer = None;
         let (conn, readers) = if in_memory {
             let conn = Connection::open_in_memory()?;
             for (_, _, text) in MIGRATIONS {
@@ -351,6 +408,8 @@ impl SqliteStore {
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
             )?;
+            conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+            checkpointer = Some(Checkpointer::start(path.clone())?);
             let readers = Readers { path, idle: SyncMutex::new(Vec::new()), running: Semaphore::new(READERS) };
             (conn, Some(Arc::new(readers)))
         };
@@ -363,6 +422,7 @@ impl SqliteStore {
             failed: SyncMutex::new(BTreeMap::new()),
             physical: AtomicU64::new(0),
             logical: AtomicU64::new(0),
+            checkpointer: SyncMutex::new(checkpointer),
         };
         Ok(SqliteStore { writer: Arc::new(writer), readers })
     }
@@ -378,6 +438,10 @@ impl SqliteStore {
     /// Finish pending work and close all connections; the last one checkpoints the WAL. Transactions begun
     /// afterwards fail.
     pub async fn close(&self) {
+        let checkpointer = self.writer.checkpointer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(c) = checkpointer {
+            blocking(|| c.stop());
+        }
         if let Some(r) = &self.readers {
             r.running.close();
             r.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -435,12 +499,16 @@ impl SqliteTx {
         let mut st = self.guard.take().ok_or_else(closed)?;
         let writer = self.writer.clone();
         let solo = writer.waiting.load(Ordering::SeqCst) == 0 || st.members + 1 >= MAX_GROUP;
+        // The first logical transaction of a physical one has no savepoint (see `begin`).
+        let first = st.members == 0;
         if solo {
             st.open_savepoint = false;
-            return writer.commit_group(&mut st, "RELEASE sdx_tx; COMMIT");
+            return writer.commit_group(&mut st, if first { "COMMIT" } else { "RELEASE sdx_tx; COMMIT" });
         }
-        // On failure the savepoint stays open for `settle` to roll back.
-        st.exec("RELEASE sdx_tx")?;
+        if !first {
+            // On failure the savepoint stays open for `settle` to roll back.
+            st.exec("RELEASE sdx_tx")?;
+        }
         st.open_savepoint = false;
         st.members += 1;
         let group = st.group;
@@ -486,13 +554,9 @@ impl crate::Store for SqliteStore {
         if st.in_tx {
             st.exec("SAVEPOINT sdx_tx")?;
         } else {
-            if let Err(e) = st.exec("BEGIN IMMEDIATE; SAVEPOINT sdx_tx") {
-                // BEGIN may have succeeded before SAVEPOINT failed.
-                if st.conn().is_ok_and(|c| !c.is_autocommit()) {
-                    let _ = st.exec("ROLLBACK");
-                }
-                return Err(e);
-            }
+            // The first logical transaction needs no savepoint: undoing it is undoing the physical transaction
+            // (which saves the statement journal's work on every page it changes).
+            st.exec("BEGIN IMMEDIATE")?;
             st.in_tx = true;
         }
         st.open_savepoint = true;

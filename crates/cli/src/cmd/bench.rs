@@ -3,6 +3,12 @@
 //! from forward to stored signed receipt, and — in the same run, against the same server stack — the
 //! throughput of a no-op mutual-TLS POST of the same payload size (the baseline). With `--json` the last line
 //! is one JSON object with `tickets_per_s`, `p50_ms`, `p99_ms`, `baseline_per_s`.
+//!
+//! Further options: `--rate R` starts R cases per second whatever the answers (an open loop, as a ticket
+//! system produces them; `--concurrency` is then unused) to measure latency at a given load; `--preload N`
+//! first stores N delivered cases on both nodes (as a forward leaves them: case, message, receipt, sequence,
+//! delivery, timeline) to show the rate and the lookups with a full database; `--database-url postgres://…`
+//! runs both nodes on PostgreSQL. Every run also reports the median time of a case lookup and of a query page.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,22 +16,47 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use sdx_model::sample;
-use sdx_model::{CaseId, OrgKey, Timestamp};
+use sdx_model::{Ars, CaseId, MessageId, MessageType, OrgKey, ReceiptResult, Status, Timestamp};
 use sdx_node::peer_api::NOOP_PATH;
 use sdx_node::tls;
-use sdx_store::{DeliveryState, EventKind, Store};
+use sdx_store::{
+    CaseQuery, CaseRecord, Delivery, DeliveryState, Direction, EventKind, MessageRecord, MessageState, OurRole,
+    ReceiptRecord, Store, StoreTx, TimelineEvent,
+};
 
 use crate::Outcome;
 use crate::cmd::pair::{Pair, scratch_dir};
 
+/// Options of `sdx bench forward`.
+#[derive(Debug, Clone)]
+pub struct ForwardOptions {
+    /// Cases to forward.
+    pub count: usize,
+    /// Cases in flight (closed loop).
+    pub concurrency: usize,
+    /// End with one JSON line.
+    pub json: bool,
+    /// Start this many cases per second instead (open loop).
+    pub rate: Option<f64>,
+    /// Cases stored on both nodes before the run.
+    pub preload: usize,
+    /// Run on this PostgreSQL server instead of SQLite.
+    pub database_url: Option<String>,
+}
+
 /// `sdx bench forward`
-pub fn forward(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
-    if count == 0 || concurrency == 0 {
+pub fn forward(opts: ForwardOptions) -> Result<Outcome> {
+    if opts.count == 0 || opts.concurrency == 0 {
         bail!("--count and --concurrency must be at least 1");
+    }
+    if let Some(r) = opts.rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        bail!("--rate must be a positive number of cases per second");
     }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
-    runtime.block_on(run(count, concurrency, json))
+    runtime.block_on(run(opts))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -36,19 +67,195 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn run(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
+/// A copy of the typical case with a new id and a region from `i`.
+fn varied_case(template: &sdx_model::Case, i: usize) -> sdx_model::Case {
+    const REGION: [&str; 4] = ["010020000000", "064120000000", "091620000000", "110000000000"];
+    let mut case = template.clone();
+    case.case_id = CaseId::new_random();
+    case.region = Ars::parse(REGION[(i / 5) % REGION.len()]).ok();
+    case
+}
+
+/// A stored case with a status from `i`, so that status filters select parts of a preloaded database (the
+/// store does not check a case's history; only the rows and their indexes matter here).
+fn stored_case(template: &sdx_model::Case, i: usize) -> sdx_model::Case {
+    const STATUS: [Status; 5] = [Status::New, Status::InProgress, Status::Pending, Status::Resolved, Status::Closed];
+    let mut case = varied_case(template, i);
+    case.status = STATUS[i % STATUS.len()];
+    case
+}
+
+/// Store `n` cases on both nodes as a delivered forward leaves them, 1,000 per transaction.
+async fn preload(pair: &Pair, n: usize) -> Result<Vec<CaseId>> {
+    let (mila_org, bela_org) = (OrgKey::parse(sample::MILA)?, OrgKey::parse(sample::BELA)?);
+    let template = sample::typical_case();
+    let mut sample_ids = Vec::new();
+    let t = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let k = (n - done).min(1000);
+        let (mut mt, mut bt) = (pair.mila.store().begin().await?, pair.bela.store().begin().await?);
+        for i in done..done + k {
+            let mut case = stored_case(&template, i);
+            let at = Timestamp::now();
+            let (id, mid) = (case.case_id, MessageId::new_random());
+            // A stand-in for the signed message: the rows matter here, not the 4 KB of the JWS.
+            let jws = format!("preloaded.{mid}.x");
+            let digest = sdx_codec::validate::sha256(jws.as_bytes());
+            let message = |direction, peer: &OrgKey, state| MessageRecord {
+                message_id: mid,
+                case_id: Some(id),
+                direction,
+                peer: peer.clone(),
+                message_type: MessageType::Forward,
+                sequence: Some(1),
+                created_at: at,
+                stored_at: at,
+                jws: jws.clone(),
+                digest: digest.clone(),
+                state,
+            };
+            let receipt = |direction| ReceiptRecord {
+                for_message: mid,
+                direction,
+                result: ReceiptResult::Accepted,
+                jws: format!("preloaded.receipt.{mid}"),
+                received_at: at,
+            };
+            let event = |kind, detail: &str| TimelineEvent {
+                case_id: id,
+                at,
+                kind,
+                message_id: Some(mid),
+                detail: detail.to_string(),
+            };
+            mt.put_case(
+                &CaseRecord {
+                    case: case.clone(),
+                    partner: bela_org.clone(),
+                    our_role: OurRole::Originator,
+                    updated_at: at,
+                },
+                None,
+            )
+            .await?;
+            mt.next_out_sequence(id, &bela_org).await?;
+            mt.insert_message(&message(Direction::Out, &bela_org, MessageState::Pending)).await?;
+            mt.enqueue(&Delivery {
+                message_id: mid,
+                peer: bela_org.clone(),
+                state: DeliveryState::Pending,
+                attempts: 0,
+                created_at: at,
+                next_attempt_at: at,
+                last_error: None,
+                delivered_at: None,
+            })
+            .await?;
+            mt.mark_delivered(mid, &receipt(Direction::In)).await?;
+            mt.add_event(&event(EventKind::MessageSent, "forward #1 (preloaded)")).await?;
+            mt.add_event(&event(EventKind::ReceiptReceived, "accepted (preloaded)")).await?;
+            case.assignee = bela_org.clone();
+            bt.put_case(
+                &CaseRecord { case, partner: mila_org.clone(), our_role: OurRole::Assignee, updated_at: at },
+                None,
+            )
+            .await?;
+            bt.last_in_sequence(id, &mila_org).await?;
+            bt.set_last_in_sequence(id, &mila_org, 1).await?;
+            bt.insert_message(&message(Direction::In, &mila_org, MessageState::Applied)).await?;
+            bt.put_receipt(&receipt(Direction::Out)).await?;
+            bt.add_event(&event(EventKind::MessageReceived, "forward #1 (preloaded)")).await?;
+            if i % (n / 1000).max(1) == 0 {
+                sample_ids.push(id);
+            }
+        }
+        mt.commit().await?;
+        bt.commit().await?;
+        done += k;
+        if done % 100_000 == 0 || done == n {
+            eprintln!("preloaded {done} of {n} cases ({:.0} s)", t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(sample_ids)
+}
+
+/// Median time of a case lookup (µs) and of a query page of 100 (ms) on MiLa's store.
+async fn lookups(pair: &Pair, ids: &[CaseId]) -> Result<(f64, f64)> {
+    let store = pair.mila.store();
+    let template = sample::typical_case();
+    let mut lookup = Vec::new();
+    for id in ids.iter().take(1000) {
+        let t = Instant::now();
+        store.get_case(*id).await?.with_context(|| format!("case {id} is missing"))?;
+        lookup.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let queries = [
+        CaseQuery { status: vec![Status::Pending], ..CaseQuery::default() },
+        CaseQuery {
+            status: vec![Status::New, Status::InProgress],
+            priority: Some(template.priority),
+            ..CaseQuery::default()
+        },
+        CaseQuery { region_prefix: Some(Ars::parse("06")?), ..CaseQuery::default() },
+        CaseQuery { partner: Some(OrgKey::parse(sample::BELA)?), ..CaseQuery::default() },
+    ];
+    let mut query = Vec::new();
+    for _ in 0..5 {
+        for q in &queries {
+            let q = CaseQuery { limit: 100, ..q.clone() };
+            let t = Instant::now();
+            store.query_cases(&q).await?;
+            query.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    lookup.sort_by(f64::total_cmp);
+    query.sort_by(f64::total_cmp);
+    Ok((percentile(&lookup, 0.5), percentile(&query, 0.5)))
+}
+
+async fn run(opts: ForwardOptions) -> Result<Outcome> {
+    let ForwardOptions { count, concurrency, json, rate, preload: preload_n, database_url } = opts;
     let dir = scratch_dir("sdx-bench")?;
-    let pair = Pair::start(&dir, None, "sdx_bench").await?;
+    // A schema pair of its own per run on PostgreSQL (left on the server, named in the output).
+    let prefix = format!("sdx_bench_{}", &MessageId::new_random().to_string()[..8]);
+    let pair = Pair::start(&dir, database_url.as_deref(), &prefix).await?;
+    let storage = if database_url.is_some() { "postgres" } else { "sqlite" };
+    if database_url.is_some() {
+        eprintln!("PostgreSQL schemas {prefix}_mila and {prefix}_bela");
+    }
+    let mut sample_ids = if preload_n > 0 { preload(&pair, preload_n).await? } else { Vec::new() };
     let template = sample::typical_case();
     let payload_size = sdx_codec::json::canonical(&sample::typical_forward()).len();
-    eprintln!("forwarding {count} cases ({payload_size} bytes canonical JSON each), {concurrency} in flight…");
+    match rate {
+        Some(r) => eprintln!("forwarding {count} cases ({payload_size} bytes canonical JSON each), {r} per second…"),
+        None => {
+            eprintln!("forwarding {count} cases ({payload_size} bytes canonical JSON each), {concurrency} in flight…")
+        }
+    }
 
-    // Forward: `concurrency` tasks take the next case until `count` are committed to MiLa's outbox.
-    let next = Arc::new(AtomicUsize::new(0));
     let starts = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    if let Some(rate) = rate {
+        // Open loop: case i starts at i / rate seconds, whatever happened to the others.
+        for i in 0..count {
+            tokio::time::sleep_until((t0 + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+            let (mila, starts, case) = (pair.mila.clone(), starts.clone(), varied_case(&template, i));
+            tasks.push(tokio::spawn(async move {
+                let started = Timestamp::now();
+                let sent = mila.forward(case.clone(), None).await?;
+                starts.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((case.case_id, started));
+                if !mila.wait_delivered(sent.message_id, Duration::from_secs(60)).await? {
+                    bail!("no receipt for {} within 60 s", sent.message_id);
+                }
+                anyhow::Ok(())
+            }));
+        }
+    }
+    // Closed loop: `concurrency` tasks take the next case until `count` are committed to MiLa's outbox.
+    let next = Arc::new(AtomicUsize::new(0));
+    for _ in 0..if rate.is_some() { 0 } else { concurrency } {
         let (mila, next, starts, template) = (pair.mila.clone(), next.clone(), starts.clone(), template.clone());
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < count {
@@ -69,8 +276,8 @@ async fn run(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
         t.await??;
     }
     // Everything delivered?
-    let pending = pair.mila.store().list_deliveries(Some(DeliveryState::Pending), 1).await?;
     let elapsed = t0.elapsed();
+    let pending = pair.mila.store().list_deliveries(Some(DeliveryState::Pending), 1).await?;
     if !pending.is_empty() {
         bail!("deliveries still pending at the end");
     }
@@ -87,6 +294,8 @@ async fn run(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
     }
     lat.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+    sample_ids.extend(starts.iter().map(|(id, _)| *id).take(1000));
+    let (lookup_us, query_ms) = lookups(&pair, &sample_ids).await?;
 
     // Baseline: a no-op POST of the same size on the same server stack, same concurrency.
     let cert = pair.ca.issue_node(&OrgKey::parse(sample::MILA)?, &[])?;
@@ -122,6 +331,10 @@ async fn run(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
     );
     println!("latency forward → stored signed receipt: p50 {p50:.1} ms, p99 {p99:.1} ms");
     println!(
+        "with {} cases stored: case lookup {lookup_us:.0} µs, query page of 100 {query_ms:.1} ms (medians)",
+        preload_n + count
+    );
+    println!(
         "baseline no-op mTLS POST ({payload_size} bytes, {concurrency} in flight): {baseline_per_s:.0}/s; ratio {:.2}",
         tickets_per_s / baseline_per_s
     );
@@ -133,8 +346,10 @@ async fn run(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
                 "p50_ms": p50, "p99_ms": p99,
                 "baseline_per_s": (baseline_per_s * 10.0).round() / 10.0,
                 "ratio_to_baseline": ((tickets_per_s / baseline_per_s) * 1000.0).round() / 1000.0,
-                "count": count, "concurrency": concurrency, "payload_bytes": payload_size,
-                "storage": "sqlite", "signature": "ES256",
+                "count": count, "concurrency": if rate.is_some() { serde_json::Value::Null } else { concurrency.into() },
+                "rate_per_s": rate, "preloaded": preload_n, "payload_bytes": payload_size,
+                "lookup_us": lookup_us.round(), "query_ms": (query_ms * 10.0).round() / 10.0,
+                "storage": storage, "signature": "ES256",
             })
         );
     }
