@@ -305,5 +305,12 @@ signing_key = "bela.jwk"
         std::fs::write(&bad, std::fs::read_to_string(&f).unwrap().replace("[storage]", "[storage]\nulr = 1")).unwrap();
         assert!(Settings::load(Some(&bad)).is_err());
         assert!(Settings::load(Some(&dir.path().join("missing.toml"))).is_err());
+        // Batches of 1 to 64 messages.
+        for (batch, ok) in [(0, false), (1, true), (64, true), (65, false)] {
+            let b = dir.path().join(format!("batch{batch}.toml"));
+            std::fs::write(&b, format!("{}\n[delivery]\nbatch = {batch}\n", std::fs::read_to_string(&f).unwrap()))
+                .unwrap();
+            assert_eq!(Settings::load(Some(&b)).is_ok(), ok, "batch = {batch}");
+        }
     }
 }

@@ -128,3 +128,114 @@ async fn forward_and_return_over_mutual_tls_with_a_receiver_that_was_down() {
     m_srv.shutdown().await;
     b_srv.shutdown().await;
 }
+
+/// A forward of a new case from MiLa with fresh ids.
+fn new_forward() -> Message {
+    let mut m = sample::typical_forward();
+    let case_id = CaseId::new_random();
+    m.header.message_id = MessageId::new_random();
+    m.header.case_id = Some(case_id);
+    if let Body::Forward(f) = &mut m.body {
+        f.case.case_id = case_id;
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_endpoint_answers_every_message_in_order_and_refuses_bad_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::generate("SDX test federation").unwrap();
+    let (m_org, b_org) = (OrgKey::parse(MILA).unwrap(), OrgKey::parse(BELA).unwrap());
+    let (m_cert, b_cert) = (ca.issue_node(&m_org, &[]).unwrap(), ca.issue_node(&b_org, &[]).unwrap());
+    let (m_key, b_key) = (PrivateKey::generate(Alg::Es256).unwrap(), PrivateKey::generate(Alg::Es256).unwrap());
+    let (m_pub, b_pub) = (m_key.public_key(Alg::Es256).unwrap(), b_key.public_key(Alg::Es256).unwrap());
+    let b_addr = free_addr();
+    let b_store =
+        SqliteStore::open(&format!("sqlite://{}?mode=rwc", dir.path().join("bela.db").display())).await.unwrap();
+    let bela = Engine::new(
+        Identity { org: b_org.clone(), name: None, signing_key: b_key },
+        b_store.clone(),
+        vec![Peer { org: m_org.clone(), url: "https://localhost:1".into(), key: m_pub }],
+        DeliverySettings::default(),
+    );
+    let srv = serve(b_addr, bela, &b_cert, &ca);
+    let me = Identity { org: m_org.clone(), name: None, signing_key: m_key };
+    let client = tls::http_client(&m_cert, ca.cert_pem()).unwrap();
+    let url = format!("https://localhost:{}{}", b_addr.port(), peer_api::BATCH_PATH);
+    let post = |body: String| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let r = client.post(&url).header("content-type", "application/json").body(body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).unwrap())
+        }
+    };
+
+    let (m1, m2) = (new_forward(), new_forward());
+    let mut m3 = new_forward();
+    m3.header.reader.key = OrgKey::parse("psw:99999999").unwrap();
+    let (s1, s2, s3) = (me.seal(&m1).unwrap(), me.seal(&m2).unwrap(), me.seal(&m3).unwrap());
+    let messages = vec![s1.jws.clone(), s1.jws.clone(), "kein JWS".to_string(), s3.jws.clone(), s2.jws.clone()];
+    let body = serde_json::json!({ "messages": messages }).to_string();
+    let (status, answer) = post(body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    let receipt = |i: usize, m: &Message, digest: &Sha256Hex| {
+        let jws = results[i]["receipt"].as_str().unwrap_or_else(|| panic!("result {i}: {}", results[i]));
+        let (_, r) =
+            sdx_node::protocol::open_receipt(jws.as_bytes(), &b_pub, &b_org, &m_org, m.header.message_id, digest)
+                .unwrap_or_else(|e| panic!("result {i}: {e}"));
+        (jws.to_string(), r)
+    };
+    let (first, r) = receipt(0, &m1, &s1.digest);
+    assert_eq!(r.result, ReceiptResult::Accepted);
+    // The same message twice in one batch: stored once, the same receipt twice.
+    assert_eq!(receipt(1, &m1, &s1.digest).0, first);
+    assert_eq!(results[2]["problem"]["errorCode"], "signatureInvalid", "{}", results[2]);
+    let (_, r) = receipt(3, &m3, &s3.digest);
+    assert_eq!(r.result, ReceiptResult::Rejected);
+    // Exactly what the single-message endpoint answers for it.
+    let single = client
+        .post(format!("https://localhost:{}{}", b_addr.port(), peer_api::MESSAGES_PATH))
+        .body(s3.jws.clone())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (_, alone) =
+        sdx_node::protocol::open_receipt(&single, &b_pub, &b_org, &m_org, m3.header.message_id, &s3.digest).unwrap();
+    assert_eq!(alone.result, ReceiptResult::Rejected);
+    assert_eq!(r.errors[0].code, alone.errors[0].code);
+    assert_eq!(receipt(4, &m2, &s2.digest).1.result, ReceiptResult::Accepted);
+    // Stored: the two cases, not the refused one.
+    for (m, known) in [(&m1, true), (&m2, true), (&m3, false)] {
+        assert_eq!(b_store.get_case(m.header.case_id.unwrap()).await.unwrap().is_some(), known);
+    }
+    // The whole batch again: the same answers (applied once).
+    let (status, again) = post(body).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["results"][0], answer["results"][0]);
+    assert_eq!(again["results"][4], answer["results"][4]);
+
+    // Bad batches: refused as a whole, nothing stored.
+    let m4 = new_forward();
+    let s4 = me.seal(&m4).unwrap();
+    let too_many: Vec<String> = (0..65).map(|_| s4.jws.clone()).collect();
+    let big = "x".repeat(sdx_node::protocol::MAX_BATCH_ITEM_BYTES + 1);
+    for (body, want_status, code) in [
+        ("{\"messages\": []}".to_string(), 400, "tooLarge"),
+        (serde_json::json!({ "messages": too_many }).to_string(), 400, "tooLarge"),
+        ("[1, 2".to_string(), 400, "malformed"),
+        ("{\"messages\": [\"a\"], \"x\": 1}".to_string(), 400, "malformed"),
+        (serde_json::json!({ "messages": [s4.jws.clone(), big] }).to_string(), 413, "tooLarge"),
+    ] {
+        let (status, problem) = post(body).await;
+        assert_eq!(status, want_status, "{problem}");
+        assert_eq!(problem["errorCode"], code, "{problem}");
+    }
+    assert!(b_store.get_case(m4.header.case_id.unwrap()).await.unwrap().is_none());
+    srv.shutdown().await;
+}
