@@ -183,6 +183,12 @@ macro_rules! uuid_id {
             pub fn new_random() -> Self {
                 $name(uuid::Uuid::new_v4())
             }
+            /// A fresh time-ordered (version 7: milliseconds since 1970, then random bits) id. Ids made one after
+            /// the other sort in that order, so a database inserts them at the end of its indexes instead of
+            /// touching a random page of each index per row.
+            pub fn new_time_ordered() -> Self {
+                $name(uuid::Uuid::now_v7())
+            }
             /// Parse the hyphenated lowercase form (RFC 9562), e.g. `6f1c…-…`.
             pub fn parse(s: &str) -> Result<Self, InvalidValue> {
                 let ok_form = s.len() == 36 && !s.bytes().any(|b| b.is_ascii_uppercase());

@@ -76,7 +76,7 @@ impl Identity {
         in_reply_to: Option<MessageId>,
     ) -> Header {
         Header {
-            message_id: MessageId::new_random(),
+            message_id: MessageId::new_time_ordered(),
             message_type,
             created_at: Timestamp::now(),
             author: Participant { directory: DirectoryService::Dvdv, key: self.org.clone(), name: self.name.clone() },
