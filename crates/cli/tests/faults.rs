@@ -8,8 +8,8 @@
 //! - [`kill_9_mid_stream_loses_nothing_applies_nothing_twice`]: both nodes up, both sides stream changes; BeLa and
 //!   then MiLa are killed with SIGKILL in the middle and restarted on the same database; every change the API
 //!   acknowledged (or committed without its answer reaching us) arrives exactly once, nothing is refused or dead.
-//! - [`restarted_sender_resends_an_interrupted_delivery_promptly`] (ignored, a known defect): a delivery that was
-//!   in flight when its sender was killed is sent again only when its one-minute lease runs out.
+//! - [`restarted_sender_resends_an_interrupted_delivery_promptly`]: a delivery that was in flight when its sender
+//!   was killed is sent again as soon as the sender restarts (it releases the leases its killed process left).
 //!
 //! Every change carries a journal entry with an id chosen here, so a request whose answer was lost to a kill is
 //! looked up before it is sent again (never submitted twice), and duplicates are visible by id. Each node's log
@@ -656,12 +656,10 @@ async fn kill_9_mid_stream_loses_nothing_applies_nothing_twice() {
     let (m_tally, m_written) = m_stream.await.unwrap();
     let (b_tally, b_written) = b_stream.await.unwrap();
     eprintln!("{:.1?}: both streams done; MiLa {m_tally:?}; BeLa {b_tally:?}", t0.elapsed());
-    // A delivery that was in flight when its sender was killed stays claimed until its lease runs out (one minute,
-    // `Engine::claim_due`), and only then is it sent again; the later messages of its case wait, held, at the
-    // receiver. So draining may take a minute after a kill, and the default bound allows for that;
-    // `SDX_FAULT_MAX_DRAIN_SECS=10` shows the stall as a failure.
+    // A delivery that was in flight when its sender was killed is released when the sender restarts
+    // (`Engine::release_leases`) and sent again within the backoff.
     let drain = Instant::now();
-    wait_all_delivered(&[&mila, &bela], secs_from_env("SDX_FAULT_MAX_DRAIN_SECS", 90)).await;
+    wait_all_delivered(&[&mila, &bela], secs_from_env("SDX_FAULT_MAX_DRAIN_SECS", 15)).await;
     eprintln!("{:.1?}: both outboxes drained, {:.1?} after the streams ended", t0.elapsed(), drain.elapsed());
     for api in [&mila, &bela] {
         assert_eq!(api.get("/cases?limit=500").await["items"].as_array().unwrap().len(), CASES, "{}", api.name);
@@ -719,12 +717,10 @@ async fn kill_9_mid_stream_loses_nothing_applies_nothing_twice() {
     );
 }
 
-/// The stall that the kill test allows for, made deterministic: MiLa's delivery of a forward is in flight (BeLa's
-/// port is a listener that accepts and never answers) when MiLa is killed; then BeLa starts for real and MiLa
-/// restarts. The forward should go out within the backoff (at most 2 s here), but the dead process's claim keeps it
-/// leased for a minute (`Engine::claim_due`), so it stays pending, never attempted, for about 60 s.
+/// A delivery in flight at a kill, made deterministic: MiLa's delivery of a forward is in flight (BeLa's port is a
+/// listener that accepts and never answers) when MiLa is killed; then BeLa starts for real and MiLa restarts. The
+/// forward goes out within the backoff (at most 2 s here), not when the dead process's one-minute lease runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known: a delivery in flight when its sender is killed waits out its 60 s lease after the restart"]
 async fn restarted_sender_resends_an_interrupted_delivery_promptly() {
     let mut fed = federation();
     let black_hole = TcpListener::bind(("127.0.0.1", fed.bela.peer_port)).unwrap();
@@ -734,6 +730,8 @@ async fn restarted_sender_resends_an_interrupted_delivery_promptly() {
     submit(&mila, &Op::forward(new_case()), &mut tally).await.expect("acknowledged");
     // MiLa connects: the delivery is claimed and in flight (the TLS handshake gets no answer).
     let (conn, _) = blocking(|| black_hole.accept()).unwrap();
+    let pending = mila.deliveries("pending").await;
+    assert_eq!((pending.len(), &pending[0]["attempts"]), (1, &json!(0)), "the delivery in flight: {pending:?}");
     blocking(|| fed.mila.kill9());
     drop((conn, black_hole));
     blocking(|| {
@@ -741,8 +739,6 @@ async fn restarted_sender_resends_an_interrupted_delivery_promptly() {
         fed.mila.start();
     });
     let restarted = Instant::now();
-    let pending = mila.deliveries("pending").await;
-    assert_eq!((pending.len(), &pending[0]["attempts"]), (1, &json!(0)), "the interrupted delivery: {pending:?}");
     wait_all_delivered(&[&mila], secs_from_env("SDX_FAULT_MAX_DRAIN_SECS", 10)).await;
     eprintln!("delivered {:.1?} after the restart", restarted.elapsed());
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sdx_crypto::{PrivateKey, PublicKey};
 use sdx_store::{AnyStore, open_any};
 
-use crate::engine::{Engine, Peer};
+use crate::engine::{Engine, EngineError, Peer};
 use crate::local_api;
 use crate::peer_api::{self, HttpTransport};
 use crate::pki::NodeCert;
@@ -108,6 +108,14 @@ impl App {
         let concurrency = u32::try_from(settings.delivery.concurrency).unwrap_or(u32::MAX);
         let batch = u32::try_from(settings.delivery.batch).unwrap_or(1);
         let engine = Engine::new(identity, store, peers, settings.delivery.clone());
+        let released = match engine.release_leases().await {
+            Ok(n) => n,
+            Err(EngineError::Store(e)) => return Err(AppError::Store(e)),
+            Err(e) => return Err(AppError::Store(sdx_store::Error::Invalid(e.to_string()))),
+        };
+        if released > 0 {
+            tracing::info!(released, "released delivery leases left by a previous process");
+        }
         let listener = TcpListener::bind(settings.node.listen)?;
         let api_listener = TcpListener::bind(settings.api.listen)?;
         api_listener.set_nonblocking(true)?;

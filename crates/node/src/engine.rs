@@ -615,6 +615,15 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Release the delivery leases a previous (killed) process of this node left behind, so that their
+    /// deliveries go out now instead of when the leases run out. Called when the node starts.
+    pub async fn release_leases(&self) -> Result<u64, EngineError> {
+        let mut tx = self.inner.store.begin().await?;
+        let n = tx.release_leases().await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Claim up to `limit` due deliveries (leased for a minute, so no other worker or process takes them).
     pub async fn claim_due(&self, limit: u32) -> Result<Vec<Delivery>, EngineError> {
         let at = now();

@@ -164,6 +164,9 @@ impl StoreTx for AnyTx {
     ) -> Result<()> {
         delegate_tx!(self, t => t.mark_failed(id, attempts, next_attempt_at, error, dead))
     }
+    async fn release_leases(&mut self) -> Result<u64> {
+        delegate_tx!(self, t => t.release_leases())
+    }
     async fn retry_dead(&mut self, id: MessageId, now: Timestamp) -> Result<bool> {
         delegate_tx!(self, t => t.retry_dead(id, now))
     }

@@ -137,6 +137,11 @@ pub trait StoreTx: Send {
         dead: bool,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Release every delivery lease (a node process starting: leases of a process that was killed would otherwise
+    /// hold their deliveries until they run out). Returns how many were released. Should another process still
+    /// be sending one of them, the message goes out twice, which the receiver answers with the same receipt.
+    fn release_leases(&mut self) -> impl Future<Output = Result<u64>> + Send;
+
     /// Retry a dead letter: `Dead` → `Pending`, due at `now`, attempts kept; the message becomes `Pending`
     /// again. `false` if the delivery is not dead (or does not exist).
     fn retry_dead(&mut self, id: MessageId, now: Timestamp) -> impl Future<Output = Result<bool>> + Send;

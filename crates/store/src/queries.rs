@@ -62,6 +62,7 @@ pub(crate) const DELIVERED: &str = "UPDATE deliveries SET state = 'delivered', \
     delivered_at = COALESCE(delivered_at, $2), lease_until = 0 WHERE message_id = $1";
 pub(crate) const FAILED: &str = "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, \
     state = $5, lease_until = 0 WHERE message_id = $1 AND state <> 'delivered'";
+pub(crate) const RELEASE_LEASES: &str = "UPDATE deliveries SET lease_until = 0 WHERE lease_until <> 0";
 pub(crate) const DELIVERY_EXISTS: &str = "SELECT message_id FROM deliveries WHERE message_id = $1";
 pub(crate) const RETRY_DEAD: &str = "UPDATE deliveries SET state = 'pending', next_attempt_at = $2, lease_until = 0 \
     WHERE message_id = $1 AND state = 'dead'";
@@ -550,6 +551,10 @@ macro_rules! shared_queries {
             Ok(())
         }
 
+        pub(crate) async fn release_leases(c: &mut Conn) -> Result<u64> {
+            Ok(sqlx::query(q::RELEASE_LEASES).execute(&mut *c).await?.rows_affected())
+        }
+
         pub(crate) async fn retry_dead(c: &mut Conn, id: MessageId, now: Timestamp) -> Result<bool> {
             let done = sqlx::query(q::RETRY_DEAD).bind(id.to_string()).bind(ms(&now)).execute(&mut *c).await?;
             if done.rows_affected() == 0 {
@@ -649,6 +654,9 @@ macro_rules! shared_queries {
                 dead: bool,
             ) -> Result<()> {
                 mark_failed(self.conn()?, id, attempts, next_attempt_at, error, dead).await
+            }
+            async fn release_leases(&mut self) -> Result<u64> {
+                release_leases(self.conn()?).await
             }
             async fn retry_dead(&mut self, id: MessageId, now: Timestamp) -> Result<bool> {
                 retry_dead(self.conn()?, id, now).await

@@ -640,6 +640,9 @@ impl crate::StoreTx for SqliteTx {
     ) -> Result<()> {
         sql::mark_failed(self.conn()?, id, attempts, next_attempt_at, error, dead)
     }
+    async fn release_leases(&mut self) -> Result<u64> {
+        sql::release_leases(self.conn()?)
+    }
     async fn retry_dead(&mut self, id: MessageId, now: sdx_model::Timestamp) -> Result<bool> {
         sql::retry_dead(self.conn()?, id, now)
     }

@@ -252,6 +252,10 @@ pub(crate) fn mark_failed(
     Ok(())
 }
 
+pub(crate) fn release_leases(c: &Connection) -> Result<u64> {
+    Ok(execute(c, q::RELEASE_LEASES, [])? as u64)
+}
+
 pub(crate) fn retry_dead(c: &Connection, id: MessageId, now: Timestamp) -> Result<bool> {
     if execute(c, q::RETRY_DEAD, params![id.to_string(), ms(&now)])? == 0 {
         return Ok(false);

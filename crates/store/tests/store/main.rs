@@ -212,6 +212,11 @@ async fn claim_due_leases<D: TestDb>(db: &D) -> Result<()> {
     assert_eq!(claim(1_000, 31_000, 2).await?, due[..2].to_vec(), "earliest first, limited");
     assert_eq!(claim(1_000, 31_000, 10).await?, due[2..].to_vec(), "leased ones are not handed out again");
     assert!(claim(2_000, 32_000, 10).await?.is_empty());
+    // A process starting releases the leases a killed one left: the deliveries are due again at once.
+    let mut tx = s.begin().await?;
+    assert_eq!(tx.release_leases().await?, 3);
+    tx.commit().await?;
+    assert_eq!(claim(2_000, 31_000, 10).await?, due.clone(), "released leases are handed out again");
     // Leases expire; the later delivery is due by now too.
     let mut all = due.clone();
     all.push(later.message_id);
