@@ -635,13 +635,23 @@ impl<S: Store> Engine<S> {
 
     /// Claim due deliveries and send them, in batches per peer (at most `batch` messages per request, see
     /// [`DeliverySettings::batch`]), all batches at once; returns how many were delivered.
+    ///
+    /// A case's next message becomes due only when the one before is delivered, so this claims again after each
+    /// round until nothing is due or `limit` deliveries were attempted.
     pub async fn deliver_due<T: Transport>(&self, transport: &T, limit: u32) -> Result<usize, EngineError> {
-        let due = self.claim_due(limit).await?;
-        let batches = self.batches(due);
-        let results = futures_util::future::join_all(batches.into_iter().map(|b| self.deliver(transport, b))).await;
         let mut delivered = 0;
-        for r in results {
-            delivered += r?;
+        let mut budget = limit;
+        while budget > 0 {
+            let due = self.claim_due(budget).await?;
+            if due.is_empty() {
+                break;
+            }
+            budget = budget.saturating_sub(u32::try_from(due.len()).unwrap_or(u32::MAX));
+            let batches = self.batches(due);
+            let results = futures_util::future::join_all(batches.into_iter().map(|b| self.deliver(transport, b))).await;
+            for r in results {
+                delivered += r?;
+            }
         }
         Ok(delivered)
     }

@@ -98,7 +98,10 @@ impl PgStore {
 
 /// The embedded PostgreSQL migrations.
 fn migrator() -> sqlx::migrate::Migrator {
-    queries::migrator(&[(1, "initial", include_str!("../migrations/postgres/0001_initial.sql"))])
+    queries::migrator(&[
+        (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+        (2, "outbox order", include_str!("../migrations/postgres/0002_outbox_order.sql")),
+    ])
 }
 
 impl PgTx {

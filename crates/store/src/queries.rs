@@ -48,16 +48,31 @@ pub(crate) const HELD: &str = "SELECT message_id, case_id, direction, peer, mess
 pub(crate) const ENQUEUE: &str = "INSERT INTO deliveries \
     (message_id, peer, state, attempts, created_at, next_attempt_at, lease_until, last_error, delivered_at) \
     VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8) ON CONFLICT (message_id) DO NOTHING";
+/// The claimable deliveries: pending, due, not leased, and no earlier message of the same case to the same peer
+/// still undelivered (so a case's messages reach the peer one after the other, in sequence order). `$1` now.
+macro_rules! claimable {
+    () => {
+        "SELECT d.message_id FROM deliveries d \
+    WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1 AND NOT EXISTS (\
+    SELECT 1 FROM messages m JOIN messages e ON e.case_id = m.case_id AND e.peer = m.peer \
+    AND e.direction = 'out' AND e.state = 'pending' AND e.sequence < m.sequence \
+    WHERE m.message_id = d.message_id) \
+    ORDER BY d.next_attempt_at, d.message_id LIMIT $3"
+    };
+}
 /// Claim for SQLite (the single writer serializes claims). `$1` now, `$2` lease end, `$3` limit.
-pub(crate) const CLAIM_SQLITE: &str = "UPDATE deliveries SET lease_until = $2 WHERE message_id IN (\
-    SELECT message_id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1 AND lease_until <= $1 \
-    ORDER BY next_attempt_at, message_id LIMIT $3) \
-    RETURNING message_id, peer, state, attempts, created_at, next_attempt_at, last_error, delivered_at";
+pub(crate) const CLAIM_SQLITE: &str = concat!(
+    "UPDATE deliveries SET lease_until = $2 WHERE message_id IN (",
+    claimable!(),
+    ") RETURNING message_id, peer, state, attempts, created_at, next_attempt_at, last_error, delivered_at"
+);
 /// Claim for PostgreSQL: rows another transaction is claiming are skipped, not waited for.
-pub(crate) const CLAIM_POSTGRES: &str = "UPDATE deliveries SET lease_until = $2 WHERE message_id IN (\
-    SELECT message_id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1 AND lease_until <= $1 \
-    ORDER BY next_attempt_at, message_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-    RETURNING message_id, peer, state, attempts, created_at, next_attempt_at, last_error, delivered_at";
+pub(crate) const CLAIM_POSTGRES: &str = concat!(
+    "UPDATE deliveries SET lease_until = $2 WHERE message_id IN (",
+    claimable!(),
+    " FOR UPDATE OF d SKIP LOCKED) \
+    RETURNING message_id, peer, state, attempts, created_at, next_attempt_at, last_error, delivered_at"
+);
 pub(crate) const DELIVERED: &str = "UPDATE deliveries SET state = 'delivered', \
     delivered_at = COALESCE(delivered_at, $2), lease_until = 0 WHERE message_id = $1";
 pub(crate) const FAILED: &str = "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, \

@@ -535,7 +535,10 @@ impl Drop for SqliteTx {
 }
 
 /// The embedded SQLite migrations: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
+    (2, "outbox order", include_str!("../migrations/sqlite/0002_outbox_order.sql")),
+];
 
 /// The embedded SQLite migrations as a `sqlx` migrator.
 fn migrator() -> sqlx::migrate::Migrator {

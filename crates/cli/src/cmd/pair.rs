@@ -80,6 +80,19 @@ impl Pair {
     /// Write PKI, keys and settings into `dir` and start both nodes. With a PostgreSQL URL, each node gets the
     /// schema `<schema_prefix>_mila` / `_bela`; otherwise a SQLite file in `dir`.
     pub async fn start(dir: &Path, database_url: Option<&str>, schema_prefix: &str) -> Result<Pair> {
+        // The ports are picked free, then bound by the nodes: another process may take one in between. Then
+        // pick again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::try_start(dir, database_url, schema_prefix).await {
+                Err(e) if attempt < 5 && format!("{e:#}").contains("Address already in use") => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_start(dir: &Path, database_url: Option<&str>, schema_prefix: &str) -> Result<Pair> {
         let (m_org, b_org) = (OrgKey::parse(MILA)?, OrgKey::parse(BELA)?);
         let ca = Ca::generate("SDX demo federation")?;
         std::fs::write(dir.join("ca.pem"), ca.cert_pem())?;

@@ -8,7 +8,7 @@ mod pg;
 use std::collections::BTreeSet;
 
 use anyhow::Result;
-use sdx_model::{Ars, LeikaKey, MessageId, Priority, ReceiptResult, ServiceRef, Status, TicketType};
+use sdx_model::{Ars, CaseId, LeikaKey, MessageId, Priority, ReceiptResult, ServiceRef, Status, TicketType};
 use sdx_store::{CaseQuery, DeliveryState, Direction, Error, EventKind, MessageState, OurRole, Store, StoreTx};
 
 use helpers::*;
@@ -189,12 +189,13 @@ async fn claim_due_leases<D: TestDb>(db: &D) -> Result<()> {
     let mut tx = s.begin().await?;
     let mut due = Vec::new();
     for i in 0..3 {
-        let m = message(Some(case), Direction::Out, &bela(), Some(i + 1), MessageState::Pending);
+        // Three cases (one case's messages are claimed one at a time, see `claim_keeps_each_case_in_order`).
+        let m = message(Some(CaseId::new_random()), Direction::Out, &bela(), Some(1), MessageState::Pending);
         tx.insert_message(&m).await?;
         tx.enqueue(&delivery(&m, t(i as i64))).await?;
         due.push(m.message_id);
     }
-    let later = message(Some(case), Direction::Out, &bela(), Some(4), MessageState::Pending);
+    let later = message(Some(case), Direction::Out, &bela(), Some(1), MessageState::Pending);
     tx.insert_message(&later).await?;
     tx.enqueue(&delivery(&later, t(10_000))).await?;
     assert!(matches!(tx.enqueue(&delivery(&later, t(0))).await, Err(Error::Duplicate)));
@@ -232,6 +233,49 @@ async fn claim_due_leases<D: TestDb>(db: &D) -> Result<()> {
     let d0 = listed.iter().find(|d| d.message_id == due[0]).unwrap();
     assert_eq!((d0.attempts, d0.last_error.as_deref()), (1, Some("connection refused")));
     assert_eq!(d0.next_attempt_at, t(40_000));
+    Ok(())
+}
+
+/// A case's messages to one peer are claimed one after the other, in sequence order: the next only when the one
+/// before is delivered or dead; other cases and other peers are not held up.
+async fn claim_keeps_each_case_in_order<D: TestDb>(db: &D) -> Result<()> {
+    let s = db.store();
+    let case = CaseId::new_random();
+    let ms: Vec<_> =
+        (1..=3).map(|seq| message(Some(case), Direction::Out, &bela(), Some(seq), MessageState::Pending)).collect();
+    let other_case = message(Some(CaseId::new_random()), Direction::Out, &bela(), Some(1), MessageState::Pending);
+    let other_peer = message(Some(case), Direction::Out, &mila(), Some(1), MessageState::Pending);
+    let mut tx = s.begin().await?;
+    // Enqueued out of order: the order is the sequence's, not the queue's.
+    for m in ms.iter().rev().chain([&other_case, &other_peer]) {
+        tx.insert_message(m).await?;
+        tx.enqueue(&delivery(m, t(0))).await?;
+    }
+    tx.commit().await?;
+    let claim = |now: i64| {
+        let s = s.clone();
+        async move {
+            let mut tx = s.begin().await?;
+            let got = tx.claim_due(t(now), t(now + 1), 10).await?;
+            tx.commit().await?;
+            anyhow::Ok(got.into_iter().map(|d| d.message_id).collect::<BTreeSet<_>>())
+        }
+    };
+    let first = claim(1_000).await?;
+    assert_eq!(first, BTreeSet::from([ms[0].message_id, other_case.message_id, other_peer.message_id]));
+    // Still undelivered (the lease ran out): the same again, not the next.
+    assert_eq!(claim(2_000).await?, first);
+    let mut tx = s.begin().await?;
+    tx.mark_delivered(ms[0].message_id, &receipt(ms[0].message_id, Direction::In, ReceiptResult::Accepted, t(2_500)))
+        .await?;
+    tx.commit().await?;
+    assert!(claim(3_000).await?.contains(&ms[1].message_id));
+    assert!(!claim(4_000).await?.contains(&ms[2].message_id));
+    // A dead letter does not block the rest of its case.
+    let mut tx = s.begin().await?;
+    tx.mark_failed(ms[1].message_id, 1, t(4_500), "refused: invalidTransition", true).await?;
+    tx.commit().await?;
+    assert!(claim(5_000).await?.contains(&ms[2].message_id));
     Ok(())
 }
 
@@ -302,7 +346,8 @@ async fn concurrent_claims_never_overlap<D: TestDb>(db: &D) -> Result<()> {
     let mut tx = s.begin().await?;
     let mut ids = BTreeSet::new();
     for i in 0..120 {
-        let m = message(Some(case), Direction::Out, &bela(), Some(i + 1), MessageState::Pending);
+        let case = if i % 2 == 0 { case } else { CaseId::new_random() };
+        let m = message(Some(case), Direction::Out, &bela(), Some(i / 2 + 1), MessageState::Pending);
         tx.insert_message(&m).await?;
         tx.enqueue(&delivery(&m, t(i as i64))).await?;
         ids.insert(m.message_id);
@@ -314,6 +359,11 @@ async fn concurrent_claims_never_overlap<D: TestDb>(db: &D) -> Result<()> {
         loop {
             let mut tx = s.begin().await?;
             let batch = tx.claim_due(t(1_000_000), t(2_000_000), 7).await?;
+            // Deliver what was claimed, so the next message of the shared case becomes claimable.
+            for d in &batch {
+                tx.mark_delivered(d.message_id, &receipt(d.message_id, Direction::In, ReceiptResult::Accepted, t(1)))
+                    .await?;
+            }
             tx.commit().await?;
             if batch.is_empty() {
                 return anyhow::Ok(got);
@@ -735,6 +785,7 @@ suite!(
     duplicate_message_changes_nothing,
     held_messages_by_sequence,
     claim_due_leases,
+    claim_keeps_each_case_in_order,
     delivered_failed_dead_retry,
     concurrent_claims_never_overlap,
     concurrent_writers_commit_or_vanish_whole,
