@@ -29,6 +29,7 @@ pub fn node_files(
     key: &PrivateKey,
     peer: (&str, u16),
     storage: (&str, Option<&str>),
+    api_token: &str,
 ) -> Result<PathBuf> {
     let d = dir.join(name);
     std::fs::create_dir_all(&d)?;
@@ -43,10 +44,13 @@ pub fn node_files(
         "[node]\norg = \"{org}\"\nlisten = \"127.0.0.1:{port}\"\n\
          [keys]\nsigning_key = \"signing.pem\"\ntls_cert = \"tls.crt\"\ntls_key = \"tls.key\"\nfederation_ca = \"../ca.pem\"\n\
          [storage]\nurl = \"{}\"\n{schema}\
-         [api]\nlisten = \"127.0.0.1:0\"\nclients = []\n\
+         [api]\nlisten = \"127.0.0.1:0\"\nclients = [{{ name = \"ticket-system\", token_sha256 = \"{}\" }}]\n\
          [delivery]\nbackoff_initial_ms = 100\nbackoff_max_ms = 2000\ndead_after_s = 3600\nconcurrency = 32\n\
          [[peers]]\norg = \"{}\"\nurl = \"https://localhost:{}\"\nsigning_key = \"../{peer_name}.jwk\"\n",
-        storage.0, peer.0, peer.1
+        storage.0,
+        sdx_codec::validate::sha256(api_token.as_bytes()),
+        peer.0,
+        peer.1
     );
     let path = d.join("node.toml");
     std::fs::write(&path, toml)?;
@@ -72,6 +76,12 @@ pub struct Pair {
     pub bela_port: u16,
     /// The federation CA (to issue further certificates, e.g. for a benchmark client).
     pub ca: Ca,
+    /// Base URL of MiLa's local API (`http://127.0.0.1:…/api/v1`).
+    pub mila_api: String,
+    /// Base URL of BeLa's local API.
+    pub bela_api: String,
+    /// The bearer token both local APIs accept (client `ticket-system`).
+    pub api_token: String,
     stop: tokio::sync::watch::Sender<bool>,
     runs: Vec<tokio::task::JoinHandle<Result<(), sdx_node::app::AppError>>>,
 }
@@ -105,13 +115,34 @@ impl Pair {
             }
         };
         let (m_store, b_store) = (storage("mila"), storage("bela"));
-        let m_cfg =
-            node_files(dir, "mila", &m_org, m_port, &ca, &m_key, (BELA, b_port), (&m_store.0, m_store.1.as_deref()))?;
-        let b_cfg =
-            node_files(dir, "bela", &b_org, b_port, &ca, &b_key, (MILA, m_port), (&b_store.0, b_store.1.as_deref()))?;
+        let api_token = format!("sdx-demo-{}", sdx_model::ItemId::new_random());
+        let m_cfg = node_files(
+            dir,
+            "mila",
+            &m_org,
+            m_port,
+            &ca,
+            &m_key,
+            (BELA, b_port),
+            (&m_store.0, m_store.1.as_deref()),
+            &api_token,
+        )?;
+        let b_cfg = node_files(
+            dir,
+            "bela",
+            &b_org,
+            b_port,
+            &ca,
+            &b_key,
+            (MILA, m_port),
+            (&b_store.0, b_store.1.as_deref()),
+            &api_token,
+        )?;
         let m_app = App::build(Settings::load(Some(&m_cfg))?).await.context("MiLa node")?;
         let b_app = App::build(Settings::load(Some(&b_cfg))?).await.context("BeLa node")?;
         let (mila, bela) = (m_app.engine().clone(), b_app.engine().clone());
+        let (mila_api, bela_api) =
+            (format!("http://{}/api/v1", m_app.api_addr()?), format!("http://{}/api/v1", b_app.api_addr()?));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let stop_fut = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -120,7 +151,7 @@ impl Pair {
             tokio::spawn(m_app.run_until_stopped(stop_fut(stopped.clone()))),
             tokio::spawn(b_app.run_until_stopped(stop_fut(stopped))),
         ];
-        Ok(Pair { mila, bela, mila_port: m_port, bela_port: b_port, ca, stop, runs })
+        Ok(Pair { mila, bela, mila_port: m_port, bela_port: b_port, ca, mila_api, bela_api, api_token, stop, runs })
     }
 
     /// Stop both nodes (requests in flight finish first).
