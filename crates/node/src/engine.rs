@@ -384,14 +384,17 @@ impl<S: Store> Engine<S> {
             }
         }
         if opened.iter().any(Option::is_some) {
+            // Apply in (case, sequence) order: every transaction takes the row locks of its cases in the same
+            // order (no deadlock between concurrent batches on PostgreSQL), and a case's messages in sequence.
+            let mut order: Vec<(usize, protocol::Opened)> =
+                opened.into_iter().enumerate().filter_map(|(i, o)| o.map(|o| (i, o))).collect();
+            order.sort_by_key(|(_, o)| (o.message.header.case_id, o.message.header.sequence));
             let mut tx = self.inner.store.begin().await?;
             let mut stored_any = false;
-            for (i, o) in opened.into_iter().enumerate() {
-                if let Some(o) = o {
-                    let (answer, stored) = self.apply_received(&mut tx, wires[i], o, tls_peer).await?;
-                    stored_any |= stored;
-                    answers[i] = Some(answer);
-                }
+            for (i, o) in order {
+                let (answer, stored) = self.apply_received(&mut tx, wires[i], o, tls_peer).await?;
+                stored_any |= stored;
+                answers[i] = Some(answer);
             }
             if stored_any {
                 tx.commit().await?;
