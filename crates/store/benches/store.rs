@@ -1,5 +1,5 @@
 //! SQLite store throughput with durable commits (WAL, `synchronous=FULL`), on a temporary file:
-//! - `micro/select_in_tx`: one indexed `SELECT` inside an open transaction (the round trip to sqlx's worker);
+//! - `micro/select_in_tx`: one indexed `SELECT` inside an open transaction;
 //!   `micro/empty_tx`: begin, one `SELECT`, commit (nothing to sync); `micro/one_row_tx`: one small insert per
 //!   durable commit;
 //! - `forward_tx/1`: one outbound forward as the node writes it — insert case, next sequence number, insert
@@ -105,7 +105,7 @@ fn bench(c: &mut Criterion) {
                 let case = CaseId::new_random();
                 let start = Instant::now();
                 for _ in 0..iters {
-                    tx.last_in_sequence(case, &fx.peer).await.expect("select");
+                    tx.get_case(case).await.expect("select");
                 }
                 start.elapsed()
             })
@@ -117,7 +117,7 @@ fn bench(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..iters {
                     let mut tx = store.begin().await.expect("begin");
-                    tx.last_in_sequence(CaseId::new_random(), &fx.peer).await.expect("select");
+                    tx.get_case(CaseId::new_random()).await.expect("select");
                     tx.commit().await.expect("commit");
                 }
                 start.elapsed()
