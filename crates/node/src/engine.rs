@@ -5,8 +5,11 @@
 //!   in the same transaction — take the next sequence number, seal the message and put it into the outbox.
 //! - Received messages ([`Engine::receive`]): open (verify), deduplicate by message id, order by sequence
 //!   (hold what comes early), apply, store the signed receipt, commit — and only then answer with it.
-//! - Delivery ([`Engine::deliver_due`]): claim due outbox entries, send them through a [`Transport`], store
-//!   the verified receipt; retry with exponential backoff and jitter; dead-letter after the configured time.
+//! - Delivery ([`Engine::deliver_due`], [`Engine::deliver`]): claim due outbox entries — a case's next message
+//!   only once the one before is delivered — send those for the same peer together as a batch through a
+//!   [`Transport`], store every verified receipt in one transaction; retry with exponential backoff and jitter;
+//!   dead-letter after the configured time. [`Engine::receive_batch`] is the receiving side of a batch: each
+//!   message verified on its own, all stored in one transaction, each answered with its own signed receipt.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -256,15 +259,17 @@ impl<S: Store> Engine<S> {
         if let Some(i) = sdx_model::rules::check_case_issues(&case).into_iter().next() {
             return Err(refusal(i.code, format!("{} (at {})", i.message, i.pointer)).into());
         }
+        // A new case's first message has sequence number 1: seal it before taking the writer.
+        let body = Body::Forward(sdx_model::Forward { case: case.clone(), note });
+        let at = now();
+        let presealed = self.seal_out(&to, case.case_id, body.clone(), 1, at)?;
         let mut tx = self.inner.store.begin().await?;
         if tx.get_case(case.case_id).await?.is_some() {
             return Err(refusal(ErrorCode::InconsistentCase, format!("case {} exists already", case.case_id)).into());
         }
-        let rec =
-            CaseRecord { case: case.clone(), partner: to.clone(), our_role: OurRole::Originator, updated_at: now() };
+        let rec = CaseRecord { case: case.clone(), partner: to.clone(), our_role: OurRole::Originator, updated_at: at };
         tx.put_case(&rec, None).await?;
-        let body = Body::Forward(sdx_model::Forward { case: case.clone(), note });
-        let message_id = self.enqueue(&mut tx, &to, case.case_id, body, now()).await?;
+        let message_id = self.enqueue(&mut tx, &to, case.case_id, body, at, Some(presealed)).await?;
         tx.commit().await?;
         self.inner.wake.notify_one();
         Ok(Sent { message_id, case })
@@ -281,7 +286,7 @@ impl<S: Store> Engine<S> {
         let updated = CaseRecord { case: new.clone(), updated_at: at, ..rec.clone() };
         tx.put_case(&updated, Some(rec.case.revision)).await?;
         // The message carries the same time as the change, so the receiver records the same history.
-        let message_id = self.enqueue(&mut tx, &rec.partner, case_id, body, at).await?;
+        let message_id = self.enqueue(&mut tx, &rec.partner, case_id, body, at, None).await?;
         if let Some(ev) = status_event(case_id, &rec.case, &new, message_id) {
             tx.add_event(&ev).await?;
         }
@@ -290,7 +295,29 @@ impl<S: Store> Engine<S> {
         Ok(Sent { message_id, case: new })
     }
 
+    /// Build, check and seal the message with sequence number `seq` (CPU work: done before the transaction
+    /// where the number is known in advance).
+    fn seal_out(
+        &self,
+        to: &OrgKey,
+        case_id: CaseId,
+        body: Body,
+        seq: u64,
+        created_at: Timestamp,
+    ) -> Result<(Message, Sealed), EngineError> {
+        let me = &self.inner.me;
+        let mut header = me.header(body.message_type(), to, Some(case_id), Some(seq), None);
+        header.created_at = created_at;
+        let m = Message { header, body };
+        if let Some(d) = sdx_codec::validate::check(&m).into_iter().next() {
+            return Err(refusal(d.code, d.to_string()).into());
+        }
+        let sealed = me.seal(&m)?;
+        Ok((m, sealed))
+    }
+
     /// Seal a message to `to` about `case_id` with the next sequence number and put it into the outbox.
+    /// `presealed` is the message already sealed with the number expected (used if that is the number).
     async fn enqueue(
         &self,
         tx: &mut S::Tx,
@@ -298,16 +325,13 @@ impl<S: Store> Engine<S> {
         case_id: CaseId,
         body: Body,
         created_at: Timestamp,
+        presealed: Option<(Message, Sealed)>,
     ) -> Result<MessageId, EngineError> {
-        let me = &self.inner.me;
         let seq = tx.next_out_sequence(case_id, to).await?;
-        let mut header = me.header(body.message_type(), to, Some(case_id), Some(seq), None);
-        header.created_at = created_at;
-        let m = Message { header, body };
-        if let Some(d) = sdx_codec::validate::check(&m).into_iter().next() {
-            return Err(refusal(d.code, d.to_string()).into());
-        }
-        let Sealed { jws, digest } = me.seal(&m)?;
+        let (m, Sealed { jws, digest }) = match presealed {
+            Some((m, sealed)) if m.header.sequence == Some(seq) => (m, sealed),
+            _ => self.seal_out(to, case_id, body, seq, created_at)?,
+        };
         let at = now();
         let id = m.header.message_id;
         tx.insert_message(&MessageRecord {
@@ -352,8 +376,9 @@ impl<S: Store> Engine<S> {
             Ok(o) => o,
             Err(answer) => return Ok(answer),
         };
+        let receipt = self.accepted_receipt(&opened, tls_peer)?;
         let mut tx = self.inner.store.begin().await?;
-        let (answer, stored) = self.apply_received(&mut tx, wire, opened, tls_peer).await?;
+        let (answer, stored) = self.apply_received(&mut tx, wire, opened, tls_peer, Some(receipt)).await?;
         // An answer that stored nothing (a negative receipt, or the stored receipt of a duplicate) leaves the
         // store as it was: the transaction is rolled back.
         if stored {
@@ -386,13 +411,18 @@ impl<S: Store> Engine<S> {
         if opened.iter().any(Option::is_some) {
             // Apply in (case, sequence) order: every transaction takes the row locks of its cases in the same
             // order (no deadlock between concurrent batches on PostgreSQL), and a case's messages in sequence.
-            let mut order: Vec<(usize, protocol::Opened)> =
-                opened.into_iter().enumerate().filter_map(|(i, o)| o.map(|o| (i, o))).collect();
-            order.sort_by_key(|(_, o)| (o.message.header.case_id, o.message.header.sequence));
+            let mut order: Vec<(usize, protocol::Opened, Sealed)> = Vec::with_capacity(opened.len());
+            for (i, o) in opened.into_iter().enumerate() {
+                if let Some(o) = o {
+                    let receipt = self.accepted_receipt(&o, tls_peer)?;
+                    order.push((i, o, receipt));
+                }
+            }
+            order.sort_by_key(|(_, o, _)| (o.message.header.case_id, o.message.header.sequence));
             let mut tx = self.inner.store.begin().await?;
             let mut stored_any = false;
-            for (i, o) in order {
-                let (answer, stored) = self.apply_received(&mut tx, wires[i], o, tls_peer).await?;
+            for (i, o, receipt) in order {
+                let (answer, stored) = self.apply_received(&mut tx, wires[i], o, tls_peer, Some(receipt)).await?;
                 stored_any |= stored;
                 answers[i] = Some(answer);
             }
@@ -419,14 +449,24 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Deduplicate, order and apply an opened message in `tx`, and store it with its signed receipt. Returns the
-    /// answer and whether anything was stored (if not, the caller need not commit).
+    /// The positive receipt for an opened message, signed ahead (CPU work kept out of the transaction; used if
+    /// the message is accepted).
+    fn accepted_receipt(&self, opened: &protocol::Opened, tls_peer: &OrgKey) -> Result<Sealed, EngineError> {
+        let me = &self.inner.me;
+        let h = &opened.message.header;
+        Ok(me.seal(&me.receipt(h.message_id, tls_peer, h.case_id, Some(opened.digest.clone()), vec![]))?)
+    }
+
+    /// Deduplicate, order and apply an opened message in `tx`, and store it with its signed receipt (the
+    /// `accepted_receipt` signed ahead if it is accepted). Returns the answer and whether anything was stored (if
+    /// not, the caller need not commit).
     async fn apply_received(
         &self,
         tx: &mut S::Tx,
         wire: &[u8],
         opened: protocol::Opened,
         tls_peer: &OrgKey,
+        accepted_receipt: Option<Sealed>,
     ) -> Result<(Answer, bool), EngineError> {
         let me = &self.inner.me;
         let m = opened.message;
@@ -511,12 +551,14 @@ impl<S: Store> Engine<S> {
                 self.drain_held(tx, case_id, tls_peer).await?;
             }
         }
-        let errors = match &result {
-            Ok(()) => Vec::new(),
-            Err(r) => protocol::receipt_errors(r),
+        let sealed = match (&result, accepted_receipt) {
+            (Ok(()), Some(sealed)) => sealed,
+            (Ok(()), None) => me.seal(&me.receipt(id, tls_peer, m.header.case_id, Some(opened.digest), vec![]))?,
+            (Err(r), _) => {
+                let errors = protocol::receipt_errors(r);
+                me.seal(&me.receipt(id, tls_peer, m.header.case_id, Some(opened.digest), errors))?
+            }
         };
-        let receipt = me.receipt(id, tls_peer, m.header.case_id, Some(opened.digest), errors);
-        let sealed = me.seal(&receipt)?;
         let rr = if result.is_ok() { ReceiptResult::Accepted } else { ReceiptResult::Rejected };
         tx.put_receipt(&ReceiptRecord {
             for_message: id,
