@@ -264,6 +264,22 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)] // figment's test jail returns its own large error type
+    fn example_settings_load() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/node.example.toml");
+        let s = Settings::load(Some(&f)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert_eq!(s.node.org.as_str(), "psw:06000042");
+        assert_eq!(s.peers.len(), 1);
+        assert_eq!(s.api.clients.len(), 1);
+        let defaults = DeliverySettings::default();
+        assert_eq!(
+            (s.delivery.backoff_initial_ms, s.delivery.backoff_max_ms, s.delivery.dead_after_s),
+            (defaults.backoff_initial_ms, defaults.backoff_max_ms, defaults.dead_after_s),
+            "the example shows the defaults"
+        );
+        assert_eq!((s.delivery.concurrency, s.delivery.batch), (defaults.concurrency, defaults.batch));
+    }
+
+    #[test]
     fn layered_loading_and_checks() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("node.toml");
