@@ -67,6 +67,17 @@ fn unsorted_document() -> Value {
                               "updatedAt": {"type": "string", "format": "date-time"},
                               "timeline": {"type": "array", "items": {"type": "object"}}}}),
     );
+    // What `fields` returns: the selected members only; of the case, its id and the selected attributes.
+    schemas.insert(
+        "CaseViewSelection".into(),
+        json!({"type": "object", "required": ["case"],
+               "properties": {"case": {"type": "object", "required": ["caseId"],
+                                       "properties": {"caseId": {"type": "string", "format": "uuid"}}},
+                              "partner": {"$ref": "#/components/schemas/Organisationskennung"},
+                              "ourRole": {"enum": ["originator", "assignee", "both"]},
+                              "updatedAt": {"type": "string", "format": "date-time"},
+                              "timeline": {"type": "array", "items": {"type": "object"}}}}),
+    );
     schemas.insert(
         "Sent".into(),
         json!({"type": "object", "required": ["messageId", "case"],
@@ -122,7 +133,7 @@ fn unsorted_document() -> Value {
                         fields(ITEM_MEMBERS)
                     ],
                     "responses": with(json!({"200": {"description": "A page (with fields: each item holds only the selected members, and case only caseId and the selected case attributes unless case is selected)", "content": {"application/json": {"schema": {
-                        "type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/CaseView"}},
+                        "type": "object", "properties": {"items": {"type": "array", "items": {"anyOf": [{"$ref": "#/components/schemas/CaseView"}, {"$ref": "#/components/schemas/CaseViewSelection"}]}},
                                                           "nextCursor": {"type": ["string", "null"]}}}}}}}), &[400, 401])
                 }
             },
@@ -131,7 +142,7 @@ fn unsorted_document() -> Value {
                     "operationId": "getCase",
                     "summary": "The case with its cross-organisation timeline",
                     "parameters": [case_id, fields(VIEW_MEMBERS)],
-                    "responses": with(json!({"200": {"description": "The case (with fields: only the selected members, and case only caseId and the selected case attributes unless case is selected)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CaseView"}}}}}), &[400, 401, 404])
+                    "responses": with(json!({"200": {"description": "The case (with fields: only the selected members, and case only caseId and the selected case attributes unless case is selected)", "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/CaseView"}, {"$ref": "#/components/schemas/CaseViewSelection"}]}}}}}), &[400, 401, 404])
                 }
             },
             "/api/v1/cases/{id}/changes": {
