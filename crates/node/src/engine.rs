@@ -732,8 +732,19 @@ impl<S: Store> Engine<S> {
 
     /// Send deliveries to one peer — one request for one message, a batch request for several, single
     /// requests for messages too large for a batch — and record every outcome in one transaction. Returns how
-    /// many are delivered now.
+    /// many are delivered now. (Deliveries for several peers are split into one batch per peer first.)
     pub async fn deliver<T: Transport>(&self, transport: &T, ds: Vec<Delivery>) -> Result<usize, EngineError> {
+        if ds.is_empty() {
+            return Ok(0);
+        }
+        if ds.iter().any(|d| d.peer != ds[0].peer) {
+            // Several peers: one batch each (as `batches` splits them).
+            let mut delivered = 0;
+            for b in self.batches(ds) {
+                delivered += Box::pin(self.deliver(transport, b)).await?;
+            }
+            return Ok(delivered);
+        }
         let mut msgs = Vec::with_capacity(ds.len());
         for d in &ds {
             let Some(msg) = self.inner.store.get_message(d.message_id).await? else {
