@@ -280,6 +280,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own (large) error
     fn layered_loading_and_checks() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("node.toml");
