@@ -4,7 +4,7 @@
 //!
 //! | method and path | does |
 //! |---|---|
-//! | `POST /api/v1/cases` | create a case (`{"case": …, "note": …}`) and forward it to its assignee → 201 |
+//! | `POST /api/v1/cases?waitForReceipt=` | create a case (`{"case": …, "note": …}`) and forward it to its assignee → 201; with `waitForReceipt=S` (≤ 60) the answer waits up to S seconds for the assignee's signed receipt and says `"delivered": true/false` |
 //! | `POST /api/v1/cases/{id}/changes` | apply a change — one message body, e.g. `{"update": {…}}`, `{"resolve": {…}}`, `{"handBack": {…}}`, `{"close": {…}}`, `{"reopen": {…}}`, `{"reject": {…}}` — and send it to the partner |
 //! | `GET /api/v1/cases/{id}?fields=` | the case, its partner, our role and the cross-organisation timeline |
 //! | `GET /api/v1/cases?status=&ticketType=&priority=&leikaKey=&region=&partner=&updatedSince=&cursor=&limit=&fields=` | query, keyset-paged |
@@ -173,20 +173,50 @@ struct CreateCase {
     note: Option<String>,
 }
 
+/// Longest `waitForReceipt`, in seconds.
+pub const MAX_WAIT_FOR_RECEIPT_S: u64 = 60;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateParams {
+    /// Answer only once the assignee's signed receipt is stored, or after this many seconds.
+    wait_for_receipt: Option<u64>,
+}
+
 async fn create<S: Store>(
     State(st): State<Shared<S>>,
+    q: Result<Query<CreateParams>, QueryRejection>,
     body: Result<axum::Json<CreateCase>, JsonRejection>,
 ) -> Response {
+    let Query(params) = match q {
+        Ok(q) => q,
+        Err(r) => return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, r.body_text()),
+    };
+    let wait = match params.wait_for_receipt {
+        Some(s) if s > MAX_WAIT_FOR_RECEIPT_S => {
+            let detail = format!("waitForReceipt is at most {MAX_WAIT_FOR_RECEIPT_S} seconds, not {s}");
+            return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, detail);
+        }
+        w => w,
+    };
     let axum::Json(req) = match body {
         Ok(b) => b,
         Err(r) => return json_rejection(r),
     };
-    match st.engine.forward(req.case, req.note).await {
-        Ok(sent) => {
-            (StatusCode::CREATED, axum::Json(json!({"messageId": sent.message_id, "case": sent.case}))).into_response()
-        }
-        Err(e) => engine_error(e),
+    let sent = match st.engine.forward(req.case, req.note).await {
+        Ok(sent) => sent,
+        Err(e) => return engine_error(e),
+    };
+    let mut answer = json!({"messageId": sent.message_id, "case": sent.case});
+    if let Some(secs) = wait {
+        // The forward is committed either way; this only says whether the receipt is there yet.
+        let delivered = match st.engine.wait_delivered(sent.message_id, std::time::Duration::from_secs(secs)).await {
+            Ok(d) => d,
+            Err(e) => return engine_error(e),
+        };
+        answer["delivered"] = json!(delivered);
     }
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
 }
 
 fn case_id(p: Result<Path<String>, PathRejection>) -> Result<CaseId, Response> {

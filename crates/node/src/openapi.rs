@@ -82,7 +82,8 @@ fn unsorted_document() -> Value {
         "Sent".into(),
         json!({"type": "object", "required": ["messageId", "case"],
                "properties": {"messageId": {"type": "string", "format": "uuid"},
-                              "case": {"$ref": "#/components/schemas/Case"}}}),
+                              "case": {"$ref": "#/components/schemas/Case"},
+                              "delivered": {"type": "boolean", "description": "With waitForReceipt: whether the signed receipt is stored"}}}),
     );
     let case_id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
     // TMF621 attribute selection: a comma-separated list (form style, not exploded) of top-level members of the
@@ -115,6 +116,9 @@ fn unsorted_document() -> Value {
                 "post": {
                     "operationId": "createCase",
                     "summary": "Create a case and forward it to its assignee",
+                    "parameters": [{"name": "waitForReceipt", "in": "query", "required": false,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 60},
+                        "description": "Answer only once the assignee's signed receipt is stored, or after this many seconds (at most 60); the answer then says delivered: true or false. The forward is committed either way."}],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {
                         "type": "object", "required": ["case"], "additionalProperties": false,
                         "properties": {"case": {"$ref": "#/components/schemas/Case"}, "note": {"type": "string"}}}}}},

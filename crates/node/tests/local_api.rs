@@ -397,3 +397,30 @@ async fn unknown_query_parameters_are_refused_on_both_case_reads() {
     let (s, v, _) = call(M::GET, &format!("{base}/cases/{}?other=1", CaseId::new_random()), None).await;
     assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{v}");
 }
+
+#[tokio::test]
+async fn create_can_wait_for_the_receipt() {
+    let (base, _dir) = start().await;
+    use reqwest::Method as M;
+    let mut case = sample::typical_case();
+    case.case_id = CaseId::new_random();
+    // The peer is down: the answer comes after the wait, committed but not delivered.
+    let t = std::time::Instant::now();
+    let (s, v, _) = call(M::POST, &format!("{base}/cases?waitForReceipt=1"), Some(json!({"case": case}))).await;
+    assert_eq!((s, &v["delivered"]), (201, &json!(false)), "{v}");
+    assert!(t.elapsed() >= std::time::Duration::from_secs(1));
+    let (s, v, _) = call(M::GET, &format!("{base}/cases/{}", case.case_id), None).await;
+    assert_eq!(s, 200, "committed: {v}");
+    // Without the parameter: no wait, no `delivered`.
+    case.case_id = CaseId::new_random();
+    let (s, v, _) = call(M::POST, &format!("{base}/cases"), Some(json!({"case": case}))).await;
+    assert_eq!((s, v.get("delivered")), (201, None), "{v}");
+    // Bad waits are refused before anything is stored.
+    for q in ["waitForReceipt=61", "waitForReceipt=abc", "waitForReceipt=-1", "wait=1"] {
+        case.case_id = CaseId::new_random();
+        let (s, v, _) = call(M::POST, &format!("{base}/cases?{q}"), Some(json!({"case": case}))).await;
+        assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{q}: {v}");
+        let (s, _, _) = call(M::GET, &format!("{base}/cases/{}", case.case_id), None).await;
+        assert_eq!(s, 404, "{q}: nothing stored");
+    }
+}
