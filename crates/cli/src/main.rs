@@ -140,6 +140,24 @@ enum BenchCommand {
         /// Run both nodes on this PostgreSQL server (postgres://…), each in a schema of its own.
         #[arg(long)]
         database_url: Option<String>,
+        /// Measure running nodes instead: the forwarding node's local API base URL (…/api/v1).
+        #[arg(long, requires_all = ["token_file", "peer", "tls_cert", "tls_key", "ca"])]
+        api: Option<String>,
+        /// With --api: file holding the API's bearer token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// With --api: the receiving node's peer endpoint (https://…), for the no-op baseline.
+        #[arg(long)]
+        peer: Option<String>,
+        /// With --api: a federation client certificate (PEM) for the baseline.
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// With --api: its private key (PEM).
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+        /// With --api: the federation CA certificate (PEM).
+        #[arg(long)]
+        ca: Option<PathBuf>,
     },
 }
 
@@ -183,8 +201,31 @@ fn main() -> ExitCode {
         Command::Convert { to, file } => cmd::document::convert(&file, matches!(to, Target::Xml)),
         Command::Schema { out } => cmd::schema::write(&out),
         Command::Serve { config } => cmd::serve::serve(&config),
-        Command::Bench { command: BenchCommand::Forward { count, concurrency, json, rate, preload, database_url } } => {
-            cmd::bench::forward(cmd::bench::ForwardOptions { count, concurrency, json, rate, preload, database_url })
+        Command::Bench {
+            command:
+                BenchCommand::Forward {
+                    count,
+                    concurrency,
+                    json,
+                    rate,
+                    preload,
+                    database_url,
+                    api,
+                    token_file,
+                    peer,
+                    tls_cert,
+                    tls_key,
+                    ca,
+                },
+        } => {
+            let target = match (api, token_file, peer, tls_cert, tls_key, ca) {
+                (Some(api), Some(token_file), Some(peer), Some(tls_cert), Some(tls_key), Some(ca)) => {
+                    Some(cmd::bench::Target { api, token_file, peer, tls_cert, tls_key, ca })
+                }
+                _ => None,
+            };
+            let opts = cmd::bench::ForwardOptions { count, concurrency, json, rate, preload, database_url, target };
+            cmd::bench::forward(opts)
         }
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&sdx_node::openapi::document()).unwrap_or_default();

@@ -8,6 +8,7 @@
 //! - [`kill_9_mid_stream_loses_nothing_applies_nothing_twice`]: both nodes up, both sides stream changes; BeLa and
 //!   then MiLa are killed with SIGKILL in the middle and restarted on the same database; every change the API
 //!   acknowledged (or committed without its answer reaching us) arrives exactly once, nothing is refused or dead.
+//! - [`bench_forward_measures_running_nodes`]: `sdx bench forward --api …` measures these two running processes.
 //! - [`restarted_sender_resends_an_interrupted_delivery_promptly`]: a delivery that was in flight when its sender
 //!   was killed is sent again as soon as the sender restarts (it releases the leases its killed process left).
 //!
@@ -749,4 +750,64 @@ async fn restarted_sender_resends_an_interrupted_delivery_promptly() {
     let restarted = Instant::now();
     wait_all_delivered(&[&mila], secs_from_env("SDX_FAULT_MAX_DRAIN_SECS", 10)).await;
     eprintln!("delivered {:.1?} after the restart", restarted.elapsed());
+}
+
+/// `sdx bench forward` against nodes that are running already (`--api …`): the cases go in through MiLa's local
+/// API and each is answered once BeLa's signed receipt is stored; the JSON line carries the promised figures, and
+/// every case is at BeLa.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_forward_measures_running_nodes() {
+    let mut fed = federation();
+    blocking(|| {
+        fed.bela.start();
+        fed.mila.start();
+    });
+    let d = fed.dir.as_ref().unwrap().path().to_path_buf();
+    std::fs::write(d.join("token"), TOKEN).unwrap();
+    let (api, bela_peer) = (fed.mila.api.base.clone(), format!("https://localhost:{}", fed.bela.peer_port));
+    let out = blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_sdx"))
+            .args(["bench", "forward", "--count", "60", "--concurrency", "6", "--json", "--api", &api])
+            .arg("--token-file")
+            .arg(d.join("token"))
+            .args(["--peer", &bela_peer])
+            .arg("--tls-cert")
+            .arg(d.join("mila/tls.crt"))
+            .arg("--tls-key")
+            .arg(d.join("mila/tls.key"))
+            .arg("--ca")
+            .arg(d.join("ca.pem"))
+            .output()
+            .unwrap()
+    });
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let num = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert!(num("tickets_per_s") > 0.0 && num("baseline_per_s") > 0.0, "{v}");
+    assert!(num("p50_ms") > 0.0 && num("p50_ms") <= num("p99_ms"), "{v}");
+    assert_eq!(v["count"], 60);
+    // Every case arrived, and MiLa's outbox is empty: the API answered only after each receipt.
+    let at_bela = fed.bela.api.get("/cases?limit=500").await["items"].as_array().unwrap().len();
+    assert_eq!(at_bela, 60);
+    assert_eq!(fed.mila.api.deliveries("pending").await, Vec::<Value>::new());
+    // A wrong token is a clear error, not a hang.
+    std::fs::write(d.join("token"), "wrong").unwrap();
+    let out = blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_sdx"))
+            .args(["bench", "forward", "--count", "1", "--api", &api])
+            .arg("--token-file")
+            .arg(d.join("token"))
+            .args(["--peer", &bela_peer])
+            .arg("--tls-cert")
+            .arg(d.join("mila/tls.crt"))
+            .arg("--tls-key")
+            .arg(d.join("mila/tls.key"))
+            .arg("--ca")
+            .arg(d.join("ca.pem"))
+            .output()
+            .unwrap()
+    });
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
 }

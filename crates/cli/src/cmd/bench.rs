@@ -9,6 +9,12 @@
 //! first stores N delivered cases on both nodes (as a forward leaves them: case, message, receipt, sequence,
 //! delivery, timeline) to show the rate and the lookups with a full database; `--database-url postgres://…`
 //! runs both nodes on PostgreSQL. Every run also reports the median time of a case lookup and of a query page.
+//!
+//! With `--api URL --token-file F --peer URL --tls-cert F --tls-key F --ca F` it measures nodes that are running
+//! already: cases go in through the forwarding node's local API (`POST /cases?waitForReceipt=60`, which answers
+//! once the signed receipt is stored; latency is measured by the client), and the baseline runs against the
+//! receiving node's peer endpoint with the given federation certificate. The forwarding node must be
+//! `psw:01000115` with `psw:06000042` as its peer, as the sample case names them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,6 +48,25 @@ pub struct ForwardOptions {
     pub preload: usize,
     /// Run on this PostgreSQL server instead of SQLite.
     pub database_url: Option<String>,
+    /// Run against nodes that are running already instead of starting two.
+    pub target: Option<Target>,
+}
+
+/// Running nodes to measure (`--api … --token-file … --peer … --tls-cert … --tls-key … --ca …`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Base URL of the forwarding node's local API, e.g. `http://127.0.0.1:8080/api/v1`.
+    pub api: String,
+    /// File holding that API's bearer token.
+    pub token_file: std::path::PathBuf,
+    /// Base URL of the receiving node's peer endpoint (for the no-op baseline), e.g. `https://bela:8443`.
+    pub peer: String,
+    /// A federation client certificate and key for the baseline (PEM files).
+    pub tls_cert: std::path::PathBuf,
+    /// Its key.
+    pub tls_key: std::path::PathBuf,
+    /// The federation CA (PEM).
+    pub ca: std::path::PathBuf,
 }
 
 /// `sdx bench forward`
@@ -214,8 +239,148 @@ async fn lookups(pair: &Pair, ids: &[CaseId]) -> Result<(f64, f64)> {
     Ok((percentile(&lookup, 0.5), percentile(&query, 0.5)))
 }
 
+/// No-op POSTs of `payload_size` bytes to `url`, `concurrency` at a time, `n` in all: per second.
+async fn baseline(
+    client: reqwest::Client,
+    url: String,
+    payload_size: usize,
+    concurrency: usize,
+    n: usize,
+) -> Result<f64> {
+    let body = "x".repeat(payload_size);
+    let next = Arc::new(AtomicUsize::new(0));
+    let t1 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, body, next) = (client.clone(), url.clone(), body.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let r = client.post(&url).body(body.clone()).send().await?;
+                if r.status() != 204 {
+                    bail!("baseline answered {}", r.status());
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(n as f64 / t1.elapsed().as_secs_f64())
+}
+
+/// Forward through a running node's local API and wait for each signed receipt there.
+async fn run_against(t: Target, count: usize, concurrency: usize, json: bool, rate: Option<f64>) -> Result<Outcome> {
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
+    let token = read(&t.token_file)?.trim().to_string();
+    let base = t.api.trim_end_matches('/').to_string();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(90)).build()?;
+    let template = sample::typical_case();
+    let payload_size = sdx_codec::json::canonical(&sample::typical_forward()).len();
+    eprintln!("forwarding {count} cases through {base} …");
+    let forward = {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        move |i: usize| {
+            let (http, base, token, case) = (http.clone(), base.clone(), token.clone(), varied_case(&template, i));
+            async move {
+                let started = Instant::now();
+                let r = http
+                    .post(format!("{base}/cases?waitForReceipt=60"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({ "case": case }))
+                    .send()
+                    .await
+                    .with_context(|| format!("POST {base}/cases"))?;
+                let status = r.status();
+                let v: serde_json::Value = r.json().await.unwrap_or_default();
+                if status != 201 {
+                    bail!("POST {base}/cases answered {status}: {}", v["detail"]);
+                }
+                if v["delivered"] != true {
+                    bail!("no signed receipt for case {} within 60 s", case.case_id);
+                }
+                anyhow::Ok(started.elapsed().as_secs_f64() * 1e3)
+            }
+        }
+    };
+    let lat = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    match rate {
+        Some(rate) => {
+            for i in 0..count {
+                tokio::time::sleep_until((t0 + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+                let (f, lat) = (forward(i), lat.clone());
+                tasks.push(tokio::spawn(async move {
+                    let ms = f.await?;
+                    lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push(ms);
+                    anyhow::Ok(())
+                }));
+            }
+        }
+        None => {
+            let next = Arc::new(AtomicUsize::new(0));
+            for _ in 0..concurrency {
+                let (next, lat, forward) = (next.clone(), lat.clone(), forward.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count {
+                            return anyhow::Ok(());
+                        }
+                        let ms = forward(i).await?;
+                        lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push(ms);
+                    }
+                }));
+            }
+        }
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = t0.elapsed();
+    let tickets_per_s = count as f64 / elapsed.as_secs_f64();
+    let mut lat = std::mem::take(&mut *lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    lat.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+
+    let cert = sdx_node::pki::NodeCert::from_pem(&read(&t.tls_cert)?, &read(&t.tls_key)?)?;
+    let client = tls::http_client(&cert, &read(&t.ca)?)?;
+    let url = format!("{}{NOOP_PATH}", t.peer.trim_end_matches('/'));
+    let baseline_per_s = baseline(client, url, payload_size, concurrency, count.max(2000)).await?;
+    println!(
+        "forwarded and acknowledged through {base}: {count} cases in {:.2} s = {tickets_per_s:.0} cases/s",
+        elapsed.as_secs_f64()
+    );
+    println!("latency POST /cases → answer after the stored signed receipt: p50 {p50:.1} ms, p99 {p99:.1} ms");
+    println!(
+        "baseline no-op mTLS POST ({payload_size} bytes, {concurrency} in flight): {baseline_per_s:.0}/s; ratio {:.2}",
+        tickets_per_s / baseline_per_s
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tickets_per_s": (tickets_per_s * 10.0).round() / 10.0,
+                "p50_ms": (p50 * 10.0).round() / 10.0, "p99_ms": (p99 * 10.0).round() / 10.0,
+                "baseline_per_s": (baseline_per_s * 10.0).round() / 10.0,
+                "ratio_to_baseline": ((tickets_per_s / baseline_per_s) * 1000.0).round() / 1000.0,
+                "count": count, "concurrency": if rate.is_some() { serde_json::Value::Null } else { concurrency.into() },
+                "rate_per_s": rate, "payload_bytes": payload_size, "target": base,
+            })
+        );
+    }
+    Ok(Outcome::Valid)
+}
+
 async fn run(opts: ForwardOptions) -> Result<Outcome> {
-    let ForwardOptions { count, concurrency, json, rate, preload: preload_n, database_url } = opts;
+    let ForwardOptions { count, concurrency, json, rate, preload: preload_n, database_url, target } = opts;
+    if let Some(t) = target {
+        if preload_n > 0 || database_url.is_some() {
+            bail!("--preload and --database-url apply to the nodes the benchmark starts, not to running ones (--api)");
+        }
+        return run_against(t, count, concurrency, json, rate).await;
+    }
     let dir = scratch_dir("sdx-bench")?;
     // A schema pair of its own per run on PostgreSQL (left on the server, named in the output).
     let prefix = format!("sdx_bench_{}", &MessageId::new_random().to_string()[..8]);
@@ -301,27 +466,7 @@ async fn run(opts: ForwardOptions) -> Result<Outcome> {
     let cert = pair.ca.issue_node(&OrgKey::parse(sample::MILA)?, &[])?;
     let client = tls::http_client(&cert, pair.ca.cert_pem())?;
     let url = format!("https://localhost:{}{NOOP_PATH}", pair.bela_port);
-    let body = "x".repeat(payload_size);
-    let n = count.max(2000);
-    let next = Arc::new(AtomicUsize::new(0));
-    let t1 = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, url, body, next) = (client.clone(), url.clone(), body.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                let r = client.post(&url).body(body.clone()).send().await?;
-                if r.status() != 204 {
-                    bail!("baseline answered {}", r.status());
-                }
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let baseline_per_s = n as f64 / t1.elapsed().as_secs_f64();
+    let baseline_per_s = baseline(client, url, payload_size, concurrency, count.max(2000)).await?;
     pair.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 
