@@ -765,21 +765,16 @@ async fn bench_forward_measures_running_nodes() {
     let d = fed.dir.as_ref().unwrap().path().to_path_buf();
     std::fs::write(d.join("token"), TOKEN).unwrap();
     let (api, bela_peer) = (fed.mila.api.base.clone(), format!("https://localhost:{}", fed.bela.peer_port));
-    let out = blocking(|| {
-        Command::new(env!("CARGO_BIN_EXE_sdx"))
-            .args(["bench", "forward", "--count", "60", "--concurrency", "6", "--json", "--api", &api])
-            .arg("--token-file")
-            .arg(d.join("token"))
-            .args(["--peer", &bela_peer])
-            .arg("--tls-cert")
-            .arg(d.join("mila/tls.crt"))
-            .arg("--tls-key")
-            .arg(d.join("mila/tls.key"))
-            .arg("--ca")
-            .arg(d.join("ca.pem"))
-            .output()
-            .unwrap()
-    });
+    // `sdx bench forward ARGS… --api … --token-file … --peer … --tls-cert … --tls-key … --ca …`
+    let bench = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sdx"));
+        c.args(["bench", "forward"]).args(args).args(["--api", &api, "--peer", &bela_peer]);
+        for (flag, file) in [("--token-file", "token"), ("--tls-cert", "mila/tls.crt"), ("--tls-key", "mila/tls.key")] {
+            c.arg(flag).arg(d.join(file));
+        }
+        blocking(|| c.arg("--ca").arg(d.join("ca.pem")).output().unwrap())
+    };
+    let out = bench(&["--count", "60", "--concurrency", "6", "--json"]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
@@ -793,21 +788,7 @@ async fn bench_forward_measures_running_nodes() {
     assert_eq!(fed.mila.api.deliveries("pending").await, Vec::<Value>::new());
     // A wrong token is a clear error, not a hang.
     std::fs::write(d.join("token"), "wrong").unwrap();
-    let out = blocking(|| {
-        Command::new(env!("CARGO_BIN_EXE_sdx"))
-            .args(["bench", "forward", "--count", "1", "--api", &api])
-            .arg("--token-file")
-            .arg(d.join("token"))
-            .args(["--peer", &bela_peer])
-            .arg("--tls-cert")
-            .arg(d.join("mila/tls.crt"))
-            .arg("--tls-key")
-            .arg(d.join("mila/tls.key"))
-            .arg("--ca")
-            .arg(d.join("ca.pem"))
-            .output()
-            .unwrap()
-    });
+    let out = bench(&["--count", "1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -239,6 +239,45 @@ async fn lookups(pair: &Pair, ids: &[CaseId]) -> Result<(f64, f64)> {
     Ok((percentile(&lookup, 0.5), percentile(&query, 0.5)))
 }
 
+/// The figures of a run, printed as text and (with `--json`) as the last line; `extra` adds to the JSON object.
+struct Figures {
+    count: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+    elapsed: Duration,
+    p50: f64,
+    p99: f64,
+    baseline_per_s: f64,
+    payload_size: usize,
+}
+
+impl Figures {
+    fn report(&self, what: &str, json: bool, extra: serde_json::Value) {
+        let Figures { count, concurrency, rate, elapsed, p50, p99, baseline_per_s, payload_size } = *self;
+        let tickets_per_s = count as f64 / elapsed.as_secs_f64();
+        println!("{what}: {count} cases in {:.2} s = {tickets_per_s:.0} cases/s", elapsed.as_secs_f64());
+        println!("latency forward → stored signed receipt: p50 {p50:.1} ms, p99 {p99:.1} ms");
+        println!(
+            "baseline no-op mTLS POST ({payload_size} bytes, {concurrency} in flight): {baseline_per_s:.0}/s; ratio {:.2}",
+            tickets_per_s / baseline_per_s
+        );
+        if json {
+            let mut v = serde_json::json!({
+                "tickets_per_s": (tickets_per_s * 10.0).round() / 10.0,
+                "p50_ms": (p50 * 10.0).round() / 10.0, "p99_ms": (p99 * 10.0).round() / 10.0,
+                "baseline_per_s": (baseline_per_s * 10.0).round() / 10.0,
+                "ratio_to_baseline": ((tickets_per_s / baseline_per_s) * 1000.0).round() / 1000.0,
+                "count": count, "concurrency": if rate.is_some() { serde_json::Value::Null } else { concurrency.into() },
+                "rate_per_s": rate, "payload_bytes": payload_size, "signature": "ES256",
+            });
+            if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+                o.extend(e);
+            }
+            println!("{v}");
+        }
+    }
+}
+
 /// No-op POSTs of `payload_size` bytes to `url`, `concurrency` at a time, `n` in all: per second.
 async fn baseline(
     client: reqwest::Client,
@@ -339,7 +378,6 @@ async fn run_against(t: Target, count: usize, concurrency: usize, json: bool, ra
         task.await??;
     }
     let elapsed = t0.elapsed();
-    let tickets_per_s = count as f64 / elapsed.as_secs_f64();
     let mut lat = std::mem::take(&mut *lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
     lat.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
@@ -348,28 +386,8 @@ async fn run_against(t: Target, count: usize, concurrency: usize, json: bool, ra
     let client = tls::http_client(&cert, &read(&t.ca)?)?;
     let url = format!("{}{NOOP_PATH}", t.peer.trim_end_matches('/'));
     let baseline_per_s = baseline(client, url, payload_size, concurrency, count.max(2000)).await?;
-    println!(
-        "forwarded and acknowledged through {base}: {count} cases in {:.2} s = {tickets_per_s:.0} cases/s",
-        elapsed.as_secs_f64()
-    );
-    println!("latency POST /cases → answer after the stored signed receipt: p50 {p50:.1} ms, p99 {p99:.1} ms");
-    println!(
-        "baseline no-op mTLS POST ({payload_size} bytes, {concurrency} in flight): {baseline_per_s:.0}/s; ratio {:.2}",
-        tickets_per_s / baseline_per_s
-    );
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "tickets_per_s": (tickets_per_s * 10.0).round() / 10.0,
-                "p50_ms": (p50 * 10.0).round() / 10.0, "p99_ms": (p99 * 10.0).round() / 10.0,
-                "baseline_per_s": (baseline_per_s * 10.0).round() / 10.0,
-                "ratio_to_baseline": ((tickets_per_s / baseline_per_s) * 1000.0).round() / 1000.0,
-                "count": count, "concurrency": if rate.is_some() { serde_json::Value::Null } else { concurrency.into() },
-                "rate_per_s": rate, "payload_bytes": payload_size, "target": base,
-            })
-        );
-    }
+    let figures = Figures { count, concurrency, rate, elapsed, p50, p99, baseline_per_s, payload_size };
+    figures.report(&format!("forwarded and acknowledged through {base}"), json, serde_json::json!({ "target": base }));
     Ok(Outcome::Valid)
 }
 
@@ -446,7 +464,6 @@ async fn run(opts: ForwardOptions) -> Result<Outcome> {
     if !pending.is_empty() {
         bail!("deliveries still pending at the end");
     }
-    let tickets_per_s = count as f64 / elapsed.as_secs_f64();
 
     // Latency: forward call → signed receipt stored (timeline event times, milliseconds).
     let starts = std::mem::take(&mut *starts.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
@@ -471,32 +488,17 @@ async fn run(opts: ForwardOptions) -> Result<Outcome> {
     let _ = std::fs::remove_dir_all(&dir);
 
     println!(
-        "forwarded and acknowledged: {count} cases in {:.2} s = {tickets_per_s:.0} cases/s",
-        elapsed.as_secs_f64()
-    );
-    println!("latency forward → stored signed receipt: p50 {p50:.1} ms, p99 {p99:.1} ms");
-    println!(
         "with {} cases stored: case lookup {lookup_us:.0} µs, query page of 100 {query_ms:.1} ms (medians)",
         preload_n + count
     );
-    println!(
-        "baseline no-op mTLS POST ({payload_size} bytes, {concurrency} in flight): {baseline_per_s:.0}/s; ratio {:.2}",
-        tickets_per_s / baseline_per_s
+    let figures = Figures { count, concurrency, rate, elapsed, p50, p99, baseline_per_s, payload_size };
+    figures.report(
+        "forwarded and acknowledged",
+        json,
+        serde_json::json!({
+            "preloaded": preload_n, "storage": storage,
+            "lookup_us": lookup_us.round(), "query_ms": (query_ms * 10.0).round() / 10.0,
+        }),
     );
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "tickets_per_s": (tickets_per_s * 10.0).round() / 10.0,
-                "p50_ms": p50, "p99_ms": p99,
-                "baseline_per_s": (baseline_per_s * 10.0).round() / 10.0,
-                "ratio_to_baseline": ((tickets_per_s / baseline_per_s) * 1000.0).round() / 1000.0,
-                "count": count, "concurrency": if rate.is_some() { serde_json::Value::Null } else { concurrency.into() },
-                "rate_per_s": rate, "preloaded": preload_n, "payload_bytes": payload_size,
-                "lookup_us": lookup_us.round(), "query_ms": (query_ms * 10.0).round() / 10.0,
-                "storage": storage, "signature": "ES256",
-            })
-        );
-    }
     Ok(Outcome::Valid)
 }
