@@ -36,6 +36,28 @@ impl Running {
     }
 }
 
+/// A federation CA, MiLa's and BeLa's organisation keys, TLS certificates and signing keys.
+struct Federation {
+    ca: Ca,
+    m_org: OrgKey,
+    b_org: OrgKey,
+    m_cert: NodeCert,
+    b_cert: NodeCert,
+    m_key: PrivateKey,
+    b_key: PrivateKey,
+    m_pub: sdx_crypto::PublicKey,
+    b_pub: sdx_crypto::PublicKey,
+}
+
+fn federation() -> Federation {
+    let ca = Ca::generate("SDX test federation").unwrap();
+    let (m_org, b_org) = (OrgKey::parse(MILA).unwrap(), OrgKey::parse(BELA).unwrap());
+    let (m_cert, b_cert) = (ca.issue_node(&m_org, &[]).unwrap(), ca.issue_node(&b_org, &[]).unwrap());
+    let (m_key, b_key) = (PrivateKey::generate(Alg::Es256).unwrap(), PrivateKey::generate(Alg::Es256).unwrap());
+    let (m_pub, b_pub) = (m_key.public_key(Alg::Es256).unwrap(), b_key.public_key(Alg::Es256).unwrap());
+    Federation { ca, m_org, b_org, m_cert, b_cert, m_key, b_key, m_pub, b_pub }
+}
+
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
@@ -43,11 +65,7 @@ fn free_addr() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_and_return_over_mutual_tls_with_a_receiver_that_was_down() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::generate("SDX test federation").unwrap();
-    let (m_org, b_org) = (OrgKey::parse(MILA).unwrap(), OrgKey::parse(BELA).unwrap());
-    let (m_cert, b_cert) = (ca.issue_node(&m_org, &[]).unwrap(), ca.issue_node(&b_org, &[]).unwrap());
-    let (m_key, b_key) = (PrivateKey::generate(Alg::Es256).unwrap(), PrivateKey::generate(Alg::Es256).unwrap());
-    let (m_pub, b_pub) = (m_key.public_key(Alg::Es256).unwrap(), b_key.public_key(Alg::Es256).unwrap());
+    let Federation { ca, m_org, b_org, m_cert, b_cert, m_key, b_key, m_pub, b_pub } = federation();
     let (m_addr, b_addr) = (free_addr(), free_addr());
     let url = |n: &str| format!("sqlite://{}?mode=rwc", dir.path().join(n).display());
     let fast = DeliverySettings { backoff_initial_ms: 1, backoff_max_ms: 5, ..DeliverySettings::default() };
@@ -144,11 +162,7 @@ fn new_forward() -> Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_endpoint_answers_every_message_in_order_and_refuses_bad_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::generate("SDX test federation").unwrap();
-    let (m_org, b_org) = (OrgKey::parse(MILA).unwrap(), OrgKey::parse(BELA).unwrap());
-    let (m_cert, b_cert) = (ca.issue_node(&m_org, &[]).unwrap(), ca.issue_node(&b_org, &[]).unwrap());
-    let (m_key, b_key) = (PrivateKey::generate(Alg::Es256).unwrap(), PrivateKey::generate(Alg::Es256).unwrap());
-    let (m_pub, b_pub) = (m_key.public_key(Alg::Es256).unwrap(), b_key.public_key(Alg::Es256).unwrap());
+    let Federation { ca, m_org, b_org, m_cert, b_cert, m_key, b_key, m_pub, b_pub } = federation();
     let b_addr = free_addr();
     let b_store =
         SqliteStore::open(&format!("sqlite://{}?mode=rwc", dir.path().join("bela.db").display())).await.unwrap();

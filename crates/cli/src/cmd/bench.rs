@@ -239,6 +239,22 @@ async fn lookups(pair: &Pair, ids: &[CaseId]) -> Result<(f64, f64)> {
     Ok((percentile(&lookup, 0.5), percentile(&query, 0.5)))
 }
 
+/// Forward `case` from MiLa, note when it started, and wait for its signed receipt.
+async fn forward_one(
+    mila: &sdx_node::engine::Engine<sdx_store::AnyStore>,
+    case: sdx_model::Case,
+    starts: &std::sync::Mutex<Vec<(CaseId, Timestamp)>>,
+) -> Result<()> {
+    let started = Timestamp::now();
+    let id = case.case_id;
+    let sent = mila.forward(case, None).await?;
+    starts.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((id, started));
+    if !mila.wait_delivered(sent.message_id, Duration::from_secs(60)).await? {
+        bail!("no receipt for {} within 60 s", sent.message_id);
+    }
+    Ok(())
+}
+
 /// The figures of a run, printed as text and (with `--json`) as the last line; `extra` adds to the JSON object.
 struct Figures {
     count: usize,
@@ -425,15 +441,7 @@ async fn run(opts: ForwardOptions) -> Result<Outcome> {
         for i in 0..count {
             tokio::time::sleep_until((t0 + Duration::from_secs_f64(i as f64 / rate)).into()).await;
             let (mila, starts, case) = (pair.mila.clone(), starts.clone(), varied_case(&template, i));
-            tasks.push(tokio::spawn(async move {
-                let started = Timestamp::now();
-                let sent = mila.forward(case.clone(), None).await?;
-                starts.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((case.case_id, started));
-                if !mila.wait_delivered(sent.message_id, Duration::from_secs(60)).await? {
-                    bail!("no receipt for {} within 60 s", sent.message_id);
-                }
-                anyhow::Ok(())
-            }));
+            tasks.push(tokio::spawn(async move { forward_one(&mila, case, &starts).await }));
         }
     }
     // Closed loop: `concurrency` tasks take the next case until `count` are committed to MiLa's outbox.
@@ -441,18 +449,14 @@ async fn run(opts: ForwardOptions) -> Result<Outcome> {
     for _ in 0..if rate.is_some() { 0 } else { concurrency } {
         let (mila, next, starts, template) = (pair.mila.clone(), next.clone(), starts.clone(), template.clone());
         tasks.push(tokio::spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < count {
-                let mut case = template.clone();
-                case.case_id = CaseId::new_random();
-                let started = Timestamp::now();
-                let sent = mila.forward(case.clone(), None).await?;
-                starts.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((case.case_id, started));
-                // Keep `concurrency` cases in flight end to end: wait for this one's signed receipt.
-                if !mila.wait_delivered(sent.message_id, Duration::from_secs(60)).await? {
-                    bail!("no receipt for {} within 60 s", sent.message_id);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return anyhow::Ok(());
                 }
+                // Keep `concurrency` cases in flight end to end: each waits for its signed receipt.
+                forward_one(&mila, varied_case(&template, i), &starts).await?;
             }
-            anyhow::Ok(())
         }));
     }
     for t in tasks {
