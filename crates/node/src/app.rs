@@ -201,8 +201,8 @@ async fn delivery_worker(
                 Ok(due) => {
                     claimed = due.len();
                     for b in engine.batches(due) {
-                        // Claimed more batches than slots (several peers): the rest waits for its lease to end.
-                        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else { break };
+                        // More batches than free slots (several peers): wait for a slot, the claim is held.
+                        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { break };
                         let (engine, transport, wake) = (engine.clone(), transport.clone(), Arc::clone(&wake));
                         in_flight.spawn(async move {
                             if let Err(e) = engine.deliver(&transport, b).await {

@@ -354,6 +354,9 @@ impl Readers {
     }
 
     fn take(&self) -> Result<Connection> {
+        if self.running.is_closed() {
+            return Err(closed());
+        }
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
             Some(c) => Ok(c),
