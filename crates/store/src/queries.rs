@@ -12,7 +12,7 @@ use sdx_model::{CaseId, Coded, MessageId, OrgKey, Status};
 use crate::error::{Error, Result};
 use crate::record::{
     CaseQuery, CaseRecord, Cursor, Delivery, DeliveryState, Direction, EventKind, MessageRecord, MessageState, OurRole,
-    ReceiptRecord, TimelineEvent, from_ms, ms, parse_id, seq_from_db,
+    Page, ReceiptRecord, TimelineEvent, from_ms, ms, parse_id, seq_from_db,
 };
 
 pub(crate) const CASE_COLS: &str = "doc, partner, our_role, updated_at, case_id";
@@ -258,6 +258,21 @@ pub(crate) fn case_row(r: &impl RowGet) -> Result<CaseRecord> {
     })
 }
 
+/// A row of a case query: the record and its paging key.
+pub(crate) fn case_row_with_key(r: &impl RowGet) -> Result<(CaseRecord, Cursor)> {
+    Ok((case_row(r)?, Cursor { updated_ms: r.int("updated_at")?, case_id: r.text("case_id")? }))
+}
+
+/// One page from the rows of a case query (which fetches one row more than the page, to see whether another
+/// page follows): the cursor is the key of the page's last row.
+pub(crate) fn case_page(rows: Vec<(CaseRecord, Cursor)>, size: usize) -> Page<CaseRecord> {
+    let next_cursor = match (rows.len() > size, rows.get(size.wrapping_sub(1))) {
+        (true, Some((_, key))) => Some(key.encode()),
+        _ => None,
+    };
+    Page { items: rows.into_iter().take(size).map(|(rec, _)| rec).collect(), next_cursor }
+}
+
 pub(crate) fn message_row(r: &impl RowGet) -> Result<MessageRecord> {
     Ok(MessageRecord {
         message_id: parse_id("message id", &r.text("message_id")?, MessageId::parse)?,
@@ -317,19 +332,12 @@ macro_rules! shared_queries {
         use crate::error::{Error, Result};
         use crate::queries::{self as q, Bind};
         use crate::record::{
-            CaseQuery, CaseRecord, Cursor, Delivery, DeliveryState, Direction, MessageRecord, MessageState, Page,
+            CaseQuery, CaseRecord, Delivery, DeliveryState, Direction, MessageRecord, MessageState, Page,
             ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
         };
 
         type Conn = <$DB as sqlx::Database>::Connection;
         use crate::queries::{case_row, delivery_row, event_row, message_row, receipt_row};
-
-        fn int(r: &impl q::RowGet, col: &str) -> Result<i64> {
-            r.int(col)
-        }
-        fn text(r: &impl q::RowGet, col: &str) -> Result<String> {
-            r.text(col)
-        }
 
         pub(crate) async fn get_case<'c, E: Executor<'c, Database = $DB>>(
             e: E,
@@ -352,16 +360,8 @@ macro_rules! shared_queries {
                 };
             }
             let rows = query.fetch_all(e).await?;
-            let size = cq.page_size() as usize;
-            let more = rows.len() > size;
-            let items = rows.iter().take(size).map(case_row).collect::<Result<Vec<_>>>()?;
-            let next_cursor = match (more, rows.get(size.wrapping_sub(1))) {
-                (true, Some(last)) => {
-                    Some(Cursor { updated_ms: int(last, "updated_at")?, case_id: text(last, "case_id")? }.encode())
-                }
-                _ => None,
-            };
-            Ok(Page { items, next_cursor })
+            let rows = rows.iter().map(q::case_row_with_key).collect::<Result<Vec<_>>>()?;
+            Ok(q::case_page(rows, cq.page_size() as usize))
         }
 
         pub(crate) async fn timeline<'c, E: Executor<'c, Database = $DB>>(
@@ -433,14 +433,14 @@ macro_rules! shared_queries {
 
         pub(crate) async fn next_out_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey) -> Result<u64> {
             let row = sqlx::query(q::NEXT_OUT).bind(case.to_string()).bind(peer.as_str()).fetch_one(&mut *c).await?;
-            seq_from_db(int(&row, "last_out")?)
+            seq_from_db(q::RowGet::int(&row, "last_out")?)
         }
 
         pub(crate) async fn last_in_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey) -> Result<u64> {
             let row =
                 sqlx::query(q::LAST_IN).bind(case.to_string()).bind(peer.as_str()).fetch_optional(&mut *c).await?;
             match row {
-                Some(r) => seq_from_db(int(&r, "last_in")?),
+                Some(r) => seq_from_db(q::RowGet::int(&r, "last_in")?),
                 None => Ok(0),
             }
         }

@@ -3,7 +3,8 @@
 //!
 //! The statements are written for both engines with numbered parameters `$1 … $n`. SQLite reads `$1` as a
 //! *named* parameter (numbered in order of first appearance, which differs from `n` when a statement uses them
-//! out of order), so every statement is rewritten to SQLite's numbered form `?n` before it is prepared.
+//! out of order), so every statement is rewritten to SQLite's numbered form `?n` — the static ones once per
+//! process ([`sqlite_form`]), the dynamic case query each time it is built.
 
 use rusqlite::{Connection, Params, params, params_from_iter};
 use sdx_model::{CaseId, Coded, MessageId, OrgKey, Timestamp};
@@ -11,8 +12,8 @@ use sdx_model::{CaseId, Coded, MessageId, OrgKey, Timestamp};
 use crate::error::{Error, Result};
 use crate::queries::{self as q, Bind, RowGet, case_row, delivery_row, event_row, message_row, receipt_row};
 use crate::record::{
-    CaseQuery, CaseRecord, Cursor, Delivery, DeliveryState, Direction, MessageRecord, MessageState, Page,
-    ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
+    CaseQuery, CaseRecord, Delivery, DeliveryState, Direction, MessageRecord, MessageState, Page, ReceiptRecord,
+    TimelineEvent, ms, seq_from_db, seq_to_db,
 };
 
 /// `$n` → `?n` (the statements contain no `$` in literals).
@@ -29,17 +30,30 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-fn execute(c: &Connection, sql: &str, p: impl Params) -> Result<usize> {
-    Ok(c.prepare_cached(&numbered(sql))?.execute(p)?)
+/// The SQLite form of a static statement, converted once per process (keyed by the statement's address).
+fn sqlite_form(sql: &'static str) -> &'static str {
+    static FORMS: std::sync::LazyLock<std::sync::RwLock<std::collections::HashMap<usize, &'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    let key = sql.as_ptr() as usize;
+    if let Some(form) = FORMS.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return form;
+    }
+    // A few dozen statements, each converted and kept once for the life of the process.
+    let form: &'static str = Box::leak(numbered(sql).into_boxed_str());
+    FORMS.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(form)
+}
+
+fn execute(c: &Connection, sql: &'static str, p: impl Params) -> Result<usize> {
+    Ok(c.prepare_cached(sqlite_form(sql))?.execute(p)?)
 }
 
 fn one<T>(
     c: &Connection,
-    sql: &str,
+    sql: &'static str,
     p: impl Params,
     f: impl FnOnce(&rusqlite::Row<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
-    let mut st = c.prepare_cached(&numbered(sql))?;
+    let mut st = c.prepare_cached(sqlite_form(sql))?;
     let mut rows = st.query(p)?;
     match rows.next()? {
         Some(r) => f(r).map(Some),
@@ -47,8 +61,9 @@ fn one<T>(
     }
 }
 
+/// Every row of `sql`, which is in SQLite's form already.
 fn all<T>(c: &Connection, sql: &str, p: impl Params, f: impl Fn(&rusqlite::Row<'_>) -> Result<T>) -> Result<Vec<T>> {
-    let mut st = c.prepare_cached(&numbered(sql))?;
+    let mut st = c.prepare_cached(sql)?;
     let mut rows = st.query(p)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
@@ -70,23 +85,12 @@ pub(crate) fn query_cases(c: &Connection, cq: &CaseQuery) -> Result<Page<CaseRec
             Bind::Text(v) => rusqlite::types::Value::Text(v),
         })
         .collect();
-    let size = cq.page_size() as usize;
-    // Keep the paging key of each row next to the record.
-    let rows =
-        all(c, &sql, params_from_iter(values), |r| Ok((case_row(r)?, r.int("updated_at")?, r.text("case_id")?)))?;
-    let more = rows.len() > size;
-    let next_cursor = match (more, rows.get(size.wrapping_sub(1))) {
-        (true, Some((_, updated_ms, case_id))) => {
-            Some(Cursor { updated_ms: *updated_ms, case_id: case_id.clone() }.encode())
-        }
-        _ => None,
-    };
-    let items = rows.into_iter().take(size).map(|(rec, ..)| rec).collect();
-    Ok(Page { items, next_cursor })
+    let rows = all(c, &numbered(&sql), params_from_iter(values), |r| q::case_row_with_key(r))?;
+    Ok(q::case_page(rows, cq.page_size() as usize))
 }
 
 pub(crate) fn timeline(c: &Connection, id: CaseId) -> Result<Vec<TimelineEvent>> {
-    all(c, q::TIMELINE, params![id.to_string()], |r| event_row(r))
+    all(c, sqlite_form(q::TIMELINE), params![id.to_string()], |r| event_row(r))
 }
 
 pub(crate) fn get_message(c: &Connection, id: MessageId) -> Result<Option<MessageRecord>> {
@@ -96,8 +100,8 @@ pub(crate) fn get_message(c: &Connection, id: MessageId) -> Result<Option<Messag
 pub(crate) fn list_deliveries(c: &Connection, state: Option<DeliveryState>, limit: u32) -> Result<Vec<Delivery>> {
     let limit = i64::from(limit.min(crate::record::MAX_PAGE));
     match state {
-        Some(s) => all(c, q::LIST_DELIVERIES, params![s.as_str(), limit], |r| delivery_row(r)),
-        None => all(c, q::LIST_ALL_DELIVERIES, params![limit], |r| delivery_row(r)),
+        Some(s) => all(c, sqlite_form(q::LIST_DELIVERIES), params![s.as_str(), limit], |r| delivery_row(r)),
+        None => all(c, sqlite_form(q::LIST_ALL_DELIVERIES), params![limit], |r| delivery_row(r)),
     }
 }
 
@@ -190,7 +194,7 @@ pub(crate) fn set_message_state(c: &Connection, id: MessageId, state: MessageSta
 }
 
 pub(crate) fn held_messages(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<Vec<MessageRecord>> {
-    all(c, q::HELD, params![case.to_string(), peer.as_str()], |r| message_row(r))
+    all(c, sqlite_form(q::HELD), params![case.to_string(), peer.as_str()], |r| message_row(r))
 }
 
 pub(crate) fn enqueue(c: &Connection, d: &Delivery) -> Result<()> {
@@ -213,7 +217,8 @@ pub(crate) fn enqueue(c: &Connection, d: &Delivery) -> Result<()> {
 
 pub(crate) fn claim_due(c: &Connection, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Delivery>> {
     let limit = i64::from(limit.min(crate::record::MAX_PAGE));
-    let mut out = all(c, q::CLAIM_SQLITE, params![ms(&now), ms(&lease_until), limit], |r| delivery_row(r))?;
+    let mut out =
+        all(c, sqlite_form(q::CLAIM_SQLITE), params![ms(&now), ms(&lease_until), limit], |r| delivery_row(r))?;
     // RETURNING does not keep the subquery's order.
     out.sort_by_key(|d| (d.next_attempt_at, d.message_id.to_string()));
     Ok(out)
