@@ -88,10 +88,9 @@ pub enum Answer {
         /// Accepted or rejected.
         result: ReceiptResult,
     },
-    /// No receipt can be made (unknown peer, not a JWS): an RFC 9457 problem.
+    /// No receipt can be made (unknown peer, not a JWS): the HTTP layer answers with an RFC 9457 problem whose
+    /// status follows from the code.
     Problem {
-        /// HTTP status.
-        status: u16,
         /// Stable error code.
         code: ErrorCode,
         /// Explanation.
@@ -438,7 +437,6 @@ impl<S: Store> Engine<S> {
         let me = &self.inner.me;
         let Some(peer) = self.inner.peers.get(tls_peer) else {
             return Ok(Err(Answer::Problem {
-                status: 403,
                 code: ErrorCode::UnknownSender,
                 detail: format!("{tls_peer} is not a configured peer of {}", me.org),
             }));
@@ -656,7 +654,7 @@ impl<S: Store> Engine<S> {
                 let sealed = me.seal(&receipt)?;
                 Ok(Answer::Receipt { jws: sealed.jws, result: ReceiptResult::Rejected })
             }
-            None => Ok(Answer::Problem { status: 400, code: r.code, detail: r.message }),
+            None => Ok(Answer::Problem { code: r.code, detail: r.message }),
         }
     }
 

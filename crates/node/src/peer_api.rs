@@ -93,6 +93,15 @@ fn store_failed(peer: &sdx_model::OrgKey, e: EngineError) -> Response {
     problem(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, "the receiver could not commit the message; retry")
 }
 
+/// The HTTP status of a problem the engine reports for a message it cannot answer with a receipt.
+fn problem_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::UnknownSender => StatusCode::FORBIDDEN,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
 async fn receive_batch<S: Store>(State(engine): State<Engine<S>>, peer: PeerIdentity, body: Bytes) -> Response {
     let req: BatchRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -116,7 +125,8 @@ async fn receive_batch<S: Store>(State(engine): State<Engine<S>>, peer: PeerIden
                 .into_iter()
                 .map(|a| match a {
                     Answer::Receipt { jws, .. } => BatchResult::Receipt(jws),
-                    Answer::Problem { status, code, detail } => {
+                    Answer::Problem { code, detail } => {
+                        let status = problem_status(code).as_u16();
                         BatchResult::Problem(BatchProblem { status, error_code: code.code().to_string(), detail })
                     }
                 })
@@ -134,10 +144,7 @@ async fn receive<S: Store>(State(engine): State<Engine<S>>, peer: PeerIdentity, 
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(WIRE_MEDIA_TYPE));
             r
         }
-        Ok(Answer::Problem { status, code, detail }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            problem(status, code, detail)
-        }
+        Ok(Answer::Problem { code, detail }) => problem(problem_status(code), code, detail),
         Err(e) => store_failed(&peer.org, e),
     }
 }

@@ -33,7 +33,7 @@ impl Transport for Loop {
         let node = self.nodes.lock().unwrap().get(&peer.org).cloned().ok_or("no such node")?;
         match node.receive(jws.as_bytes(), &self.from).await.map_err(|e| e.to_string())? {
             Answer::Receipt { jws, .. } => Ok(jws.into_bytes()),
-            Answer::Problem { status, detail, .. } => Err(format!("{status}: {detail}")),
+            Answer::Problem { code, detail } => Err(format!("{code}: {detail}")),
         }
     }
 
@@ -50,7 +50,7 @@ impl Transport for Loop {
             .into_iter()
             .map(|a| match a {
                 Answer::Receipt { jws, .. } => Ok(jws.into_bytes()),
-                Answer::Problem { status, detail, .. } => Err(format!("{status}: {detail}")),
+                Answer::Problem { code, detail } => Err(format!("{code}: {detail}")),
             })
             .collect())
     }
