@@ -305,7 +305,7 @@ impl<S: Store> Engine<S> {
         created_at: Timestamp,
     ) -> Result<(Message, Sealed), EngineError> {
         let me = &self.inner.me;
-        let mut header = me.header(body.message_type(), to, Some(case_id), Some(seq), None);
+        let mut header = me.header(body.message_type(), to, Some(case_id), Some(seq), None, None);
         header.created_at = created_at;
         let m = Message { header, body };
         if let Some(d) = sdx_codec::validate::check(&m).into_iter().next() {
