@@ -411,7 +411,8 @@ mod tests {
         let other = org("psw:09162000");
         let Body::Forward(f) = sample::typical_forward().body else { unreachable!() };
         assert!(case_from_forward(&f, &mila, &bela).is_ok());
-        let forged: Vec<(&str, Box<dyn Fn(&mut Forward)>)> = vec![
+        type Forge = Box<dyn Fn(&mut Forward)>;
+        let forged: Vec<(&str, Forge)> = vec![
             ("originator", Box::new(|f: &mut Forward| f.case.originator = other.clone())),
             ("status change", Box::new(|f: &mut Forward| f.case.status_history[0].changed_by = other.clone())),
             ("journal", Box::new(|f: &mut Forward| f.case.journal[0].author.organisation = other.clone())),
