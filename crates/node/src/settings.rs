@@ -97,6 +97,9 @@ pub struct DeliverySettings {
     pub backoff_max_ms: u64,
     /// After this many seconds without success an entry becomes a dead letter.
     pub dead_after_s: u64,
+    /// After this many failed attempts an entry becomes a dead letter (whichever comes first: this or
+    /// `dead_after_s`). Only transient failures are retried at all.
+    pub max_attempts: u32,
     /// How many requests are in flight at once.
     pub concurrency: usize,
     /// Most messages sent to one peer in one request (1 = no batching; at most 64). Messages due for the same
@@ -110,6 +113,7 @@ impl Default for DeliverySettings {
             backoff_initial_ms: 1_000,
             backoff_max_ms: 300_000,
             dead_after_s: 86_400,
+            max_attempts: 100,
             concurrency: 32,
             batch: 32,
         }
@@ -234,12 +238,14 @@ impl Settings {
         }
         let d = &self.delivery;
         if d.backoff_initial_ms == 0
+            || d.max_attempts == 0
             || d.backoff_max_ms < d.backoff_initial_ms
             || d.concurrency == 0
             || !(1..=crate::protocol::MAX_BATCH_MESSAGES).contains(&d.batch)
         {
             return Err(SettingsError(
-                "delivery: backoff_initial_ms > 0, backoff_max_ms ≥ it, concurrency > 0, batch 1–64".into(),
+                "delivery: backoff_initial_ms > 0, backoff_max_ms ≥ it, max_attempts > 0, concurrency > 0, batch 1–64"
+                    .into(),
             ));
         }
         Ok(())
@@ -272,8 +278,13 @@ mod tests {
         assert_eq!(s.api.clients.len(), 1);
         let defaults = DeliverySettings::default();
         assert_eq!(
-            (s.delivery.backoff_initial_ms, s.delivery.backoff_max_ms, s.delivery.dead_after_s),
-            (defaults.backoff_initial_ms, defaults.backoff_max_ms, defaults.dead_after_s),
+            (
+                s.delivery.backoff_initial_ms,
+                s.delivery.backoff_max_ms,
+                s.delivery.dead_after_s,
+                s.delivery.max_attempts
+            ),
+            (defaults.backoff_initial_ms, defaults.backoff_max_ms, defaults.dead_after_s, defaults.max_attempts),
             "the example shows the defaults"
         );
         assert_eq!((s.delivery.concurrency, s.delivery.batch), (defaults.concurrency, defaults.batch));

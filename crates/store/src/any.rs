@@ -151,6 +151,9 @@ impl StoreTx for AnyTx {
     async fn case_messages(&mut self, case: CaseId) -> Result<Vec<MessageRecord>> {
         delegate_tx!(self, t => t.case_messages(case))
     }
+    async fn last_out_sequence(&mut self, case: CaseId, peer: &OrgKey) -> Result<u64> {
+        delegate_tx!(self, t => t.last_out_sequence(case, peer))
+    }
     async fn set_last_out_sequence(&mut self, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
         delegate_tx!(self, t => t.set_last_out_sequence(case, peer, seq))
     }

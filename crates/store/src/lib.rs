@@ -90,6 +90,9 @@ pub trait StoreTx: Send {
     /// The next outbound sequence number for (case, peer): 1, 2, 3 …
     fn next_out_sequence(&mut self, case: CaseId, peer: &OrgKey) -> impl Future<Output = Result<u64>> + Send;
 
+    /// The last outbound sequence number taken for (case, peer); 0 if none.
+    fn last_out_sequence(&mut self, case: CaseId, peer: &OrgKey) -> impl Future<Output = Result<u64>> + Send;
+
     /// Set the last outbound sequence number for (case, peer) (after an operator skipped a dead letter, the
     /// messages behind it are renumbered).
     fn set_last_out_sequence(
@@ -144,8 +147,8 @@ pub trait StoreTx: Send {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
 
-    /// The peer's positive receipt arrived: the delivery becomes `Delivered` (at `receipt.received_at`), the
-    /// message `Delivered`, and the receipt is stored as by [`StoreTx::put_receipt`]. [`Error::NotFound`] if
+    /// The peer's positive receipt arrived: the delivery becomes `Delivered` (at `receipt.received_at`, its
+    /// `last_error` cleared), the message `Delivered`, and the receipt is stored as by [`StoreTx::put_receipt`]. [`Error::NotFound`] if
     /// there is no delivery for `id`.
     fn mark_delivered(&mut self, id: MessageId, receipt: &ReceiptRecord) -> impl Future<Output = Result<()>> + Send;
 

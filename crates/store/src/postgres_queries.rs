@@ -157,6 +157,14 @@ pub(crate) async fn get_case_for_update(c: &mut Conn, id: CaseId) -> Result<Opti
     row.as_ref().map(case_row).transpose()
 }
 
+pub(crate) async fn last_out_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey) -> Result<u64> {
+    let row = sqlx::query(q::LAST_OUT).bind(case.to_string()).bind(peer.as_str()).fetch_optional(&mut *c).await?;
+    match row {
+        Some(r) => seq_from_db(q::RowGet::int(&r, "last_out")?),
+        None => Ok(0),
+    }
+}
+
 pub(crate) async fn set_last_out_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
     sqlx::query(q::SET_LAST_OUT)
         .bind(case.to_string())
@@ -393,6 +401,9 @@ impl crate::StoreTx for crate::postgres::PgTx {
     }
     async fn case_messages(&mut self, case: CaseId) -> Result<Vec<MessageRecord>> {
         case_messages(self.conn()?, case).await
+    }
+    async fn last_out_sequence(&mut self, case: CaseId, peer: &OrgKey) -> Result<u64> {
+        last_out_sequence(self.conn()?, case, peer).await
     }
     async fn set_last_out_sequence(&mut self, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
         set_last_out_sequence(self.conn()?, case, peer, seq).await

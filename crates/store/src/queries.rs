@@ -34,6 +34,7 @@ pub(crate) const NEXT_OUT: &str = "INSERT INTO sequences (case_id, peer, last_ou
 /// the second sees the first's sequence, and an early message is never left held behind a gap that was filled.
 pub(crate) const LAST_IN: &str = "INSERT INTO sequences (case_id, peer, last_out, last_in) VALUES ($1, $2, 0, 0) \
     ON CONFLICT (case_id, peer) DO UPDATE SET last_in = sequences.last_in RETURNING last_in";
+pub(crate) const LAST_OUT: &str = "SELECT last_out FROM sequences WHERE case_id = $1 AND peer = $2";
 pub(crate) const SET_LAST_OUT: &str = "UPDATE sequences SET last_out = $3 WHERE case_id = $1 AND peer = $2";
 pub(crate) const SET_LAST_IN: &str = "INSERT INTO sequences (case_id, peer, last_out, last_in) VALUES ($1, $2, 0, $3) \
     ON CONFLICT (case_id, peer) DO UPDATE SET last_in = excluded.last_in";
@@ -83,7 +84,7 @@ pub(crate) const CLAIM_POSTGRES: &str = concat!(
     RETURNING message_id, peer, state, attempts, created_at, next_attempt_at, last_error, delivered_at"
 );
 pub(crate) const DELIVERED: &str = "UPDATE deliveries SET state = 'delivered', \
-    delivered_at = COALESCE(delivered_at, $2), lease_until = 0 WHERE message_id = $1";
+    delivered_at = COALESCE(delivered_at, $2), last_error = NULL, lease_until = 0 WHERE message_id = $1";
 pub(crate) const REJECTED: &str = "UPDATE deliveries SET state = 'rejected', \
     delivered_at = COALESCE(delivered_at, $2), last_error = $3, lease_until = 0 \
     WHERE message_id = $1 AND state NOT IN ('delivered', 'rejected')";

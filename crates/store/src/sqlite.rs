@@ -638,6 +638,9 @@ impl crate::StoreTx for SqliteTx {
     async fn case_messages(&mut self, case: CaseId) -> Result<Vec<MessageRecord>> {
         sql::case_messages(self.conn()?, case)
     }
+    async fn last_out_sequence(&mut self, case: CaseId, peer: &sdx_model::OrgKey) -> Result<u64> {
+        sql::last_out_sequence(self.conn()?, case, peer)
+    }
     async fn set_last_out_sequence(&mut self, case: CaseId, peer: &sdx_model::OrgKey, seq: u64) -> Result<()> {
         sql::set_last_out_sequence(self.conn()?, case, peer, seq)
     }

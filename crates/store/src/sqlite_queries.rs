@@ -196,6 +196,13 @@ pub(crate) fn set_inbound_state(c: &Connection, id: MessageId, state: MessageSta
     if done == 1 { Ok(()) } else { Err(Error::NotFound) }
 }
 
+pub(crate) fn last_out_sequence(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<u64> {
+    match one(c, q::LAST_OUT, params![case.to_string(), peer.as_str()], |r| r.int("last_out"))? {
+        Some(v) => seq_from_db(v),
+        None => Ok(0),
+    }
+}
+
 pub(crate) fn set_last_out_sequence(c: &Connection, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
     execute(c, q::SET_LAST_OUT, params![case.to_string(), peer.as_str(), seq_to_db(seq)?])?;
     Ok(())

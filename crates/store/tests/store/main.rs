@@ -328,6 +328,13 @@ async fn delivered_failed_dead_retry<D: TestDb>(db: &D) -> Result<()> {
     let mut tx = s.begin().await?;
     assert_eq!(tx.get_receipt(a.message_id, Direction::In).await?, Some(r.clone()));
 
+    // A delivery that failed before and is delivered now has no last error.
+    let c = message(Some(case), Direction::Out, &bela(), Some(3), MessageState::Pending);
+    tx.insert_message(&c).await?;
+    tx.enqueue(&delivery(&c, t(0))).await?;
+    tx.mark_failed(c.message_id, 1, t(100), "connection refused", false).await?;
+    tx.mark_delivered(c.message_id, &receipt(c.message_id, Direction::In, ReceiptResult::Accepted, t(600))).await?;
+
     // b: fails, then dies, then is retried.
     tx.mark_failed(b.message_id, 1, t(1_000), "HTTP 503", false).await?;
     tx.mark_failed(b.message_id, 2, t(2_000), "HTTP 503 again", true).await?;
@@ -358,7 +365,9 @@ async fn delivered_failed_dead_retry<D: TestDb>(db: &D) -> Result<()> {
 
     // Listing all states: oldest first, each at most once.
     let all = s.list_deliveries(None, 10).await?;
-    assert_eq!(all.len(), 2);
+    assert_eq!(all.len(), 3);
+    let c = all.iter().find(|d| d.message_id == c.message_id).unwrap();
+    assert_eq!((c.state, c.attempts, c.last_error.as_deref()), (DeliveryState::Delivered, 1, None));
     assert_eq!(s.list_deliveries(None, 1).await?.len(), 1);
     Ok(())
 }
@@ -827,9 +836,12 @@ async fn rejected_skipped_superseded<D: TestDb>(db: &D) -> Result<()> {
     assert_eq!(s.list_deliveries(Some(DeliveryState::Superseded), 10).await?.len(), 1);
     // Renumbering after a skip: the last outbound sequence can be set back.
     let mut tx = s.begin().await?;
+    assert_eq!(tx.last_out_sequence(case, &bela()).await?, 0);
     assert_eq!(tx.next_out_sequence(case, &bela()).await?, 1);
     assert_eq!(tx.next_out_sequence(case, &bela()).await?, 2);
+    assert_eq!(tx.last_out_sequence(case, &bela()).await?, 2);
     tx.set_last_out_sequence(case, &bela(), 7).await?;
+    assert_eq!(tx.last_out_sequence(case, &bela()).await?, 7);
     assert_eq!(tx.next_out_sequence(case, &bela()).await?, 8);
     tx.commit().await?;
     Ok(())
