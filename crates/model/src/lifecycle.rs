@@ -411,7 +411,7 @@ mod tests {
         let other = org("psw:09162000");
         let Body::Forward(f) = sample::typical_forward().body else { unreachable!() };
         assert!(case_from_forward(&f, &mila, &bela).is_ok());
-        type Forge = Box<dyn Fn(&mut Forward)>;
+        type Forge<'a> = Box<dyn Fn(&mut Forward) + 'a>;
         let forged: Vec<(&str, Forge)> = vec![
             ("originator", Box::new(|f: &mut Forward| f.case.originator = other.clone())),
             ("status change", Box::new(|f: &mut Forward| f.case.status_history[0].changed_by = other.clone())),
