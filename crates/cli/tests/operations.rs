@@ -112,7 +112,8 @@ fn the_operations_walkthrough_runs_as_written() {
     let run: Vec<&str> = blocks.iter().filter(|(info, _)| info == "sh").map(|(_, body)| body.as_str()).collect();
     assert!(run.len() >= 12, "only {} runnable blocks", run.len());
     let mut script = run.join("\n");
-    for (port, what) in [("8443", "MiLa's peer port"), ("8080", "MiLa's API"), ("9443", "BeLa's peer port"), ("9080", "BeLa's API")]
+    for (port, what) in
+        [("8443", "MiLa's peer port"), ("8080", "MiLa's API"), ("9443", "BeLa's peer port"), ("9080", "BeLa's API")]
     {
         let pattern = format!(":{port}");
         assert!(script.contains(&pattern), "the page no longer uses {port} for {what}");
@@ -199,8 +200,19 @@ fn a_second_process_on_the_same_database_is_refused_and_a_killed_node_restarts()
     let arg = |p: &str| d.join(p).to_str().unwrap().to_string();
     assert!(sdx(&["pki", "init", "--out", &arg("ca")]).status.success());
     let init = sdx(&[
-        "init", "--org", "psw:01000115", "--out", &arg("node"), "--ca", &arg("ca"), "--host", "localhost",
-        "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
+        "init",
+        "--org",
+        "psw:01000115",
+        "--out",
+        &arg("node"),
+        "--ca",
+        &arg("ca"),
+        "--host",
+        "localhost",
+        "--listen",
+        "127.0.0.1:0",
+        "--api-listen",
+        "127.0.0.1:0",
     ]);
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
     let config = d.join("node/node.toml");

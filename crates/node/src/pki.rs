@@ -642,27 +642,17 @@ mod tests {
         let cert = webpki::EndEntityCert::try_from(&der).unwrap();
         let time = rustls::pki_types::UnixTime::now();
         let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
-        cert.verify_for_usage(
-            algs.all,
-            &[anchor],
-            &[],
-            time,
-            webpki::KeyUsage::server_auth(),
-            None,
-            None,
-        )
-        .is_ok()
-            && cert
-                .verify_is_valid_for_subject_name(&rustls::pki_types::ServerName::try_from(name).unwrap())
-                .is_ok()
+        cert.verify_for_usage(algs.all, &[anchor], &[], time, webpki::KeyUsage::server_auth(), None, None).is_ok()
+            && cert.verify_is_valid_for_subject_name(&rustls::pki_types::ServerName::try_from(name).unwrap()).is_ok()
     }
 
     #[test]
     fn issue_node_for_names_exactly_the_given_hosts() {
         let ca = Ca::generate("test").unwrap();
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        let cert =
-            ca.issue_node_for(&org("psw:01000115"), &["Node.Example.", "node.example", "b.example"], &[ip, ip]).unwrap();
+        let cert = ca
+            .issue_node_for(&org("psw:01000115"), &["Node.Example.", "node.example", "b.example"], &[ip, ip])
+            .unwrap();
         let (dns, ips, uris) = sans(cert.cert_pem());
         assert_eq!(dns, ["node.example", "b.example"], "lower-cased, trailing dot dropped, each once; no localhost");
         assert_eq!(ips, [ip], "no 127.0.0.1");
@@ -761,7 +751,8 @@ mod tests {
         // Keys other than P-256 (BSI: the node keys are P-256 here).
         for alg in [&rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519] {
             let key = KeyPair::generate_for(alg).unwrap();
-            let csr = CertificateParams::new(vec!["mila.example".to_string()]).unwrap().serialize_request(&key).unwrap();
+            let csr =
+                CertificateParams::new(vec!["mila.example".to_string()]).unwrap().serialize_request(&key).unwrap();
             assert!(refuse(&csr.pem().unwrap(), "other key").contains("P-256"));
         }
     }

@@ -278,9 +278,8 @@ fn resolve_sqlite_url(url: &str, base: &Path) -> Result<Option<String>, Settings
         Some((file, query)) => (file, Some(query)),
         None => (rest, None),
     };
-    let in_memory = file.is_empty()
-        || file == ":memory:"
-        || query.is_some_and(|q| q.split('&').any(|kv| kv == "mode=memory"));
+    let in_memory =
+        file.is_empty() || file == ":memory:" || query.is_some_and(|q| q.split('&').any(|kv| kv == "mode=memory"));
     if in_memory || file.starts_with('/') || Path::new(file).is_absolute() {
         return Ok(None);
     }
@@ -445,7 +444,8 @@ signing_key = "bela.jwk"
         let s = Settings::load(Some(&f)).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         rt.block_on(async {
-            let store = sdx_store::open_any(&s.storage.url, None).await.unwrap_or_else(|e| panic!("{}: {e}", s.storage.url));
+            let store =
+                sdx_store::open_any(&s.storage.url, None).await.unwrap_or_else(|e| panic!("{}: {e}", s.storage.url));
             store.close().await;
         });
         assert!(d.join("node.db").is_file(), "{} in {}", s.storage.url, d.display());

@@ -460,11 +460,8 @@ impl SqliteStore {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut checkpointer = None;
         // Before anything touches the file (migrations included): one store per database.
-        let lock = if in_memory {
-            None
-        } else {
-            Some(FileLock::acquire(options.get_filename(), url.contains("mode=rwc"))?)
-        };
+        let lock =
+            if in_memory { None } else { Some(FileLock::acquire(options.get_filename(), url.contains("mode=rwc"))?) };
         let (conn, readers) = if in_memory {
             let conn = Connection::open_in_memory()?;
             for (_, _, text) in MIGRATIONS {

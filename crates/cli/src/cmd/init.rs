@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
-use serde::Serialize;
 use sdx_crypto::{Alg, PrivateKey};
 use sdx_model::OrgKey;
 use sdx_node::pki::{self, Ca, NodeRequest};
 use sdx_node::settings::{
     ApiClient, ApiSettings, DeliverySettings, KeySettings, NodeSettings, Settings, StorageSettings,
 };
+use serde::Serialize;
 
 use crate::Outcome;
 
@@ -87,10 +87,16 @@ pub fn settings(
 
 /// The comment above each section of a settings file.
 const COMMENTS: &[(&str, &str)] = &[
-    ("node", "# This organisation and its peer endpoint (HTTPS, mutual TLS). For peers on other machines listen on\n# an outside address, e.g. 0.0.0.0:8443."),
+    (
+        "node",
+        "# This organisation and its peer endpoint (HTTPS, mutual TLS). For peers on other machines listen on\n# an outside address, e.g. 0.0.0.0:8443.",
+    ),
     ("keys", "# Key material. Relative paths are relative to this file."),
     ("storage", "# The embedded SQLite database (relative to this file), or postgres://user@host/db with `schema`."),
-    ("api", "# The local API for the ticket system: plain HTTP, keep it on loopback or behind a TLS proxy. Each client\n# is stored as the SHA-256 of its bearer token, e.g. `printf %s \"$TOKEN\" | sha256sum`."),
+    (
+        "api",
+        "# The local API for the ticket system: plain HTTP, keep it on loopback or behind a TLS proxy. Each client\n# is stored as the SHA-256 of its bearer token, e.g. `printf %s \"$TOKEN\" | sha256sum`.",
+    ),
     ("delivery", "# Retries of outgoing messages."),
 ];
 
@@ -183,7 +189,9 @@ pub fn init(opts: InitOptions) -> Result<Outcome> {
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     // Everything is made before anything is written.
     let ca = match &ca {
-        Some(dir) => Some(Ca::load_from(dir).with_context(|| format!("cannot load the federation CA in {}", dir.display()))?),
+        Some(dir) => {
+            Some(Ca::load_from(dir).with_context(|| format!("cannot load the federation CA in {}", dir.display()))?)
+        }
         None => None,
     };
     let signing = PrivateKey::generate(Alg::Es256).context("key generation failed")?;
@@ -272,10 +280,7 @@ fn prepare_dir(dir: &Path) -> Result<bool> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                bail!(
-                    "{} is not empty: sdx init writes a new node directory and overwrites nothing",
-                    dir.display()
-                );
+                bail!("{} is not empty: sdx init writes a new node directory and overwrites nothing", dir.display());
             }
             Ok(false)
         }
@@ -283,7 +288,9 @@ fn prepare_dir(dir: &Path) -> Result<bool> {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             Ok(true)
         }
-        Err(e) if dir.exists() && !dir.is_dir() => Err(e).with_context(|| format!("{} is not a directory", dir.display())),
+        Err(e) if dir.exists() && !dir.is_dir() => {
+            Err(e).with_context(|| format!("{} is not a directory", dir.display()))
+        }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", dir.display())),
     }
 }

@@ -48,8 +48,10 @@ pub fn node_files(
     write(init::SIGNING_JWK_FILE, key.public_key(Alg::Es256)?.to_jwk_string().as_bytes(), false)?;
     let peer_name = if name == "mila" { "bela" } else { "mila" };
     let storage = StorageSettings { url: storage.0.to_string(), schema: storage.1.map(str::to_string) };
-    let client =
-        ApiClient { name: "ticket-system".into(), token_sha256: sdx_codec::validate::sha256(api_token.as_bytes()).to_string() };
+    let client = ApiClient {
+        name: "ticket-system".into(),
+        token_sha256: sdx_codec::validate::sha256(api_token.as_bytes()).to_string(),
+    };
     let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let mut settings = init::settings(org.clone(), None, loopback(port), loopback(0), storage, vec![client]);
     settings.delivery =

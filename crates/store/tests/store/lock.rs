@@ -99,7 +99,7 @@ async fn a_new_database_in_a_missing_directory_is_created_with_it() -> Result<()
     store.close().await;
     // Without mode=rwc nothing is created, and the error names the lock file it could not open.
     let missing = dir.path().join("nothing/node.db");
-    let e = SqliteStore::open(&format!("sqlite://{}", missing.display())).await.err().expect("refused");
+    let e = SqliteStore::open(&format!("sqlite://{}", missing.display())).await.expect_err("refused");
     assert!(e.to_string().contains("nothing/node.db"), "{e}");
     assert!(!missing.parent().unwrap().exists());
     Ok(())
