@@ -305,7 +305,7 @@ impl<S: Store> Engine<S> {
         created_at: Timestamp,
     ) -> Result<(Message, Sealed), EngineError> {
         let me = &self.inner.me;
-        let mut header = me.header(body.message_type(), to, Some(case_id), Some(seq), None);
+        let mut header = me.header(body.message_type(), to, Some(case_id), Some(seq), None, None);
         header.created_at = created_at;
         let m = Message { header, body };
         if let Some(d) = sdx_codec::validate::check(&m).into_iter().next() {
@@ -620,7 +620,7 @@ impl<S: Store> Engine<S> {
                 Ok(()) => MessageState::Applied,
                 Err(_) => MessageState::Refused,
             };
-            tx.set_message_state(next.message_id, state).await?;
+            tx.set_inbound_state(next.message_id, state).await?;
             tx.set_last_in_sequence(case_id, peer, last + 1).await?;
         }
     }
@@ -852,9 +852,7 @@ impl<S: Store> Engine<S> {
         } else {
             // A negative receipt is final: the receiver refused this message.
             let codes: Vec<_> = receipt.errors.iter().map(|e| e.code.to_string()).collect();
-            tx.put_receipt(&rec).await?;
-            tx.mark_failed(msg.message_id, d.attempts + 1, at, &format!("refused: {}", codes.join(", ")), true).await?;
-            tx.set_message_state(msg.message_id, MessageState::Dead).await?;
+            tx.mark_rejected(msg.message_id, &rec, &format!("refused: {}", codes.join(", "))).await?;
         }
         if let Some(case_id) = msg.case_id {
             tx.add_event(&TimelineEvent {
@@ -897,9 +895,6 @@ impl<S: Store> Engine<S> {
                 detail: format!("attempt {attempts}: {}", error.chars().take(200).collect::<String>()),
             })
             .await?;
-            if dead {
-                tx.set_message_state(d.message_id, MessageState::Dead).await?;
-            }
         }
         Ok(())
     }
@@ -908,9 +903,6 @@ impl<S: Store> Engine<S> {
     pub async fn retry_dead(&self, id: MessageId) -> Result<bool, EngineError> {
         let mut tx = self.inner.store.begin().await?;
         let ok = tx.retry_dead(id, now()).await?;
-        if ok {
-            tx.set_message_state(id, MessageState::Pending).await?;
-        }
         tx.commit().await?;
         Ok(ok)
     }

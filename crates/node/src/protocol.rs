@@ -73,6 +73,7 @@ impl Identity {
         reader: &OrgKey,
         case_id: Option<CaseId>,
         sequence: Option<u64>,
+        acknowledged_sequence: Option<u64>,
         in_reply_to: Option<MessageId>,
     ) -> Header {
         Header {
@@ -83,6 +84,7 @@ impl Identity {
             reader: Participant { directory: DirectoryService::Dvdv, key: reader.clone(), name: None },
             case_id,
             sequence,
+            acknowledged_sequence,
             in_reply_to,
             schema_version: SCHEMA_VERSION.into(),
             codelist_version: sdx_model::codelist::CODELIST_VERSION.into(),
@@ -112,7 +114,7 @@ impl Identity {
     ) -> Message {
         let result = if errors.is_empty() { ReceiptResult::Accepted } else { ReceiptResult::Rejected };
         Message {
-            header: self.header(MessageType::Receipt, received_from, case_id, None, Some(received_id)),
+            header: self.header(MessageType::Receipt, received_from, case_id, None, None, Some(received_id)),
             body: Body::Receipt(Receipt {
                 result,
                 received_message_id: received_id,

@@ -69,7 +69,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, watch};
 
 use crate::error::{Error, Result};
 use crate::queries;
-use crate::record::{CaseQuery, CaseRecord, Delivery, DeliveryState, MessageRecord, Page, TimelineEvent};
+use crate::record::{
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, MessageRecord, Page, TimelineEvent,
+};
 use crate::sqlite_queries as sql;
 
 /// Reader connections for a file database that run at once on the blocking pool.
@@ -611,6 +613,7 @@ impl Drop for SqliteTx {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
     (2, "outbox order", include_str!("../migrations/sqlite/0002_outbox_order.sql")),
+    (3, "replay and blocking", include_str!("../migrations/sqlite/0003_replay_and_blocking.sql")),
 ];
 
 /// The embedded SQLite migrations as a `sqlx` migrator.
@@ -659,6 +662,14 @@ impl crate::Store for SqliteStore {
     async fn list_deliveries(&self, state: Option<DeliveryState>, limit: u32) -> Result<Vec<Delivery>> {
         self.read_long(move |c| sql::list_deliveries(c, state, limit)).await
     }
+
+    async fn delivery_stats(&self) -> Result<DeliveryStats> {
+        self.read_long(sql::delivery_stats).await
+    }
+
+    async fn list_blocked(&self, limit: u32) -> Result<Vec<BlockedCase>> {
+        self.read_long(move |c| sql::list_blocked(c, limit)).await
+    }
 }
 
 impl crate::StoreTx for SqliteTx {
@@ -686,8 +697,23 @@ impl crate::StoreTx for SqliteTx {
     async fn get_message(&mut self, id: MessageId) -> Result<Option<MessageRecord>> {
         sql::get_message(self.conn()?, id)
     }
-    async fn set_message_state(&mut self, id: MessageId, state: crate::MessageState) -> Result<()> {
-        sql::set_message_state(self.conn()?, id, state)
+    async fn set_inbound_state(&mut self, id: MessageId, state: crate::MessageState) -> Result<()> {
+        sql::set_inbound_state(self.conn()?, id, state)
+    }
+    async fn case_messages(&mut self, case: CaseId) -> Result<Vec<MessageRecord>> {
+        sql::case_messages(self.conn()?, case)
+    }
+    async fn set_last_out_sequence(&mut self, case: CaseId, peer: &sdx_model::OrgKey, seq: u64) -> Result<()> {
+        sql::set_last_out_sequence(self.conn()?, case, peer, seq)
+    }
+    async fn mark_rejected(&mut self, id: MessageId, receipt: &crate::ReceiptRecord, error: &str) -> Result<()> {
+        sql::mark_rejected(self.conn()?, id, receipt, error)
+    }
+    async fn skip_dead(&mut self, id: MessageId) -> Result<bool> {
+        sql::skip_dead(self.conn()?, id)
+    }
+    async fn supersede(&mut self, id: MessageId) -> Result<bool> {
+        sql::supersede(self.conn()?, id)
     }
     async fn held_messages(&mut self, case: CaseId, peer: &sdx_model::OrgKey) -> Result<Vec<MessageRecord>> {
         sql::held_messages(self.conn()?, case, peer)
