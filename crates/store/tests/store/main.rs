@@ -3,6 +3,7 @@
 //! expands each into `sqlite::<name>` and `postgres::<name>`.
 
 mod helpers;
+mod lock;
 mod pg;
 
 use std::collections::BTreeSet;
