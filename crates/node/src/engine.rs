@@ -240,6 +240,11 @@ impl<S: Store> Engine<S> {
         &self.inner.me.org
     }
 
+    /// Whether `org` is one of the configured peers.
+    pub fn is_peer(&self, org: &OrgKey) -> bool {
+        self.inner.peers.contains_key(org)
+    }
+
     /// The store.
     pub fn store(&self) -> &S {
         &self.inner.store
