@@ -84,6 +84,30 @@ macro_rules! json_component {
 }
 
 json_component!(
+    /// `UUID` of the SDX JSON Schema.
+    UuidDoc = "UUID"
+);
+json_component!(
+    /// `Organisationskennung` of the SDX JSON Schema.
+    OrgKeyDoc = "Organisationskennung"
+);
+json_component!(
+    /// `Regionalschluessel` of the SDX JSON Schema.
+    ArsDoc = "Regionalschluessel"
+);
+json_component!(
+    /// `Leistungsschluessel` of the SDX JSON Schema.
+    LeikaKeyDoc = "Leistungsschluessel"
+);
+json_component!(
+    /// `Code.TicketType` of the SDX JSON Schema.
+    TicketTypeDoc = "Code.TicketType"
+);
+json_component!(
+    /// `Code.Priority` of the SDX JSON Schema.
+    PriorityDoc = "Code.Priority"
+);
+json_component!(
     /// `Case` of the SDX JSON Schema.
     CaseDoc = "Case"
 );
@@ -119,6 +143,21 @@ json_component!(
     /// The OpenAPI document itself.
     OpenApiDoc = "OpenApiDocument"
 );
+
+/// A schema used inline (parameters), written with utoipa's builders: `Type = function`.
+macro_rules! inline_schema {
+    ($(#[$m:meta])* $ty:ident = $f:expr) => {
+        $(#[$m])*
+        pub struct $ty;
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                $f
+            }
+        }
+        impl utoipa::ToSchema for $ty {}
+    };
+}
+pub(crate) use inline_schema;
 
 /// The schema components written as JSON.
 fn json_components() -> Vec<(&'static str, Value)> {

@@ -225,17 +225,13 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     }
 }
 
-fn uuid_schema() -> RefOr<Schema> {
-    utoipa::openapi::Ref::from_schema_name("UUID").into()
-}
-
 /// The case id in the path.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)] // documentation of the path parameter read by `PathId`
 struct CaseIdParam {
     /// The case id (UUID, lowercase).
-    #[param(schema_with = uuid_schema)]
+    #[param(value_type = apidoc::UuidDoc)]
     id: String,
 }
 
@@ -245,7 +241,7 @@ struct CaseIdParam {
 #[allow(dead_code)] // documentation of the path parameter read by `PathId`
 struct MessageIdParam {
     /// The message id of the dead letter (UUID, lowercase).
-    #[param(schema_with = uuid_schema)]
+    #[param(value_type = apidoc::UuidDoc)]
     id: String,
 }
 
@@ -455,19 +451,19 @@ fn view(rec: CaseRecord, timeline: Option<Vec<TimelineEvent>>, fields: &Fields) 
 
 /// The schema of `fields` on a view with these members: a comma-separated list of their names.
 fn fields_schema(members: &'static [&'static str]) -> RefOr<Schema> {
-    utoipa::openapi::schema::ArrayBuilder::new()
-        .min_items(Some(1))
-        .items(utoipa::openapi::ObjectBuilder::new().enum_values(Some(apidoc::field_names(members))))
-        .into()
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let names = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(apidoc::field_names(members)));
+    ArrayBuilder::new().min_items(Some(1)).items(names).into()
 }
 
-fn view_fields_schema() -> RefOr<Schema> {
-    fields_schema(VIEW_MEMBERS)
-}
-
-fn item_fields_schema() -> RefOr<Schema> {
-    fields_schema(ITEM_MEMBERS)
-}
+apidoc::inline_schema!(
+    /// `fields` of a single case.
+    ViewFields = fields_schema(VIEW_MEMBERS)
+);
+apidoc::inline_schema!(
+    /// `fields` of a query.
+    ItemFields = fields_schema(ITEM_MEMBERS)
+);
 
 /// Query parameters of `GET /cases/{id}`; others are refused, as on `GET /cases`.
 #[derive(Deserialize, Default, IntoParams)]
@@ -480,7 +476,7 @@ struct GetParams {
     /// the case attribute; with `case` selected the whole case is returned. Names are exact and may repeat; an
     /// unknown name, a nested path (`a.b`), an empty entry or an empty list is refused with 400
     /// `schemaViolation`. Without `fields`, the full view.
-    #[param(schema_with = view_fields_schema, style = Form, explode = false)]
+    #[param(inline, value_type = Option<ViewFields>, style = Form, explode = false)]
     fields: Option<String>,
 }
 
@@ -516,94 +512,73 @@ async fn get_case<S: Store>(
     Ok(axum::Json(view(rec, timeline, &fields)))
 }
 
-fn status_list_schema() -> RefOr<Schema> {
-    utoipa::openapi::schema::ArrayBuilder::new()
+apidoc::inline_schema!(
+    /// `status` of a query: a comma-separated list of status codes.
+    StatusList = utoipa::openapi::schema::ArrayBuilder::new()
         .min_items(Some(1))
         .items(utoipa::openapi::Ref::from_schema_name("Code.Status"))
         .into()
-}
-
-fn component(name: &'static str) -> impl Fn() -> RefOr<Schema> {
-    move || utoipa::openapi::Ref::from_schema_name(name).into()
-}
-
-fn ticket_type_schema() -> RefOr<Schema> {
-    component("Code.TicketType")()
-}
-
-fn priority_schema() -> RefOr<Schema> {
-    component("Code.Priority")()
-}
-
-fn leika_schema() -> RefOr<Schema> {
-    component("Leistungsschluessel")()
-}
-
-fn region_schema() -> RefOr<Schema> {
-    component("Regionalschluessel")()
-}
-
-fn org_schema() -> RefOr<Schema> {
-    component("Organisationskennung")()
-}
+);
 
 /// What `Timestamp::parse` accepts, as a pattern: RFC 3339 with an offset, years 1970–9999, at most 40
 /// characters. (Days 29–31 of the shorter months are left out of the pattern; the node refuses the impossible
 /// ones with 400 `invalidTimestamp` and accepts 29 February in leap years.)
 pub const TIMESTAMP_PARAM_PATTERN: &str = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
 
-fn timestamp_schema() -> RefOr<Schema> {
-    utoipa::openapi::ObjectBuilder::new()
+apidoc::inline_schema!(
+    /// A timestamp parameter.
+    TimestampParam = utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))
         .pattern(Some(TIMESTAMP_PARAM_PATTERN))
         .max_length(Some(40))
         .into()
-}
+);
 
 /// The form of a paging cursor: opaque, pass `nextCursor` unchanged; this is only what the node checks.
 pub const CURSOR_PATTERN: &str = "^312e(3[0-9]){1,18}2e(3[0-9]|6[1-6]){8}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){12}$";
 
-fn cursor_schema() -> RefOr<Schema> {
-    utoipa::openapi::ObjectBuilder::new()
+apidoc::inline_schema!(
+    /// A paging cursor.
+    CursorParam = utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .pattern(Some(CURSOR_PATTERN))
         .into()
-}
+);
 
 #[derive(Deserialize, Default, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListParams {
     /// Any of these statuses (comma-separated codes).
-    #[param(schema_with = status_list_schema, style = Form, explode = false)]
+    #[param(inline, value_type = Option<StatusList>, style = Form, explode = false)]
     status: Option<String>,
     /// Ticket type.
-    #[param(schema_with = ticket_type_schema)]
+    #[param(value_type = Option<apidoc::TicketTypeDoc>)]
     ticket_type: Option<String>,
     /// Priority.
-    #[param(schema_with = priority_schema)]
+    #[param(value_type = Option<apidoc::PriorityDoc>)]
     priority: Option<String>,
     /// Affected service (LeiKa key).
-    #[param(schema_with = leika_schema)]
+    #[param(value_type = Option<apidoc::LeikaKeyDoc>)]
     leika_key: Option<String>,
     /// Region: the case's ARS starts with this ARS or prefix.
-    #[param(schema_with = region_schema)]
+    #[param(value_type = Option<apidoc::ArsDoc>)]
     region: Option<String>,
     /// Partner organisation.
-    #[param(schema_with = org_schema)]
+    #[param(value_type = Option<apidoc::OrgKeyDoc>)]
     partner: Option<String>,
     /// Changed at or after this time (RFC 3339 with offset, years 1970–9999).
-    #[param(schema_with = timestamp_schema)]
+    #[param(inline, value_type = Option<TimestampParam>)]
     updated_since: Option<String>,
     /// The `nextCursor` of the previous page, unchanged.
-    #[param(schema_with = cursor_schema)]
+    #[param(inline, value_type = Option<CursorParam>)]
     cursor: Option<String>,
     /// Page size, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// TMF621 attribute selection, as on `GET /api/v1/cases/{id}` without `timeline`.
-    #[param(schema_with = item_fields_schema, style = Form, explode = false)]
+    #[param(inline, value_type = Option<ItemFields>, style = Form, explode = false)]
     fields: Option<String>,
 }
 
