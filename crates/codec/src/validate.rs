@@ -106,12 +106,13 @@ fn carrier(body: &Body) -> Message {
 }
 
 /// Decode and check a message body (`{"update": {…}}`) as [`validate`] does a whole message: the format
-/// ([`json::decode_body`]), then [`check_body`]. Findings carry pointers relative to the body and, where known,
-/// the line and column in `input`.
+/// ([`json::decode_body`]), then [`check_body`]. Findings carry pointers relative to the body; those of the
+/// format also line and column (rule findings are not located in the text: a document may have thousands, and
+/// locating each costs a pass over the input).
 pub fn validate_body(input: &[u8]) -> Result<Body, Invalid> {
     let body = json::decode_body(input).map_err(Invalid::Format)?;
     let found = check_body(&body);
-    if found.is_empty() { Ok(body) } else { Err(Invalid::Rules(locate_all(input, found))) }
+    if found.is_empty() { Ok(body) } else { Err(Invalid::Rules(found)) }
 }
 
 /// Decode and check the body of a forward (`{"case": …, "note": …}`) as [`validate`] does a whole message:
@@ -129,7 +130,7 @@ pub fn validate_forward(input: &[u8]) -> Result<sdx_model::Forward, Invalid> {
         .collect();
     match body {
         Body::Forward(f) if found.is_empty() => Ok(f),
-        _ => Err(Invalid::Rules(locate_all(input, found))),
+        _ => Err(Invalid::Rules(found)),
     }
 }
 
@@ -150,11 +151,6 @@ impl Invalid {
             Invalid::Format(d) | Invalid::Rules(d) => d,
         }
     }
-}
-
-/// Add lines and columns to findings about a JSON `input`.
-fn locate_all(input: &[u8], found: Vec<Diagnostic>) -> Vec<Diagnostic> {
-    found.into_iter().map(|d| locate(input, Format::Json, d)).collect()
 }
 
 fn check_attachment(a: &Attachment) -> Option<Diagnostic> {
