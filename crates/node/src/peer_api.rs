@@ -187,7 +187,10 @@ async fn receive_batch<S: Store>(
     post,
     path = "/sdx/v1/messages",
     operation_id = "receiveMessage",
-    request_body(content = String, content_type = "application/jose", description = "The sealed message, JWS compact serialization"),
+    request_body(description = "The sealed message, JWS compact serialization (the media type is not checked; text/plain is listed for clients without a serializer for application/jose)", content(
+        (String = "application/jose"),
+        (String = "text/plain")
+    )),
     responses(
         (status = 200, description = "The signed receipt (positive or negative), a JWS", body = String, content_type = "application/jose"),
         (status = 400, description = "No receipt can be made: not a JWS, bad signature, … (errorCode says which)", body = Problem, content_type = "application/problem+json"),
@@ -219,7 +222,7 @@ async fn receive<S: Store>(
     post,
     path = "/sdx/v1/noop",
     operation_id = "noop",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "Anything, at most the wire limit"),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "Anything or nothing, at most the wire limit"),
     responses(
         (status = 204, description = "Nothing"),
         (status = 403, description = "The client certificate names no organisation of the federation, or one that is not a configured peer (unknownSender)", body = Problem, content_type = "application/problem+json"),
