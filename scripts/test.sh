@@ -57,6 +57,15 @@ if [ ! -x "$oav/bin/openapi-spec-validator" ]; then
 fi
 "$oav/bin/openapi-spec-validator" docs/openapi.json
 
+# The contract test (crates/cli/tests/contract.rs) runs schemathesis against a real `sdx serve`; it fails
+# without SDX_SCHEMATHESIS. A pinned version in its own virtual environment (the same pattern as above).
+st=${SDX_SCHEMATHESIS_VENV:-/tmp/sdx-schemathesis}
+SCHEMATHESIS_VERSION=4.32.5
+if ! "$st/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  python3 -m venv "$st" && "$st/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+export SDX_SCHEMATHESIS="$st/bin/schemathesis"
+
 # Doc tests first (nextest does not run them), so the suite's summary is the last thing printed.
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then

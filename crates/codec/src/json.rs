@@ -11,11 +11,35 @@ use crate::diag::{Diagnostic, coded_message, line_col};
 /// Decode a JSON message. Checks size, syntax, duplicate members, unknown members, types, identifiers and
 /// codelist membership; the rules beyond that are applied by [`crate::validate`].
 pub fn decode(input: &[u8]) -> Result<Message, Vec<Diagnostic>> {
+    decode_part(input, Shape::Message, 1)
+}
+
+/// Decode a message body alone (one member named by the message type code, e.g. `{"update": {…}}`), as it
+/// appears at `/body` of a message. The checks are those of [`decode`] (size, syntax, duplicate and unknown
+/// members, an array where the description has an object, nesting as deep as at `/body`, types, identifiers,
+/// codes); pointers are relative to the body (`/update/journal/0`).
+pub fn decode_body(input: &[u8]) -> Result<sdx_model::Body, Vec<Diagnostic>> {
+    decode_part(input, Shape::Body, 2)
+}
+
+/// Decode the body of a forward alone (`{"case": …, "note": …}`), as it appears at `/body/forward` of a
+/// message; the checks of [`decode`], pointers relative to it (`/case/priority`).
+pub fn decode_forward(input: &[u8]) -> Result<sdx_model::Forward, Vec<Diagnostic>> {
+    decode_part(input, Shape::Object(&desc::FORWARD), 3)
+}
+
+/// Decode a part of a message whose root has `shape` and sits `depth` levels deep in a message (so that the
+/// nesting limit is the one the part has inside a whole message).
+fn decode_part<T: serde::de::DeserializeOwned>(
+    input: &[u8],
+    shape: Shape,
+    depth: usize,
+) -> Result<T, Vec<Diagnostic>> {
     let input = crate::diag::within_limit(input)?;
-    // Fast path without path tracking; on failure decode again to learn where.
-    match serde_json::from_slice::<Message>(input) {
-        Ok(m) => match array_for_object(input) {
-            None => Ok(m),
+    let max_depth = limits::MAX_DEPTH.saturating_sub(depth - 1);
+    match serde_json::from_slice::<T>(input) {
+        Ok(v) => match array_for_object(input, shape) {
+            None => Ok(v),
             Some((offset, pointer)) => {
                 let (l, c) = line_col(input, offset);
                 Err(vec![
@@ -25,7 +49,7 @@ pub fn decode(input: &[u8]) -> Result<Message, Vec<Diagnostic>> {
                 ])
             }
         },
-        Err(_) => Err(vec![locate_failure(input)]),
+        Err(_) => Err(vec![locate_failure::<T>(input, max_depth)]),
     }
 }
 
@@ -39,13 +63,13 @@ enum Shape {
 }
 
 /// serde lets a JSON array stand for a structure (members in declaration order); SDX, like its JSON Schema,
-/// does not. Finds the first array where the description expects an object: its offset and JSON pointer.
-/// Only called on documents that already typed, so the walk sees well-formed JSON.
-fn array_for_object(input: &[u8]) -> Option<(usize, String)> {
+/// does not. Finds the first array where the description expects an object, from a root of `shape`: its offset
+/// and JSON pointer. Only called on documents that already typed, so the walk sees well-formed JSON.
+fn array_for_object(input: &[u8], shape: Shape) -> Option<(usize, String)> {
     let mut s = Scanner { b: input, i: 0 };
     let mut path = Vec::new();
     s.ws();
-    walk(&mut s, Shape::Message, &mut path)
+    walk(&mut s, shape, &mut path)
 }
 
 fn walk<'a>(s: &mut Scanner<'a>, shape: Shape, path: &mut Vec<std::borrow::Cow<'a, str>>) -> Option<(usize, String)> {
@@ -136,14 +160,15 @@ fn walk<'a>(s: &mut Scanner<'a>, shape: Shape, path: &mut Vec<std::borrow::Cow<'
     }
 }
 
-fn locate_failure(input: &[u8]) -> Diagnostic {
-    if let Some(offset) = too_deep(input, limits::MAX_DEPTH) {
+/// Why `input` does not decode as a `T`, located; `max_depth` is the nesting the input may have.
+fn locate_failure<T: serde::de::DeserializeOwned>(input: &[u8], max_depth: usize) -> Diagnostic {
+    if let Some(offset) = too_deep(input, max_depth) {
         let (l, c) = line_col(input, offset);
         return Diagnostic::new(ErrorCode::TooDeep, format!("nesting deeper than {} levels", limits::MAX_DEPTH))
             .at_line(l, c);
     }
     let mut de = serde_json::Deserializer::from_slice(input);
-    let result: Result<Message, _> = serde_path_to_error::deserialize(&mut de);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let err = match result {
         Ok(_) => {
             let (msg, line, col) = match de.end() {

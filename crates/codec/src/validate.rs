@@ -77,6 +77,82 @@ pub fn check(m: &Message) -> Vec<Diagnostic> {
     out
 }
 
+/// The rules that concern a message body alone (pointers relative to the body, e.g. `/update/journal/0/text`):
+/// those [`check`] applies to a message carrying it, less the header's rules and the agreement between header
+/// and body (the node writes the header). For the local API, which takes bodies and writes the header itself.
+pub fn check_body(body: &Body) -> Vec<Diagnostic> {
+    check(&carrier(body))
+        .into_iter()
+        .filter_map(|mut d| {
+            let rest = d.pointer.as_deref()?.strip_prefix("/body")?.to_string();
+            d.pointer = Some(rest);
+            Some(d)
+        })
+        .collect()
+}
+
+/// A message that carries `body` with a header that agrees with it: the message type, the case id and
+/// addressees of a forward (from the case), a first sequence number.
+fn carrier(body: &Body) -> Message {
+    let mut m = sdx_model::sample::typical_forward();
+    m.body = body.clone();
+    m.header.message_type = body.message_type();
+    if let Body::Forward(f) = body {
+        m.header.case_id = Some(f.case.case_id);
+        m.header.author.key = f.case.originator.clone();
+        m.header.reader.key = f.case.assignee.clone();
+    }
+    m
+}
+
+/// Decode and check a message body (`{"update": {…}}`) as [`validate`] does a whole message: the format
+/// ([`json::decode_body`]), then [`check_body`]. Findings carry pointers relative to the body; those of the
+/// format also line and column (rule findings are not located in the text: a document may have thousands, and
+/// locating each costs a pass over the input).
+pub fn validate_body(input: &[u8]) -> Result<Body, Invalid> {
+    let body = json::decode_body(input).map_err(Invalid::Format)?;
+    let found = check_body(&body);
+    if found.is_empty() { Ok(body) } else { Err(Invalid::Rules(found)) }
+}
+
+/// Decode and check the body of a forward (`{"case": …, "note": …}`) as [`validate`] does a whole message:
+/// the format ([`json::decode_forward`]), then the rules of [`check_body`] for it. Pointers relative to it
+/// (`/case/priority`).
+pub fn validate_forward(input: &[u8]) -> Result<sdx_model::Forward, Invalid> {
+    let forward = json::decode_forward(input).map_err(Invalid::Format)?;
+    let body = Body::Forward(forward);
+    let found: Vec<Diagnostic> = check_body(&body)
+        .into_iter()
+        .map(|mut d| {
+            d.pointer = d.pointer.map(|p| p.strip_prefix("/forward").map(str::to_string).unwrap_or(p));
+            d
+        })
+        .collect();
+    match body {
+        Body::Forward(f) if found.is_empty() => Ok(f),
+        _ => Err(Invalid::Rules(found)),
+    }
+}
+
+/// Why a part of a message is not valid: its format (it does not decode) or the rules (it decodes, but
+/// breaks a rule beyond the schema). Each holds at least one finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
+    /// Size, syntax, members, types, identifiers, codes ([`json::decode`] and its kin).
+    Format(Vec<Diagnostic>),
+    /// The model's rules and the attachment checks ([`check`]).
+    Rules(Vec<Diagnostic>),
+}
+
+impl Invalid {
+    /// The findings.
+    pub fn findings(&self) -> &[Diagnostic] {
+        match self {
+            Invalid::Format(d) | Invalid::Rules(d) => d,
+        }
+    }
+}
+
 fn check_attachment(a: &Attachment) -> Option<Diagnostic> {
     let content = a.content.as_deref()?;
     if content.len() as u64 > limits::MAX_INLINE_ATTACHMENT_BYTES.saturating_mul(4) / 3 + 4 {
@@ -186,5 +262,53 @@ mod tests {
         assert_eq!(detect(b"  {"), Some(Format::Json));
         assert_eq!(detect(b"\xEF\xBB\xBF<x/>"), Some(Format::Xml));
         assert_eq!(validate(b"hello").unwrap_err()[0].code, ErrorCode::Malformed);
+    }
+
+    /// A body or a forward alone is refused for what a whole message with it is refused for, with the same code
+    /// and the pointer relative to the part.
+    #[test]
+    fn parts_are_checked_like_whole_messages() {
+        let m = sdx_model::sample::typical_forward();
+        let whole: serde_json::Value = serde_json::from_str(&json::encode(&m)).unwrap();
+        let forward = whole["body"]["forward"].clone();
+        let f = validate_forward(forward.to_string().as_bytes()).unwrap();
+        assert_eq!(Body::Forward(f), m.body);
+        assert_eq!(validate_body(whole["body"].to_string().as_bytes()).unwrap(), m.body);
+        // (edit of the forward, code, pointer relative to the forward)
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(Edit, ErrorCode, &str); 5] = [
+            (|f| f["case"]["priority"] = "low".into(), ErrorCode::PriorityMismatch, "/case/priority"),
+            (|f| f["case"]["region"] = "1234".into(), ErrorCode::InvalidIdentifier, "/case/region"),
+            (|f| f["case"]["status"] = "open".into(), ErrorCode::UnknownCode, "/case/status"),
+            (|f| f["case"]["colour"] = "red".into(), ErrorCode::SchemaViolation, "/case/colour"),
+            (
+                |f| {
+                    let a = f["case"]["category"].take();
+                    f["case"]["category"] = serde_json::Value::Array(a.as_object().unwrap().values().cloned().collect());
+                },
+                ErrorCode::SchemaViolation,
+                "/case/category",
+            ),
+        ];
+        for (edit, code, pointer) in cases {
+            let mut part = forward.clone();
+            edit(&mut part);
+            let e = validate_forward(part.to_string().as_bytes()).unwrap_err();
+            let d = &e.findings()[0];
+            assert_eq!((d.code, d.pointer.as_deref()), (code, Some(pointer)), "{e:?}");
+            let mut msg = whole.clone();
+            msg["body"]["forward"] = part.clone();
+            let full = validate(msg.to_string().as_bytes()).unwrap_err();
+            assert_eq!(full[0].code, code, "the same code as a whole message: {full:?}");
+            let body = serde_json::json!({ "forward": part });
+            let e = validate_body(body.to_string().as_bytes()).unwrap_err();
+            assert_eq!(e.findings()[0].pointer.as_deref(), Some(&*format!("/forward{pointer}")));
+        }
+        let rules = validate_forward(br#"{"case": 1}"#).unwrap_err();
+        assert!(matches!(rules, Invalid::Format(_)), "{rules:?}");
+        let dup = br#"{"close": {"revision": 1, "revision": 2}}"#;
+        assert_eq!(validate_body(dup).unwrap_err().findings()[0].code, ErrorCode::DuplicateKey);
+        let deep = format!("{{\"update\": {{\"revision\": 0, \"x\": {}1{}}}}}", "[".repeat(40), "]".repeat(40));
+        assert_eq!(validate_body(deep.as_bytes()).unwrap_err().findings()[0].code, ErrorCode::TooDeep);
     }
 }

@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod apidoc;
 pub mod app;
 pub mod engine;
+pub mod error;
 pub mod local_api;
 pub mod openapi;
 pub mod peer_api;

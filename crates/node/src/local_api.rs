@@ -27,30 +27,47 @@
 //! is refused with 400 `schemaViolation`, naming the allowed view members and case attributes. Without `fields`
 //! the full view is returned. Both endpoints refuse unknown query parameters with 400 `schemaViolation`.
 //!
+//! Documents are checked like `sdx validate` checks a message: `POST /api/v1/cases` takes the body of a forward
+//! and `POST /api/v1/cases/{id}/changes` a message body, each decoded by the codec's strict decoder
+//! (`sdx_codec::validate::validate_forward` / `validate_body`: size, syntax, duplicate and unknown members, an
+//! array where the schema has an object, nesting, types, identifiers, codes → 400 with the finding's code; then
+//! the rules beyond the schema → 422), so the local API accepts nothing the format refuses. Query parameters are
+//! checked as strictly: unknown ones, empty values, `limit` outside 1–500 and timestamps outside what
+//! `Timestamp::parse` accepts are refused with 400. Every error is an [`ApiError`] (`crate::error`).
+//!
+//! Every route is registered with its `#[utoipa::path]` documentation ([`apidoc::op`]); the OpenAPI document
+//! ([`api`], served at `GET /api/v1/openapi.json`) is built from these registrations.
+//!
 //! Personal data (the requester) is returned to authenticated clients only and never logged.
-#![allow(clippy::result_large_err)] // handlers return ready `Response`s as errors; they are built once per request
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, OriginalUri, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa::openapi::{OpenApi, RefOr, schema::Schema};
+use utoipa_axum::router::OpenApiRouter;
 
-use sdx_model::lifecycle::Refusal;
-use sdx_model::{Ars, Body, Case, CaseId, Coded, ErrorCode, LeikaKey, MessageId, OrgKey, Status, Timestamp};
-use sdx_store::{CaseQuery, CaseRecord, DeliveryState, Store, TimelineEvent};
+use sdx_model::{Ars, CaseId, Coded, ErrorCode, LeikaKey, MessageId, OrgKey, Status, Timestamp};
+use sdx_store::{CaseQuery, CaseRecord, DeliveryState, MAX_PAGE, Store, TimelineEvent};
 
-use crate::engine::{Engine, EngineError};
+use crate::apidoc::{self, ITEM_MEMBERS, VIEW_MEMBERS, allowed_names, case_attributes, op};
+use crate::engine::Engine;
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::settings::ApiClient;
 
 /// Path prefix of the local API.
 pub const API_PREFIX: &str = "/api/v1";
+/// Path of the OpenAPI document.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
 struct ApiState<S: Store> {
     engine: Engine<S>,
@@ -60,71 +77,18 @@ struct ApiState<S: Store> {
 
 type Shared<S> = Arc<ApiState<S>>;
 
-/// A problem response (RFC 9457).
-pub fn problem(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Response {
-    let code = code.code();
-    let body = json!({
-        "type": format!("urn:xoev-de:sdx:problem:{code}"),
-        "title": code,
-        "status": status.as_u16(),
-        "detail": detail.into(),
-        "errorCode": code,
-    });
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    r
-}
-
-fn refused(r: &Refusal) -> Response {
-    let status = match r.code {
-        ErrorCode::NotPermitted => StatusCode::FORBIDDEN,
-        ErrorCode::UnknownCase => StatusCode::NOT_FOUND,
-        ErrorCode::InconsistentCase | ErrorCode::DuplicateId => StatusCode::CONFLICT,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    problem(status, r.code, &r.message)
-}
-
-fn engine_error(e: EngineError) -> Response {
-    match e {
-        EngineError::Refused(r) => refused(&r),
-        EngineError::NotFound(id) => problem(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id}")),
-        EngineError::UnknownPeer(org) => {
-            problem(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WrongRecipient, format!("no peer {org} is configured"))
-        }
-        EngineError::Conflict => {
-            problem(StatusCode::CONFLICT, ErrorCode::Internal, "the case changed meanwhile; retry")
-        }
-        other => {
-            tracing::error!(error = %other, "local API request failed");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error; see the node's log")
-        }
-    }
-}
-
-fn store_error(e: sdx_store::Error) -> Response {
-    match e {
-        sdx_store::Error::Invalid(m) => problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, m),
-        other => engine_error(EngineError::Store(other)),
-    }
-}
-
-fn json_rejection(r: JsonRejection) -> Response {
-    let text = r.body_text();
-    let code = match text.split_once('[').and_then(|(_, rest)| rest.split_once(']')) {
-        Some((c, _)) => ErrorCode::parse(c).unwrap_or(ErrorCode::SchemaViolation),
-        None => ErrorCode::SchemaViolation,
-    };
-    problem(StatusCode::BAD_REQUEST, code, text)
-}
-
-/// The router of the local API (plain HTTP: keep it on loopback or behind a TLS proxy).
+/// The router of the local API (plain HTTP: keep it on loopback or behind a TLS proxy): the routes of
+/// [`routes`] behind bearer tokens, `GET /api/v1/openapi.json` without, and problem answers for unknown routes
+/// (404) and methods (405).
 pub fn router<S: Store>(engine: Engine<S>, clients: &[ApiClient]) -> Router {
     let tokens = clients
         .iter()
         .filter_map(|c| {
             let mut h = [0u8; 32];
             let hex = c.token_sha256.as_bytes();
+            if hex.len() != 64 {
+                return None;
+            }
             for (i, chunk) in hex.chunks(2).enumerate() {
                 h[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
             }
@@ -132,15 +96,56 @@ pub fn router<S: Store>(engine: Engine<S>, clients: &[ApiClient]) -> Router {
         })
         .collect();
     let state: Shared<S> = Arc::new(ApiState { engine, tokens });
-    Router::new()
-        .route(&format!("{API_PREFIX}/cases"), post(create::<S>).get(list::<S>))
-        .route(&format!("{API_PREFIX}/cases/{{id}}"), get(get_case::<S>))
-        .route(&format!("{API_PREFIX}/cases/{{id}}/changes"), post(change::<S>))
-        .route(&format!("{API_PREFIX}/deliveries"), get(deliveries::<S>))
-        .route(&format!("{API_PREFIX}/deliveries/{{id}}/retry"), post(retry::<S>))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate::<S>))
+    let (protected, local) = routes::<S>().split_for_parts();
+    let (public, doc) = document_route().split_for_parts();
+    let document = Arc::new(apidoc::finish(merged([local, doc, crate::peer_api::api()])));
+    protected
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate::<S>))
         .with_state(state)
-        .route(&format!("{API_PREFIX}/openapi.json"), get(|| async { axum::Json(crate::openapi::document()) }))
+        .merge(public.with_state(document))
+        .layer(DefaultBodyLimit::max(sdx_model::rules::limits::MAX_DOCUMENT_BYTES))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+}
+
+/// The documented routes that need a bearer token.
+fn routes<S: Store>() -> OpenApiRouter<Shared<S>> {
+    OpenApiRouter::new()
+        .routes(op::<__path_create, _, _, _>(create::<S>))
+        .routes(op::<__path_list, _, _, _>(list::<S>))
+        .routes(op::<__path_get_case, _, _, _>(get_case::<S>))
+        .routes(op::<__path_change, _, _, _>(change::<S>))
+        .routes(op::<__path_deliveries, _, _, _>(deliveries::<S>))
+        .routes(op::<__path_retry, _, _, _>(retry::<S>))
+}
+
+fn document_route() -> OpenApiRouter<Arc<Value>> {
+    OpenApiRouter::new().routes(op::<__path_openapi, _, _, _>(openapi))
+}
+
+fn merged(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
+    parts.into_iter().fold(OpenApi::default(), |mut all, part| {
+        all.merge(part);
+        all
+    })
+}
+
+/// The documentation of every route the node serves: the local API (these routes and the document's own) and
+/// the peer endpoint ([`crate::peer_api::api`]). [`crate::openapi::document`] finishes it.
+pub fn api() -> OpenApi {
+    merged([
+        routes::<sdx_store::AnyStore>().into_openapi(),
+        document_route().into_openapi(),
+        crate::peer_api::api(),
+    ])
+}
+
+async fn no_route(method: Method, uri: OriginalUri) -> ApiError {
+    ApiError::no_route(&method, uri.path())
+}
+
+async fn wrong_method(method: Method, uri: OriginalUri) -> ApiError {
+    ApiError::method_not_allowed(&method, uri.path())
 }
 
 async fn authenticate<S: Store>(State(st): State<Shared<S>>, req: Request, next: Next) -> Response {
@@ -158,115 +163,189 @@ async fn authenticate<S: Store>(State(st): State<Shared<S>>, req: Request, next:
             .fold(false, |found, k| found | aws_lc_rs::constant_time::verify_slices_are_equal(h.as_ref(), k).is_ok())
     });
     if !ok {
-        let mut r = problem(StatusCode::UNAUTHORIZED, ErrorCode::UnknownSender, "a valid bearer token is required");
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+        return ApiError::unauthorized().into_response();
     }
     next.run(req).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateCase {
-    case: Case,
-    #[serde(default)]
-    note: Option<String>,
+/// Query parameters, refused as an [`ApiError`] (400 `schemaViolation`) when they do not deserialize, e.g. an
+/// unknown parameter.
+struct Query<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(v) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(v))
+    }
+}
+
+/// The one path parameter `{id}`, refused as an [`ApiError`].
+struct PathId(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(v) = axum::extract::Path::<String>::from_request_parts(parts, state).await?;
+        Ok(PathId(v))
+    }
+}
+
+impl PathId {
+    fn case_id(&self) -> ApiResult<CaseId> {
+        CaseId::parse(&self.0).map_err(|e| ApiError::bad_request(ErrorCode::InvalidIdentifier, e.to_string()))
+    }
+
+    fn message_id(&self) -> ApiResult<MessageId> {
+        MessageId::parse(&self.0).map_err(|e| ApiError::bad_request(ErrorCode::InvalidIdentifier, e.to_string()))
+    }
+}
+
+/// A JSON request body as bytes, for the codec's strict decoder: `Content-Type: application/json` (415
+/// otherwise), at most the document size limit (413).
+struct JsonBytes(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| m.trim().to_ascii_lowercase())
+            .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+        if !json {
+            return Err(ApiError::unsupported_media_type("application/json"));
+        }
+        Ok(JsonBytes(Bytes::from_request(req, state).await?))
+    }
+}
+
+/// The case id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // documentation of the path parameter read by `PathId`
+struct CaseIdParam {
+    /// The case id (UUID, lowercase).
+    #[param(value_type = apidoc::UuidDoc)]
+    id: String,
+}
+
+/// The message id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // documentation of the path parameter read by `PathId`
+struct MessageIdParam {
+    /// The message id of the dead letter (UUID, lowercase).
+    #[param(value_type = apidoc::UuidDoc)]
+    id: String,
 }
 
 /// Longest `waitForReceipt`, in seconds.
 pub const MAX_WAIT_FOR_RECEIPT_S: u64 = 60;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CreateParams {
-    /// Answer only once the assignee's signed receipt is stored, or after this many seconds.
+    /// Answer only once the assignee's signed receipt is stored, or after this many seconds (0 to 60); the
+    /// answer then says `delivered: true` or `false`. The forward is committed either way.
+    #[param(minimum = 0, maximum = 60)]
     wait_for_receipt: Option<u64>,
 }
 
+/// The answer to a local change.
+fn sent(s: crate::engine::Sent) -> Value {
+    json!({"messageId": s.message_id, "case": s.case})
+}
+
+/// Create a case and forward it to its assignee.
+///
+/// The body is the body of a forward (`{"case": …, "note": …}`), checked like `sdx validate` checks a message.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases",
+    operation_id = "createCase",
+    params(CreateParams),
+    request_body(content = apidoc::CreateCaseDoc, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Committed; the forward is in the outbox", body = apidoc::SentDoc),
+        (status = 400, description = "Not an SDX document (errorCode of the first finding, e.g. malformed, duplicateKey, schemaViolation, tooDeep, unknownCode, invalidIdentifier, invalidTimestamp; JSON pointer in detail) or a bad parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted (notPermitted): a node forwards the cases it originates", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The case exists already (inconsistentCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json (malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Breaks a rule beyond the schema (priorityMismatch, inconsistentCase, …) or the assignee is not a configured peer (wrongRecipient)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 async fn create<S: Store>(
     State(st): State<Shared<S>>,
-    q: Result<Query<CreateParams>, QueryRejection>,
-    body: Result<axum::Json<CreateCase>, JsonRejection>,
-) -> Response {
-    let Query(params) = match q {
-        Ok(q) => q,
-        Err(r) => return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, r.body_text()),
-    };
+    Query(params): Query<CreateParams>,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult<Response> {
     let wait = match params.wait_for_receipt {
         Some(s) if s > MAX_WAIT_FOR_RECEIPT_S => {
             let detail = format!("waitForReceipt is at most {MAX_WAIT_FOR_RECEIPT_S} seconds, not {s}");
-            return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, detail);
+            return Err(ApiError::bad_request(ErrorCode::SchemaViolation, detail));
         }
         w => w,
     };
-    let axum::Json(req) = match body {
-        Ok(b) => b,
-        Err(r) => return json_rejection(r),
-    };
-    let sent = match st.engine.forward(req.case, req.note).await {
-        Ok(sent) => sent,
-        Err(e) => return engine_error(e),
-    };
-    let mut answer = json!({"messageId": sent.message_id, "case": sent.case});
+    let forward = sdx_codec::validate::validate_forward(&body).map_err(ApiError::invalid)?;
+    let s = st.engine.forward(forward.case, forward.note).await?;
+    let id = s.message_id;
+    let mut answer = sent(s);
     if let Some(secs) = wait {
         // The forward is committed either way; this only says whether the receipt is there yet.
-        let delivered = match st.engine.wait_delivered(sent.message_id, std::time::Duration::from_secs(secs)).await {
-            Ok(d) => d,
-            Err(e) => return engine_error(e),
-        };
+        let delivered = st.engine.wait_delivered(id, std::time::Duration::from_secs(secs)).await?;
         answer["delivered"] = json!(delivered);
     }
-    (StatusCode::CREATED, axum::Json(answer)).into_response()
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
 
-fn case_id(p: Result<Path<String>, PathRejection>) -> Result<CaseId, Response> {
-    let Path(s) = p.map_err(|r| problem(StatusCode::BAD_REQUEST, ErrorCode::InvalidIdentifier, r.body_text()))?;
-    CaseId::parse(&s).map_err(|e| problem(StatusCode::BAD_REQUEST, ErrorCode::InvalidIdentifier, e.to_string()))
-}
-
-async fn change<S: Store>(
-    State(st): State<Shared<S>>,
-    id: Result<Path<String>, PathRejection>,
-    body: Result<axum::Json<Body>, JsonRejection>,
-) -> Response {
-    let id = match case_id(id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let axum::Json(body) = match body {
-        Ok(b) => b,
-        Err(r) => return json_rejection(r),
-    };
-    match st.engine.change(id, body).await {
-        Ok(sent) => axum::Json(json!({"messageId": sent.message_id, "case": sent.case})).into_response(),
-        Err(e) => engine_error(e),
+/// Apply a change and send it to the partner.
+///
+/// The body is one message body — `{"update": {…}}`, `{"resolve": {…}}`, `{"handBack": {…}}`, `{"close": {…}}`,
+/// `{"reopen": {…}}` or `{"reject": {…}}` — checked like `sdx validate` checks a message.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/changes",
+    operation_id = "changeCase",
+    params(CaseIdParam),
+    request_body(content = apidoc::BodyDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Committed; the message is in the outbox", body = apidoc::SentDoc),
+        (status = 400, description = "Not an SDX message body (errorCode of the first finding; JSON pointer in detail) or an invalid case id (invalidIdentifier)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "This organisation may not make this change (notPermitted)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case here (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The change contradicts the case (inconsistentCase, duplicateId)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json (malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Breaks a rule beyond the schema or the lifecycle (invalidTransition, solutionMissing, …)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable, e.g. the case changed meanwhile; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn change<S: Store>(State(st): State<Shared<S>>, id: PathId, JsonBytes(body): JsonBytes) -> ApiResult<Response> {
+    let id = id.case_id()?;
+    let body = sdx_codec::validate::validate_body(&body).map_err(ApiError::invalid)?;
+    if matches!(body, sdx_model::Body::Forward(_) | sdx_model::Body::Receipt(_) | sdx_model::Body::ServiceNotice(_)) {
+        let detail = format!(
+            "/{}: not a change of a case; one of update, resolve, handBack, close, reopen, reject",
+            body.message_type()
+        );
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::MessageTypeMismatch, detail));
     }
-}
-
-/// Members of the single-case view, in response order; `fields` selects among them.
-pub(crate) const VIEW_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt", "timeline"];
-/// Members of a query result item (the single-case view without the timeline).
-pub(crate) const ITEM_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt"];
-
-/// The top-level attributes of a case (JSON names, in the order of the format description), which `fields` may
-/// also name. Taken from the format description (`sdx_codec::desc::CASE`), which
-/// `crates/codec/tests/lockstep.rs` keeps in lock-step with the serde model `sdx_model::Case`.
-fn case_attributes() -> impl Iterator<Item = &'static str> {
-    sdx_codec::desc::CASE.fields.iter().map(|f| f.json)
-}
-
-/// Every name `fields` accepts on a view with `members`: the members, then the case attributes that are not also
-/// a member (`updatedAt` is both), each once.
-pub(crate) fn field_names(members: &'static [&'static str]) -> Vec<&'static str> {
-    let mut names = members.to_vec();
-    names.extend(case_attributes().filter(|a| !members.contains(a)));
-    names
-}
-
-/// The accepted names, for error messages.
-fn allowed_names(members: &[&str]) -> String {
-    let attributes: Vec<&str> = case_attributes().collect();
-    format!("view members {}; case attributes {}", members.join(", "), attributes.join(", "))
+    Ok(axum::Json(sent(st.engine.change(id, body).await?)).into_response())
 }
 
 /// Why a `fields` value was refused.
@@ -333,8 +412,10 @@ impl Fields {
     }
 }
 
-fn fields_error(e: FieldsError) -> Response {
-    problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, e.to_string())
+impl From<FieldsError> for ApiError {
+    fn from(e: FieldsError) -> Self {
+        ApiError::bad_request(ErrorCode::SchemaViolation, e.to_string())
+    }
 }
 
 /// A case view with the selected members; `case.caseId` is always there. Without `case` selected, `case` holds
@@ -368,76 +449,161 @@ fn view(rec: CaseRecord, timeline: Option<Vec<TimelineEvent>>, fields: &Fields) 
     Value::Object(v)
 }
 
+/// The schema of `fields` on a view with these members: a comma-separated list of their names.
+fn fields_schema(members: &'static [&'static str]) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let names = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(apidoc::field_names(members)));
+    ArrayBuilder::new().min_items(Some(1)).items(names).into()
+}
+
+apidoc::inline_schema!(
+    /// `fields` of a single case.
+    ViewFields = fields_schema(VIEW_MEMBERS)
+);
+apidoc::inline_schema!(
+    /// `fields` of a query.
+    ItemFields = fields_schema(ITEM_MEMBERS)
+);
+
 /// Query parameters of `GET /cases/{id}`; others are refused, as on `GET /cases`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct GetParams {
+    /// TMF621 attribute selection: comma-separated names, each a top-level member of the view (case, partner,
+    /// ourRole, updatedAt, timeline) or a top-level attribute of the case (status, priority, …), returned
+    /// inside `case` next to `caseId`, which is always returned. `updatedAt` selects both the view member and
+    /// the case attribute; with `case` selected the whole case is returned. Names are exact and may repeat; an
+    /// unknown name, a nested path (`a.b`), an empty entry or an empty list is refused with 400
+    /// `schemaViolation`. Without `fields`, the full view.
+    #[param(inline, value_type = Option<ViewFields>, style = Form, explode = false)]
     fields: Option<String>,
 }
 
+/// The case with its cross-organisation timeline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/{id}",
+    operation_id = "getCase",
+    params(CaseIdParam, GetParams),
+    responses(
+        (status = 200, description = "The case view (with fields: only the selected members, and in case only caseId and the selected case attributes unless case is selected)", body = apidoc::CaseViewAnswerDoc),
+        (status = 400, description = "Invalid case id (invalidIdentifier), unknown parameter or bad fields (schemaViolation)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case here (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 async fn get_case<S: Store>(
     State(st): State<Shared<S>>,
-    id: Result<Path<String>, PathRejection>,
-    q: Result<Query<GetParams>, QueryRejection>,
-) -> Response {
-    let id = match case_id(id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Query(p) = match q {
-        Ok(q) => q,
-        Err(r) => return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, r.body_text()),
-    };
-    let fields = match Fields::parse(p.fields.as_deref(), VIEW_MEMBERS) {
-        Ok(f) => f,
-        Err(e) => return fields_error(e),
-    };
+    id: PathId,
+    Query(p): Query<GetParams>,
+) -> ApiResult<axum::Json<Value>> {
+    let id = id.case_id()?;
+    let fields = Fields::parse(p.fields.as_deref(), VIEW_MEMBERS)?;
     let store = st.engine.store();
-    let rec = match store.get_case(id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id}")),
-        Err(e) => return store_error(e),
-    };
-    let timeline = if fields.has("timeline") {
-        match store.timeline(id).await {
-            Ok(t) => Some(t),
-            Err(e) => return store_error(e),
-        }
-    } else {
-        None
-    };
-    axum::Json(view(rec, timeline, &fields)).into_response()
+    let rec = store
+        .get_case(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id}")))?;
+    let timeline = if fields.has("timeline") { Some(store.timeline(id).await?) } else { None };
+    Ok(axum::Json(view(rec, timeline, &fields)))
 }
 
-#[derive(Deserialize, Default)]
+apidoc::inline_schema!(
+    /// `status` of a query: a comma-separated list of status codes.
+    StatusList = utoipa::openapi::schema::ArrayBuilder::new()
+        .min_items(Some(1))
+        .items(utoipa::openapi::Ref::from_schema_name("Code.Status"))
+        .into()
+);
+
+/// What `Timestamp::parse` accepts, as a pattern: RFC 3339 with an offset, years 1970–9999, at most 40
+/// characters. (Days 29–31 of the shorter months are left out of the pattern; the node refuses the impossible
+/// ones with 400 `invalidTimestamp` and accepts 29 February in leap years.)
+pub const TIMESTAMP_PARAM_PATTERN: &str = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+
+apidoc::inline_schema!(
+    /// A timestamp parameter.
+    TimestampParam = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))
+        .pattern(Some(TIMESTAMP_PARAM_PATTERN))
+        .max_length(Some(40))
+        .into()
+);
+
+/// The form of a paging cursor: opaque, pass `nextCursor` unchanged; this is only what the node checks.
+pub const CURSOR_PATTERN: &str = "^312e(3[0-9]){1,18}2e(3[0-9]|6[1-6]){8}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){12}$";
+
+apidoc::inline_schema!(
+    /// A paging cursor.
+    CursorParam = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(CURSOR_PATTERN))
+        .into()
+);
+
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Any of these statuses (comma-separated codes).
+    #[param(inline, value_type = Option<StatusList>, style = Form, explode = false)]
     status: Option<String>,
+    /// Ticket type.
+    #[param(value_type = Option<apidoc::TicketTypeDoc>)]
     ticket_type: Option<String>,
+    /// Priority.
+    #[param(value_type = Option<apidoc::PriorityDoc>)]
     priority: Option<String>,
+    /// Affected service (LeiKa key).
+    #[param(value_type = Option<apidoc::LeikaKeyDoc>)]
     leika_key: Option<String>,
+    /// Region: the case's ARS starts with this ARS or prefix.
+    #[param(value_type = Option<apidoc::ArsDoc>)]
     region: Option<String>,
+    /// Partner organisation.
+    #[param(value_type = Option<apidoc::OrgKeyDoc>)]
     partner: Option<String>,
+    /// Changed at or after this time (RFC 3339 with offset, years 1970–9999).
+    #[param(inline, value_type = Option<TimestampParam>)]
     updated_since: Option<String>,
+    /// The `nextCursor` of the previous page, unchanged.
+    #[param(inline, value_type = Option<CursorParam>)]
     cursor: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// TMF621 attribute selection, as on `GET /api/v1/cases/{id}` without `timeline`.
+    #[param(inline, value_type = Option<ItemFields>, style = Form, explode = false)]
     fields: Option<String>,
 }
 
-fn bad(e: impl std::fmt::Display) -> Response {
+/// A refused query value: 400 with the code its parser gives (`[code] text`).
+fn bad(e: impl std::fmt::Display) -> ApiError {
     let text = e.to_string();
-    let code = if text.starts_with("[unknownCode]") {
-        ErrorCode::UnknownCode
-    } else if text.starts_with("[invalidTimestamp]") {
-        ErrorCode::InvalidTimestamp
-    } else {
-        ErrorCode::InvalidIdentifier
-    };
-    problem(StatusCode::BAD_REQUEST, code, text)
+    let code = text
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(c, _)| ErrorCode::parse(c).ok())
+        .unwrap_or(ErrorCode::InvalidIdentifier);
+    ApiError::bad_request(code, text)
 }
 
-fn to_query(p: ListParams) -> Result<(CaseQuery, Fields), Response> {
-    let fields = Fields::parse(p.fields.as_deref(), ITEM_MEMBERS).map_err(fields_error)?;
+/// Page size from `limit`: 1 to [`MAX_PAGE`], 100 without it.
+fn page_size(limit: Option<u32>) -> ApiResult<u32> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(ErrorCode::SchemaViolation, format!("limit is 1 to {MAX_PAGE}, not {n}"))),
+    }
+}
+
+fn to_query(p: ListParams) -> ApiResult<(CaseQuery, Fields)> {
+    let fields = Fields::parse(p.fields.as_deref(), ITEM_MEMBERS)?;
     let status = match p.status {
         Some(s) => s.split(',').map(|c| Status::parse(c.trim()).map_err(bad)).collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
@@ -451,73 +617,120 @@ fn to_query(p: ListParams) -> Result<(CaseQuery, Fields), Response> {
         partner: p.partner.map(OrgKey::parse).transpose().map_err(bad)?,
         updated_since: p.updated_since.map(|t| Timestamp::parse(&t)).transpose().map_err(bad)?,
         cursor: p.cursor,
-        limit: p.limit.unwrap_or(0),
+        limit: page_size(p.limit)?,
     };
     Ok((query, fields))
 }
 
-async fn list<S: Store>(State(st): State<Shared<S>>, q: Result<Query<ListParams>, QueryRejection>) -> Response {
-    let Query(p) = match q {
-        Ok(q) => q,
-        Err(r) => return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, r.body_text()),
-    };
-    let (query, fields) = match to_query(p) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
-    match st.engine.store().query_cases(&query).await {
-        Ok(page) => {
-            let items: Vec<_> = page.items.into_iter().map(|r| view(r, None, &fields)).collect();
-            axum::Json(json!({"items": items, "nextCursor": page.next_cursor})).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+/// Query cases (keyset paging, ordered by the time of this node's last change).
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases",
+    operation_id = "listCases",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page (with fields: each item holds only the selected members, and in case only caseId and the selected case attributes unless case is selected)", body = apidoc::CasePageDoc),
+        (status = 400, description = "A bad parameter: unknown, empty, out of range, not on its codelist (unknownCode), not an identifier (invalidIdentifier), not a timestamp (invalidTimestamp), a malformed cursor or bad fields (schemaViolation)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn list<S: Store>(State(st): State<Shared<S>>, Query(p): Query<ListParams>) -> ApiResult<axum::Json<Value>> {
+    let (query, fields) = to_query(p)?;
+    let page = st.engine.store().query_cases(&query).await?;
+    let items: Vec<_> = page.items.into_iter().map(|r| view(r, None, &fields)).collect();
+    Ok(axum::Json(json!({"items": items, "nextCursor": page.next_cursor})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeliveryParams {
+    /// Only deliveries in this state.
+    #[param(inline, value_type = Option<DeliveryStateParam>)]
     state: Option<String>,
+    /// Most deliveries to return, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
+/// The states of a delivery, for the document.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation of `DeliveryParams::state`
+enum DeliveryStateParam {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+/// The outbox by state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deliveries",
+    operation_id = "listDeliveries",
+    params(DeliveryParams),
+    responses(
+        (status = 200, description = "Deliveries", body = apidoc::DeliveryPageDoc),
+        (status = 400, description = "Unknown state (unknownCode), limit out of range or unknown parameter (schemaViolation)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 async fn deliveries<S: Store>(
     State(st): State<Shared<S>>,
-    q: Result<Query<DeliveryParams>, QueryRejection>,
-) -> Response {
-    let Query(p) = match q {
-        Ok(q) => q,
-        Err(r) => return problem(StatusCode::BAD_REQUEST, ErrorCode::SchemaViolation, r.body_text()),
+    Query(p): Query<DeliveryParams>,
+) -> ApiResult<axum::Json<Value>> {
+    let state = match p.state.as_deref() {
+        None => None,
+        Some(s) => Some(DeliveryState::parse(s).ok_or_else(|| {
+            let s: String = s.chars().take(40).collect();
+            ApiError::bad_request(ErrorCode::UnknownCode, format!("state `{s}`: pending, delivered or dead"))
+        })?),
     };
-    let state = match p.state.as_deref().map(|s| DeliveryState::parse(s).ok_or(s)).transpose() {
-        Ok(s) => s,
-        Err(s) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::UnknownCode,
-                format!("state `{s}`: pending, delivered or dead"),
-            );
-        }
-    };
-    match st.engine.store().list_deliveries(state, p.limit.unwrap_or(100).min(500)).await {
-        Ok(items) => axum::Json(json!({"items": items})).into_response(),
-        Err(e) => store_error(e),
+    let items = st.engine.store().list_deliveries(state, page_size(p.limit)?).await?;
+    Ok(axum::Json(json!({"items": items})))
+}
+
+/// Put a dead letter back into delivery.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deliveries/{id}/retry",
+    operation_id = "retryDelivery",
+    params(MessageIdParam),
+    responses(
+        (status = 200, description = "Pending again", body = apidoc::RetriedDoc),
+        (status = 400, description = "Invalid message id (invalidIdentifier)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No dead letter with this id (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn retry<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<axum::Json<Value>> {
+    let id = id.message_id()?;
+    if st.engine.retry_dead(id).await? {
+        Ok(axum::Json(json!({"messageId": id, "state": "pending"})))
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("no dead letter {id}")))
     }
 }
 
-async fn retry<S: Store>(State(st): State<Shared<S>>, id: Result<Path<String>, PathRejection>) -> Response {
-    let Ok(Path(s)) = id else {
-        return problem(StatusCode::BAD_REQUEST, ErrorCode::InvalidIdentifier, "message id expected");
-    };
-    let id = match MessageId::parse(&s) {
-        Ok(id) => id,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, ErrorCode::InvalidIdentifier, e.to_string()),
-    };
-    match st.engine.retry_dead(id).await {
-        Ok(true) => axum::Json(json!({"messageId": id, "state": "pending"})).into_response(),
-        Ok(false) => problem(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("no dead letter {id}")),
-        Err(e) => engine_error(e),
-    }
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of the node", body = apidoc::OpenApiDoc)),
+    security(())
+)]
+async fn openapi(State(doc): State<Arc<Value>>) -> axum::Json<Value> {
+    axum::Json(Value::clone(&doc))
 }
 
 #[cfg(test)]
@@ -561,14 +774,6 @@ mod tests {
             assert!(e.to_string().ends_with(allowed), "{e}");
         }
         assert_eq!(Fields::parse(Some("timeline"), VIEW_MEMBERS).unwrap().view, ["timeline"]);
-    }
-
-    #[test]
-    fn field_names_are_the_view_members_then_the_case_attributes() {
-        let names = field_names(ITEM_MEMBERS);
-        assert_eq!(&names[..5], ["case", "partner", "ourRole", "updatedAt", "caseId"]);
-        assert_eq!(names.iter().filter(|n| **n == "updatedAt").count(), 1);
-        assert_eq!(field_names(VIEW_MEMBERS).len(), names.len() + 1);
     }
 
     /// The case attributes come from the format description; they are exactly the members of a serialized case

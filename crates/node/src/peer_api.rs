@@ -9,22 +9,28 @@
 //! `/batch` takes `application/json` `{"messages": ["<JWS>", …]}` (1 to [`protocol::MAX_BATCH_MESSAGES`]
 //! messages of at most [`protocol::MAX_BATCH_ITEM_BYTES`] each) and answers `200 application/json`
 //! `{"results": [{"receipt": "<JWS>"} | {"problem": {…}}, …]}`, one result per message, in order, each exactly
-//! what `/messages` would have answered for it; `400` if the batch itself is malformed, `503` if the store
-//! fails (then nothing of the batch was stored).
+//! what `/messages` would have answered for it (a problem as `{status, errorCode, detail, retryable}`); `400` if
+//! the batch itself is malformed, `503` if the store fails (then nothing of the batch was stored).
+//!
+//! Every error answer is an [`ApiError`] (`crate::error`), which also chooses the status of the engine's
+//! problems; every route is registered with its `#[utoipa::path]` documentation ([`routes`], [`api`]).
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, OriginalUri, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use sdx_store::Store;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 
 use sdx_model::{Coded, ErrorCode};
 
-use crate::engine::{Answer, Engine, EngineError, Peer, Transport, TransportError};
-use crate::local_api::problem;
+use crate::apidoc::op;
+use crate::engine::{Answer, Engine, Peer, Transport, TransportError};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::protocol::{self, WIRE_MEDIA_TYPE};
 use crate::tls::PeerIdentity;
 
@@ -33,29 +39,56 @@ pub const MESSAGES_PATH: &str = "/sdx/v1/messages";
 /// Path of the batch endpoint.
 pub const BATCH_PATH: &str = "/sdx/v1/batch";
 /// A no-op endpoint on the same stack (mutual TLS, peer identity, body limit): the transport baseline of
-/// `sdx bench forward`. It reads the body and answers 204.
+/// `sdx bench forward`. It reads the body and answers 204 — to configured peers only; any other organisation
+/// of the federation gets 403 `unknownSender`.
 pub const NOOP_PATH: &str = "/sdx/v1/noop";
 
-/// The router of the peer endpoint (to be served with [`crate::tls::serve_mtls`]).
+/// The router of the peer endpoint (to be served with [`crate::tls::serve_mtls`]): the routes of [`routes`] and
+/// problem answers for unknown routes (404) and methods (405).
 pub fn router<S: Store>(engine: Engine<S>) -> Router {
-    Router::new()
-        .route(MESSAGES_PATH, post(receive::<S>).layer(DefaultBodyLimit::max(protocol::MAX_WIRE_BYTES)))
-        .route(BATCH_PATH, post(receive_batch::<S>).layer(DefaultBodyLimit::max(protocol::MAX_BATCH_BYTES)))
-        .route(NOOP_PATH, post(|_peer: PeerIdentity, _body: Bytes| async { StatusCode::NO_CONTENT }))
-        .layer(DefaultBodyLimit::max(protocol::MAX_WIRE_BYTES))
+    let (router, _) = routes::<S>().split_for_parts();
+    router
         .with_state(engine)
+        .layer(DefaultBodyLimit::max(protocol::MAX_WIRE_BYTES))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+}
+
+/// The documented routes of the peer endpoint.
+pub fn routes<S: Store>() -> OpenApiRouter<Engine<S>> {
+    OpenApiRouter::new()
+        .routes(op::<__path_receive, _, _, _>(receive::<S>).layer(DefaultBodyLimit::max(protocol::MAX_WIRE_BYTES)))
+        .routes(
+            op::<__path_receive_batch, _, _, _>(receive_batch::<S>)
+                .layer(DefaultBodyLimit::max(protocol::MAX_BATCH_BYTES)),
+        )
+        .routes(op::<__path_noop, _, _, _>(noop::<S>))
+}
+
+/// The documentation of the peer endpoint's routes.
+pub fn api() -> OpenApi {
+    routes::<sdx_store::AnyStore>().into_openapi()
+}
+
+async fn no_route(method: Method, uri: OriginalUri) -> ApiError {
+    ApiError::no_route(&method, uri.path())
+}
+
+async fn wrong_method(method: Method, uri: OriginalUri) -> ApiError {
+    ApiError::method_not_allowed(&method, uri.path())
 }
 
 /// A batch request.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// The sealed messages (JWS compact serialization).
+    /// The sealed messages (JWS compact serialization), 1 to 64, each at most 2 MiB.
+    #[schema(min_items = 1, max_items = 64)]
     pub messages: Vec<String>,
 }
 
 /// The answer to a batch request.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchResponse {
     /// One result per message, in order.
@@ -63,7 +96,7 @@ pub struct BatchResponse {
 }
 
 /// The answer for one message of a batch.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum BatchResult {
     /// Its signed receipt (positive or negative).
@@ -72,8 +105,8 @@ pub enum BatchResult {
     Problem(BatchProblem),
 }
 
-/// A problem for one message of a batch.
-#[derive(Debug, Serialize, Deserialize)]
+/// A problem for one message of a batch: what `/messages` would have answered for it, in short.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchProblem {
     /// The HTTP status `/messages` would have answered.
@@ -82,71 +115,131 @@ pub struct BatchProblem {
     pub error_code: String,
     /// Explanation.
     pub detail: String,
+    /// Whether sending the message again may succeed (the status is 5xx or 429). Absent from older peers'
+    /// answers: then derived from `status`.
+    #[serde(default)]
+    pub retryable: bool,
 }
 
-fn store_failed(peer: &sdx_model::OrgKey, e: EngineError) -> Response {
-    if let EngineError::Conflict = e {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, "concurrent change; retry");
-    }
-    // Engine errors name ids and codes only, never personal data.
-    tracing::error!(peer = %peer, error = %e, "receive failed");
-    problem(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, "the receiver could not commit the message; retry")
-}
-
-/// The HTTP status of a problem the engine reports for a message it cannot answer with a receipt.
-fn problem_status(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::UnknownSender => StatusCode::FORBIDDEN,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
-
-async fn receive_batch<S: Store>(State(engine): State<Engine<S>>, peer: PeerIdentity, body: Bytes) -> Response {
-    let req: BatchRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return problem(StatusCode::BAD_REQUEST, ErrorCode::Malformed, format!("not a batch request: {e}"));
+impl From<ApiError> for BatchProblem {
+    fn from(e: ApiError) -> Self {
+        BatchProblem {
+            status: e.status().as_u16(),
+            error_code: e.code().code().to_string(),
+            retryable: e.retryable(),
+            detail: e.detail().to_string(),
         }
-    };
+    }
+}
+
+/// The body as bytes, or the problem for a body that cannot be read (413 over the limit).
+fn read(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    Ok(body?)
+}
+
+/// Several sealed messages in one request, stored in one transaction at the receiver.
+#[utoipa::path(
+    post,
+    path = "/sdx/v1/batch",
+    operation_id = "receiveBatch",
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One result per message, in order: its signed receipt, or the problem /sdx/v1/messages would have answered for it", body = BatchResponse),
+        (status = 400, description = "Not a batch request (malformed) or not 1 to 64 messages (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client certificate names no organisation of the federation, or one that is not a configured peer (unknownSender)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The batch or one of its messages is over its size limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The receiver could not commit; nothing of the batch was stored; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("mtls" = []))
+)]
+async fn receive_batch<S: Store>(
+    State(engine): State<Engine<S>>,
+    peer: PeerIdentity,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = read(body)?;
+    let req: BatchRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("not a batch request: {e}")))?;
     let n = req.messages.len();
     if n == 0 || n > protocol::MAX_BATCH_MESSAGES {
         let detail = format!("a batch has 1 to {} messages, not {n}", protocol::MAX_BATCH_MESSAGES);
-        return problem(StatusCode::BAD_REQUEST, ErrorCode::TooLarge, detail);
+        return Err(ApiError::bad_request(ErrorCode::TooLarge, detail));
     }
     if let Some(i) = req.messages.iter().position(|m| m.len() > protocol::MAX_BATCH_ITEM_BYTES) {
         let detail = format!("message {i} is larger than {} bytes; send it alone", protocol::MAX_BATCH_ITEM_BYTES);
-        return problem(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, detail);
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, detail));
     }
     let wires: Vec<&[u8]> = req.messages.iter().map(|m| m.as_bytes()).collect();
-    match engine.receive_batch(&wires, &peer.org).await {
-        Ok(answers) => {
-            let results = answers
-                .into_iter()
-                .map(|a| match a {
-                    Answer::Receipt { jws, .. } => BatchResult::Receipt(jws),
-                    Answer::Problem { code, detail } => {
-                        let status = problem_status(code).as_u16();
-                        BatchResult::Problem(BatchProblem { status, error_code: code.code().to_string(), detail })
-                    }
-                })
-                .collect();
-            axum::Json(BatchResponse { results }).into_response()
+    let answers = engine.receive_batch(&wires, &peer.org).await?;
+    let results = answers
+        .into_iter()
+        .map(|a| match a {
+            Answer::Receipt { jws, .. } => BatchResult::Receipt(jws),
+            Answer::Problem { code, detail } => BatchResult::Problem(ApiError::peer_problem(code, detail).into()),
+        })
+        .collect();
+    Ok(axum::Json(BatchResponse { results }).into_response())
+}
+
+/// One sealed SDX message (JWS over the RFC 8785 canonical JSON); the answer is its signed receipt.
+#[utoipa::path(
+    post,
+    path = "/sdx/v1/messages",
+    operation_id = "receiveMessage",
+    request_body(description = "The sealed message, JWS compact serialization (the media type is not checked; text/plain is listed for clients without a serializer for application/jose)", content(
+        (String = "application/jose"),
+        (String = "text/plain")
+    )),
+    responses(
+        (status = 200, description = "The signed receipt (positive or negative), a JWS", body = String, content_type = "application/jose"),
+        (status = 400, description = "No receipt can be made: not a JWS, bad signature, … (errorCode says which)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client certificate names no organisation of the federation, or one that is not a configured peer (unknownSender)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the wire limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The receiver could not commit the message; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("mtls" = []))
+)]
+async fn receive<S: Store>(
+    State(engine): State<Engine<S>>,
+    peer: PeerIdentity,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = read(body)?;
+    match engine.receive(&body, &peer.org).await? {
+        Answer::Receipt { jws, .. } => {
+            let mut r = (StatusCode::OK, jws).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(WIRE_MEDIA_TYPE));
+            Ok(r)
         }
-        Err(e) => store_failed(&peer.org, e),
+        Answer::Problem { code, detail } => Err(ApiError::peer_problem(code, detail)),
     }
 }
 
-async fn receive<S: Store>(State(engine): State<Engine<S>>, peer: PeerIdentity, body: Bytes) -> Response {
-    match engine.receive(&body, &peer.org).await {
-        Ok(Answer::Receipt { jws, .. }) => {
-            let mut r = (StatusCode::OK, jws).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(WIRE_MEDIA_TYPE));
-            r
-        }
-        Ok(Answer::Problem { code, detail }) => problem(problem_status(code), code, detail),
-        Err(e) => store_failed(&peer.org, e),
+/// Transport baseline: reads the body on the same mutual-TLS stack and answers 204, to configured peers only.
+#[utoipa::path(
+    post,
+    path = "/sdx/v1/noop",
+    operation_id = "noop",
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "Anything or nothing, at most the wire limit"),
+    responses(
+        (status = 204, description = "Nothing"),
+        (status = 403, description = "The client certificate names no organisation of the federation, or one that is not a configured peer (unknownSender)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the wire limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("mtls" = []))
+)]
+async fn noop<S: Store>(
+    State(engine): State<Engine<S>>,
+    peer: PeerIdentity,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<StatusCode> {
+    if !engine.is_peer(&peer.org) {
+        return Err(ApiError::not_a_peer(&peer.org));
     }
+    read(body)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Sends sealed messages to peers over mutual TLS.
@@ -236,7 +329,7 @@ impl Transport for HttpTransport {
                 BatchResult::Receipt(jws) => Ok(jws.into_bytes()),
                 BatchResult::Problem(p) => Err(TransportError::Status {
                     status: p.status,
-                    retryable: p.status >= 500 || p.status == 408 || p.status == 429,
+                    retryable: p.retryable || p.status >= 500 || p.status == 408 || p.status == 429,
                     code: Some(p.error_code),
                     detail: p.detail,
                 }),

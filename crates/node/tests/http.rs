@@ -142,6 +142,19 @@ async fn forward_and_return_over_mutual_tls_with_a_receiver_that_was_down() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // The no-op endpoint answers configured peers only.
+    let noop = format!("https://localhost:{}{}", b_addr.port(), peer_api::NOOP_PATH);
+    let r = client.post(&noop).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let p: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((p["errorCode"].as_str(), &p["retryable"]), (Some("unknownSender"), &serde_json::json!(false)), "{p}");
+    let peer = tls::http_client(&m_cert, ca.cert_pem()).unwrap();
+    assert_eq!(peer.post(&noop).body("x").send().await.unwrap().status(), 204);
+    // Unknown routes and methods: problems too.
+    let r = peer.get(&noop).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (405, "application/problem+json"));
+    let r = peer.post(format!("https://localhost:{}/sdx/v1/nothing", b_addr.port())).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (404, "application/problem+json"));
 
     m_srv.shutdown().await;
     b_srv.shutdown().await;

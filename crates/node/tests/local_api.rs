@@ -424,3 +424,201 @@ async fn create_can_wait_for_the_receipt() {
         assert_eq!(s, 404, "{q}: nothing stored");
     }
 }
+
+/// What `sdx validate` says about a whole message whose forward is `forward` (a JSON text): its first code.
+fn validate_code(forward: &str) -> String {
+    let m = sample::typical_forward();
+    let whole = sdx_codec::json::encode(&m);
+    let v: Value = serde_json::from_str(&whole).unwrap();
+    let placeholder = "\"__FORWARD__\"";
+    let mut v2 = v.clone();
+    v2["body"]["forward"] = json!("__FORWARD__");
+    let text = v2.to_string().replace(placeholder, forward);
+    sdx_codec::validate(text.as_bytes()).unwrap_err()[0].code.to_string()
+}
+
+async fn post_raw(url: &str, body: String) -> (u16, Value) {
+    let r = client()
+        .post(url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    (status, serde_json::from_slice(&r.bytes().await.unwrap()).unwrap())
+}
+
+/// Documents posted to the local API are decoded and checked as `sdx validate` checks a message: each broken
+/// document is refused with the code `sdx validate` gives for the same content, the JSON pointer in the detail,
+/// and nothing is stored.
+#[tokio::test]
+async fn documents_are_refused_as_sdx_validate_refuses_them() {
+    let (base, _dir) = start().await;
+    // The sample case, as in the sample forward that `validate_code` puts the edited forward into.
+    let case = sample::typical_case();
+    let id = case.case_id;
+    let forward = json!({"case": case, "note": "Bitte prüfen"});
+    type Edit = Box<dyn Fn(&Value) -> String>;
+    let deep = format!("{}\"x\"{}", "[".repeat(40), "]".repeat(40));
+    let cases: Vec<(&str, Edit, u16, &str, &str)> = vec![
+        (
+            "positional array for an object",
+            Box::new(|f: &Value| {
+                let mut f = f.clone();
+                let cat = f["case"]["category"].take();
+                f["case"]["category"] = Value::Array(cat.as_object().unwrap().values().cloned().collect());
+                f.to_string()
+            }),
+            400,
+            "schemaViolation",
+            "/case/category",
+        ),
+        (
+            "duplicate key",
+            Box::new(|f: &Value| f.to_string().replacen("\"revision\":1", "\"revision\":1,\"revision\":1", 1)),
+            400,
+            "duplicateKey",
+            "",
+        ),
+        (
+            "unknown member",
+            Box::new(|f: &Value| {
+                let mut f = f.clone();
+                f["case"]["colour"] = json!("red");
+                f.to_string()
+            }),
+            400,
+            "schemaViolation",
+            "/case/colour",
+        ),
+        (
+            "too deep",
+            Box::new(move |f: &Value| {
+                let mut f = f.clone();
+                f["case"]["description"] = json!("__DEEP__");
+                f.to_string().replace("\"__DEEP__\"", &deep)
+            }),
+            400,
+            "tooDeep",
+            "",
+        ),
+        (
+            "unknown code value",
+            Box::new(|f: &Value| {
+                let mut f = f.clone();
+                f["case"]["status"] = json!("open");
+                f.to_string()
+            }),
+            400,
+            "unknownCode",
+            "/case/status",
+        ),
+        (
+            "invalid identifier",
+            Box::new(|f: &Value| {
+                let mut f = f.clone();
+                f["case"]["region"] = json!("1234");
+                f.to_string()
+            }),
+            400,
+            "invalidIdentifier",
+            "/case/region",
+        ),
+        (
+            "rule beyond the schema",
+            Box::new(|f: &Value| {
+                let mut f = f.clone();
+                f["case"]["priority"] = json!("low");
+                f.to_string()
+            }),
+            422,
+            "priorityMismatch",
+            "/case/priority",
+        ),
+    ];
+    for (what, edit, status, code, pointer) in cases {
+        let body = edit(&forward);
+        assert_eq!(validate_code(&body), code, "{what}: sdx validate gives the same code");
+        let (s, v) = post_raw(&format!("{base}/cases"), body).await;
+        assert_eq!((s, v["errorCode"].as_str()), (status, Some(code)), "{what}: {v}");
+        assert_eq!(v["type"], format!("urn:xoev-de:sdx:problem:{code}"), "{what}");
+        assert_eq!(v["retryable"], false, "{what}");
+        assert!(v["detail"].as_str().unwrap().contains(pointer), "{what}: the pointer in {v}");
+        let (s, _, _) = call(reqwest::Method::GET, &format!("{base}/cases/{id}"), None).await;
+        assert_eq!(s, 404, "{what}: nothing stored");
+    }
+    let (_, v, _) = call(reqwest::Method::GET, &format!("{base}/cases"), None).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 0, "nothing stored: {v}");
+
+    // A change: the same decoder for the message body.
+    let (s, _, _) = call(reqwest::Method::POST, &format!("{base}/cases"), Some(forward.clone())).await;
+    assert_eq!(s, 201);
+    let url = format!("{base}/cases/{id}/changes");
+    for (body, status, code) in [
+        ("{\"close\": [0]}".to_string(), 400, "schemaViolation"),
+        ("{\"close\": {\"revision\": 0, \"revision\": 0}}".to_string(), 400, "duplicateKey"),
+        ("{\"close\": {\"revision\": 0, \"colour\": 1}}".to_string(), 400, "schemaViolation"),
+        ("{\"close\": {\"revision\": 0, \"closureCode\": \"x\"}}".to_string(), 400, "unknownCode"),
+        // Two members: what the codec says of a message body with two members.
+        ("{\"close\": {\"revision\": 0}, \"update\": {\"revision\": 0}}".to_string(), 400, "malformed"),
+        ("[{\"close\": {\"revision\": 0}}]".to_string(), 400, "malformed"),
+        ("{\"close\": {\"revision\": 0, \"note\": \"\"}}".to_string(), 422, "schemaViolation"),
+        ("{\"close\"".to_string(), 400, "malformed"),
+    ] {
+        let (s, v) = post_raw(&url, body.clone()).await;
+        assert_eq!((s, v["errorCode"].as_str()), (status, Some(code)), "{body}: {v}");
+    }
+    let (_, v, _) = call(reqwest::Method::GET, &format!("{base}/cases/{id}"), None).await;
+    assert_eq!(v["case"]["revision"], 1, "no change stored: {v}");
+    // Not JSON: 415.
+    let r = client().post(format!("{base}/cases")).bearer_auth(TOKEN).body(forward.to_string()).send().await.unwrap();
+    assert_eq!(r.status(), 415);
+}
+
+/// Every HTTP error is the one problem shape: unknown routes, wrong methods, bad parameters, missing tokens.
+#[tokio::test]
+async fn every_error_is_a_problem_with_a_stable_code() {
+    let (base, _dir) = start().await;
+    let root = base.trim_end_matches("/api/v1").to_string();
+    for (method, url, token, status, code) in [
+        ("GET", format!("{root}/nowhere"), true, 404, "schemaViolation"),
+        ("DELETE", format!("{base}/cases"), true, 405, "schemaViolation"),
+        ("GET", format!("{base}/cases?limit=0"), true, 400, "schemaViolation"),
+        ("GET", format!("{base}/cases?limit=501"), true, 400, "schemaViolation"),
+        ("GET", format!("{base}/deliveries?limit=0"), true, 400, "schemaViolation"),
+        ("GET", format!("{base}/cases?updatedSince=1969-12-31T23:59:59Z"), true, 400, "invalidTimestamp"),
+        ("GET", format!("{base}/cases?partner="), true, 400, "invalidIdentifier"),
+        ("GET", format!("{base}/cases?cursor=zz"), true, 400, "schemaViolation"),
+        ("GET", format!("{base}/cases/not-a-uuid"), true, 400, "invalidIdentifier"),
+        ("GET", format!("{base}/cases"), false, 401, "unknownSender"),
+    ] {
+        let mut rq = client().request(method.parse().unwrap(), &url);
+        if token {
+            rq = rq.bearer_auth(TOKEN);
+        }
+        let r = rq.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {url}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json", "{method} {url}");
+        if status == 405 {
+            assert!(r.headers().contains_key("allow"), "{url}: Allow");
+        }
+        if status == 401 {
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        }
+        let v: Value = r.json().await.unwrap();
+        assert_eq!((v["status"].as_u64(), v["errorCode"].as_str()), (Some(status as u64), Some(code)), "{url}: {v}");
+        assert_eq!(v["retryable"], false);
+    }
+    // In range: accepted.
+    for q in ["limit=1", "limit=500", "updatedSince=1970-01-01T00:00:00Z"] {
+        let (s, v, _) = call(reqwest::Method::GET, &format!("{base}/cases?{q}"), None).await;
+        assert_eq!(s, 200, "{q}: {v}");
+    }
+    // The document the node serves is the one `sdx openapi` prints.
+    let r = client().get(format!("{base}/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), sdx_node::openapi::document());
+}
