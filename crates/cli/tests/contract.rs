@@ -94,13 +94,8 @@ signing_key = "mila.jwk"
 /// Run schemathesis with its settings file and these arguments; panics with its output unless it passes.
 fn schemathesis(bin: &str, what: &str, args: &[&str]) {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contract/schemathesis.toml");
-    let out = Command::new(bin)
-        .arg("--config-file")
-        .arg(config)
-        .arg("run")
-        .args(args)
-        .output()
-        .expect("schemathesis runs");
+    let out =
+        Command::new(bin).arg("--config-file").arg(config).arg("run").args(args).output().expect("schemathesis runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "schemathesis, {what}: {}\n{text}", out.status);
     println!("schemathesis, {what}: passed\n{}", text.lines().rev().take(3).collect::<Vec<_>>().join("\n"));

@@ -30,11 +30,7 @@ pub fn decode_forward(input: &[u8]) -> Result<sdx_model::Forward, Vec<Diagnostic
 
 /// Decode a part of a message whose root has `shape` and sits `depth` levels deep in a message (so that the
 /// nesting limit is the one the part has inside a whole message).
-fn decode_part<T: serde::de::DeserializeOwned>(
-    input: &[u8],
-    shape: Shape,
-    depth: usize,
-) -> Result<T, Vec<Diagnostic>> {
+fn decode_part<T: serde::de::DeserializeOwned>(input: &[u8], shape: Shape, depth: usize) -> Result<T, Vec<Diagnostic>> {
     let input = crate::diag::within_limit(input)?;
     let max_depth = limits::MAX_DEPTH.saturating_sub(depth - 1);
     match serde_json::from_slice::<T>(input) {

@@ -284,7 +284,8 @@ mod tests {
             (
                 |f| {
                     let a = f["case"]["category"].take();
-                    f["case"]["category"] = serde_json::Value::Array(a.as_object().unwrap().values().cloned().collect());
+                    f["case"]["category"] =
+                        serde_json::Value::Array(a.as_object().unwrap().values().cloned().collect());
                 },
                 ErrorCode::SchemaViolation,
                 "/case/category",

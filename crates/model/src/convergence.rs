@@ -206,8 +206,8 @@ mod tests {
         assert!(lifecycle::apply(&c, &mila, &bela, &cancel.body, cancel.at).is_err());
         assert_eq!(c, done.case, "both copies identical");
         // Knowing the cancel lost (its negative receipt), MiLa excludes it: same case, nothing left out.
-        let known = replay(&mila, &bela, &[fwd, cancel.clone()], &[work, res], &HashSet::from([cancel.message_id]))
-            .unwrap();
+        let known =
+            replay(&mila, &bela, &[fwd, cancel.clone()], &[work, res], &HashSet::from([cancel.message_id])).unwrap();
         assert_eq!((known.case, known.left_out.len()), (c, 0));
     }
 

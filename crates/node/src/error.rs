@@ -254,11 +254,9 @@ impl From<EngineError> for ApiError {
                 ErrorCode::WrongRecipient,
                 format!("no peer {org} is configured"),
             ),
-            EngineError::Conflict => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Internal,
-                "the case changed meanwhile; retry",
-            ),
+            EngineError::Conflict => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, "the case changed meanwhile; retry")
+            }
             EngineError::Store(e) => e.into(),
             EngineError::Crypto(e) => Self::internal("signing", &e, false),
         }

@@ -133,11 +133,7 @@ fn merged(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
 /// The documentation of every route the node serves: the local API (these routes and the document's own) and
 /// the peer endpoint ([`crate::peer_api::api`]). [`crate::openapi::document`] finishes it.
 pub fn api() -> OpenApi {
-    merged([
-        routes::<sdx_store::AnyStore>().into_openapi(),
-        document_route().into_openapi(),
-        crate::peer_api::api(),
-    ])
+    merged([routes::<sdx_store::AnyStore>().into_openapi(), document_route().into_openapi(), crate::peer_api::api()])
 }
 
 async fn no_route(method: Method, uri: OriginalUri) -> ApiError {

@@ -5,8 +5,8 @@ use sdx_model::{CaseId, MessageId, OrgKey, Timestamp};
 use crate::error::{Error, Result};
 use crate::postgres::{PgStore, PgTx};
 use crate::record::{
-    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord,
-    MessageState, Page, ReceiptRecord, TimelineEvent,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord, MessageState,
+    Page, ReceiptRecord, TimelineEvent,
 };
 use crate::sqlite::{SqliteStore, SqliteTx};
 use crate::{Store, StoreTx};

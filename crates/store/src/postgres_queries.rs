@@ -8,14 +8,12 @@ use sqlx::Executor;
 use crate::error::{Error, Result};
 use crate::queries::{self as q, Bind};
 use crate::record::{
-    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord,
-    MessageState, Page, ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord, MessageState,
+    Page, ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
 };
 
 type Conn = sqlx::PgConnection;
-use crate::queries::{
-    blocked_row, case_row, delivery_row, event_row, message_row, open_deliveries_row, receipt_row,
-};
+use crate::queries::{blocked_row, case_row, delivery_row, event_row, message_row, open_deliveries_row, receipt_row};
 
 pub(crate) async fn get_case<'c, E: Executor<'c, Database = sqlx::Postgres>>(
     e: E,

@@ -45,8 +45,7 @@ pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages \
 pub(crate) const GET_MESSAGE: &str = "SELECT message_id, case_id, direction, peer, message_type, sequence, \
     created_at, stored_at, jws, digest, state FROM messages WHERE message_id = $1";
 pub(crate) const SET_MESSAGE_STATE: &str = "UPDATE messages SET state = $2 WHERE message_id = $1";
-pub(crate) const SET_INBOUND_STATE: &str =
-    "UPDATE messages SET state = $2 WHERE message_id = $1 AND direction = 'in'";
+pub(crate) const SET_INBOUND_STATE: &str = "UPDATE messages SET state = $2 WHERE message_id = $1 AND direction = 'in'";
 /// Every message of a case, both directions, each peer in sequence order (replaying a case).
 pub(crate) const CASE_MESSAGES: &str = "SELECT message_id, case_id, direction, peer, message_type, sequence, \
     created_at, stored_at, jws, digest, state FROM messages WHERE case_id = $1 ORDER BY direction, peer, sequence";

@@ -15,8 +15,8 @@ use crate::queries::{
     receipt_row,
 };
 use crate::record::{
-    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord,
-    MessageState, Page, ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord, MessageState,
+    Page, ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
 };
 
 /// `$n` → `?n` (the statements contain no `$` in literals).

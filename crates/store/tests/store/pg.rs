@@ -28,4 +28,3 @@ impl PgDb {
         drop_schema(&self.schema).await;
     }
 }
-
