@@ -140,6 +140,14 @@ json_component!(
     RetriedDoc = "Retried"
 );
 json_component!(
+    /// The answer to a skip.
+    SkippedDoc = "Skipped"
+);
+json_component!(
+    /// A list of blocked cases.
+    BlockedPageDoc = "BlockedPage"
+);
+json_component!(
     /// The OpenAPI document itself.
     OpenApiDoc = "OpenApiDocument"
 );
@@ -215,7 +223,8 @@ fn json_components() -> Vec<(&'static str, Value)> {
             json!({"type": "object", "required": ["caseId", "at", "kind", "detail"],
                    "properties": {"caseId": {"$ref": "#/components/schemas/UUID"},
                                   "at": {"$ref": "#/components/schemas/Zeitpunkt"},
-                                  "kind": {"type": "string", "description": "messageSent, messageReceived, receiptSent, receiptReceived, statusChanged, deliveryFailed, deadLettered, retried, …"},
+                                  "kind": {"enum": sdx_store::EventKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                                           "description": "conflict: concurrent changes met — whose change lost and the state that won; blocked: the case's outgoing messages wait behind a dead letter; skipped: an operator withdrew a dead letter"},
                                   "messageId": {"anyOf": [{"$ref": "#/components/schemas/UUID"}, {"type": "null"}]},
                                   "detail": {"type": "string"}}}),
         ),
@@ -224,7 +233,8 @@ fn json_components() -> Vec<(&'static str, Value)> {
             json!({"type": "object", "required": ["messageId", "peer", "state", "attempts", "createdAt", "nextAttemptAt"],
                    "properties": {"messageId": {"$ref": "#/components/schemas/UUID"},
                                   "peer": {"$ref": "#/components/schemas/Organisationskennung"},
-                                  "state": {"type": "string", "description": "pending, delivered or dead"},
+                                  "state": {"enum": sdx_store::DeliveryState::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                                            "description": "pending; delivered (the peer applied it); rejected (the peer judged and refused it: the change lost, see the case's conflict event); dead (given up: the case is blocked until retried or skipped); skipped; superseded (renumbered after a skip)"},
                                   "attempts": {"type": "integer", "minimum": 0},
                                   "createdAt": {"$ref": "#/components/schemas/Zeitpunkt"},
                                   "nextAttemptAt": {"$ref": "#/components/schemas/Zeitpunkt"},
@@ -235,6 +245,30 @@ fn json_components() -> Vec<(&'static str, Value)> {
             "DeliveryPage",
             json!({"type": "object", "required": ["items"], "additionalProperties": false,
                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}}}),
+        ),
+        (
+            "BlockedCase",
+            json!({"type": "object", "required": ["caseId", "peer", "messageId", "messageType", "attempts", "waiting"],
+                   "additionalProperties": false,
+                   "description": "A case whose outgoing messages to a peer wait behind a dead letter: retry or skip the dead letter to unblock it.",
+                   "properties": {"caseId": {"$ref": "#/components/schemas/UUID"},
+                                  "peer": {"$ref": "#/components/schemas/Organisationskennung"},
+                                  "messageId": {"$ref": "#/components/schemas/UUID"},
+                                  "messageType": {"type": "string"},
+                                  "sequence": {"type": ["integer", "null"], "minimum": 1},
+                                  "attempts": {"type": "integer", "minimum": 0},
+                                  "lastError": {"type": ["string", "null"], "description": "Why it is dead"},
+                                  "waiting": {"type": "integer", "minimum": 0, "description": "Later messages of the case that wait behind it"}}}),
+        ),
+        (
+            "BlockedPage",
+            json!({"type": "object", "required": ["items"], "additionalProperties": false,
+                   "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/BlockedCase"}}}}),
+        ),
+        (
+            "Skipped",
+            json!({"type": "object", "required": ["messageId", "state"], "additionalProperties": false,
+                   "properties": {"messageId": {"$ref": "#/components/schemas/UUID"}, "state": {"const": "skipped"}}}),
         ),
         (
             "Retried",

@@ -8,8 +8,10 @@
 //! | `POST /api/v1/cases/{id}/changes` | apply a change — one message body, e.g. `{"update": {…}}`, `{"resolve": {…}}`, `{"handBack": {…}}`, `{"close": {…}}`, `{"reopen": {…}}`, `{"reject": {…}}` — and send it to the partner |
 //! | `GET /api/v1/cases/{id}?fields=` | the case, its partner, our role and the cross-organisation timeline |
 //! | `GET /api/v1/cases?status=&ticketType=&priority=&leikaKey=&region=&partner=&updatedSince=&cursor=&limit=&fields=` | query, keyset-paged |
-//! | `GET /api/v1/deliveries?state=pending\|delivered\|dead&limit=` | the outbox |
-//! | `POST /api/v1/deliveries/{messageId}/retry` | put a dead letter back into delivery |
+//! | `GET /api/v1/deliveries?state=pending\|delivered\|rejected\|dead\|skipped\|superseded&limit=` | the outbox |
+//! | `POST /api/v1/deliveries/{messageId}/retry` | put a dead letter back into delivery (attempts and age start afresh) |
+//! | `POST /api/v1/deliveries/{messageId}/skip` | give a dead letter up: its change is withdrawn from the case and the messages behind it are renumbered and sent |
+//! | `GET /api/v1/blocked?limit=` | cases whose outgoing messages wait behind a dead letter, with the reason |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document (no token needed) |
 //!
 //! `fields` (TMF621 attribute selection) is a comma-separated list of names to return. A name is either a
@@ -117,6 +119,8 @@ fn routes<S: Store>() -> OpenApiRouter<Shared<S>> {
         .routes(op::<__path_change, _, _, _>(change::<S>))
         .routes(op::<__path_deliveries, _, _, _>(deliveries::<S>))
         .routes(op::<__path_retry, _, _, _>(retry::<S>))
+        .routes(op::<__path_skip, _, _, _>(skip::<S>))
+        .routes(op::<__path_blocked, _, _, _>(blocked::<S>))
 }
 
 fn document_route() -> OpenApiRouter<Arc<Value>> {
@@ -659,7 +663,10 @@ struct DeliveryParams {
 enum DeliveryStateParam {
     Pending,
     Delivered,
+    Rejected,
     Dead,
+    Skipped,
+    Superseded,
 }
 
 /// The outbox by state.
@@ -685,7 +692,10 @@ async fn deliveries<S: Store>(
         None => None,
         Some(s) => Some(DeliveryState::parse(s).ok_or_else(|| {
             let s: String = s.chars().take(40).collect();
-            ApiError::bad_request(ErrorCode::UnknownCode, format!("state `{s}`: pending, delivered or dead"))
+            ApiError::bad_request(
+                ErrorCode::UnknownCode,
+                format!("state `{s}`: pending, delivered, rejected, dead, skipped or superseded"),
+            )
         })?),
     };
     let items = st.engine.store().list_deliveries(state, page_size(p.limit)?).await?;
@@ -715,6 +725,65 @@ async fn retry<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<a
     } else {
         Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("no dead letter {id}")))
     }
+}
+
+/// Give a dead letter up: its change is withdrawn from our copy of the case and the messages of the case that wait
+/// behind it are renumbered and sent. A forward cannot be skipped (403 notPermitted): retry it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deliveries/{id}/skip",
+    operation_id = "skipDelivery",
+    params(MessageIdParam),
+    responses(
+        (status = 200, description = "Skipped; the case is unblocked", body = apidoc::SkippedDoc),
+        (status = 400, description = "Invalid message id (invalidIdentifier)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A forward cannot be skipped (notPermitted)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No dead letter with this id (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn skip<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<axum::Json<Value>> {
+    let id = id.message_id()?;
+    if st.engine.skip_dead(id).await? {
+        Ok(axum::Json(json!({"messageId": id, "state": "skipped"})))
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("no dead letter {id}")))
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct BlockedParams {
+    /// Most cases to return, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// Cases whose outgoing messages wait behind a dead letter (oldest first), with the dead letter and why it died.
+#[utoipa::path(
+    get,
+    path = "/api/v1/blocked",
+    operation_id = "listBlocked",
+    params(BlockedParams),
+    responses(
+        (status = 200, description = "Blocked cases", body = apidoc::BlockedPageDoc),
+        (status = 400, description = "limit out of range or unknown parameter (schemaViolation)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn blocked<S: Store>(
+    State(st): State<Shared<S>>,
+    Query(p): Query<BlockedParams>,
+) -> ApiResult<axum::Json<Value>> {
+    let items = st.engine.store().list_blocked(page_size(p.limit)?).await?;
+    Ok(axum::Json(json!({"items": items})))
 }
 
 /// This document.

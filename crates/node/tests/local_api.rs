@@ -14,6 +14,11 @@ use serde_json::{Value, json};
 const TOKEN: &str = "s3cr3t-token-of-the-rt-connector";
 
 async fn start() -> (String, tempfile::TempDir) {
+    let (base, dir, _) = start_with_engine().await;
+    (base, dir)
+}
+
+async fn start_with_engine() -> (String, tempfile::TempDir, Engine<SqliteStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store =
         SqliteStore::open(&format!("sqlite://{}?mode=rwc", dir.path().join("mila.db").display())).await.unwrap();
@@ -32,8 +37,8 @@ async fn start() -> (String, tempfile::TempDir) {
     let clients = vec![ApiClient { name: "rt".into(), token_sha256: sha256(TOKEN.as_bytes()).to_string() }];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, local_api::router(engine, &clients)).into_future());
-    (base, dir)
+    tokio::spawn(axum::serve(listener, local_api::router(engine.clone(), &clients)).into_future());
+    (base, dir, engine)
 }
 
 fn client() -> reqwest::Client {
@@ -621,4 +626,58 @@ async fn every_error_is_a_problem_with_a_stable_code() {
     let r = client().get(format!("{base}/openapi.json")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), sdx_node::openapi::document());
+}
+
+/// A peer that refuses everything for good (as a peer that does not know us answers).
+struct Refusing;
+
+impl sdx_node::engine::Transport for Refusing {
+    async fn post(&self, _: &Peer, _: &str) -> Result<Vec<u8>, sdx_node::engine::TransportError> {
+        Err(sdx_node::engine::TransportError::from_answer(403, br#"{"errorCode":"unknownSender","detail":"who?"}"#))
+    }
+}
+
+/// A dead letter shows as a blocked case with its reason; the operator can retry it; a forward cannot be skipped.
+#[tokio::test]
+async fn blocked_cases_are_listed_and_resolved_by_retry() {
+    let (base, _dir, engine) = start_with_engine().await;
+    use reqwest::Method as M;
+    let mut case = sample::typical_case();
+    case.case_id = CaseId::new_random();
+    let (s, v, _) = call(M::POST, &format!("{base}/cases"), Some(json!({"case": case}))).await;
+    assert_eq!(s, 201, "{v}");
+    let forward = v["messageId"].as_str().unwrap().to_string();
+    assert_eq!(engine.deliver_due(&Refusing, 10).await.unwrap(), 0);
+    let (s, v, _) = call(M::GET, &format!("{base}/blocked"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    assert_eq!(
+        (items[0]["caseId"].as_str(), items[0]["messageId"].as_str()),
+        (Some(case.case_id.to_string().as_str()), Some(forward.as_str()))
+    );
+    assert!(items[0]["lastError"].as_str().unwrap().contains("403 unknownSender"), "{v}");
+    let (s, v, _) = call(M::GET, &format!("{base}/deliveries?state=dead"), None).await;
+    assert_eq!((s, v["items"].as_array().map(Vec::len)), (200, Some(1)));
+    for state in ["rejected", "skipped", "superseded"] {
+        let (s, _, _) = call(M::GET, &format!("{base}/deliveries?state={state}"), None).await;
+        assert_eq!(s, 200, "{state}");
+    }
+    // The case's timeline says it is blocked.
+    let (_, v, _) = call(M::GET, &format!("{base}/cases/{}", case.case_id), None).await;
+    assert!(v["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "blocked"), "{v}");
+    // A forward cannot be skipped; unknown and malformed ids.
+    let (s, v, _) = call(M::POST, &format!("{base}/deliveries/{forward}/skip"), None).await;
+    assert_eq!((s, v["errorCode"].as_str()), (403, Some("notPermitted")), "{v}");
+    let (s, v, _) = call(M::POST, &format!("{base}/deliveries/{}/skip", MessageId::new_random()), None).await;
+    assert_eq!((s, v["errorCode"].as_str()), (404, Some("unknownCase")), "{v}");
+    let (s, v, _) = call(M::POST, &format!("{base}/deliveries/nope/skip"), None).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("invalidIdentifier")), "{v}");
+    // Retry: pending again, no longer blocked.
+    let (s, v, _) = call(M::POST, &format!("{base}/deliveries/{forward}/retry"), None).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("pending")), "{v}");
+    let (_, v, _) = call(M::GET, &format!("{base}/blocked"), None).await;
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
+    let (s, _, _) = call(M::GET, &format!("{base}/blocked?limit=0"), None).await;
+    assert_eq!(s, 400);
 }
