@@ -86,14 +86,9 @@ pub fn router<S: Store>(engine: Engine<S>, clients: &[ApiClient]) -> Router {
     let tokens = clients
         .iter()
         .filter_map(|c| {
+            // Settings checked the form (64 lowercase hex digits); anything else matches no token.
             let mut h = [0u8; 32];
-            let hex = c.token_sha256.as_bytes();
-            if hex.len() != 64 {
-                return None;
-            }
-            for (i, chunk) in hex.chunks(2).enumerate() {
-                h[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
-            }
+            hex::decode_to_slice(&c.token_sha256, &mut h).ok()?;
             Some(h)
         })
         .collect();
