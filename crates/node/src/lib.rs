@@ -4,9 +4,11 @@
 pub mod app;
 pub mod engine;
 pub mod local_api;
+pub mod metrics;
 pub mod openapi;
 pub mod peer_api;
 pub mod pki;
 pub mod protocol;
+pub mod server;
 pub mod settings;
 pub mod tls;
