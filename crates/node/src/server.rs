@@ -244,6 +244,11 @@ impl LogThrottle {
     }
 }
 
+/// ` (n similar left out)` after a throttled warning, or nothing.
+pub(crate) fn left_out(n: u64) -> String {
+    if n == 0 { String::new() } else { format!(" ({n} similar left out before this)") }
+}
+
 /// The per-listener state shared by all its connections: bounds, logging, metrics.
 pub(crate) struct Gate {
     pub(crate) kind: ListenerKind,
@@ -289,14 +294,9 @@ impl Gate {
     /// Count and (throttled) log a connection closed because of a bound; the error to return from the acceptor.
     pub(crate) fn refuse(&self, remote: SocketAddr, reason: &'static str, what: &str, max: usize) -> io::Error {
         self.metrics.connection_refused(self.kind.label(), reason);
-        if let Some(suppressed) = self.refusals.allow() {
-            tracing::warn!(
-                listener = self.kind.label(),
-                %remote,
-                suppressed,
-                "{}: connection from {remote} closed: {max} {what} reached",
-                self.kind.name()
-            );
+        if let Some(n) = self.refusals.allow() {
+            let name = self.kind.name();
+            tracing::warn!(listener = self.kind.label(), %remote, "{name}: connection closed: {max} {what} reached{}", left_out(n));
         }
         io::Error::other(format!("{}: {max} {what} reached", self.kind.name()))
     }
@@ -535,9 +535,9 @@ where
         .accept_error_handler(move |remote: Option<&SocketAddr>, e: &io::Error| {
             // Connections the acceptor refused are logged there; this is for the listener itself (e.g. EMFILE).
             if remote.is_none()
-                && let Some(suppressed) = accept_failures.allow()
+                && let Some(n) = accept_failures.allow()
             {
-                tracing::warn!(listener = kind.label(), suppressed, "{}: accepting a connection failed: {e}", kind.name());
+                tracing::warn!(listener = kind.label(), "{}: accepting a connection failed: {e}{}", kind.name(), left_out(n));
             }
         });
     let builder = server.http_builder();

@@ -59,7 +59,7 @@ use webpki::aws_lc_rs as alg;
 
 use crate::metrics::Metrics;
 use crate::pki::{self, NodeCert, PkiError};
-use crate::server::{Conn, ConnService, Gate, ListenerKind, ServerLimits};
+use crate::server::{self, Conn, ConnService, Gate, ListenerKind, ServerLimits};
 
 /// ALPN protocols offered and accepted, in order of preference.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -411,9 +411,10 @@ where
                     let failure = HandshakeFailure::of_server(&e, gate.limits.handshake_timeout);
                     gate.metrics.tls_refused(failure.code);
                     if failure.code == "closed" {
-                        tracing::debug!(%remote, reason = failure.code, "peer endpoint: TLS handshake with {remote} failed: {failure}");
-                    } else if let Some(suppressed) = gate.failures.allow() {
-                        tracing::warn!(%remote, reason = failure.code, suppressed, "peer endpoint: TLS handshake with {remote} failed: {failure}");
+                        tracing::debug!(%remote, reason = failure.code, "peer endpoint: TLS handshake failed: {failure}");
+                    } else if let Some(left_out) = gate.failures.allow() {
+                        tracing::warn!(%remote, reason = failure.code, "peer endpoint: TLS handshake failed: {failure}{}",
+                            server::left_out(left_out));
                     }
                     return Err(e);
                 }
@@ -434,9 +435,9 @@ where
                 },
                 Err(PeerRejected(why)) => {
                     gate.metrics.tls_refused("notAPeer");
-                    if let Some(suppressed) = gate.failures.allow() {
-                        tracing::warn!(%remote, reason = "notAPeer", suppressed,
-                            "peer endpoint: {remote} is not a peer, its requests are answered 403: {why}");
+                    if let Some(left_out) = gate.failures.allow() {
+                        tracing::warn!(%remote, reason = "notAPeer",
+                            "peer endpoint: not a peer, its requests are answered 403: {why}{}", server::left_out(left_out));
                     }
                     None
                 }
