@@ -622,6 +622,13 @@ fn alert_text(alert: rustls::AlertDescription) -> String {
     }
 }
 
+/// The alert in rustls' text `received fatal alert: <Name>`, if any.
+fn alert_in_text(message: &str) -> Option<rustls::AlertDescription> {
+    let (_, rest) = message.split_once("received fatal alert: ")?;
+    let name: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
+    (0..=u8::MAX).map(rustls::AlertDescription::from).find(|a| format!("{a:?}") == name)
+}
+
 /// The cause of a failed request to a peer, in one line without repetition: `unknown CA`, `name mismatch`,
 /// `expired`, `handshake refused by the peer`, `connection refused`, `timeout`, the peer closing the connection,
 /// or (for anything else) the error's chain with repeated parts left out. The URL is not included; the caller
@@ -642,12 +649,15 @@ pub fn describe_client_error(e: &reqwest::Error) -> String {
         if let Some(t) = err.downcast_ref::<rustls::Error>() {
             tls.get_or_insert(t);
         }
-        if let Some(io_err) = err.downcast_ref::<io::Error>() {
-            kinds.push(io_err.kind());
-            // An `io::Error`'s source skips the error it wraps; look inside.
-            if let Some(t) = io_err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        // An `io::Error`'s source skips the error it wraps (often another `io::Error`): look inside.
+        let mut io_err = err.downcast_ref::<io::Error>();
+        while let Some(i) = io_err {
+            kinds.push(i.kind());
+            let inner = i.get_ref();
+            if let Some(t) = inner.and_then(|e| e.downcast_ref::<rustls::Error>()) {
                 tls.get_or_insert(t);
             }
+            io_err = inner.and_then(|e| e.downcast_ref::<io::Error>());
         }
         // The outermost message names the URL; the caller does that.
         if !std::ptr::addr_eq(err, e as &dyn std::error::Error) || err.source().is_none() {
@@ -660,6 +670,11 @@ pub fn describe_client_error(e: &reqwest::Error) -> String {
     }
     if let Some(t) = tls {
         return format!("TLS: {}", HandshakeFailure::of_rustls(t, "the peer"));
+    }
+    // HTTP/2 keeps only the text of an I/O error: an alert that arrives after the client finished its side of the
+    // handshake (TLS 1.3 refusing the client's certificate) is found by rustls' wording.
+    if let Some(alert) = chain.iter().find_map(|m| alert_in_text(m)) {
+        return format!("TLS: {}", HandshakeFailure::of_rustls(&rustls::Error::AlertReceived(alert), "the peer"));
     }
     if kinds.contains(&io::ErrorKind::ConnectionRefused) {
         return "connection refused".into();
