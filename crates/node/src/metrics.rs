@@ -263,15 +263,23 @@ impl Metrics {
     // --- for the servers ----------------------------------------------------------------------------------------
 
     /// An HTTP request on `listener` was answered.
-    pub(crate) fn http_request(&self, listener: &'static str, method: &str, route: &str, status: u16, took: Duration) {
+    pub(crate) fn http_request(
+        &self,
+        listener: &'static str,
+        method: &'static str,
+        route: String,
+        status: u16,
+        took: Duration,
+    ) {
+        let route = SharedString::from_owned(route);
         let labels = vec![
             Label::new("listener", listener),
-            Label::new("method", method.to_owned()),
-            Label::new("route", route.to_owned()),
-            Label::new("status", status.to_string()),
+            Label::new("method", method),
+            Label::new("route", route.clone()),
+            Label::new("status", status_label(status)),
         ];
         self.counter(HTTP_REQUESTS, labels).increment(1);
-        let labels = vec![Label::new("listener", listener), Label::new("route", route.to_owned())];
+        let labels = vec![Label::new("listener", listener), Label::new("route", route)];
         self.histogram(HTTP_REQUEST_DURATION, labels).record(took.as_secs_f64());
     }
 
@@ -292,6 +300,33 @@ impl Metrics {
     }
 }
 
+/// The status as a label value, without allocating for the usual ones.
+fn status_label(status: u16) -> SharedString {
+    const USUAL: [(u16, &str); 17] = [
+        (200, "200"),
+        (201, "201"),
+        (204, "204"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (408, "408"),
+        (409, "409"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+    ];
+    match USUAL.iter().find(|(code, _)| *code == status) {
+        Some((_, text)) => SharedString::const_str(text),
+        None => SharedString::from_owned(status.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,13 +341,18 @@ mod tests {
         a.dead_letter(&peer);
         a.applied(Instant::now());
         a.delivered(&peer, Timestamp::now());
-        a.http_request("api", "GET", "/api/v1/cases/{id}", 200, Duration::from_millis(3));
+        a.http_request("api", "GET", "/api/v1/cases/{id}".into(), 200, Duration::from_millis(3));
+        a.http_request("api", "GET", "/api/v1/cases/{id}".into(), 299, Duration::from_millis(3));
         let text = a.render();
         assert!(text.contains(r#"sdx_delivery_attempts_total{peer="psw:01000115",outcome="retry"} 2"#), "{text}");
         assert!(text.contains(r#"sdx_dead_letters_total{peer="psw:01000115"} 1"#), "{text}");
         assert!(text.contains("# TYPE sdx_apply_latency_seconds histogram"), "{text}");
         assert!(text.contains(r#"sdx_delivery_latency_seconds_bucket{peer="psw:01000115",le="86400"} 1"#), "{text}");
         assert!(text.contains("# HELP sdx_http_requests_total"), "{text}");
+        for status in ["200", "299"] {
+            let series = format!(r#"sdx_http_requests_total{{listener="api",method="GET",route="/api/v1/cases/{{id}}",status="{status}"}} 1"#);
+            assert!(text.contains(&series), "{text}");
+        }
         assert!(text.contains(r#"sdx_build_info{version=""#), "{text}");
         // Another node's registry saw none of it.
         assert!(!b.render().contains("sdx_delivery_attempts_total{"), "{}", b.render());

@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -307,6 +307,7 @@ impl Gate {
 
 /// One open connection: its slots, its requests in flight, and how to close it.
 pub(crate) struct Conn {
+    remote: SocketAddr,
     epoch: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds after `epoch` when the last request finished (or the connection opened).
@@ -326,8 +327,9 @@ impl Drop for Conn {
 
 impl Conn {
     /// A connection holding its slots; a watchdog closes it after `idle` without a request in flight.
-    pub(crate) fn open(ip: Slot<IpAddr>, org: Option<Slot<OrgKey>>, idle: Duration) -> Arc<Conn> {
+    pub(crate) fn open(remote: SocketAddr, ip: Slot<IpAddr>, org: Option<Slot<OrgKey>>, idle: Duration) -> Arc<Conn> {
         let conn = Arc::new(Conn {
+            remote,
             epoch: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -448,7 +450,8 @@ fn method_label(m: &Method) -> &'static str {
 
 async fn observe(State(o): State<Observe>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let busy = request.extensions().get::<ConnHandle>().map(|c| c.0.begin());
+    let conn = request.extensions().get::<ConnHandle>().map(|c| Arc::clone(&c.0));
+    let busy = conn.as_ref().map(Conn::begin);
     let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
     let span = tracing::info_span!(
@@ -459,12 +462,15 @@ async fn observe(State(o): State<Observe>, request: Request, next: Next) -> Resp
         remote = tracing::field::Empty,
         peer = tracing::field::Empty,
     );
-    if let Some(ConnectInfo(remote)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-        span.record("remote", tracing::field::display(remote));
+    if !span.is_disabled() {
+        if let Some(c) = &conn {
+            span.record("remote", tracing::field::display(&c.remote));
+        }
+        if let Some(peer) = request.extensions().get::<PeerIdentity>() {
+            span.record("peer", tracing::field::display(&peer.org));
+        }
     }
-    if let Some(peer) = request.extensions().get::<PeerIdentity>() {
-        span.record("peer", tracing::field::display(&peer.org));
-    }
+    drop(conn);
     let response = match tokio::time::timeout(o.request_timeout, next.run(request).instrument(span.clone())).await {
         Ok(r) => r,
         Err(_) => {
@@ -480,7 +486,7 @@ async fn observe(State(o): State<Observe>, request: Request, next: Next) -> Resp
     let took = started.elapsed();
     let status = response.status().as_u16();
     tracing::debug!(parent: &span, status, latency_ms = took.as_secs_f64() * 1e3, "answered");
-    o.metrics.http_request(o.kind.label(), method, &route, status, took);
+    o.metrics.http_request(o.kind.label(), method, route, status, took);
     drop(busy);
     response
 }
@@ -507,7 +513,7 @@ pub(crate) async fn serve_with<A>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()>
 where
-    A: Accept<TcpStream, axum::middleware::AddExtension<Router, ConnectInfo<SocketAddr>>>
+    A: Accept<TcpStream, Router>
         + Clone
         + Send
         + Sync
@@ -547,7 +553,7 @@ where
         .keep_alive_interval(limits.http2_keep_alive_interval)
         .keep_alive_timeout(limits.http2_keep_alive_timeout)
         .max_concurrent_streams(limits.http2_max_concurrent_streams);
-    let served = server.serve(router.into_make_service_with_connect_info::<SocketAddr>()).await;
+    let served = server.serve(router.into_make_service()).await;
     watcher.abort();
     served
 }
@@ -564,8 +570,8 @@ impl<S: Send + 'static> Accept<TcpStream, S> for PlainAcceptor {
     type Future = std::future::Ready<io::Result<(TcpStream, ConnService<S>)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        std::future::ready(self.gate.admit(&stream).map(|(_, slot)| {
-            let conn = Conn::open(slot, None, self.gate.limits.idle_timeout);
+        std::future::ready(self.gate.admit(&stream).map(|(remote, slot)| {
+            let conn = Conn::open(remote, slot, None, self.gate.limits.idle_timeout);
             (stream, ConnService::new(service, conn))
         }))
     }

@@ -446,7 +446,7 @@ where
                 (Some(version), Some(suite)) => Some(TlsSession { version, cipher_suite: suite.suite() }),
                 _ => None,
             };
-            let conn = Conn::open(ip_slot, org_slot, gate.limits.idle_timeout);
+            let conn = Conn::open(remote, ip_slot, org_slot, gate.limits.idle_timeout);
             Ok((stream, ConnService::new(PeerService { inner: service, peer, session }, conn)))
         })
     }
