@@ -51,6 +51,7 @@ pub fn serve(config: &Path) -> Result<Outcome> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
         let app = App::build(settings).await.context("cannot start the node")?;
         let addr = app.peer_addr()?;
         // Two lines on stdout that scripts and tests can wait for; a closed stdout must not stop the node.
@@ -62,29 +63,31 @@ pub fn serve(config: &Path) -> Result<Outcome> {
             let _ = out.flush();
         }
         tracing::info!(org = %org, peer_endpoint = %addr, local_api = %app.api_addr()?, "node started");
-        app.run_until_stopped(shutdown_signal()).await?;
+        app.run_until_stopped(shutdown).await?;
         tracing::info!(org = %org, "node stopped");
         Ok(Outcome::Valid)
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM. The handlers are installed here, at once, so that a signal that arrives right after the
+/// node said it serves is not missed (and does not kill the process unhandled).
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
