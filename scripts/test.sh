@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
+command -v curl >/dev/null 2>&1 || missing+=(curl)   # docs/operations.md, run by crates/cli/tests/operations.rs
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 PG_BIN=/usr/lib/postgresql/15/bin

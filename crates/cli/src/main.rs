@@ -7,6 +7,8 @@
 //! - `cmd::document`: `validate`, `convert`.
 //! - `cmd::schema`: `schema --out DIR`.
 //! - `cmd::jose`: `keys generate`, `sign`, `verify`, `encrypt`, `decrypt`.
+//! - `cmd::pki`: `pki init`, `pki issue`, `pki request` (federation CA and node certificates, no openssl);
+//!   `cmd::init`: `init` (a new node directory; also the typed settings `demo` and `bench` write).
 //! - `cmd::serve`: `serve --config node.toml`; `cmd::demo`: `demo` (use cases 2.1 and 2.2 between two nodes).
 //! - `io`: reading inputs within the documented limits, writing outputs.
 #![forbid(unsafe_code)]
@@ -51,6 +53,40 @@ enum Command {
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Federation PKI without openssl: a CA, node certificates, certificate requests. Overwrites nothing.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Write a new node directory: node.toml, signing key and its public JWK, TLS key and certificate (with
+    /// --ca) or certificate request; prints a new API token once on standard output (stored only as its SHA-256).
+    Init {
+        /// This organisation's key, e.g. psw:01000115.
+        #[arg(long)]
+        org: sdx_model::OrgKey,
+        /// The directory to write: new or empty.
+        #[arg(long)]
+        out: PathBuf,
+        /// The organisation's name (written into message headers).
+        #[arg(long)]
+        name: Option<String>,
+        /// Issue the TLS certificate with the federation CA in this directory (from `sdx pki init`) instead of
+        /// writing a certificate request.
+        #[arg(long, requires = "host")]
+        ca: Option<PathBuf>,
+        /// DNS name the peers reach this node by (repeat for more); required with --ca.
+        #[arg(long = "host", value_name = "NAME")]
+        host: Vec<String>,
+        /// IP address the peers reach this node by (repeat for more).
+        #[arg(long = "ip", value_name = "ADDR")]
+        ip: Vec<std::net::IpAddr>,
+        /// Address of the peer endpoint (mutual TLS).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// Address of the local API (plain HTTP: loopback or behind a TLS proxy).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api_listen: std::net::SocketAddr,
     },
     /// Run this organisation's node (peer endpoint over mutual TLS, delivery worker) until Ctrl-C or SIGTERM.
     Serve {
@@ -162,6 +198,58 @@ enum BenchCommand {
 }
 
 #[derive(Subcommand)]
+enum PkiCommand {
+    /// Make a federation CA: DIR/ca.crt.pem (give it to every node) and DIR/ca.key.pem (mode 0600).
+    Init {
+        /// Output directory (created if missing); existing CA files are never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        /// The CA's name (subject CN).
+        #[arg(long, default_value = "SDX federation CA")]
+        name: String,
+    },
+    /// Issue a node's TLS certificate: DIR/node.crt.pem and DIR/node.key.pem (mode 0600), for organisation KEY
+    /// (SAN URI urn:sdx:org:KEY) and exactly the given DNS names and IP addresses. With --csr, sign that request
+    /// instead (only DIR/node.crt.pem is written; exit 1 if the request is not acceptable).
+    Issue {
+        /// The CA directory (from `sdx pki init`).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The node's organisation key, e.g. psw:01000115.
+        #[arg(long)]
+        org: sdx_model::OrgKey,
+        /// DNS name the peers reach the node by (repeat for more).
+        #[arg(long = "host", value_name = "NAME", required = true)]
+        host: Vec<String>,
+        /// IP address the peers reach the node by (repeat for more).
+        #[arg(long = "ip", value_name = "ADDR")]
+        ip: Vec<std::net::IpAddr>,
+        /// Sign this certificate request (PEM, from `sdx init` or `sdx pki request`) instead of making a key.
+        #[arg(long, value_name = "FILE")]
+        csr: Option<PathBuf>,
+        /// Output directory (created if missing); existing files are never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a new TLS key and a certificate request for the federation CA: DIR/node.key.pem (mode 0600) and
+    /// DIR/node.csr.pem.
+    Request {
+        /// The node's organisation key.
+        #[arg(long)]
+        org: sdx_model::OrgKey,
+        /// DNS name to ask for (repeat for more; the CA decides).
+        #[arg(long = "host", value_name = "NAME")]
+        host: Vec<String>,
+        /// IP address to ask for (repeat for more).
+        #[arg(long = "ip", value_name = "ADDR")]
+        ip: Vec<std::net::IpAddr>,
+        /// Output directory (created if missing); existing files are never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Generate a key pair: DIR/private.pem (PKCS#8, mode 0600) and DIR/public.jwk.
     Generate {
@@ -201,6 +289,16 @@ fn main() -> ExitCode {
         Command::Convert { to, file } => cmd::document::convert(&file, matches!(to, Target::Xml)),
         Command::Schema { out } => cmd::schema::write(&out),
         Command::Serve { config } => cmd::serve::serve(&config),
+        Command::Pki { command: PkiCommand::Init { out, name } } => cmd::pki::init(&out, &name),
+        Command::Pki { command: PkiCommand::Issue { ca, org, host, ip, csr, out } } => {
+            cmd::pki::issue(cmd::pki::IssueOptions { ca, org, hosts: host, ips: ip, csr, out })
+        }
+        Command::Pki { command: PkiCommand::Request { org, host, ip, out } } => {
+            cmd::pki::request(&org, &host, &ip, &out)
+        }
+        Command::Init { org, out, name, ca, host, ip, listen, api_listen } => {
+            cmd::init::init(cmd::init::InitOptions { org, out, name, ca, hosts: host, ips: ip, listen, api_listen })
+        }
         Command::Bench {
             command:
                 BenchCommand::Forward {

@@ -205,3 +205,196 @@ fn hostile_inputs_fail_cleanly() {
         assert!(!stderr(&o).contains("root:x:0:0"), "{name} leaked a local file");
     }
 }
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Every file in `dir` with its contents, to show that a refused command changed nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn pki_makes_a_ca_and_node_certificates_and_overwrites_nothing() {
+    use sdx_node::pki::{Ca, NodeCert};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |s: &str| dir.path().join(s).to_str().unwrap().to_string();
+
+    let o = sdx(&["pki", "init", "--out", &p("ca")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("SHA-256 fingerprint"), "{}", stderr(&o));
+    let ca = Ca::load_from(dir.path().join("ca")).unwrap();
+    #[cfg(unix)]
+    assert_eq!((mode(&dir.path().join("ca/ca.key.pem")), mode(&dir.path().join("ca/ca.crt.pem"))), (0o600, 0o644));
+    let before = snapshot(&dir.path().join("ca"));
+    let o = sdx(&["pki", "init", "--out", &p("ca")]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("pkiFileExists") && stderr(&o).contains("ca.crt.pem"), "{}", stderr(&o));
+    assert_eq!(snapshot(&dir.path().join("ca")), before, "the CA is unchanged");
+
+    // A node certificate with its key.
+    let ca_dir = p("ca");
+    let issue = |out: &str, extra: &[&str]| {
+        let mut args = vec!["pki", "issue", "--ca", &ca_dir, "--org", "psw:01000115"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out]);
+        sdx(&args)
+    };
+    let o = issue(&p("node"), &["--host", "mila.example", "--host", "localhost", "--ip", "127.0.0.1"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let node = NodeCert::load_from(dir.path().join("node")).unwrap();
+    assert_eq!(node.org().unwrap().as_str(), "psw:01000115");
+    assert!(sdx_node::tls::server_config(&node, ca.cert_pem()).is_ok(), "key and certificate belong together");
+    #[cfg(unix)]
+    assert_eq!(mode(&dir.path().join("node/node.key.pem")), 0o600);
+    let before = snapshot(&dir.path().join("node"));
+    assert_eq!(code(&issue(&p("node"), &["--host", "mila.example"])), 2, "never overwritten");
+    assert_eq!(snapshot(&dir.path().join("node")), before);
+
+    // Usage errors: no --host, a bad host name, a bad organisation key, an IP given as host, a missing CA.
+    assert_eq!(code(&issue(&p("x"), &[])), 2);
+    for host in ["*.example", "bad_name.example", "127.0.0.1"] {
+        let o = issue(&p("x"), &["--host", host]);
+        assert_eq!(code(&o), 2, "{host}");
+        assert!(stderr(&o).contains("certificateNameInvalid"), "{}", stderr(&o));
+    }
+    assert_eq!(
+        code(&sdx(&["pki", "issue", "--ca", &p("ca"), "--org", "kein key", "--host", "a", "--out", &p("x")])),
+        2
+    );
+    assert_eq!(code(&sdx(&["pki", "issue", "--ca", &p("nope"), "--org", "psw:1", "--host", "a", "--out", &p("x")])), 2);
+    assert!(!dir.path().join("x").exists(), "nothing written by a refused command");
+
+    // A request made elsewhere: only the certificate is written, for the request's key.
+    let o = sdx(&["pki", "request", "--org", "psw:06000042", "--host", "bela.example", "--out", &p("bela")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    #[cfg(unix)]
+    assert_eq!(mode(&dir.path().join("bela/node.key.pem")), 0o600);
+    let csr = p("bela/node.csr.pem");
+    let sign = |org: &str, csr: &str| {
+        sdx(&[
+            "pki",
+            "issue",
+            "--ca",
+            &p("ca"),
+            "--org",
+            org,
+            "--host",
+            "bela.example",
+            "--csr",
+            csr,
+            "--out",
+            &p("bela"),
+        ])
+    };
+    // Filed under the wrong organisation, or not a request at all: invalid input, nothing written.
+    let o = sign("psw:01000115", &csr);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("certificateRequestInvalid") && stderr(&o).contains("psw:06000042"), "{}", stderr(&o));
+    assert_eq!(code(&sign("psw:06000042", &p("ca/ca.crt.pem"))), 1);
+    assert!(!dir.path().join("bela/node.crt.pem").exists());
+    let o = sign("psw:06000042", &csr);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let bela = NodeCert::load_from(dir.path().join("bela")).unwrap();
+    assert_eq!(bela.org().unwrap().as_str(), "psw:06000042");
+    assert!(sdx_node::tls::server_config(&bela, ca.cert_pem()).is_ok(), "the certificate is for the request's key");
+    assert_eq!(code(&sign("psw:06000042", &csr)), 2, "an existing certificate is not overwritten");
+}
+
+#[test]
+fn init_writes_a_complete_node_directory_and_prints_the_token_once() {
+    use sdx_node::pki::NodeCert;
+    use sdx_node::settings::Settings;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |s: &str| dir.path().join(s).to_str().unwrap().to_string();
+    assert_eq!(code(&sdx(&["pki", "init", "--out", &p("ca")])), 0);
+
+    let o = sdx(&["init", "--org", "psw:01000115", "--out", &p("mila"), "--ca", &p("ca"), "--host", "localhost"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let stdout = String::from_utf8(o.stdout.clone()).unwrap();
+    let token = stdout.trim_end_matches('\n');
+    assert!(!token.contains('\n') && token.starts_with("sdx_") && token.len() >= 40, "one line, the token: {stdout:?}");
+    assert!(!stderr(&o).contains(token), "printed once");
+    let d = dir.path().join("mila");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["ca.crt.pem", "node.crt.pem", "node.key.pem", "node.toml", "signing.key.pem", "signing.pub.jwk"]
+    );
+    #[cfg(unix)]
+    for (f, m) in
+        [("signing.key.pem", 0o600), ("node.key.pem", 0o600), ("node.toml", 0o644), ("signing.pub.jwk", 0o644)]
+    {
+        assert_eq!(mode(&d.join(f)), m, "{f}");
+    }
+
+    // The settings load as they are, with paths from the file's directory and safe defaults.
+    let toml = std::fs::read_to_string(d.join("node.toml")).unwrap();
+    assert!(!toml.contains(token), "the token itself is not stored");
+    let s = Settings::load(Some(&d.join("node.toml"))).unwrap();
+    assert_eq!(s.node.org.as_str(), "psw:01000115");
+    assert!(s.node.listen.ip().is_loopback() && s.api.listen.ip().is_loopback());
+    assert_eq!(s.storage.url, format!("sqlite://{}/node.db?mode=rwc", d.display()));
+    assert_eq!(s.keys.signing_key, d.join("signing.key.pem"));
+    assert!(s.peers.is_empty());
+    assert_eq!(s.api.clients.len(), 1);
+    assert_eq!(s.api.clients[0].token_sha256, sdx_codec::validate::sha256(token.as_bytes()).to_string());
+    // The keys are what they say: an ES256 signing key whose public half is the JWK, a TLS certificate for the org.
+    let key =
+        sdx_crypto::PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(d.join("signing.key.pem")).unwrap()).unwrap();
+    assert_eq!(key.signing_alg(), sdx_crypto::Alg::Es256);
+    let jwk = sdx_crypto::PublicKey::from_jwk(&std::fs::read_to_string(d.join("signing.pub.jwk")).unwrap()).unwrap();
+    assert_eq!(jwk.kid(), key.public_key(sdx_crypto::Alg::Es256).unwrap().kid());
+    assert_eq!(NodeCert::load_from(&d).unwrap().org().unwrap().as_str(), "psw:01000115");
+    assert_eq!(std::fs::read(d.join("ca.crt.pem")).unwrap(), std::fs::read(dir.path().join("ca/ca.crt.pem")).unwrap());
+
+    // A non-empty directory is refused and left as it was; so is --ca without --host.
+    let before = snapshot(&d);
+    let o = sdx(&["init", "--org", "psw:01000115", "--out", &p("mila")]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "no token for a refused directory");
+    assert_eq!(snapshot(&d), before);
+    assert_eq!(code(&sdx(&["init", "--org", "psw:01000115", "--out", &p("x"), "--ca", &p("ca")])), 2);
+    assert!(!dir.path().join("x").exists());
+
+    // Without --ca: a certificate request instead of a certificate; an empty directory is fine.
+    std::fs::create_dir(dir.path().join("bela")).unwrap();
+    let o = sdx(&["init", "--org", "psw:06000042", "--out", &p("bela"), "--listen", "0.0.0.0:9443"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let b = dir.path().join("bela");
+    assert!(b.join("node.csr.pem").is_file() && b.join("node.key.pem").is_file());
+    assert!(!b.join("node.crt.pem").exists() && !b.join("ca.crt.pem").exists());
+    assert!(stderr(&o).contains("sdx pki issue"), "says what to do next: {}", stderr(&o));
+    let o = sdx(&[
+        "pki",
+        "issue",
+        "--ca",
+        &p("ca"),
+        "--csr",
+        &p("bela/node.csr.pem"),
+        "--org",
+        "psw:06000042",
+        "--host",
+        "bela.example",
+        "--out",
+        &p("bela"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(NodeCert::load_from(&b).unwrap().org().unwrap().as_str(), "psw:06000042");
+}

@@ -228,6 +228,13 @@ pub static HEADER: TypeDesc = TypeDesc {
         f("author", "autor", Kind::Object(&PARTICIPANT), R, "Sending organisation."),
         f("caseId", "vorgangsID", UUID, O, "Case id; required except for receipts and service notices."),
         f("sequence", "sequenznummer", Kind::UInt { max: MAX_SAFE_INTEGER }, O, "Per case and direction, 1, 2, 3, ..."),
+        f(
+            "acknowledgedSequence",
+            "bestaetigteSequenznummer",
+            Kind::UInt { max: MAX_SAFE_INTEGER },
+            O,
+            "Per case: the last sequence number of the reader's messages about the case that the author had applied when it made this one (0: none); orders concurrent changes.",
+        ),
         f("inReplyTo", "antwortAuf", UUID, O, "Message this one answers."),
         f("codelistVersion", "codelistenversion", LINE, R, "Version of the codelist set (1)."),
         // Root attributes in XML (see XML_ROOT_ATTRIBUTES); listed here so JSON Schema and docs see them.

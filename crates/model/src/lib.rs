@@ -8,12 +8,14 @@
 //! - [`case`]: the support case and its parts (journal, attachments, solution, …).
 //! - [`message`]: the envelope (header after XÖV `nachrichtenkopf.g2g`) and one body per message type.
 //! - [`lifecycle`]: who may do what across organisations, and what a message does to a case.
+//! - [`convergence`]: the one order of concurrent changes of a case, so that both copies end identical.
 //! - [`rules`]: checks beyond the schema (lifecycle, ITIL priority matrix, consistency, size limits).
 //! - [`sample`]: realistic sample messages for tests, benchmarks and documentation.
 #![forbid(unsafe_code)]
 
 pub mod case;
 pub mod codelist;
+pub mod convergence;
 pub mod id;
 pub mod lifecycle;
 pub mod message;

@@ -13,8 +13,13 @@
 //! | `reopen` | originator | → `reopened`; assignee := the reader (the organisation asked to work on it again) |
 //! | `reject` | assignee | → `rejected`; assignee := originator |
 //!
-//! Journal entries and attachments must be authored by the message's author and have new ids; nothing is
-//! ever edited or removed. `revision` counts the changes applied to this copy.
+//! Every authorship claim in a message names its (authenticated) author, or the message is refused with
+//! `senderMismatch`: a forward's originator and every status change, journal entry, attachment and solution of the
+//! forwarded case; the journal entries, attachments and solution a later message adds. Journal entries and
+//! attachments have new ids; nothing is ever edited or removed. `revision` counts the changes applied to this copy.
+//!
+//! When both organisations change a case at the same time, [`crate::convergence`] decides the one order in which
+//! both nodes apply the changes.
 
 use crate::case::{Case, JournalEntry, StatusChange};
 use crate::codelist::{ErrorCode, PendingReason, Status};
@@ -58,14 +63,36 @@ pub fn role_of(case: &Case, org: &OrgKey) -> Role {
     }
 }
 
-/// The case a receiver creates from a forward. The forward must assign the case to `reader` and come from a
-/// party of the case.
+fn not_in_name_of(what: &str, named: &OrgKey, author: &OrgKey) -> Result<(), Refusal> {
+    if named == author {
+        Ok(())
+    } else {
+        refuse(ErrorCode::SenderMismatch, format!("{what} names {named}, not the sender {author}"))
+    }
+}
+
+/// The case a receiver creates from a forward. The forward must assign the case to `reader`, come from a party of
+/// the case that is its originator, and every status change, journal entry, attachment and solution in it must be
+/// the sender's own.
 pub fn case_from_forward(f: &Forward, author: &OrgKey, reader: &OrgKey) -> Result<Case, Refusal> {
     if &f.case.assignee != reader {
         return refuse(ErrorCode::WrongRecipient, "the forwarded case is not assigned to the reader");
     }
     if !f.case.parties.iter().any(|p| &p.organisation == author) {
         return refuse(ErrorCode::NotPermitted, "the sender is not a party of the case it forwards");
+    }
+    not_in_name_of("the originator", &f.case.originator, author)?;
+    for (i, s) in f.case.status_history.iter().enumerate() {
+        not_in_name_of(&format!("status change {i}"), &s.changed_by, author)?;
+    }
+    for e in &f.case.journal {
+        not_in_name_of(&format!("journal entry {}", e.id), &e.author.organisation, author)?;
+    }
+    for a in &f.case.attachments {
+        not_in_name_of(&format!("attachment {}", a.id), &a.added_by, author)?;
+    }
+    if let Some(s) = &f.case.solution {
+        not_in_name_of("the solution", &s.resolved_by, author)?;
     }
     if f.case.status.is_terminal() {
         return refuse(ErrorCode::InvalidTransition, format!("a `{}` case cannot be forwarded", f.case.status));
@@ -111,9 +138,7 @@ fn transition(
 
 fn append_journal(case: &mut Case, entries: &[JournalEntry], author: &OrgKey) -> Result<(), Refusal> {
     for e in entries {
-        if &e.author.organisation != author {
-            return refuse(ErrorCode::NotPermitted, "journal entries can only be added in their author's name");
-        }
+        not_in_name_of(&format!("journal entry {}", e.id), &e.author.organisation, author)?;
         if case.journal.iter().any(|x| x.id == e.id) {
             return refuse(ErrorCode::DuplicateId, format!("journal entry {} exists already", e.id));
         }
@@ -222,9 +247,7 @@ pub fn apply(case: &Case, author: &OrgKey, reader: &OrgKey, body: &Body, at: Tim
             }
             append_journal(&mut c, &u.journal, author)?;
             for a in &u.attachments {
-                if &a.added_by != author {
-                    return refuse(ErrorCode::NotPermitted, "attachments can only be added in their author's name");
-                }
+                not_in_name_of(&format!("attachment {}", a.id), &a.added_by, author)?;
                 if c.attachments.iter().any(|x| x.id == a.id) {
                     return refuse(ErrorCode::DuplicateId, format!("attachment {} exists already", a.id));
                 }
@@ -235,9 +258,7 @@ pub fn apply(case: &Case, author: &OrgKey, reader: &OrgKey, body: &Body, at: Tim
             if !is_assignee(role) {
                 return refuse(ErrorCode::NotPermitted, "only the assignee resolves");
             }
-            if &r.solution.resolved_by != author {
-                return refuse(ErrorCode::NotPermitted, "a solution is given in its author's name");
-            }
+            not_in_name_of("the solution", &r.solution.resolved_by, author)?;
             transition(&mut c, Status::Resolved, None, author, at, None)?;
             c.solution = Some(r.solution.clone());
             append_journal(&mut c, &r.journal, author)?;
@@ -247,9 +268,7 @@ pub fn apply(case: &Case, author: &OrgKey, reader: &OrgKey, body: &Body, at: Tim
                 return refuse(ErrorCode::NotPermitted, "only the assignee hands back");
             }
             if let Some(s) = &h.solution {
-                if &s.resolved_by != author {
-                    return refuse(ErrorCode::NotPermitted, "a solution is given in its author's name");
-                }
+                not_in_name_of("the solution", &s.resolved_by, author)?;
                 if c.status != Status::Resolved {
                     transition(&mut c, Status::Resolved, None, author, at, h.note.clone())?;
                 }
@@ -369,7 +388,7 @@ mod tests {
         let mut c2 = c.clone();
         c2.journal.clear();
         let forged = Body::Update(Update { revision: 2, journal: sample::typical_case().journal, ..Update::default() });
-        assert_eq!(err(apply(&c2, &bela, &mila, &forged, t)), ErrorCode::NotPermitted);
+        assert_eq!(err(apply(&c2, &bela, &mila, &forged, t)), ErrorCode::SenderMismatch);
         // Re-adding an existing entry is refused; the input case is unchanged.
         let again = Body::Update(Update { revision: 2, journal: vec![c.journal[0].clone()], ..Update::default() });
         assert_eq!(err(apply(&c, &mila, &bela, &again, t)), ErrorCode::DuplicateId);
@@ -383,5 +402,44 @@ mod tests {
         });
         let r = apply(&c, &bela, &mila, &reject, t).unwrap();
         assert_eq!((r.status, r.assignee.clone()), (Status::Rejected, mila.clone()));
+    }
+
+    /// A forward is refused when anything in it claims to be another organisation's.
+    #[test]
+    fn a_forward_speaks_only_for_its_sender() {
+        let (mila, bela) = (org(MILA), org(BELA));
+        let other = org("psw:09162000");
+        let Body::Forward(f) = sample::typical_forward().body else { unreachable!() };
+        assert!(case_from_forward(&f, &mila, &bela).is_ok());
+        type Forge<'a> = Box<dyn Fn(&mut Forward) + 'a>;
+        let forged: Vec<(&str, Forge)> = vec![
+            ("originator", Box::new(|f: &mut Forward| f.case.originator = other.clone())),
+            ("status change", Box::new(|f: &mut Forward| f.case.status_history[0].changed_by = other.clone())),
+            ("journal", Box::new(|f: &mut Forward| f.case.journal[0].author.organisation = other.clone())),
+            (
+                "attachment",
+                Box::new(|f: &mut Forward| {
+                    let mut a = sample::typical_case().attachments.first().cloned().unwrap_or_else(|| Attachment {
+                        id: ItemId::new_random(),
+                        file_name: "a.txt".into(),
+                        media_type: MediaType::parse("text/plain").unwrap(),
+                        size: 1,
+                        sha256: Sha256Hex::parse("0".repeat(64)).unwrap(),
+                        content: None,
+                        uri: Some("https://example.invalid/a".into()),
+                        added_by: mila.clone(),
+                        added_at: at("2026-11-27T09:00:00+01:00"),
+                    });
+                    a.added_by = other.clone();
+                    f.case.attachments.push(a);
+                }),
+            ),
+        ];
+        for (what, forge) in forged {
+            let mut g = f.clone();
+            forge(&mut g);
+            let e = case_from_forward(&g, &mila, &bela).unwrap_err();
+            assert_eq!(e.code, ErrorCode::SenderMismatch, "{what}: {e}");
+        }
     }
 }

@@ -46,6 +46,12 @@ pub struct Header {
     /// Per case and direction: 1 for the first message from author to reader about the case, +1 for each next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
+    /// Per case: the sequence number of the last message from the reader about this case that the author had
+    /// applied when it made this one (0: none). It places the message among the reader's messages, so that both
+    /// nodes order concurrent changes the same way (see `docs/protocol.md`, "Concurrent changes"). Written by
+    /// nodes on every case message except the forward that creates the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_sequence: Option<u64>,
     /// Message this one answers (receipts: the received message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<MessageId>,

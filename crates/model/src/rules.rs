@@ -158,6 +158,13 @@ pub fn check_message(m: &Message) -> Vec<Issue> {
             Some(_) => {}
         }
     }
+    if h.acknowledged_sequence.is_some() && (!case_message || matches!(m.body, Body::Forward(_))) {
+        c.push(
+            ErrorCode::SchemaViolation,
+            "/header/acknowledgedSequence",
+            "only on case messages after the forward that creates the case",
+        );
+    }
     let b = "/body";
     match &m.body {
         Body::Forward(f) => {

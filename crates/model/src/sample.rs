@@ -141,6 +141,7 @@ pub fn header(message_type: MessageType, author: &str, reader: &str, sequence: u
         reader: Participant { directory: DirectoryService::Dvdv, key: org(reader), name: None },
         case_id: Some(CaseId::parse(CASE_ID).expect("valid")),
         sequence: Some(sequence),
+        acknowledged_sequence: None,
         in_reply_to: None,
         schema_version: SCHEMA_VERSION.into(),
         codelist_version: codelist::CODELIST_VERSION.into(),

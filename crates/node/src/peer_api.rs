@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use sdx_model::{Coded, ErrorCode};
 
-use crate::engine::{Answer, Engine, EngineError, Peer, Transport};
+use crate::engine::{Answer, Engine, EngineError, Peer, Transport, TransportError};
 use crate::local_api::problem;
 use crate::protocol::{self, WIRE_MEDIA_TYPE};
 use crate::tls::PeerIdentity;
@@ -162,40 +162,60 @@ impl HttpTransport {
     }
 }
 
-impl Transport for HttpTransport {
-    async fn post(&self, peer: &Peer, jws: &str) -> Result<Vec<u8>, String> {
-        let url = format!("{}{MESSAGES_PATH}", peer.url.trim_end_matches('/'));
+impl HttpTransport {
+    /// POST `body` to `url` and read the whole answer: `(status, body)`, or why there is none.
+    async fn exchange(
+        &self,
+        url: &str,
+        content_type: &'static str,
+        body: String,
+    ) -> Result<(StatusCode, Vec<u8>), TransportError> {
         let resp = self
             .client
-            .post(&url)
-            .header(header::CONTENT_TYPE, WIRE_MEDIA_TYPE)
-            .body(jws.to_string())
+            .post(url)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
             .send()
             .await
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| TransportError::Network(format!("{url}: {}", describe(&e))))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| format!("{url}: reading the answer: {e}"))?;
-        if status == StatusCode::OK {
-            Ok(body.to_vec())
-        } else {
-            let detail: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-            Err(format!("{url}: HTTP {status}: {detail}"))
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| TransportError::Network(format!("{url}: reading the answer: {}", describe(&e))))?;
+        Ok((status, body.to_vec()))
+    }
+}
+
+/// A reqwest error in one line: each distinct cause once, outermost first.
+fn describe(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
         }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+impl Transport for HttpTransport {
+    async fn post(&self, peer: &Peer, jws: &str) -> Result<Vec<u8>, TransportError> {
+        let url = format!("{}{MESSAGES_PATH}", peer.url.trim_end_matches('/'));
+        let (status, body) = self.exchange(&url, WIRE_MEDIA_TYPE, jws.to_string()).await?;
+        if status == StatusCode::OK { Ok(body) } else { Err(TransportError::from_answer(status.as_u16(), &body)) }
     }
 
-    async fn post_batch(&self, peer: &Peer, jws: &[&str]) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+    async fn post_batch(
+        &self,
+        peer: &Peer,
+        jws: &[&str],
+    ) -> Result<Vec<Result<Vec<u8>, TransportError>>, TransportError> {
         let url = format!("{}{BATCH_PATH}", peer.url.trim_end_matches('/'));
         let req = serde_json::json!({ "messages": jws });
-        let resp = self
-            .client
-            .post(&url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(req.to_string())
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| format!("{url}: reading the answer: {e}"))?;
+        let (status, body) = self.exchange(&url, "application/json", req.to_string()).await?;
         if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
             // A peer without the batch endpoint: one by one.
             let mut out = Vec::with_capacity(jws.len());
@@ -205,17 +225,21 @@ impl Transport for HttpTransport {
             return Ok(out);
         }
         if status != StatusCode::OK {
-            let detail: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-            return Err(format!("{url}: HTTP {status}: {detail}"));
+            return Err(TransportError::from_answer(status.as_u16(), &body));
         }
-        let answer: BatchResponse =
-            serde_json::from_slice(&body).map_err(|e| format!("{url}: not a batch answer: {e}"))?;
+        let answer: BatchResponse = serde_json::from_slice(&body)
+            .map_err(|e| TransportError::Protocol(format!("{url}: not a batch answer: {e}")))?;
         Ok(answer
             .results
             .into_iter()
             .map(|r| match r {
                 BatchResult::Receipt(jws) => Ok(jws.into_bytes()),
-                BatchResult::Problem(p) => Err(format!("{url}: HTTP {} {}: {}", p.status, p.error_code, p.detail)),
+                BatchResult::Problem(p) => Err(TransportError::Status {
+                    status: p.status,
+                    retryable: p.status >= 500 || p.status == 408 || p.status == 429,
+                    code: Some(p.error_code),
+                    detail: p.detail,
+                }),
             })
             .collect())
     }

@@ -54,7 +54,9 @@ pub struct Sealed {
 pub struct Opened {
     /// The message.
     pub message: Message,
-    /// SHA-256 of the JWS bytes as received.
+    /// The JWS as kept: the received bytes without surrounding whitespace (which transport may add).
+    pub jws: String,
+    /// SHA-256 of exactly those bytes: what the receipt quotes and what deduplication compares.
     pub digest: Sha256Hex,
 }
 
@@ -73,6 +75,7 @@ impl Identity {
         reader: &OrgKey,
         case_id: Option<CaseId>,
         sequence: Option<u64>,
+        acknowledged_sequence: Option<u64>,
         in_reply_to: Option<MessageId>,
     ) -> Header {
         Header {
@@ -83,6 +86,7 @@ impl Identity {
             reader: Participant { directory: DirectoryService::Dvdv, key: reader.clone(), name: None },
             case_id,
             sequence,
+            acknowledged_sequence,
             in_reply_to,
             schema_version: SCHEMA_VERSION.into(),
             codelist_version: sdx_model::codelist::CODELIST_VERSION.into(),
@@ -112,7 +116,7 @@ impl Identity {
     ) -> Message {
         let result = if errors.is_empty() { ReceiptResult::Accepted } else { ReceiptResult::Rejected };
         Message {
-            header: self.header(MessageType::Receipt, received_from, case_id, None, Some(received_id)),
+            header: self.header(MessageType::Receipt, received_from, case_id, None, None, Some(received_id)),
             body: Body::Receipt(Receipt {
                 result,
                 received_message_id: received_id,
@@ -131,14 +135,18 @@ pub fn receipt_errors(r: &Refusal) -> Vec<ReceiptError> {
 
 /// Open a message that arrived over mutual TLS from `tls_peer`, whose signature key is `peer_key`, at the
 /// node of organisation `me`.
+///
+/// The message is the JWS without surrounding whitespace: its digest (what a receipt quotes) is over exactly the
+/// bytes kept, and a retry that differs only in such whitespace is the same message.
 pub fn open(wire: &[u8], peer_key: &PublicKey, tls_peer: &OrgKey, me: &OrgKey) -> Result<Opened, Refusal> {
     if wire.len() > MAX_WIRE_BYTES {
         return Err(refusal(ErrorCode::TooLarge, format!("message larger than {MAX_WIRE_BYTES} bytes")));
     }
-    let digest = sha256(wire);
     let text = std::str::from_utf8(wire)
-        .map_err(|_| refusal(ErrorCode::Malformed, "a message is a JWS in compact serialization (ASCII)"))?;
-    let verified = jws::verify(text.trim(), peer_key)
+        .map_err(|_| refusal(ErrorCode::Malformed, "a message is a JWS in compact serialization (ASCII)"))?
+        .trim();
+    let digest = sha256(text.as_bytes());
+    let verified = jws::verify(text, peer_key)
         .map_err(|e| refusal(ErrorCode::SignatureInvalid, format!("signature of {tls_peer} not valid: {e}")))?;
     let message = json::decode(&verified.payload).map_err(|d| {
         let first = d.into_iter().next();
@@ -164,7 +172,7 @@ pub fn open(wire: &[u8], peer_key: &PublicKey, tls_peer: &OrgKey, me: &OrgKey) -
             format!("addressed to {}, this node is {me}", message.header.reader.key),
         ));
     }
-    Ok(Opened { message, digest })
+    Ok(Opened { message, jws: text.to_string(), digest })
 }
 
 /// Open a receipt that answers `sent` (a message this node sent with digest `sent_digest`).
@@ -183,8 +191,16 @@ pub fn open_receipt(
     if r.received_message_id != sent {
         return Err(refusal(ErrorCode::InconsistentCase, "the receipt is for another message"));
     }
-    if r.result == ReceiptResult::Accepted && r.digest.as_ref() != Some(sent_digest) {
-        return Err(refusal(ErrorCode::InconsistentCase, "the receipt quotes another digest than what was sent"));
+    // A receipt quotes the digest exactly when the receiver keeps the message: always for a positive one; for a
+    // negative one only if the receiver judged the message and refused it (its sequence number is used up).
+    match (&r.digest, r.result) {
+        (Some(d), _) if d != sent_digest => {
+            return Err(refusal(ErrorCode::InconsistentCase, "the receipt quotes another digest than what was sent"));
+        }
+        (None, ReceiptResult::Accepted) => {
+            return Err(refusal(ErrorCode::InconsistentCase, "a positive receipt quotes the digest of the message"));
+        }
+        _ => {}
     }
     let r = r.clone();
     Ok((opened.message, r))

@@ -68,7 +68,8 @@ pub struct KeySettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
-    /// `sqlite://path/node.db?mode=rwc` (default, embedded) or `postgres://user@host/db`.
+    /// `sqlite://path/node.db?mode=rwc` (default, embedded; a relative path is relative to the settings file) or
+    /// `postgres://user@host/db`.
     pub url: String,
     /// PostgreSQL schema of this node (several nodes may share one database).
     #[serde(default)]
@@ -100,6 +101,9 @@ pub struct DeliverySettings {
     pub backoff_max_ms: u64,
     /// After this many seconds without success an entry becomes a dead letter.
     pub dead_after_s: u64,
+    /// After this many failed attempts an entry becomes a dead letter (whichever comes first: this or
+    /// `dead_after_s`). Only transient failures are retried at all.
+    pub max_attempts: u32,
     /// How many requests are in flight at once.
     pub concurrency: usize,
     /// Most messages sent to one peer in one request (1 = no batching; at most 64). Messages due for the same
@@ -113,6 +117,7 @@ impl Default for DeliverySettings {
             backoff_initial_ms: 1_000,
             backoff_max_ms: 300_000,
             dead_after_s: 86_400,
+            max_attempts: 100,
             concurrency: 32,
             batch: 32,
         }
@@ -253,8 +258,9 @@ fn default_peer_listen() -> SocketAddr {
 pub struct SettingsError(String);
 
 impl Settings {
-    /// Load from a TOML file (if given), then `SDX_…` environment variables. Relative key paths are made
-    /// relative to the file's directory.
+    /// Load from a TOML file (if given), then `SDX_…` environment variables. Relative paths — keys,
+    /// certificates, peers' keys and the SQLite file of `storage.url` — are resolved from the file's directory
+    /// ([`Settings::resolve_paths`]), also when they come from the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
         let mut fig = Figment::from(Serialized::defaults(DefaultsOnly::default()));
         if let Some(f) = file {
@@ -274,14 +280,23 @@ impl Settings {
             .split("__");
         fig = fig.merge(env);
         let mut s: Settings = fig.extract().map_err(|e| SettingsError(e.to_string()))?;
-        if let Some(base) = file.and_then(Path::parent) {
-            s.resolve_paths(base);
+        if let Some(file) = file {
+            // The directory of the file, absolute: errors name the resolved path, and a later change of the
+            // working directory changes nothing.
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let base = std::path::absolute(dir)
+                .map_err(|e| SettingsError(format!("cannot resolve the directory of {}: {e}", file.display())))?;
+            s.resolve_paths(&base)?;
         }
         s.check()?;
         Ok(s)
     }
 
-    fn resolve_paths(&mut self, base: &Path) {
+    /// Make the relative paths absolute against `base` (the settings file's directory): the key and certificate
+    /// files, the peers' signing keys, and the file of a SQLite storage URL (`sqlite://node.db?mode=rwc` and
+    /// `sqlite:node.db` alike; `sqlite::memory:` and PostgreSQL URLs stay as they are). Absolute paths are kept.
+    /// [`Settings::load`] does this with the file's directory; call it when settings are built in code.
+    pub fn resolve_paths(&mut self, base: &Path) -> Result<(), SettingsError> {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -294,9 +309,15 @@ impl Settings {
         for p in &mut self.peers {
             fix(&mut p.signing_key);
         }
+        if let Some(url) = resolve_sqlite_url(&self.storage.url, base)? {
+            self.storage.url = url;
+        }
+        Ok(())
     }
 
-    fn check(&self) -> Result<(), SettingsError> {
+    /// The checks [`Settings::load`] makes beyond the types: peers (not this node, each once, `https://`), API
+    /// token hashes, delivery limits. Call it when settings are built in code.
+    pub fn check(&self) -> Result<(), SettingsError> {
         for (i, p) in self.peers.iter().enumerate() {
             if p.org == self.node.org {
                 return Err(SettingsError(format!("peers[{i}] is this node itself")));
@@ -320,12 +341,14 @@ impl Settings {
         }
         let d = &self.delivery;
         if d.backoff_initial_ms == 0
+            || d.max_attempts == 0
             || d.backoff_max_ms < d.backoff_initial_ms
             || d.concurrency == 0
             || !(1..=crate::protocol::MAX_BATCH_MESSAGES).contains(&d.batch)
         {
             return Err(SettingsError(
-                "delivery: backoff_initial_ms > 0, backoff_max_ms ≥ it, concurrency > 0, batch 1–64".into(),
+                "delivery: backoff_initial_ms > 0, backoff_max_ms ≥ it, max_attempts > 0, concurrency > 0, batch 1–64"
+                    .into(),
             ));
         }
         self.limits.check()?;
@@ -336,6 +359,34 @@ impl Settings {
     pub fn peer(&self, org: &OrgKey) -> Option<&PeerSettings> {
         self.peers.iter().find(|p| &p.org == org)
     }
+}
+
+/// A SQLite URL with a relative file, rewritten to the file under `base` (`None`: nothing to rewrite). The
+/// file part is read as `sqlx` reads it: after `sqlite://` or `sqlite:`, up to `?`, percent-decoded.
+fn resolve_sqlite_url(url: &str, base: &Path) -> Result<Option<String>, SettingsError> {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return Ok(None);
+    };
+    let (file, query) = match rest.split_once('?') {
+        Some((file, query)) => (file, Some(query)),
+        None => (rest, None),
+    };
+    let in_memory =
+        file.is_empty() || file == ":memory:" || query.is_some_and(|q| q.split('&').any(|kv| kv == "mode=memory"));
+    if in_memory || file.starts_with('/') || Path::new(file).is_absolute() {
+        return Ok(None);
+    }
+    let Some(base) = base.to_str() else {
+        return Err(SettingsError(format!(
+            "storage.url names the relative file `{file}`, but the settings file's directory {} is not UTF-8; \
+             give an absolute path",
+            base.display()
+        )));
+    };
+    // The base goes into a URL whose file part is percent-decoded: encode what decoding or splitting would change.
+    let base = base.trim_end_matches('/').replace('%', "%25").replace('?', "%3F").replace('#', "%23");
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    Ok(Some(format!("sqlite://{base}/{file}{query}")))
 }
 
 /// The defaults layer: only the sections that have defaults.
@@ -360,8 +411,13 @@ mod tests {
         assert_eq!(s.api.clients.len(), 1);
         let defaults = DeliverySettings::default();
         assert_eq!(
-            (s.delivery.backoff_initial_ms, s.delivery.backoff_max_ms, s.delivery.dead_after_s),
-            (defaults.backoff_initial_ms, defaults.backoff_max_ms, defaults.dead_after_s),
+            (
+                s.delivery.backoff_initial_ms,
+                s.delivery.backoff_max_ms,
+                s.delivery.dead_after_s,
+                s.delivery.max_attempts
+            ),
+            (defaults.backoff_initial_ms, defaults.backoff_max_ms, defaults.dead_after_s, defaults.max_attempts),
             "the example shows the defaults"
         );
         assert_eq!((s.delivery.concurrency, s.delivery.batch), (defaults.concurrency, defaults.batch));
@@ -433,5 +489,82 @@ signing_key = "bela.jwk"
                 .unwrap();
             assert_eq!(Settings::load(Some(&b)).is_ok(), ok, "batch = {batch}");
         }
+    }
+
+    /// A minimal settings file with these key paths and storage URL.
+    fn minimal(url: &str) -> String {
+        format!(
+            "[node]\norg = \"psw:01000115\"\n[keys]\nsigning_key = \"keys/sig.pem\"\ntls_cert = \"tls.pem\"\n\
+             tls_key = \"../tls.key\"\nfederation_ca = \"/etc/sdx/ca.pem\"\n[storage]\nurl = \"{url}\"\n\
+             [[peers]]\norg = \"psw:06000042\"\nurl = \"https://bela.example\"\nsigning_key = \"peers/bela.jwk\"\n"
+        )
+    }
+
+    #[test]
+    fn relative_paths_and_the_sqlite_file_resolve_from_the_settings_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("node");
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("node.toml");
+        let base = d.display().to_string();
+        for (url, resolved) in [
+            ("sqlite://node.db?mode=rwc", format!("sqlite://{base}/node.db?mode=rwc")),
+            ("sqlite:node.db", format!("sqlite://{base}/node.db")),
+            ("sqlite://data/node.db?mode=rwc", format!("sqlite://{base}/data/node.db?mode=rwc")),
+            ("sqlite://../shared.db", format!("sqlite://{base}/../shared.db")),
+            ("sqlite:///var/lib/sdx/node.db?mode=rwc", "sqlite:///var/lib/sdx/node.db?mode=rwc".into()),
+            ("sqlite:/var/lib/sdx/node.db", "sqlite:/var/lib/sdx/node.db".into()),
+            ("sqlite::memory:", "sqlite::memory:".into()),
+            ("sqlite://?mode=memory", "sqlite://?mode=memory".into()),
+            ("postgres://sdx@db.example/sdx", "postgres://sdx@db.example/sdx".into()),
+        ] {
+            std::fs::write(&f, minimal(url)).unwrap();
+            let s = Settings::load(Some(&f)).unwrap();
+            assert_eq!(s.storage.url, resolved, "{url}");
+            assert_eq!(s.keys.signing_key, d.join("keys/sig.pem"));
+            assert_eq!(s.keys.tls_cert, d.join("tls.pem"));
+            assert_eq!(s.keys.tls_key, d.join("../tls.key"));
+            assert_eq!(s.keys.federation_ca, PathBuf::from("/etc/sdx/ca.pem"), "absolute paths stay");
+            assert_eq!(s.peers[0].signing_key, d.join("peers/bela.jwk"));
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own (large) error
+    fn a_relative_settings_file_gives_absolute_paths() {
+        figment::Jail::expect_with(|jail| {
+            let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+            jail.create_file("node.toml", &minimal("sqlite://node.db?mode=rwc"))?;
+            std::fs::create_dir_all(cwd.join("etc")).map_err(|e| e.to_string())?;
+            jail.create_file("etc/node.toml", &minimal("sqlite:node.db"))?;
+            let s = Settings::load(Some(Path::new("node.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.storage.url, format!("sqlite://{}/node.db?mode=rwc", cwd.display()));
+            assert_eq!(s.keys.tls_cert, cwd.join("tls.pem"));
+            let s = Settings::load(Some(Path::new("etc/node.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.storage.url, format!("sqlite://{}/etc/node.db", cwd.display()));
+            assert_eq!(s.peers[0].signing_key, cwd.join("etc/peers/bela.jwk"));
+            Ok(())
+        });
+    }
+
+    /// The rewritten URL names the very file the store opens, also under a directory whose name holds
+    /// characters that mean something in a URL.
+    #[test]
+    fn the_store_opens_the_file_next_to_the_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("odd %41 name?x=1 #2");
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("node.toml");
+        std::fs::write(&f, minimal("sqlite://node.db?mode=rwc")).unwrap();
+        let s = Settings::load(Some(&f)).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async {
+            let store =
+                sdx_store::open_any(&s.storage.url, None).await.unwrap_or_else(|e| panic!("{}: {e}", s.storage.url));
+            store.close().await;
+        });
+        assert!(d.join("node.db").is_file(), "{} in {}", s.storage.url, d.display());
+        let created: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(created.len(), 1, "nothing created elsewhere: {created:?}");
     }
 }

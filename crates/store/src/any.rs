@@ -5,8 +5,8 @@ use sdx_model::{CaseId, MessageId, OrgKey, Timestamp};
 use crate::error::{Error, Result};
 use crate::postgres::{PgStore, PgTx};
 use crate::record::{
-    CaseQuery, CaseRecord, Delivery, DeliveryState, Direction, MessageRecord, MessageState, Page, ReceiptRecord,
-    TimelineEvent,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord,
+    MessageState, Page, ReceiptRecord, TimelineEvent,
 };
 use crate::sqlite::{SqliteStore, SqliteTx};
 use crate::{Store, StoreTx};
@@ -112,6 +112,12 @@ impl Store for AnyStore {
     async fn list_deliveries(&self, state: Option<DeliveryState>, limit: u32) -> Result<Vec<Delivery>> {
         delegate!(self, s => s.list_deliveries(state, limit))
     }
+    async fn delivery_stats(&self) -> Result<DeliveryStats> {
+        delegate!(self, s => s.delivery_stats())
+    }
+    async fn list_blocked(&self, limit: u32) -> Result<Vec<BlockedCase>> {
+        delegate!(self, s => s.list_blocked(limit))
+    }
 }
 
 impl StoreTx for AnyTx {
@@ -139,8 +145,26 @@ impl StoreTx for AnyTx {
     async fn get_message(&mut self, id: MessageId) -> Result<Option<MessageRecord>> {
         delegate_tx!(self, t => t.get_message(id))
     }
-    async fn set_message_state(&mut self, id: MessageId, state: MessageState) -> Result<()> {
-        delegate_tx!(self, t => t.set_message_state(id, state))
+    async fn set_inbound_state(&mut self, id: MessageId, state: MessageState) -> Result<()> {
+        delegate_tx!(self, t => t.set_inbound_state(id, state))
+    }
+    async fn case_messages(&mut self, case: CaseId) -> Result<Vec<MessageRecord>> {
+        delegate_tx!(self, t => t.case_messages(case))
+    }
+    async fn last_out_sequence(&mut self, case: CaseId, peer: &OrgKey) -> Result<u64> {
+        delegate_tx!(self, t => t.last_out_sequence(case, peer))
+    }
+    async fn set_last_out_sequence(&mut self, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
+        delegate_tx!(self, t => t.set_last_out_sequence(case, peer, seq))
+    }
+    async fn mark_rejected(&mut self, id: MessageId, receipt: &ReceiptRecord, error: &str) -> Result<()> {
+        delegate_tx!(self, t => t.mark_rejected(id, receipt, error))
+    }
+    async fn skip_dead(&mut self, id: MessageId) -> Result<bool> {
+        delegate_tx!(self, t => t.skip_dead(id))
+    }
+    async fn supersede(&mut self, id: MessageId) -> Result<bool> {
+        delegate_tx!(self, t => t.supersede(id))
     }
     async fn held_messages(&mut self, case: CaseId, peer: &OrgKey) -> Result<Vec<MessageRecord>> {
         delegate_tx!(self, t => t.held_messages(case, peer))

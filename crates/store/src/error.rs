@@ -31,6 +31,22 @@ pub enum Error {
     /// An argument the caller gave is not acceptable (bad URL or schema name, bad paging cursor).
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// The SQLite database file is open in another store already — another node process, or a store of this
+    /// process that was not closed. One node per database: its lock file is held for the store's life.
+    #[error(
+        "the database {} is in use by {}: one node per database (lock {})",
+        path.display(),
+        holder.map_or_else(|| "another store".to_string(), |pid| format!("process {pid}")),
+        lock.display()
+    )]
+    InUse {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The lock file next to it (`<database>.lock`).
+        lock: std::path::PathBuf,
+        /// The process id written into the lock file by its holder, if readable.
+        holder: Option<u32>,
+    },
 }
 
 /// The store's result type.
@@ -46,6 +62,7 @@ impl Error {
             Error::Database(_) | Error::Sqlite(_) => "database",
             Error::Corrupt(_) => "corrupt",
             Error::Invalid(_) => "invalidArgument",
+            Error::InUse { .. } => "databaseInUse",
         }
     }
 
@@ -135,6 +152,7 @@ mod tests {
             Error::Database(sqlx::Error::PoolTimedOut),
             Error::Corrupt(String::new()),
             Error::Invalid(String::new()),
+            Error::InUse { path: "node.db".into(), lock: "node.db.lock".into(), holder: None },
         ];
         let codes: std::collections::BTreeSet<_> = all.iter().map(Error::code).collect();
         assert_eq!(codes.len(), all.len());

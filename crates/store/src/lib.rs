@@ -8,6 +8,7 @@ use sdx_model::{CaseId, MessageId, OrgKey, Timestamp};
 mod any;
 pub mod error;
 pub mod postgres;
+mod postgres_queries;
 mod queries;
 pub mod record;
 pub mod sqlite;
@@ -17,8 +18,8 @@ pub use any::{AnyStore, AnyTx, open_any};
 pub use error::{Error, Result};
 pub use postgres::{PgStore, PgTx};
 pub use record::{
-    CaseQuery, CaseRecord, Delivery, DeliveryState, Direction, EventKind, MAX_PAGE, MessageRecord, MessageState,
-    OurRole, Page, ReceiptRecord, TimelineEvent,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, EventKind, MAX_PAGE,
+    MessageRecord, MessageState, OpenDeliveries, OurRole, Page, ReceiptRecord, TimelineEvent,
 };
 pub use sqlite::{CommitStats, SqliteStore, SqliteTx};
 
@@ -56,6 +57,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         state: Option<DeliveryState>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
+
+    /// The open deliveries (pending and dead) per peer and the number of blocked cases.
+    fn delivery_stats(&self) -> impl Future<Output = Result<DeliveryStats>> + Send;
+
+    /// Cases whose outgoing messages wait behind a dead letter, oldest dead letter first, at most `limit` (capped
+    /// at [`MAX_PAGE`]).
+    fn list_blocked(&self, limit: u32) -> impl Future<Output = Result<Vec<BlockedCase>>> + Send;
 }
 
 /// One write transaction. Every method runs inside it; nothing is visible to others before [`StoreTx::commit`],
@@ -69,7 +77,8 @@ pub trait StoreTx: Send {
     /// as part of a group commit; PostgreSQL per its `synchronous_commit`).
     fn commit(self) -> impl Future<Output = Result<()>> + Send;
 
-    /// A case by id, as this transaction sees it.
+    /// A case by id, as this transaction sees it, locked until the transaction ends (PostgreSQL `FOR UPDATE`;
+    /// SQLite has one writer), so that changes of one case run one after the other.
     fn get_case(&mut self, id: CaseId) -> impl Future<Output = Result<Option<CaseRecord>>> + Send;
 
     /// Insert (`expected_revision` `None`; [`Error::Conflict`] if the case exists) or update with optimistic
@@ -80,6 +89,18 @@ pub trait StoreTx: Send {
 
     /// The next outbound sequence number for (case, peer): 1, 2, 3 …
     fn next_out_sequence(&mut self, case: CaseId, peer: &OrgKey) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The last outbound sequence number taken for (case, peer); 0 if none.
+    fn last_out_sequence(&mut self, case: CaseId, peer: &OrgKey) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Set the last outbound sequence number for (case, peer) (after an operator skipped a dead letter, the
+    /// messages behind it are renumbered).
+    fn set_last_out_sequence(
+        &mut self,
+        case: CaseId,
+        peer: &OrgKey,
+        seq: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// The last inbound sequence number applied for (case, peer); 0 if none. Locks (case, peer) until the
     /// transaction ends, so concurrent receivers for the same case and peer are serialised.
@@ -100,8 +121,13 @@ pub trait StoreTx: Send {
     /// A message by id, as this transaction sees it.
     fn get_message(&mut self, id: MessageId) -> impl Future<Output = Result<Option<MessageRecord>>> + Send;
 
-    /// Change a message's state ([`Error::NotFound`] if there is no such message).
-    fn set_message_state(&mut self, id: MessageId, state: MessageState) -> impl Future<Output = Result<()>> + Send;
+    /// Change an inbound message's state (`Held` → `Applied` | `Refused`); [`Error::NotFound`] if there is no such
+    /// inbound message. An outbound message changes state only together with its delivery (`mark_…`,
+    /// `retry_dead`, `skip_dead`, `supersede`): the delivery is the one owner of that state.
+    fn set_inbound_state(&mut self, id: MessageId, state: MessageState) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every message of a case, both directions, each peer's in sequence order.
+    fn case_messages(&mut self, case: CaseId) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
 
     /// Inbound messages from `peer` about `case` in state [`MessageState::Held`], by sequence number.
     fn held_messages(&mut self, case: CaseId, peer: &OrgKey)
@@ -121,13 +147,24 @@ pub trait StoreTx: Send {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
 
-    /// The peer's positive receipt arrived: the delivery becomes `Delivered` (at `receipt.received_at`), the
-    /// message `Delivered`, and the receipt is stored as by [`StoreTx::put_receipt`]. [`Error::NotFound`] if
+    /// The peer's positive receipt arrived: the delivery becomes `Delivered` (at `receipt.received_at`, its
+    /// `last_error` cleared), the message `Delivered`, and the receipt is stored as by [`StoreTx::put_receipt`]. [`Error::NotFound`] if
     /// there is no delivery for `id`.
     fn mark_delivered(&mut self, id: MessageId, receipt: &ReceiptRecord) -> impl Future<Output = Result<()>> + Send;
 
+    /// The peer's signed negative receipt arrived (it judged the message and refused it): delivery and message
+    /// become `Rejected`, `error` is kept, and the receipt is stored as by [`StoreTx::put_receipt`]. A delivered or
+    /// rejected delivery stays as it is; [`Error::NotFound`] if there is no delivery for `id`.
+    fn mark_rejected(
+        &mut self,
+        id: MessageId,
+        receipt: &ReceiptRecord,
+        error: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// An attempt failed: record `attempts`, the error and the next attempt time, and release the lease;
-    /// `dead` makes delivery and message `Dead`. [`Error::NotFound`] if there is no delivery for `id`.
+    /// `dead` makes delivery and message `Dead`. Only a pending delivery changes (a failure report that comes after a
+    /// receipt changes nothing); [`Error::NotFound`] if there is no delivery for `id`.
     fn mark_failed(
         &mut self,
         id: MessageId,
@@ -142,9 +179,17 @@ pub trait StoreTx: Send {
     /// be sending one of them, the message goes out twice, which the receiver answers with the same receipt.
     fn release_leases(&mut self) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Retry a dead letter: `Dead` → `Pending`, due at `now`, attempts kept; the message becomes `Pending`
-    /// again. `false` if the delivery is not dead (or does not exist).
+    /// Retry a dead letter: `Dead` → `Pending`, due at `now`; attempts and the age limit start afresh (`attempts`
+    /// 0, `created_at` `now`); the message becomes `Pending` again. `false` if the delivery is not dead (or does
+    /// not exist).
     fn retry_dead(&mut self, id: MessageId, now: Timestamp) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Skip a dead letter: delivery and message `Dead` → `Skipped`. `false` if it is not dead.
+    fn skip_dead(&mut self, id: MessageId) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Supersede a pending message that is being replaced (renumbered): delivery and message `Pending` →
+    /// `Superseded`. `false` if it is not pending.
+    fn supersede(&mut self, id: MessageId) -> impl Future<Output = Result<bool>> + Send;
 
     /// Store a receipt we sent or received. The first receipt stored per (message, direction) is kept as the
     /// proof; storing another one is not an error and changes nothing.

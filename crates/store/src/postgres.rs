@@ -16,7 +16,9 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::error::{Error, Result};
 use crate::queries;
-use crate::record::{CaseQuery, CaseRecord, Delivery, DeliveryState, MessageRecord, Page, TimelineEvent};
+use crate::record::{
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, MessageRecord, Page, TimelineEvent,
+};
 
 /// Connections per store.
 const MAX_CONNECTIONS: u32 = 8;
@@ -101,22 +103,21 @@ fn migrator() -> sqlx::migrate::Migrator {
     queries::migrator(&[
         (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
         (2, "outbox order", include_str!("../migrations/postgres/0002_outbox_order.sql")),
+        (3, "replay and blocking", include_str!("../migrations/postgres/0003_replay_and_blocking.sql")),
     ])
 }
 
 impl PgTx {
-    fn conn(&mut self) -> Result<&mut PgConnection> {
+    pub(crate) fn conn(&mut self) -> Result<&mut PgConnection> {
         Ok(&mut self.tx)
     }
 
-    async fn finish(self) -> Result<()> {
+    pub(crate) async fn finish(self) -> Result<()> {
         Ok(self.tx.commit().await?)
     }
 }
 
-mod sql {
-    crate::queries::shared_queries!(sqlx::Postgres, super::PgTx, crate::queries::CLAIM_POSTGRES);
-}
+use crate::postgres_queries as sql;
 
 impl crate::Store for PgStore {
     type Tx = PgTx;
@@ -143,5 +144,13 @@ impl crate::Store for PgStore {
 
     async fn list_deliveries(&self, state: Option<DeliveryState>, limit: u32) -> Result<Vec<Delivery>> {
         sql::list_deliveries(&self.pool, state, limit).await
+    }
+
+    async fn delivery_stats(&self) -> Result<DeliveryStats> {
+        sql::delivery_stats(&self.pool).await
+    }
+
+    async fn list_blocked(&self, limit: u32) -> Result<Vec<BlockedCase>> {
+        sql::list_blocked(&self.pool, limit).await
     }
 }

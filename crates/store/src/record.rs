@@ -82,15 +82,24 @@ text_enum!(
 );
 
 text_enum!(
-    /// State of a stored message. Outbound: `Pending` → `Delivered` | `Dead`; inbound: `Held` → `Applied`, or
-    /// `Refused`.
+    /// State of a stored message. Outbound: `Pending` → `Delivered` | `Rejected` | `Dead` (→ `Pending` again when
+    /// retried, or `Skipped`), or `Superseded`; inbound: `Held` → `Applied`, or `Refused`. The state of an outbound
+    /// message always equals the state of its [`Delivery`]: both change together, in the store.
     MessageState {
         /// Outbound, not yet acknowledged by a positive receipt.
         Pending = "pending",
-        /// Outbound, positive receipt stored.
+        /// Outbound, positive receipt stored: the receiver applied it.
         Delivered = "delivered",
-        /// Outbound, given up (dead letter); may be retried by an operator.
+        /// Outbound, the receiver's signed negative receipt stored: it judged the change and refused it (the change
+        /// lost, e.g. to a concurrent change of the partner); its sequence number is used up.
+        Rejected = "rejected",
+        /// Outbound, given up (dead letter): the receiver does not have it. Later messages of its case to the same
+        /// peer wait behind it until an operator retries or skips it.
         Dead = "dead",
+        /// Outbound, a dead letter an operator skipped: withdrawn from the case, never to be sent.
+        Skipped = "skipped",
+        /// Outbound, never sent in this form: renumbered after a skip and replaced by a new message.
+        Superseded = "superseded",
         /// Inbound, waiting for an earlier sequence number.
         Held = "held",
         /// Inbound, applied to the case.
@@ -105,10 +114,17 @@ text_enum!(
     DeliveryState {
         /// To be sent (again) at `next_attempt_at`.
         Pending = "pending",
-        /// The peer's positive receipt is stored.
+        /// The peer's positive receipt is stored: the peer applied the message.
         Delivered = "delivered",
-        /// Given up; see `last_error`.
+        /// The peer's signed negative receipt is stored: it judged the message and refused it (final).
+        Rejected = "rejected",
+        /// Given up (see `last_error`): the peer does not have the message; later messages of its case to the
+        /// same peer wait until an operator retries or skips it.
         Dead = "dead",
+        /// A dead letter an operator skipped.
+        Skipped = "skipped",
+        /// Replaced by a renumbered message after a skip.
+        Superseded = "superseded",
     }
 );
 
@@ -131,6 +147,12 @@ text_enum!(
         DeadLettered = "deadLettered",
         /// An operator retried a dead letter.
         Retried = "retried",
+        /// Concurrent changes met: the detail says whose change lost and the state that won.
+        Conflict = "conflict",
+        /// The case's outgoing messages wait behind a dead letter until an operator retries or skips it.
+        Blocked = "blocked",
+        /// An operator skipped a dead letter: its change is withdrawn from the case.
+        Skipped = "skipped",
     }
 );
 
@@ -196,6 +218,53 @@ pub struct Delivery {
     pub last_error: Option<String>,
     /// When the positive receipt was stored.
     pub delivered_at: Option<Timestamp>,
+}
+
+/// What the outbox holds, for operators and metrics: the open deliveries (pending and dead) per peer, and the
+/// blocked cases. (Finished deliveries are counted as they finish, not here: their number only grows.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryStats {
+    /// Per peer and open state (`Pending`, `Dead`).
+    pub open: Vec<OpenDeliveries>,
+    /// Cases (with a peer) whose outgoing messages wait behind a dead letter.
+    pub blocked_cases: u64,
+}
+
+/// Open deliveries of one peer in one state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenDeliveries {
+    /// The peer.
+    pub peer: OrgKey,
+    /// `Pending` or `Dead`.
+    pub state: DeliveryState,
+    /// How many.
+    pub count: u64,
+    /// When the oldest of them was queued.
+    pub oldest: Timestamp,
+}
+
+/// A case whose outgoing messages to a peer wait behind a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockedCase {
+    /// The case.
+    pub case_id: CaseId,
+    /// The peer.
+    pub peer: OrgKey,
+    /// The dead letter: retry or skip it to unblock the case.
+    pub message_id: MessageId,
+    /// Its type.
+    pub message_type: MessageType,
+    /// Its sequence number.
+    pub sequence: Option<u64>,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// Why it is dead.
+    pub last_error: Option<String>,
+    /// Later messages of the case to the peer that wait behind it.
+    pub waiting: u64,
 }
 
 /// A receipt we sent or received.
@@ -288,19 +357,15 @@ pub(crate) struct Cursor {
 impl Cursor {
     /// Opaque form: hex of `1.<ms>.<case id>`.
     pub(crate) fn encode(&self) -> String {
-        format!("1.{}.{}", self.updated_ms, self.case_id).bytes().map(|b| format!("{b:02x}")).collect()
+        hex::encode(format!("1.{}.{}", self.updated_ms, self.case_id))
     }
 
     pub(crate) fn decode(s: &str) -> Result<Cursor> {
         let bad = || Error::Invalid("malformed paging cursor".into());
-        if s.len() > 200 || !s.len().is_multiple_of(2) {
+        if s.len() > 200 {
             return Err(bad());
         }
-        let bytes = (0..s.len())
-            .step_by(2)
-            .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-            .collect::<Option<Vec<u8>>>()
-            .ok_or_else(bad)?;
+        let bytes = hex::decode(s).map_err(|_| bad())?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let mut parts = text.splitn(3, '.');
         let (Some("1"), Some(ms), Some(id)) = (parts.next(), parts.next(), parts.next()) else {

@@ -42,6 +42,14 @@
 //!   (`wal_checkpoint(PASSIVE)`, which never blocks the writer) every 200 ms, so a commit never pays for a
 //!   checkpoint and its `fsync` of the database file. The writer's automatic checkpoint stays on, at 10,000
 //!   pages (40 MB of WAL), only as a backstop should the thread fall behind.
+//! - **One store per database file**: [`SqliteStore::open`] takes an exclusive advisory lock (`flock`) on
+//!   `<database>.lock` next to the file and holds it until the store is closed or dropped; a second store on the
+//!   same file — another node process, or a second open in this process — is refused with
+//!   [`Error::InUse`](crate::Error::InUse), which names the file and the process holding it (its id is written
+//!   into the lock file). A separate file, not the database itself: SQLite's own locks are POSIX record locks on
+//!   the database, which closing any other descriptor of that file in the process would drop. The operating
+//!   system releases the lock when the holder dies (`kill -9` included), so a restart never finds a stale lock.
+//!   Other SQLite clients (the `sqlite3` shell, a backup) are not affected. In-memory databases take no lock.
 //! - 32 MiB page cache for the writer, 16 MiB per reader; the first GiB of the file memory-mapped (`mmap_size`),
 //!   so pages that fall out of the page cache are read from the OS cache without a system call — with a
 //!   million cases stored, the random case ids touch index pages all over the file; `temp_store=memory`.
@@ -61,7 +69,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, watch};
 
 use crate::error::{Error, Result};
 use crate::queries;
-use crate::record::{CaseQuery, CaseRecord, Delivery, DeliveryState, MessageRecord, Page, TimelineEvent};
+use crate::record::{
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, MessageRecord, Page, TimelineEvent,
+};
 use crate::sqlite_queries as sql;
 
 /// Reader connections for a file database that run at once on the blocking pool.
@@ -114,6 +124,57 @@ struct Writer {
     logical: AtomicU64,
     /// The background checkpoint thread of a file database.
     checkpointer: SyncMutex<Option<Checkpointer>>,
+    /// The lock that keeps other stores off a file database, released on close (or drop).
+    lock: SyncMutex<Option<FileLock>>,
+}
+
+/// An exclusive advisory lock on `<database>.lock`, held while the value lives.
+#[derive(Debug)]
+struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    /// Lock the database file `db` (created if `create`, with its directory) or fail with
+    /// [`Error::InUse`] if another store holds it.
+    fn acquire(db: &std::path::Path, create: bool) -> Result<FileLock> {
+        use std::io::{Read, Seek, Write};
+        let io = |what: &str, path: &std::path::Path, e: std::io::Error| {
+            Error::Invalid(format!("{what} {}: {e}", path.display()))
+        };
+        let db = std::path::absolute(db).map_err(|e| io("cannot resolve", db, e))?;
+        if create && let Some(dir) = db.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", dir, e))?;
+        }
+        // The same file under another name (a symbolic link, `dir/../dir`) gets the same lock.
+        let db = match (db.canonicalize(), db.parent().map(std::path::Path::canonicalize), db.file_name()) {
+            (Ok(real), _, _) => real,
+            (Err(_), Some(Ok(dir)), Some(name)) => dir.join(name),
+            _ => db,
+        };
+        let mut name = db.clone().into_os_string();
+        name.push(".lock");
+        let lock = PathBuf::from(name);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock)
+            .map_err(|e| io("cannot open the lock file", &lock, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let holder = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
+                return Err(Error::InUse { path: db, lock, holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", &lock, e)),
+        }
+        // Who holds it, for the message another process gets (best effort: the lock is what counts).
+        let _ = file.set_len(0).and_then(|()| file.rewind()).and_then(|_| writeln!(file, "{}", std::process::id()));
+        Ok(FileLock { _file: file })
+    }
 }
 
 /// The thread that checkpoints the WAL; it stops when told to or when the store is gone.
@@ -400,6 +461,9 @@ impl SqliteStore {
             .map_err(|_| Error::Invalid("not a SQLite URL (sqlite://path?mode=rwc or sqlite::memory:)".into()))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut checkpointer = None;
+        // Before anything touches the file (migrations included): one store per database.
+        let lock =
+            if in_memory { None } else { Some(FileLock::acquire(options.get_filename(), url.contains("mode=rwc"))?) };
         let (conn, readers) = if in_memory {
             let conn = Connection::open_in_memory()?;
             for (_, _, text) in MIGRATIONS {
@@ -431,6 +495,7 @@ impl SqliteStore {
             physical: AtomicU64::new(0),
             logical: AtomicU64::new(0),
             checkpointer: SyncMutex::new(checkpointer),
+            lock: SyncMutex::new(lock),
         };
         Ok(SqliteStore { writer: Arc::new(writer), readers })
     }
@@ -462,6 +527,8 @@ impl SqliteStore {
         if let Some(conn) = st.conn.take() {
             blocking(|| drop(conn.close()));
         }
+        // Every connection of this store is closed: another store may open the file now.
+        drop(self.writer.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 
     /// A short read outside any transaction: on a reader, or (in-memory database) on the writer.
@@ -546,6 +613,7 @@ impl Drop for SqliteTx {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
     (2, "outbox order", include_str!("../migrations/sqlite/0002_outbox_order.sql")),
+    (3, "replay and blocking", include_str!("../migrations/sqlite/0003_replay_and_blocking.sql")),
 ];
 
 /// The embedded SQLite migrations as a `sqlx` migrator.
@@ -594,6 +662,14 @@ impl crate::Store for SqliteStore {
     async fn list_deliveries(&self, state: Option<DeliveryState>, limit: u32) -> Result<Vec<Delivery>> {
         self.read_long(move |c| sql::list_deliveries(c, state, limit)).await
     }
+
+    async fn delivery_stats(&self) -> Result<DeliveryStats> {
+        self.read_long(sql::delivery_stats).await
+    }
+
+    async fn list_blocked(&self, limit: u32) -> Result<Vec<BlockedCase>> {
+        self.read_long(move |c| sql::list_blocked(c, limit)).await
+    }
 }
 
 impl crate::StoreTx for SqliteTx {
@@ -621,8 +697,26 @@ impl crate::StoreTx for SqliteTx {
     async fn get_message(&mut self, id: MessageId) -> Result<Option<MessageRecord>> {
         sql::get_message(self.conn()?, id)
     }
-    async fn set_message_state(&mut self, id: MessageId, state: crate::MessageState) -> Result<()> {
-        sql::set_message_state(self.conn()?, id, state)
+    async fn set_inbound_state(&mut self, id: MessageId, state: crate::MessageState) -> Result<()> {
+        sql::set_inbound_state(self.conn()?, id, state)
+    }
+    async fn case_messages(&mut self, case: CaseId) -> Result<Vec<MessageRecord>> {
+        sql::case_messages(self.conn()?, case)
+    }
+    async fn last_out_sequence(&mut self, case: CaseId, peer: &sdx_model::OrgKey) -> Result<u64> {
+        sql::last_out_sequence(self.conn()?, case, peer)
+    }
+    async fn set_last_out_sequence(&mut self, case: CaseId, peer: &sdx_model::OrgKey, seq: u64) -> Result<()> {
+        sql::set_last_out_sequence(self.conn()?, case, peer, seq)
+    }
+    async fn mark_rejected(&mut self, id: MessageId, receipt: &crate::ReceiptRecord, error: &str) -> Result<()> {
+        sql::mark_rejected(self.conn()?, id, receipt, error)
+    }
+    async fn skip_dead(&mut self, id: MessageId) -> Result<bool> {
+        sql::skip_dead(self.conn()?, id)
+    }
+    async fn supersede(&mut self, id: MessageId) -> Result<bool> {
+        sql::supersede(self.conn()?, id)
     }
     async fn held_messages(&mut self, case: CaseId, peer: &sdx_model::OrgKey) -> Result<Vec<MessageRecord>> {
         sql::held_messages(self.conn()?, case, peer)

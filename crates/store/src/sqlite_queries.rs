@@ -10,10 +10,13 @@ use rusqlite::{Connection, Params, params, params_from_iter};
 use sdx_model::{CaseId, Coded, MessageId, OrgKey, Timestamp};
 
 use crate::error::{Error, Result};
-use crate::queries::{self as q, Bind, RowGet, case_row, delivery_row, event_row, message_row, receipt_row};
+use crate::queries::{
+    self as q, Bind, RowGet, blocked_row, case_row, delivery_row, event_row, message_row, open_deliveries_row,
+    receipt_row,
+};
 use crate::record::{
-    CaseQuery, CaseRecord, Delivery, DeliveryState, Direction, MessageRecord, MessageState, Page, ReceiptRecord,
-    TimelineEvent, ms, seq_from_db, seq_to_db,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord,
+    MessageState, Page, ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
 };
 
 /// `$n` → `?n` (the statements contain no `$` in literals).
@@ -188,9 +191,70 @@ pub(crate) fn insert_message(c: &Connection, m: &MessageRecord) -> Result<()> {
     if done == 1 { Ok(()) } else { Err(Error::Duplicate) }
 }
 
-pub(crate) fn set_message_state(c: &Connection, id: MessageId, state: MessageState) -> Result<()> {
-    let done = execute(c, q::SET_MESSAGE_STATE, params![id.to_string(), state.as_str()])?;
+pub(crate) fn set_inbound_state(c: &Connection, id: MessageId, state: MessageState) -> Result<()> {
+    let done = execute(c, q::SET_INBOUND_STATE, params![id.to_string(), state.as_str()])?;
     if done == 1 { Ok(()) } else { Err(Error::NotFound) }
+}
+
+pub(crate) fn last_out_sequence(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<u64> {
+    match one(c, q::LAST_OUT, params![case.to_string(), peer.as_str()], |r| r.int("last_out"))? {
+        Some(v) => seq_from_db(v),
+        None => Ok(0),
+    }
+}
+
+pub(crate) fn set_last_out_sequence(c: &Connection, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
+    execute(c, q::SET_LAST_OUT, params![case.to_string(), peer.as_str(), seq_to_db(seq)?])?;
+    Ok(())
+}
+
+pub(crate) fn case_messages(c: &Connection, case: CaseId) -> Result<Vec<MessageRecord>> {
+    all(c, sqlite_form(q::CASE_MESSAGES), params![case.to_string()], |r| message_row(r))
+}
+
+pub(crate) fn delivery_stats(c: &Connection) -> Result<DeliveryStats> {
+    let open = all(c, sqlite_form(q::OPEN_DELIVERIES), [], |r| open_deliveries_row(r))?;
+    let blocked = one(c, q::BLOCKED_COUNT, [], |r| r.int("n"))?.unwrap_or(0);
+    Ok(DeliveryStats {
+        open,
+        blocked_cases: u64::try_from(blocked).map_err(|_| Error::Corrupt("negative count".into()))?,
+    })
+}
+
+pub(crate) fn list_blocked(c: &Connection, limit: u32) -> Result<Vec<BlockedCase>> {
+    let limit = i64::from(limit.min(crate::record::MAX_PAGE));
+    all(c, sqlite_form(q::LIST_BLOCKED), params![limit], |r| blocked_row(r))
+}
+
+/// Set an outbound message's state to go with its delivery's (the delivery statement changed `changed` rows).
+fn follow(c: &Connection, id: MessageId, changed: usize, state: MessageState) -> Result<bool> {
+    if changed == 0 {
+        return Ok(false);
+    }
+    execute(c, q::SET_MESSAGE_STATE, params![id.to_string(), state.as_str()])?;
+    Ok(true)
+}
+
+pub(crate) fn mark_rejected(c: &Connection, id: MessageId, receipt: &ReceiptRecord, error: &str) -> Result<()> {
+    let changed = execute(c, q::REJECTED, params![id.to_string(), ms(&receipt.received_at), error])?;
+    if !follow(c, id, changed, MessageState::Rejected)? {
+        // Already delivered or rejected (a receipt came twice): nothing to do.
+        if one(c, q::DELIVERY_EXISTS, params![id.to_string()], |_| Ok(()))?.is_none() {
+            return Err(Error::NotFound);
+        }
+        return Ok(());
+    }
+    put_receipt(c, receipt)
+}
+
+pub(crate) fn skip_dead(c: &Connection, id: MessageId) -> Result<bool> {
+    let changed = execute(c, q::SKIP_DEAD, params![id.to_string()])?;
+    follow(c, id, changed, MessageState::Skipped)
+}
+
+pub(crate) fn supersede(c: &Connection, id: MessageId) -> Result<bool> {
+    let changed = execute(c, q::SUPERSEDE, params![id.to_string()])?;
+    follow(c, id, changed, MessageState::Superseded)
 }
 
 pub(crate) fn held_messages(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<Vec<MessageRecord>> {
@@ -247,7 +311,7 @@ pub(crate) fn mark_failed(
         params![id.to_string(), i64::from(attempts), ms(&next_attempt_at), error, state.as_str()],
     )?;
     if done == 0 {
-        // Already delivered (a receipt overtook the failure report): nothing to do.
+        // No longer pending (a receipt overtook the failure report): nothing to do.
         let exists = one(c, q::DELIVERY_EXISTS, params![id.to_string()], |_| Ok(()))?.is_some();
         return if exists { Ok(()) } else { Err(Error::NotFound) };
     }

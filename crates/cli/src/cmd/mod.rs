@@ -3,7 +3,9 @@
 pub mod bench;
 pub mod demo;
 pub mod document;
+pub mod init;
 pub mod jose;
 pub mod pair;
+pub mod pki;
 pub mod schema;
 pub mod serve;

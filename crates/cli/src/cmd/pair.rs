@@ -1,7 +1,9 @@
 //! Two nodes — MiLa and BeLa — as real servers on loopback with mutual TLS from a temporary federation PKI,
-//! each with its own database: what `sdx demo` and `sdx bench forward` run on.
+//! each with its own database: what `sdx demo` and `sdx bench forward` run on. Their settings are built as
+//! typed [`Settings`] (as `sdx init` builds them), written to `node.toml` for people and `sdx serve`, and handed
+//! to [`App::build`] directly — environment variables do not change them.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -10,15 +12,19 @@ use sdx_model::OrgKey;
 use sdx_model::sample::{BELA, MILA};
 use sdx_node::app::App;
 use sdx_node::engine::Engine;
-use sdx_node::pki::Ca;
-use sdx_node::settings::Settings;
+use sdx_node::pki::{self, Ca};
+use sdx_node::settings::{ApiClient, DeliverySettings, PeerSettings, Settings, StorageSettings};
 use sdx_store::AnyStore;
+
+use crate::cmd::init;
 
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Write PKI, keys and the settings file of one node; returns the settings path.
+/// Write the directory `dir/<name>` of one node as `sdx init` lays it out (keys, certificate, the federation CA's
+/// certificate, `node.toml` with relative paths; the database `dir/<name>.db` on SQLite) and return its settings,
+/// resolved and checked, for [`App::build`]. Files of an earlier run in `dir` are replaced.
 #[allow(clippy::too_many_arguments)]
 pub fn node_files(
     dir: &Path,
@@ -30,31 +36,37 @@ pub fn node_files(
     peer: (&str, u16),
     storage: (&str, Option<&str>),
     api_token: &str,
-) -> Result<PathBuf> {
+) -> Result<Settings> {
     let d = dir.join(name);
-    std::fs::create_dir_all(&d)?;
+    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     let cert = ca.issue_node(org, &[])?;
-    std::fs::write(d.join("tls.crt"), cert.cert_pem())?;
-    std::fs::write(d.join("tls.key"), cert.key_pem())?;
-    std::fs::write(d.join("signing.pem"), key.to_pkcs8_pem())?;
-    std::fs::write(dir.join(format!("{name}.jwk")), key.public_key(Alg::Es256)?.to_jwk_string())?;
+    let write = |file: &str, contents: &[u8], secret: bool| init::write_file(&d.join(file), contents, secret, true);
+    write(pki::NODE_CERT_FILE, cert.cert_pem().as_bytes(), false)?;
+    write(pki::NODE_KEY_FILE, cert.key_pem().as_bytes(), true)?;
+    write(pki::CA_CERT_FILE, ca.cert_pem().as_bytes(), false)?;
+    write(init::SIGNING_KEY_FILE, key.to_pkcs8_pem().as_bytes(), true)?;
+    write(init::SIGNING_JWK_FILE, key.public_key(Alg::Es256)?.to_jwk_string().as_bytes(), false)?;
     let peer_name = if name == "mila" { "bela" } else { "mila" };
-    let schema = storage.1.map(|s| format!("schema = \"{s}\"\n")).unwrap_or_default();
-    let toml = format!(
-        "[node]\norg = \"{org}\"\nlisten = \"127.0.0.1:{port}\"\n\
-         [keys]\nsigning_key = \"signing.pem\"\ntls_cert = \"tls.crt\"\ntls_key = \"tls.key\"\nfederation_ca = \"../ca.pem\"\n\
-         [storage]\nurl = \"{}\"\n{schema}\
-         [api]\nlisten = \"127.0.0.1:0\"\nclients = [{{ name = \"ticket-system\", token_sha256 = \"{}\" }}]\n\
-         [delivery]\nbackoff_initial_ms = 100\nbackoff_max_ms = 2000\ndead_after_s = 3600\nconcurrency = 32\n\
-         [[peers]]\norg = \"{}\"\nurl = \"https://localhost:{}\"\nsigning_key = \"../{peer_name}.jwk\"\n",
-        storage.0,
-        sdx_codec::validate::sha256(api_token.as_bytes()),
-        peer.0,
-        peer.1
-    );
-    let path = d.join("node.toml");
-    std::fs::write(&path, toml)?;
-    Ok(path)
+    let storage = StorageSettings { url: storage.0.to_string(), schema: storage.1.map(str::to_string) };
+    let client = ApiClient {
+        name: "ticket-system".into(),
+        token_sha256: sdx_codec::validate::sha256(api_token.as_bytes()).to_string(),
+    };
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let mut settings = init::settings(org.clone(), None, loopback(port), loopback(0), storage, vec![client]);
+    settings.delivery =
+        DeliverySettings { backoff_initial_ms: 100, backoff_max_ms: 2000, dead_after_s: 3600, ..settings.delivery };
+    settings.peers.push(PeerSettings {
+        org: OrgKey::parse(peer.0)?,
+        name: None,
+        url: format!("https://localhost:{}", peer.1),
+        signing_key: PathBuf::from("..").join(peer_name).join(init::SIGNING_JWK_FILE),
+    });
+    let header = format!("Settings of the {name} node of `sdx demo` / `sdx bench` (replaced on every run).");
+    init::write_settings(&d.join(init::SETTINGS_FILE), &settings, &header, true)?;
+    settings.resolve_paths(&std::path::absolute(&d)?)?;
+    settings.check()?;
+    Ok(settings)
 }
 
 /// A fresh directory under the system's temporary directory, named `<prefix>-<uuid>`.
@@ -105,18 +117,18 @@ impl Pair {
     async fn try_start(dir: &Path, database_url: Option<&str>, schema_prefix: &str) -> Result<Pair> {
         let (m_org, b_org) = (OrgKey::parse(MILA)?, OrgKey::parse(BELA)?);
         let ca = Ca::generate("SDX demo federation")?;
-        std::fs::write(dir.join("ca.pem"), ca.cert_pem())?;
         let (m_key, b_key) = (PrivateKey::generate(Alg::Es256)?, PrivateKey::generate(Alg::Es256)?);
         let (m_port, b_port) = (free_port()?, free_port()?);
+        // SQLite: dir/<name>.db, relative to dir/<name>/node.toml.
         let storage = |name: &str| -> (String, Option<String>) {
             match database_url {
                 Some(url) => (url.to_string(), Some(format!("{schema_prefix}_{name}"))),
-                None => (format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display()), None),
+                None => (format!("sqlite://../{name}.db?mode=rwc"), None),
             }
         };
         let (m_store, b_store) = (storage("mila"), storage("bela"));
         let api_token = format!("sdx-demo-{}", sdx_model::ItemId::new_random());
-        let m_cfg = node_files(
+        let m_settings = node_files(
             dir,
             "mila",
             &m_org,
@@ -127,7 +139,7 @@ impl Pair {
             (&m_store.0, m_store.1.as_deref()),
             &api_token,
         )?;
-        let b_cfg = node_files(
+        let b_settings = node_files(
             dir,
             "bela",
             &b_org,
@@ -138,8 +150,8 @@ impl Pair {
             (&b_store.0, b_store.1.as_deref()),
             &api_token,
         )?;
-        let m_app = App::build(Settings::load(Some(&m_cfg))?).await.context("MiLa node")?;
-        let b_app = App::build(Settings::load(Some(&b_cfg))?).await.context("BeLa node")?;
+        let m_app = App::build(m_settings).await.context("MiLa node")?;
+        let b_app = App::build(b_settings).await.context("BeLa node")?;
         let (mila, bela) = (m_app.engine().clone(), b_app.engine().clone());
         let (mila_api, bela_api) =
             (format!("http://{}/api/v1", m_app.api_addr()?), format!("http://{}/api/v1", b_app.api_addr()?));

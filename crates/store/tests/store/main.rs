@@ -3,13 +3,16 @@
 //! expands each into `sqlite::<name>` and `postgres::<name>`.
 
 mod helpers;
+mod lock;
 mod pg;
 
 use std::collections::BTreeSet;
 
 use anyhow::Result;
 use sdx_model::{Ars, CaseId, LeikaKey, MessageId, Priority, ReceiptResult, ServiceRef, Status, TicketType};
-use sdx_store::{CaseQuery, DeliveryState, Direction, Error, EventKind, MessageState, OurRole, Store, StoreTx};
+use sdx_store::{
+    CaseQuery, DeliveryState, DeliveryStats, Direction, Error, EventKind, MessageState, OurRole, Store, StoreTx,
+};
 
 use helpers::*;
 
@@ -107,10 +110,13 @@ async fn message_round_trip_and_state<D: TestDb>(db: &D) -> Result<()> {
     assert!(s.get_message(MessageId::new_random()).await?.is_none());
 
     let mut tx = s.begin().await?;
-    tx.set_message_state(m.message_id, MessageState::Delivered).await?;
-    assert!(matches!(tx.set_message_state(MessageId::new_random(), MessageState::Dead).await, Err(Error::NotFound)));
+    tx.set_inbound_state(notice.message_id, MessageState::Refused).await?;
+    assert!(matches!(tx.set_inbound_state(MessageId::new_random(), MessageState::Held).await, Err(Error::NotFound)));
+    // An outbound message's state belongs to its delivery.
+    assert!(matches!(tx.set_inbound_state(m.message_id, MessageState::Delivered).await, Err(Error::NotFound)));
     tx.commit().await?;
-    assert_eq!(s.get_message(m.message_id).await?.unwrap().state, MessageState::Delivered);
+    assert_eq!(s.get_message(notice.message_id).await?.unwrap().state, MessageState::Refused);
+    assert_eq!(s.get_message(m.message_id).await?.unwrap().state, MessageState::Pending);
     Ok(())
 }
 
@@ -174,7 +180,7 @@ async fn held_messages_by_sequence<D: TestDb>(db: &D) -> Result<()> {
     let mut tx = s.begin().await?;
     let held = tx.held_messages(case, &bela()).await?;
     assert_eq!(held, expected);
-    tx.set_message_state(expected[0].message_id, MessageState::Applied).await?;
+    tx.set_inbound_state(expected[0].message_id, MessageState::Applied).await?;
     let held: Vec<_> = tx.held_messages(case, &bela()).await?.into_iter().map(|m| m.sequence).collect();
     assert_eq!(held, vec![Some(4), Some(5), Some(9)]);
     Ok(())
@@ -271,11 +277,25 @@ async fn claim_keeps_each_case_in_order<D: TestDb>(db: &D) -> Result<()> {
     tx.commit().await?;
     assert!(claim(3_000).await?.contains(&ms[1].message_id));
     assert!(!claim(4_000).await?.contains(&ms[2].message_id));
-    // A dead letter does not block the rest of its case.
+    // A dead letter blocks the rest of its case (the peer does not have it) …
     let mut tx = s.begin().await?;
-    tx.mark_failed(ms[1].message_id, 1, t(4_500), "refused: invalidTransition", true).await?;
+    tx.mark_failed(ms[1].message_id, 1, t(4_500), "HTTP 403 unknownSender", true).await?;
     tx.commit().await?;
-    assert!(claim(5_000).await?.contains(&ms[2].message_id));
+    assert!(!claim(5_000).await?.contains(&ms[2].message_id));
+    // … until an operator skips it (or retries it and it is delivered).
+    let mut tx = s.begin().await?;
+    assert!(tx.skip_dead(ms[1].message_id).await?);
+    tx.commit().await?;
+    assert!(claim(6_000).await?.contains(&ms[2].message_id));
+    // A rejected message (the peer judged it and refused it) does not block.
+    let mut tx = s.begin().await?;
+    let r = receipt(ms[2].message_id, Direction::In, ReceiptResult::Rejected, t(6_500));
+    tx.mark_rejected(ms[2].message_id, &r, "refused: invalidTransition").await?;
+    let m4 = message(Some(case), Direction::Out, &bela(), Some(4), MessageState::Pending);
+    tx.insert_message(&m4).await?;
+    tx.enqueue(&delivery(&m4, t(0))).await?;
+    tx.commit().await?;
+    assert!(claim(7_000).await?.contains(&m4.message_id));
     Ok(())
 }
 
@@ -309,6 +329,13 @@ async fn delivered_failed_dead_retry<D: TestDb>(db: &D) -> Result<()> {
     let mut tx = s.begin().await?;
     assert_eq!(tx.get_receipt(a.message_id, Direction::In).await?, Some(r.clone()));
 
+    // A delivery that failed before and is delivered now has no last error.
+    let c = message(Some(case), Direction::Out, &bela(), Some(3), MessageState::Pending);
+    tx.insert_message(&c).await?;
+    tx.enqueue(&delivery(&c, t(0))).await?;
+    tx.mark_failed(c.message_id, 1, t(100), "connection refused", false).await?;
+    tx.mark_delivered(c.message_id, &receipt(c.message_id, Direction::In, ReceiptResult::Accepted, t(600))).await?;
+
     // b: fails, then dies, then is retried.
     tx.mark_failed(b.message_id, 1, t(1_000), "HTTP 503", false).await?;
     tx.mark_failed(b.message_id, 2, t(2_000), "HTTP 503 again", true).await?;
@@ -326,7 +353,11 @@ async fn delivered_failed_dead_retry<D: TestDb>(db: &D) -> Result<()> {
     tx.commit().await?;
     let pending = s.list_deliveries(Some(DeliveryState::Pending), 10).await?;
     assert_eq!(pending.len(), 1);
-    assert_eq!((pending[0].attempts, pending[0].next_attempt_at), (2, t(3_000)), "attempts kept");
+    assert_eq!(
+        (pending[0].attempts, pending[0].next_attempt_at, pending[0].created_at),
+        (0, t(3_000), t(3_000)),
+        "a retried dead letter starts afresh: attempts and age"
+    );
     assert_eq!(s.get_message(b.message_id).await?.unwrap().state, MessageState::Pending);
     let mut tx = s.begin().await?;
     let claimed = tx.claim_due(t(3_000), t(9_000), 10).await?;
@@ -335,7 +366,9 @@ async fn delivered_failed_dead_retry<D: TestDb>(db: &D) -> Result<()> {
 
     // Listing all states: oldest first, each at most once.
     let all = s.list_deliveries(None, 10).await?;
-    assert_eq!(all.len(), 2);
+    assert_eq!(all.len(), 3);
+    let c = all.iter().find(|d| d.message_id == c.message_id).unwrap();
+    assert_eq!((c.state, c.attempts, c.last_error.as_deref()), (DeliveryState::Delivered, 1, None));
     assert_eq!(s.list_deliveries(None, 1).await?.len(), 1);
     Ok(())
 }
@@ -753,6 +786,163 @@ async fn sqlite_groups_concurrent_commits() -> Result<()> {
     Ok(())
 }
 
+async fn rejected_skipped_superseded<D: TestDb>(db: &D) -> Result<()> {
+    let s = db.store();
+    let case = CaseId::new_random();
+    let ms: Vec<_> =
+        (1..=4).map(|seq| message(Some(case), Direction::Out, &bela(), Some(seq), MessageState::Pending)).collect();
+    let mut tx = s.begin().await?;
+    for m in &ms {
+        tx.insert_message(m).await?;
+        tx.enqueue(&delivery(m, t(0))).await?;
+    }
+    tx.commit().await?;
+    let mut tx = s.begin().await?;
+    // 1: the peer's negative receipt: rejected, the receipt stored, a second receipt changes nothing.
+    let r = receipt(ms[0].message_id, Direction::In, ReceiptResult::Rejected, t(100));
+    tx.mark_rejected(ms[0].message_id, &r, "refused: invalidTransition").await?;
+    let r2 = receipt(ms[0].message_id, Direction::In, ReceiptResult::Rejected, t(200));
+    tx.mark_rejected(ms[0].message_id, &r2, "other").await?;
+    assert!(matches!(tx.mark_rejected(MessageId::new_random(), &r, "x").await, Err(Error::NotFound)));
+    assert_eq!(tx.get_receipt(ms[0].message_id, Direction::In).await?, Some(r.clone()));
+    // A late failure report does not undo it.
+    tx.mark_failed(ms[0].message_id, 1, t(300), "timeout", true).await?;
+    // 2: dead, then skipped; only a dead letter can be skipped.
+    assert!(!tx.skip_dead(ms[1].message_id).await?);
+    tx.mark_failed(ms[1].message_id, 1, t(300), "HTTP 400 malformed", true).await?;
+    assert!(tx.skip_dead(ms[1].message_id).await?);
+    assert!(!tx.skip_dead(ms[1].message_id).await?);
+    // 3: superseded while pending; 4 stays pending.
+    assert!(tx.supersede(ms[2].message_id).await?);
+    assert!(!tx.supersede(ms[1].message_id).await?);
+    tx.commit().await?;
+    let states: Vec<_> = {
+        let mut v = Vec::new();
+        for m in &ms {
+            v.push(s.get_message(m.message_id).await?.unwrap().state);
+        }
+        v
+    };
+    assert_eq!(
+        states,
+        [MessageState::Rejected, MessageState::Skipped, MessageState::Superseded, MessageState::Pending]
+    );
+    let rejected = s.list_deliveries(Some(DeliveryState::Rejected), 10).await?;
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        (rejected[0].delivered_at, rejected[0].last_error.as_deref()),
+        (Some(t(100)), Some("refused: invalidTransition"))
+    );
+    assert_eq!(s.list_deliveries(Some(DeliveryState::Skipped), 10).await?.len(), 1);
+    assert_eq!(s.list_deliveries(Some(DeliveryState::Superseded), 10).await?.len(), 1);
+    // Renumbering after a skip: the last outbound sequence can be set back.
+    let mut tx = s.begin().await?;
+    assert_eq!(tx.last_out_sequence(case, &bela()).await?, 0);
+    assert_eq!(tx.next_out_sequence(case, &bela()).await?, 1);
+    assert_eq!(tx.next_out_sequence(case, &bela()).await?, 2);
+    assert_eq!(tx.last_out_sequence(case, &bela()).await?, 2);
+    tx.set_last_out_sequence(case, &bela(), 7).await?;
+    assert_eq!(tx.last_out_sequence(case, &bela()).await?, 7);
+    assert_eq!(tx.next_out_sequence(case, &bela()).await?, 8);
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn case_messages_in_order<D: TestDb>(db: &D) -> Result<()> {
+    let s = db.store();
+    let case = CaseId::new_random();
+    let mut tx = s.begin().await?;
+    let mut want = Vec::new();
+    for (dir, seq) in [(Direction::Out, 2), (Direction::In, 1), (Direction::Out, 1), (Direction::In, 3)] {
+        let state = if dir == Direction::Out { MessageState::Pending } else { MessageState::Applied };
+        let m = message(Some(case), dir, &bela(), Some(seq), state);
+        tx.insert_message(&m).await?;
+        want.push(m);
+    }
+    tx.insert_message(&message(Some(CaseId::new_random()), Direction::In, &bela(), Some(1), MessageState::Applied))
+        .await?;
+    let got = tx.case_messages(case).await?;
+    tx.commit().await?;
+    want.sort_by_key(|m| (m.direction.as_str(), m.sequence));
+    assert_eq!(got, want);
+    Ok(())
+}
+
+async fn stats_and_blocked_cases<D: TestDb>(db: &D) -> Result<()> {
+    let s = db.store();
+    assert_eq!(s.delivery_stats().await?, DeliveryStats::default());
+    let (c1, c2) = (CaseId::new_random(), CaseId::new_random());
+    let a1 = message(Some(c1), Direction::Out, &bela(), Some(1), MessageState::Pending);
+    let a2 = message(Some(c1), Direction::Out, &bela(), Some(2), MessageState::Pending);
+    let a3 = message(Some(c1), Direction::Out, &bela(), Some(3), MessageState::Pending);
+    let b1 = message(Some(c2), Direction::Out, &mila(), Some(1), MessageState::Pending);
+    let mut tx = s.begin().await?;
+    for (m, at) in [(&a1, 10), (&a2, 20), (&a3, 30), (&b1, 5)] {
+        tx.insert_message(m).await?;
+        tx.enqueue(&delivery(m, t(at))).await?;
+    }
+    tx.mark_failed(a1.message_id, 4, t(50), "HTTP 413 tooLarge", true).await?;
+    tx.commit().await?;
+    let stats = s.delivery_stats().await?;
+    assert_eq!(stats.blocked_cases, 1);
+    let open: Vec<_> = stats.open.iter().map(|o| (o.peer.clone(), o.state, o.count, o.oldest)).collect();
+    let mut want = vec![
+        (bela(), DeliveryState::Dead, 1, t(10)),
+        (bela(), DeliveryState::Pending, 2, t(20)),
+        (mila(), DeliveryState::Pending, 1, t(5)),
+    ];
+    want.sort_by(|x, y| (x.0.as_str(), x.1.as_str()).cmp(&(y.0.as_str(), y.1.as_str())));
+    assert_eq!(open, want);
+    let blocked = s.list_blocked(10).await?;
+    assert_eq!(blocked.len(), 1);
+    let b = &blocked[0];
+    assert_eq!(
+        (b.case_id, &b.peer, b.message_id, b.sequence, b.attempts, b.last_error.as_deref(), b.waiting),
+        (c1, &bela(), a1.message_id, Some(1), 4, Some("HTTP 413 tooLarge"), 2)
+    );
+    // Retried: no longer blocked.
+    let mut tx = s.begin().await?;
+    assert!(tx.retry_dead(a1.message_id, t(60)).await?);
+    tx.commit().await?;
+    assert_eq!(s.delivery_stats().await?.blocked_cases, 0);
+    assert!(s.list_blocked(10).await?.is_empty());
+    Ok(())
+}
+
+/// Two transactions that change the same case run one after the other: the second reads what the first wrote.
+async fn case_changes_are_serialised<D: TestDb>(db: &D) -> Result<()> {
+    let s = db.store();
+    let rec = case_rec(&bela(), t(0));
+    let id = rec.case.case_id;
+    let mut tx = s.begin().await?;
+    tx.put_case(&rec, None).await?;
+    tx.commit().await?;
+    let mut first = s.begin().await?;
+    let seen = first.get_case(id).await?.unwrap();
+    let second = tokio::spawn({
+        let s = s.clone();
+        async move {
+            let mut tx = s.begin().await?;
+            let got = tx.get_case(id).await?.unwrap();
+            let mut next = got.clone();
+            next.case.revision += 1;
+            tx.put_case(&next, Some(got.case.revision)).await?;
+            tx.commit().await?;
+            anyhow::Ok(got.case.subject)
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!second.is_finished(), "the second transaction waits for the first");
+    let mut changed = seen.clone();
+    changed.case.subject = "geändert".into();
+    changed.case.revision += 1;
+    first.put_case(&changed, Some(seen.case.revision)).await?;
+    first.commit().await?;
+    assert_eq!(second.await??, "geändert", "the second saw the first's change");
+    assert_eq!(s.get_case(id).await?.unwrap().case.revision, seen.case.revision + 2);
+    Ok(())
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -795,4 +985,8 @@ suite!(
     query_filters,
     query_paging_no_duplicates_or_gaps,
     committed_data_survives_reopen,
+    rejected_skipped_superseded,
+    case_messages_in_order,
+    stats_and_blocked_cases,
+    case_changes_are_serialised,
 );

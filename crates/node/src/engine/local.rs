@@ -1,0 +1,170 @@
+//! This organisation's own changes: a case created and forwarded, or a change of a case we hold. Each is applied to
+//! our copy with the lifecycle rules and, in the same transaction, sealed (with the next sequence number and the
+//! partner's last sequence number we applied, `acknowledgedSequence`) and put into the outbox.
+
+use sdx_model::lifecycle;
+use sdx_model::{Body, Case, CaseId, ErrorCode, Message, MessageId, OrgKey, Timestamp};
+use sdx_store::{CaseRecord, Delivery, DeliveryState, Direction, EventKind, MessageRecord, MessageState, OurRole};
+use sdx_store::{Store, StoreTx};
+
+use super::{Engine, EngineError, Sent, event, now, refusal, status_event};
+use crate::protocol::Sealed;
+
+/// The `revision` a body says it leads to.
+pub(super) fn set_revision(body: &mut Body, rev: u32) {
+    match body {
+        Body::Update(u) => u.revision = rev,
+        Body::Resolve(r) => r.revision = rev,
+        Body::HandBack(h) => h.revision = rev,
+        Body::Close(c) => c.revision = rev,
+        Body::Reopen(r) => r.revision = rev,
+        Body::Reject(r) => r.revision = rev,
+        Body::Forward(_) | Body::Receipt(_) | Body::ServiceNotice(_) => {}
+    }
+}
+
+/// How a message to the outbox is to be sealed.
+pub(super) struct Outgoing {
+    /// To whom.
+    pub to: OrgKey,
+    /// About which case.
+    pub case_id: CaseId,
+    /// What.
+    pub body: Body,
+    /// When the change was made (the message's `createdAt`; the case records the same time).
+    pub created_at: Timestamp,
+    /// The partner's last sequence number applied here (absent on the forward).
+    pub acknowledged: Option<u64>,
+}
+
+impl<S: Store> Engine<S> {
+    /// Create a case here and forward it to its assignee.
+    pub async fn forward(&self, case: Case, note: Option<String>) -> Result<Sent, EngineError> {
+        let me = &self.inner.me;
+        let to = case.assignee.clone();
+        if !self.inner.peers.contains_key(&to) {
+            return Err(EngineError::UnknownPeer(to));
+        }
+        if case.originator != me.org {
+            return Err(refusal(ErrorCode::NotPermitted, "a node forwards the cases it originates").into());
+        }
+        if let Some(i) = sdx_model::rules::check_case_issues(&case).into_iter().next() {
+            return Err(refusal(i.code, format!("{} (at {})", i.message, i.pointer)).into());
+        }
+        let forward = sdx_model::Forward { case: case.clone(), note };
+        // What the assignee will check (every authorship claim is ours), refused here already.
+        lifecycle::case_from_forward(&forward, &me.org, &to)?;
+        // A new case's first message has sequence number 1: seal it before taking the writer.
+        let at = now();
+        let out = Outgoing {
+            to: to.clone(),
+            case_id: case.case_id,
+            body: Body::Forward(forward),
+            created_at: at,
+            acknowledged: None,
+        };
+        let presealed = self.seal_out(&out, 1)?;
+        let mut tx = self.inner.store.begin().await?;
+        if tx.get_case(case.case_id).await?.is_some() {
+            return Err(refusal(ErrorCode::InconsistentCase, format!("case {} exists already", case.case_id)).into());
+        }
+        let rec = CaseRecord { case: case.clone(), partner: to, our_role: OurRole::Originator, updated_at: at };
+        tx.put_case(&rec, None).await?;
+        let message_id = self.enqueue(&mut tx, out, Some(presealed)).await?;
+        tx.commit().await?;
+        self.inner.wake.notify_one();
+        Ok(Sent { message_id, case })
+    }
+
+    /// Apply a local change (update, resolve, hand back, close, reopen, reject) and send it to the partner.
+    pub async fn change(&self, case_id: CaseId, mut body: Body) -> Result<Sent, EngineError> {
+        let me = &self.inner.me;
+        let mut tx = self.inner.store.begin().await?;
+        let rec = tx.get_case(case_id).await?.ok_or(EngineError::NotFound(case_id))?;
+        let at = now();
+        let new = lifecycle::apply(&rec.case, &me.org, &rec.partner, &body, at)?;
+        set_revision(&mut body, new.revision);
+        let updated = CaseRecord { case: new.clone(), updated_at: at, ..rec.clone() };
+        tx.put_case(&updated, Some(rec.case.revision)).await?;
+        let acknowledged = tx.last_in_sequence(case_id, &rec.partner).await?;
+        let out = Outgoing { to: rec.partner.clone(), case_id, body, created_at: at, acknowledged: Some(acknowledged) };
+        let message_id = self.enqueue(&mut tx, out, None).await?;
+        if let Some(ev) = status_event(case_id, &rec.case, &new, Some(message_id)) {
+            tx.add_event(&ev).await?;
+        }
+        tx.commit().await?;
+        self.inner.wake.notify_one();
+        Ok(Sent { message_id, case: new })
+    }
+
+    /// Build, check and seal the message with sequence number `seq` (CPU work: done before the transaction
+    /// where the number is known in advance).
+    pub(super) fn seal_out(&self, out: &Outgoing, seq: u64) -> Result<(Message, Sealed), EngineError> {
+        let me = &self.inner.me;
+        let mut header =
+            me.header(out.body.message_type(), &out.to, Some(out.case_id), Some(seq), out.acknowledged, None);
+        header.created_at = out.created_at;
+        let m = Message { header, body: out.body.clone() };
+        if let Some(d) = sdx_codec::validate::check(&m).into_iter().next() {
+            return Err(refusal(d.code, d.to_string()).into());
+        }
+        let sealed = me.seal(&m)?;
+        Ok((m, sealed))
+    }
+
+    /// Seal `out` with the next sequence number of its case and peer and put it into the outbox. `presealed` is
+    /// the message already sealed with the number expected (used if that is the number).
+    pub(super) async fn enqueue(
+        &self,
+        tx: &mut S::Tx,
+        out: Outgoing,
+        presealed: Option<(Message, Sealed)>,
+    ) -> Result<MessageId, EngineError> {
+        let seq = tx.next_out_sequence(out.case_id, &out.to).await?;
+        self.enqueue_numbered(tx, &out, seq, presealed).await
+    }
+
+    /// Put `out`, sealed with sequence number `seq`, into the outbox.
+    pub(super) async fn enqueue_numbered(
+        &self,
+        tx: &mut S::Tx,
+        out: &Outgoing,
+        seq: u64,
+        presealed: Option<(Message, Sealed)>,
+    ) -> Result<MessageId, EngineError> {
+        let (m, Sealed { jws, digest }) = match presealed {
+            Some((m, sealed)) if m.header.sequence == Some(seq) => (m, sealed),
+            _ => self.seal_out(out, seq)?,
+        };
+        let at = now();
+        let id = m.header.message_id;
+        tx.insert_message(&MessageRecord {
+            message_id: id,
+            case_id: Some(out.case_id),
+            direction: Direction::Out,
+            peer: out.to.clone(),
+            message_type: m.header.message_type,
+            sequence: Some(seq),
+            created_at: m.header.created_at,
+            stored_at: at,
+            jws,
+            digest,
+            state: MessageState::Pending,
+        })
+        .await?;
+        tx.enqueue(&Delivery {
+            message_id: id,
+            peer: out.to.clone(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            created_at: at,
+            next_attempt_at: at,
+            last_error: None,
+            delivered_at: None,
+        })
+        .await?;
+        let detail = format!("{} #{seq} to {}", m.header.message_type, out.to);
+        tx.add_event(&event(out.case_id, EventKind::MessageSent, Some(id), detail)).await?;
+        Ok(id)
+    }
+}

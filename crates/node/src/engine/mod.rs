@@ -1,0 +1,283 @@
+//! The node's engine: every local change and every received message goes through here, each in one store
+//! transaction, so that the case, the outbox, the inbox and the receipts never disagree.
+//!
+//! # Layout
+//! - [`local`] — this organisation's changes ([`Engine::forward`], [`Engine::change`]): applied to our copy with
+//!   the lifecycle rules and, in the same transaction, sealed into the outbox with the next sequence number.
+//! - [`inbox`] — messages from peers ([`Engine::receive`], [`Engine::receive_batch`]): opened (verified),
+//!   deduplicated, ordered by sequence (early ones held), applied at their place in the case's one order of
+//!   changes, committed with their signed receipt — and only then answered.
+//! - [`outbox`] — delivery ([`Engine::deliver_due`], [`Engine::deliver`]): claims (a case's next message only once
+//!   the one before is delivered or rejected; never past a dead letter), sends through a [`Transport`], judges the
+//!   answer and records the outcome — the one owner of a delivery's state: delivered, rejected (the change lost),
+//!   retried with backoff and jitter (transient failures only, bounded by attempts and age) or dead (the case is
+//!   blocked until an operator retries or skips it).
+//! - [`replay`] — recomputing a case from its messages in the one order of [`sdx_model::convergence`], when
+//!   concurrent changes of both organisations met; both copies end identical (`docs/protocol.md`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sdx_crypto::PublicKey;
+use sdx_model::lifecycle::Refusal;
+use sdx_model::{Case, CaseId, ErrorCode, MessageId, OrgKey, ReceiptResult, Timestamp};
+use sdx_store::{EventKind, Store, TimelineEvent};
+
+use crate::protocol::Identity;
+use crate::settings::DeliverySettings;
+
+mod inbox;
+mod local;
+mod outbox;
+mod replay;
+
+/// A partner node as the engine knows it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Organisation key.
+    pub org: OrgKey,
+    /// Base URL of its peer endpoint.
+    pub url: String,
+    /// Its public signing key.
+    pub key: PublicKey,
+}
+
+/// What went wrong in the engine. The HTTP layers decide what each means to their callers.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The change is not allowed (lifecycle, rules, permissions): a typed, expected answer.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// No such case here.
+    #[error("case {0} is not known here")]
+    NotFound(CaseId),
+    /// No such peer configured.
+    #[error("no peer {0} is configured")]
+    UnknownPeer(OrgKey),
+    /// The case changed meanwhile (optimistic concurrency); retry.
+    #[error("the case changed meanwhile; retry")]
+    Conflict,
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Store(sdx_store::Error),
+    /// Signing failed.
+    #[error("signing: {0}")]
+    Crypto(#[from] sdx_crypto::Error),
+}
+
+impl From<sdx_store::Error> for EngineError {
+    fn from(e: sdx_store::Error) -> Self {
+        match e {
+            sdx_store::Error::Conflict => EngineError::Conflict,
+            other => EngineError::Store(other),
+        }
+    }
+}
+
+/// A message that was committed to the outbox.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Its id.
+    pub message_id: MessageId,
+    /// The case as it is now at this node.
+    pub case: Case,
+}
+
+/// The answer to a peer's POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A signed receipt (positive or negative), the business answer.
+    Receipt {
+        /// The receipt JWS.
+        jws: String,
+        /// Accepted or rejected.
+        result: ReceiptResult,
+    },
+    /// No receipt can be made (unknown peer, not a JWS): the HTTP layer answers with an RFC 9457 problem whose
+    /// status follows from the code.
+    Problem {
+        /// Stable error code.
+        code: ErrorCode,
+        /// Explanation.
+        detail: String,
+    },
+}
+
+/// Why a message could not be handed over and answered with a receipt. Whether a retry can help decides between
+/// a later attempt and a dead letter ([`TransportError::is_transient`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The peer could not be reached or its answer did not arrive whole (connection, TLS handshake, timeout).
+    #[error("{0}")]
+    Network(String),
+    /// The peer answered with an HTTP error status (normally an RFC 9457 problem).
+    #[error("HTTP {status}{}: {detail}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The problem's SDX error code, if it had one.
+        code: Option<String>,
+        /// The problem's detail (or the start of the body).
+        detail: String,
+        /// Whether a retry can help: the problem's `retryable` member, else 5xx, 408 and 429.
+        retryable: bool,
+    },
+    /// The answer breaks the protocol (not a batch answer, another number of results than messages).
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl TransportError {
+    /// Whether a later attempt can succeed: network errors, and HTTP errors that are retryable.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TransportError::Network(_) => true,
+            TransportError::Status { retryable, .. } => *retryable,
+            TransportError::Protocol(_) => false,
+        }
+    }
+
+    /// The error for an HTTP answer with `status` and `body` (an RFC 9457 problem, or anything).
+    pub fn from_answer(status: u16, body: &[u8]) -> TransportError {
+        let problem: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let member = |name: &str| problem.as_ref().and_then(|p| p.get(name));
+        let code = member("errorCode").and_then(|c| c.as_str()).map(str::to_string);
+        let detail = match member("detail").and_then(|d| d.as_str()) {
+            Some(d) => d.chars().take(300).collect(),
+            None => String::from_utf8_lossy(body).chars().take(300).collect(),
+        };
+        let by_status = status >= 500 || status == 408 || status == 429;
+        let retryable = member("retryable").and_then(serde_json::Value::as_bool).unwrap_or(by_status);
+        TransportError::Status { status, code, detail, retryable }
+    }
+}
+
+/// Sending sealed messages to a peer and getting the answers back.
+pub trait Transport: Send + Sync {
+    /// POST the JWS to the peer; `Ok` carries the response body of a 200 answer (the receipt).
+    fn post(&self, peer: &Peer, jws: &str)
+    -> impl std::future::Future<Output = Result<Vec<u8>, TransportError>> + Send;
+
+    /// POST several JWS to the peer in one request; `Ok` carries one answer per message, in order: the receipt,
+    /// or why there is none. The default sends them one by one.
+    fn post_batch(
+        &self,
+        peer: &Peer,
+        jws: &[&str],
+    ) -> impl std::future::Future<Output = Result<Vec<Result<Vec<u8>, TransportError>>, TransportError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(jws.len());
+            for j in jws {
+                out.push(self.post(peer, j).await);
+            }
+            Ok(out)
+        }
+    }
+}
+
+struct Inner<S> {
+    me: Identity,
+    store: S,
+    peers: HashMap<OrgKey, Peer>,
+    delivery: DeliverySettings,
+    /// Signalled after a commit that put something into the outbox.
+    wake: Arc<tokio::sync::Notify>,
+    /// Callers waiting for a message's receipt ([`Engine::wait_delivered`]): `true` when it was delivered.
+    waiters: std::sync::Mutex<HashMap<MessageId, Vec<tokio::sync::oneshot::Sender<bool>>>>,
+}
+
+/// The engine of one node. Cheap to clone.
+pub struct Engine<S: Store> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: Store> Clone for Engine<S> {
+    fn clone(&self) -> Self {
+        Engine { inner: Arc::clone(&self.inner) }
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn later(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_offset_date_time(t.as_offset_date_time() + d)
+}
+
+fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    Refusal { code, message: message.into() }
+}
+
+fn event(case_id: CaseId, kind: EventKind, message_id: Option<MessageId>, detail: String) -> TimelineEvent {
+    TimelineEvent { case_id, at: now(), kind, message_id, detail }
+}
+
+fn status_event(case_id: CaseId, old: &Case, new: &Case, message_id: Option<MessageId>) -> Option<TimelineEvent> {
+    (old.status != new.status)
+        .then(|| event(case_id, EventKind::StatusChanged, message_id, format!("{} → {}", old.status, new.status)))
+}
+
+impl<S: Store> Engine<S> {
+    /// An engine for this node.
+    pub fn new(me: Identity, store: S, peers: Vec<Peer>, delivery: DeliverySettings) -> Self {
+        let peers = peers.into_iter().map(|p| (p.org.clone(), p)).collect();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let waiters = std::sync::Mutex::new(HashMap::new());
+        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake, waiters }) }
+    }
+
+    /// Wait until the peer's signed receipt for `id` (a message this node sent) is stored, or `timeout` passes.
+    /// Returns whether it was delivered (a positive receipt; `false` for a negative one, a dead letter or the
+    /// timeout).
+    pub async fn wait_delivered(&self, id: MessageId, timeout: Duration) -> Result<bool, EngineError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut w) = self.inner.waiters.lock() {
+            w.entry(id).or_default().push(tx);
+        }
+        // It may have been answered before we registered.
+        if let Some(m) = self.inner.store.get_message(id).await? {
+            use sdx_store::MessageState::*;
+            match m.state {
+                Delivered => {
+                    self.release_waiters(id, true);
+                    return Ok(true);
+                }
+                Rejected | Dead | Skipped | Superseded => {
+                    self.release_waiters(id, false);
+                    return Ok(false);
+                }
+                Pending | Held | Applied | Refused => {}
+            }
+        }
+        Ok(tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok).unwrap_or(false))
+    }
+
+    fn release_waiters(&self, id: MessageId, delivered: bool) {
+        let senders = self.inner.waiters.lock().ok().and_then(|mut w| w.remove(&id)).unwrap_or_default();
+        for s in senders {
+            let _ = s.send(delivered);
+        }
+    }
+
+    /// Signalled whenever a commit put a message into the outbox (the delivery worker waits on it).
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.wake)
+    }
+
+    /// This node's organisation.
+    pub fn org(&self) -> &OrgKey {
+        &self.inner.me.org
+    }
+
+    /// Whether `org` is a configured peer of this node.
+    pub fn is_peer(&self, org: &OrgKey) -> bool {
+        self.inner.peers.contains_key(org)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+}
