@@ -221,7 +221,7 @@ impl App {
             let stop = stopped(stop_rx.clone());
             async move { server::serve_plain(self.api_listener, self.api_router, &api_limits, &metrics, stop).await }
         });
-        let upkeep = tokio::spawn(upkeep(self.metrics.clone(), stop_rx.clone()));
+        let upkeep = tokio::spawn(upkeep(self.engine.clone(), self.metrics.clone(), stop_rx.clone()));
         let worker =
             tokio::spawn(delivery_worker(self.engine.clone(), self.transport, self.concurrency, self.batch, stop_rx));
         shutdown.await;
@@ -240,12 +240,19 @@ impl App {
     }
 }
 
-/// Every 5 s until stopped: histogram upkeep of the metrics registry.
-async fn upkeep(metrics: Metrics, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// How often the outbox gauges are read from the store.
+const GAUGE_REFRESH: Duration = Duration::from_secs(5);
+
+/// Every [`GAUGE_REFRESH`] until stopped: the outbox gauges from the store, and histogram upkeep.
+async fn upkeep(engine: Engine<AnyStore>, metrics: Metrics, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
+        match engine.store().delivery_stats().await {
+            Ok(stats) => metrics.set_delivery_stats(&stats),
+            Err(e) => tracing::warn!(error = %e, "reading the outbox counts for the metrics failed"),
+        }
         metrics.run_upkeep();
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(GAUGE_REFRESH) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

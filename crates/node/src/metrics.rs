@@ -20,7 +20,7 @@
 //! | `sdx_dead_letters_total` | counter | `peer` | messages that became dead letters |
 //! | `sdx_delivery_latency_seconds` | histogram | `peer` | time from enqueueing a message to storing its positive receipt |
 //! | `sdx_apply_latency_seconds` | histogram | — | time to open, check, apply and commit a received message |
-//! | `sdx_deliveries` | gauge | `peer`, `state` | outbox entries by state (`pending`, `delivered`, `dead`), from the store |
+//! | `sdx_deliveries` | gauge | `peer`, `state` | open outbox entries by state (`pending` — the outbox depth —, `dead`), from the store |
 //! | `sdx_outbox_oldest_pending_age_seconds` | gauge | `peer` | age of the oldest pending delivery to the peer, 0 if none |
 //! | `sdx_blocked_cases` | gauge | — | cases whose delivery is blocked (an earlier message is a dead letter) |
 //!
@@ -30,7 +30,8 @@
 //! appears in no metric, and the label values come from fixed sets or from the node's own configuration.
 //!
 //! The gauges `sdx_deliveries`, `sdx_outbox_oldest_pending_age_seconds` and `sdx_blocked_cases` are set by
-//! [`Metrics::set_delivery_stats`]; [`Metrics::delivery_attempt`], [`Metrics::delivered`], [`Metrics::applied`]
+//! [`Metrics::set_delivery_stats`] from [`sdx_store::Store::delivery_stats`], every 5 s by the node
+//! ([`crate::app::App::run_until_stopped`]); [`Metrics::delivery_attempt`], [`Metrics::delivered`], [`Metrics::applied`]
 //! and [`Metrics::dead_letter`] are for the engine.
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use sdx_model::{OrgKey, Timestamp};
+use sdx_store::{DeliveryState, DeliveryStats};
 
 /// `sdx_build_info`
 pub const BUILD_INFO: &str = "sdx_build_info";
@@ -79,7 +81,7 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
     (DEAD_LETTERS, Kind::Counter, None, "Outgoing messages that became dead letters, by peer."),
     (DELIVERY_LATENCY, Kind::Histogram, Some(Unit::Seconds), "Time from enqueueing a message to its positive receipt."),
     (APPLY_LATENCY, Kind::Histogram, Some(Unit::Seconds), "Time to open, check, apply and commit a received message."),
-    (DELIVERIES, Kind::Gauge, None, "Outbox entries by peer and state."),
+    (DELIVERIES, Kind::Gauge, None, "Open outbox entries by peer and state (pending, dead)."),
     (OUTBOX_OLDEST_PENDING_AGE, Kind::Gauge, Some(Unit::Seconds), "Age of the oldest pending delivery, by peer."),
     (BLOCKED_CASES, Kind::Gauge, None, "Cases whose delivery is blocked by an earlier dead letter."),
 ];
@@ -123,17 +125,6 @@ impl DeliveryOutcome {
             DeliveryOutcome::Rejected => "rejected",
         }
     }
-}
-
-/// The outbox as the store counts it, for the gauges ([`Metrics::set_delivery_stats`]).
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryGauges {
-    /// Entries per (peer, state); state is `pending`, `delivered` or `dead`.
-    pub by_peer_and_state: Vec<(OrgKey, &'static str, u64)>,
-    /// Per peer: when the oldest pending entry was queued.
-    pub oldest_pending: Vec<(OrgKey, Timestamp)>,
-    /// Cases blocked by an earlier dead letter.
-    pub blocked_cases: u64,
 }
 
 /// One node's metrics registry and the recording functions. Cheap to clone.
@@ -231,17 +222,19 @@ impl Metrics {
         self.counter(DEAD_LETTERS, vec![Label::new("peer", peer.to_string())]).increment(1);
     }
 
-    /// Set the outbox gauges from the store's counts; series absent from `stats` that were set before go to 0.
-    pub fn set_delivery_stats(&self, stats: &DeliveryGauges) {
+    /// Set the outbox gauges from the store's counts ([`sdx_store::Store::delivery_stats`]); series that were set
+    /// before and are absent now (a peer whose outbox emptied) go to 0.
+    pub fn set_delivery_stats(&self, stats: &DeliveryStats) {
         let now = Timestamp::now().unix_millis();
         let mut set: Vec<(Key, f64)> = Vec::new();
-        for (peer, state, n) in &stats.by_peer_and_state {
-            let labels = vec![Label::new("peer", peer.to_string()), Label::new("state", *state)];
-            set.push((Key::from_parts(DELIVERIES, labels), *n as f64));
-        }
-        for (peer, oldest) in &stats.oldest_pending {
-            let age = (now - oldest.unix_millis()).max(0) as f64 / 1000.0;
-            set.push((Key::from_parts(OUTBOX_OLDEST_PENDING_AGE, vec![Label::new("peer", peer.to_string())]), age));
+        for open in &stats.open {
+            let peer = open.peer.to_string();
+            let labels = vec![Label::new("peer", peer.clone()), Label::new("state", open.state.as_str())];
+            set.push((Key::from_parts(DELIVERIES, labels), open.count as f64));
+            if open.state == DeliveryState::Pending {
+                let age = (now - open.oldest.unix_millis()).max(0) as f64 / 1000.0;
+                set.push((Key::from_parts(OUTBOX_OLDEST_PENDING_AGE, vec![Label::new("peer", peer)]), age));
+            }
         }
         set.push((Key::from_name(BLOCKED_CASES), stats.blocked_cases as f64));
         let mut seen = self.inner.gauges_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -360,23 +353,23 @@ mod tests {
 
     #[test]
     fn delivery_gauges_that_disappear_go_to_zero() {
+        use sdx_store::OpenDeliveries;
         let m = Metrics::new();
         let peer = OrgKey::parse("psw:01000115").unwrap();
-        m.set_delivery_stats(&DeliveryGauges {
-            by_peer_and_state: vec![(peer.clone(), "pending", 3), (peer.clone(), "dead", 1)],
-            oldest_pending: vec![(peer.clone(), Timestamp::now())],
+        let open = |state, count| OpenDeliveries { peer: peer.clone(), state, count, oldest: Timestamp::now() };
+        m.set_delivery_stats(&DeliveryStats {
+            open: vec![open(DeliveryState::Pending, 3), open(DeliveryState::Dead, 1)],
             blocked_cases: 1,
         });
         let text = m.render();
         assert!(text.contains(r#"sdx_deliveries{peer="psw:01000115",state="pending"} 3"#), "{text}");
+        assert!(text.contains(r#"sdx_deliveries{peer="psw:01000115",state="dead"} 1"#), "{text}");
+        assert!(text.contains(r#"sdx_outbox_oldest_pending_age_seconds{peer="psw:01000115"} "#), "{text}");
         assert!(text.contains("sdx_blocked_cases 1"), "{text}");
-        m.set_delivery_stats(&DeliveryGauges {
-            by_peer_and_state: vec![(peer.clone(), "delivered", 4)],
-            ..Default::default()
-        });
+        m.set_delivery_stats(&DeliveryStats { open: vec![open(DeliveryState::Dead, 1)], blocked_cases: 0 });
         let text = m.render();
         assert!(text.contains(r#"sdx_deliveries{peer="psw:01000115",state="pending"} 0"#), "{text}");
-        assert!(text.contains(r#"sdx_deliveries{peer="psw:01000115",state="delivered"} 4"#), "{text}");
+        assert!(text.contains(r#"sdx_deliveries{peer="psw:01000115",state="dead"} 1"#), "{text}");
         assert!(text.contains(r#"sdx_outbox_oldest_pending_age_seconds{peer="psw:01000115"} 0"#), "{text}");
         assert!(text.contains("sdx_blocked_cases 0"), "{text}");
     }

@@ -11,7 +11,11 @@ use sdx_node::app::{App, AppError};
 use sdx_node::pki::Ca;
 use sdx_node::settings::Settings;
 
-const ORG: &str = "psw:06000042";
+use sdx_model::sample::{self, BELA, MILA};
+
+/// This node: the sample case's originator; its one peer (the assignee) never answers.
+const ORG: &str = MILA;
+const TOKEN: &str = "app-test-token";
 
 /// Settings of one node in `dir` (keys, certificate, SQLite), listening on `peer` and `api`.
 fn settings(dir: &Path, peer: SocketAddr, api: SocketAddr) -> Settings {
@@ -21,7 +25,10 @@ fn settings(dir: &Path, peer: SocketAddr, api: SocketAddr) -> Settings {
     std::fs::write(dir.join("tls.crt"), cert.cert_pem()).unwrap();
     std::fs::write(dir.join("tls.key"), cert.key_pem()).unwrap();
     std::fs::write(dir.join("signing.pem"), PrivateKey::generate(Alg::Es256).unwrap().to_pkcs8_pem()).unwrap();
-    let token = sdx_node::protocol::sha256(b"app-test-token");
+    let peer_key = PrivateKey::generate(Alg::Es256).unwrap().public_key(Alg::Es256).unwrap();
+    std::fs::write(dir.join("bela.jwk"), peer_key.to_jwk_string()).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let token = sdx_node::protocol::sha256(TOKEN.as_bytes());
     let toml = format!(
         r#"[node]
 org = "{ORG}"
@@ -36,8 +43,13 @@ url = "sqlite://{}?mode=rwc"
 [api]
 listen = "{api}"
 clients = [{{ name = "test", token_sha256 = "{token}" }}]
+[[peers]]
+org = "{BELA}"
+url = "https://localhost:{}"
+signing_key = "bela.jwk"
 "#,
-        dir.join("node.db").display()
+        dir.join("node.db").display(),
+        closed.port()
     );
     let file = dir.join("node.toml");
     std::fs::write(&file, toml).unwrap();
@@ -49,7 +61,7 @@ fn any_port() -> SocketAddr {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_readiness_and_metrics_need_no_token() {
+async fn health_readiness_and_metrics_need_no_token_and_show_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let app = App::build(settings(dir.path(), any_port(), any_port())).await.unwrap();
     let base = format!("http://{}", app.api_addr().unwrap());
@@ -89,6 +101,29 @@ async fn health_readiness_and_metrics_need_no_token() {
     let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(text.contains(r#"route="unmatched",status="404"} 1"#), "{text}");
     assert!(!text.contains("no/such/path"), "{text}");
+
+    // A forward to the unreachable peer stays pending; the outbox gauges show it within a refresh or two.
+    let mut case = sample::typical_case();
+    case.case_id = sdx_model::CaseId::new_random();
+    let r = http
+        .post(format!("{base}/api/v1/cases"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "case": case, "note": "Bitte übernehmen." }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let pending = format!(r#"sdx_deliveries{{peer="{BELA}",state="pending"}} 1"#);
+    let age = format!(r#"sdx_outbox_oldest_pending_age_seconds{{peer="{BELA}"}} "#);
+    let start = std::time::Instant::now();
+    loop {
+        let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        if text.contains(&pending) && text.contains(&age) && text.contains("sdx_blocked_cases 0") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "no outbox gauges after 15 s:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(20), run).await.expect("stops").unwrap().unwrap();
