@@ -10,7 +10,7 @@
 //! | TLS handshake (peer endpoint) | `handshake_timeout_ms` | the connection is dropped; logged with the reason |
 //! | first request on a connection | `header_read_timeout_ms` | a client that sends nothing after connecting (or after the TLS handshake), or only part of a request head, is disconnected. This also covers hyper's detection of HTTP/1.1 versus HTTP/2, which has no timer of its own |
 //! | request head (HTTP/1.1) | `header_read_timeout_ms` | hyper's header timeout; its timer starts whenever the connection waits for a request head, so an idle HTTP/1.1 keep-alive connection is closed after this time too |
-//! | pause in a request body | `body_read_timeout_ms` | the body read fails and the request is refused (400) |
+//! | pause in a request body | `body_read_timeout_ms` | the body read fails and the request is refused (400); the timer runs only while the handler waits for body data that has not arrived |
 //! | whole request | `peer_request_timeout_ms`, `api_request_timeout_ms` | answered `503` problem `internal` (retryable) when the handler has not answered in time |
 //! | idle connection | `idle_timeout_ms` | no request in flight for this long: the connection is closed gracefully (HTTP/2: GOAWAY) |
 //! | dead HTTP/2 connection | `http2_keep_alive_interval_ms`, `http2_keep_alive_timeout_ms` | hyper pings a quiet connection and drops it if the ping is not answered |
@@ -28,10 +28,12 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -432,6 +434,54 @@ struct Observe {
     kind: ListenerKind,
     metrics: Metrics,
     request_timeout: Duration,
+    body_read_timeout: Duration,
+}
+
+/// A request body that fails when it stalls — no piece for `limit` while the handler waits for one. The timer is
+/// armed only when the body has nothing ready, so a body that is already there costs none.
+struct StallTimeout {
+    body: Body,
+    limit: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// The error of a [`StallTimeout`] body.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stalled for longer than the body read timeout")]
+struct BodyStalled;
+
+impl http_body::Body for StallTimeout {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.sleep = None;
+                Poll::Ready(frame)
+            }
+            Poll::Pending => {
+                let limit = this.limit;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyStalled)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Known methods by name; anything else is `other` (a label must not take arbitrary client input).
@@ -471,7 +521,15 @@ async fn observe(State(o): State<Observe>, request: Request, next: Next) -> Resp
         }
     }
     drop(conn);
-    let response = match tokio::time::timeout(o.request_timeout, next.run(request).instrument(span.clone())).await {
+    let request = request.map(|body| Body::new(StallTimeout { body, limit: o.body_read_timeout, sleep: None }));
+    let mut handled = std::pin::pin!(next.run(request).instrument(span.clone()));
+    // Most answers are ready at the first poll; only those that are not get a timer (timers cost per request).
+    let first = std::future::poll_fn(|cx| Poll::Ready(handled.as_mut().poll(cx))).await;
+    let answered = match first {
+        Poll::Ready(r) => Ok(r),
+        Poll::Pending => tokio::time::timeout(o.request_timeout, handled).await,
+    };
+    let response = match answered {
         Ok(r) => r,
         Err(_) => {
             let ms = o.request_timeout.as_millis();
@@ -491,12 +549,15 @@ async fn observe(State(o): State<Observe>, request: Request, next: Next) -> Resp
     response
 }
 
-/// `router` with the per-request layers: span and metrics, whole-request timeout (outermost), body-read timeout.
+/// `router` with the per-request layer: span and metrics, whole-request and body-read timeouts.
 pub(crate) fn layered(router: Router, kind: ListenerKind, limits: &ServerLimits, metrics: &Metrics) -> Router {
-    let observe_state = Observe { kind, metrics: metrics.clone(), request_timeout: limits.request_timeout };
-    router
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_read_timeout))
-        .layer(axum::middleware::from_fn_with_state(observe_state, observe))
+    let observe_state = Observe {
+        kind,
+        metrics: metrics.clone(),
+        request_timeout: limits.request_timeout,
+        body_read_timeout: limits.body_read_timeout,
+    };
+    router.layer(axum::middleware::from_fn_with_state(observe_state, observe))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
