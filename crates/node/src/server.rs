@@ -689,6 +689,7 @@ mod tests {
         assert_eq!(peer.request_timeout, Duration::from_secs(30));
         assert_eq!(api.request_timeout, Duration::from_secs(90));
         assert_eq!((peer.max_connections_per_ip, api.max_connections_per_ip), (256, 512));
+        assert_eq!((peer.max_connections_per_org, api.max_connections_per_org), (128, usize::MAX));
         assert_eq!(ServerLimits::default(), peer);
     }
 }

@@ -212,11 +212,11 @@ impl Default for LimitSettings {
             http2_keep_alive_timeout_ms: 10_000,
             http2_max_concurrent_streams: 256,
             peer_request_timeout_ms: 30_000,
-            peer_max_connections: 1_024,
+            peer_max_connections: 512,
             peer_max_connections_per_ip: 256,
-            peer_max_connections_per_org: 64,
+            peer_max_connections_per_org: 128,
             api_request_timeout_ms: 90_000,
-            api_max_connections: 1_024,
+            api_max_connections: 512,
             api_max_connections_per_ip: 512,
         }
     }
