@@ -151,7 +151,8 @@ async fn no_personal_data_in_logs_or_metrics_and_logs_are_json_lines() {
         metrics.push(http.get(format!("{api}/metrics")).send().await.unwrap().text().await.unwrap());
     }
     assert!(
-        metrics[0].contains(r#"sdx_http_requests_total{listener="api",method="POST",route="/api/v1/cases",status="201"} 1"#),
+        metrics[0]
+            .contains(r#"sdx_http_requests_total{listener="api",method="POST",route="/api/v1/cases",status="201"} 1"#),
         "{}",
         metrics[0]
     );

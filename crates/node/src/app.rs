@@ -212,7 +212,8 @@ impl App {
         };
         let (peer_limits, api_limits) = (ServerLimits::peer(&self.limits), ServerLimits::api(&self.limits));
         let server = tokio::spawn({
-            let (router, config, metrics) = (peer_api::router(self.engine.clone()), self.server_config, self.metrics.clone());
+            let (router, config, metrics) =
+                (peer_api::router(self.engine.clone()), self.server_config, self.metrics.clone());
             let stop = stopped(stop_rx.clone());
             async move { tls::serve_mtls_with(self.listener, router, config, &peer_limits, &metrics, stop).await }
         });
@@ -260,16 +261,13 @@ async fn upkeep(engine: Engine<AnyStore>, metrics: Metrics, mut stop: tokio::syn
 
 /// `/healthz`, `/readyz` and `/metrics` (see the module docs).
 fn operations_router(engine: Engine<AnyStore>, metrics: Metrics) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz).with_state(engine))
-        .route(
-            "/metrics",
-            get(move || {
-                let text = metrics.render();
-                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text) }
-            }),
-        )
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz).with_state(engine)).route(
+        "/metrics",
+        get(move || {
+            let text = metrics.render();
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text) }
+        }),
+    )
 }
 
 /// How long `/readyz` waits for the store.

@@ -94,7 +94,8 @@ enum Kind {
 }
 
 /// Buckets of the HTTP and apply latency histograms, in seconds.
-const FAST_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 90.0];
+const FAST_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 90.0];
 /// Buckets of the delivery latency histogram, in seconds: from a fast link to a peer that was down for a day.
 const DELIVERY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
@@ -343,7 +344,9 @@ mod tests {
         assert!(text.contains(r#"sdx_delivery_latency_seconds_bucket{peer="psw:01000115",le="86400"} 1"#), "{text}");
         assert!(text.contains("# HELP sdx_http_requests_total"), "{text}");
         for status in ["200", "299"] {
-            let series = format!(r#"sdx_http_requests_total{{listener="api",method="GET",route="/api/v1/cases/{{id}}",status="{status}"}} 1"#);
+            let series = format!(
+                r#"sdx_http_requests_total{{listener="api",method="GET",route="/api/v1/cases/{{id}}",status="{status}"}} 1"#
+            );
             assert!(text.contains(&series), "{text}");
         }
         assert!(text.contains(r#"sdx_build_info{version=""#), "{text}");

@@ -26,9 +26,9 @@ use std::future::Future;
 use std::hash::Hash;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,13 @@ impl ServerLimits {
 
     /// The local API's limits.
     pub fn api(l: &LimitSettings) -> ServerLimits {
-        ServerLimits::common(l, l.api_request_timeout_ms, l.api_max_connections, l.api_max_connections_per_ip, usize::MAX)
+        ServerLimits::common(
+            l,
+            l.api_request_timeout_ms,
+            l.api_max_connections,
+            l.api_max_connections_per_ip,
+            usize::MAX,
+        )
     }
 }
 
@@ -574,11 +580,7 @@ pub(crate) async fn serve_with<A>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()>
 where
-    A: Accept<TcpStream, Router>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    A: Accept<TcpStream, Router> + Clone + Send + Sync + 'static,
     A::Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     A::Service: axum_server::service::SendService<axum::http::Request<hyper::body::Incoming>> + Send,
     A::Future: Send,
@@ -604,7 +606,12 @@ where
             if remote.is_none()
                 && let Some(n) = accept_failures.allow()
             {
-                tracing::warn!(listener = kind.label(), "{}: accepting a connection failed: {e}{}", kind.name(), left_out(n));
+                tracing::warn!(
+                    listener = kind.label(),
+                    "{}: accepting a connection failed: {e}{}",
+                    kind.name(),
+                    left_out(n)
+                );
             }
         });
     let builder = server.http_builder();

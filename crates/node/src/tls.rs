@@ -534,9 +534,10 @@ impl HandshakeFailure {
         let theirs = format!("{other}'s certificate");
         match e {
             rustls::Error::InvalidCertificate(c) => match c {
-                C::UnknownIssuer => {
-                    HandshakeFailure::new("unknownCa", format!("{theirs} is not issued by the federation CA (unknown CA)"))
-                }
+                C::UnknownIssuer => HandshakeFailure::new(
+                    "unknownCa",
+                    format!("{theirs} is not issued by the federation CA (unknown CA)"),
+                ),
                 C::Expired | C::ExpiredContext { .. } => {
                     let when = match c {
                         C::ExpiredContext { not_after, .. } => format!(" on {}", unix_time(not_after.as_secs())),

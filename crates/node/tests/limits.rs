@@ -170,7 +170,11 @@ async fn still_open<S: AsyncRead + Unpin>(stream: &mut S, quiet: Duration) -> bo
 }
 
 /// Send `head` one byte at a time, `gap` apart, until a write fails or `head` is sent; then wait for the close.
-async fn drip<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, head: &[u8], gap: Duration) -> Result<Duration, String> {
+async fn drip<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    head: &[u8],
+    gap: Duration,
+) -> Result<Duration, String> {
     let start = Instant::now();
     for b in head {
         if stream.write_all(&[*b]).await.is_err() || stream.flush().await.is_err() {
@@ -313,7 +317,9 @@ async fn peer_endpoint_bounds_connections_per_ip_and_per_organisation() {
     let mut a2 = tls_from(one, peer.addr, &f.a, f.ca.cert_pem()).await.unwrap();
     let mut a3 = tls_from(Ipv4Addr::new(127, 0, 0, 5), peer.addr, &f.a, f.ca.cert_pem()).await.unwrap();
     closed_within(&mut a3, Duration::from_secs(5)).await.expect("third connection of one organisation closed");
-    assert!(still_open(&mut a1, Duration::from_millis(100)).await && still_open(&mut a2, Duration::from_millis(100)).await);
+    assert!(
+        still_open(&mut a1, Duration::from_millis(100)).await && still_open(&mut a2, Duration::from_millis(100)).await
+    );
     // Organisation B from the same address: one more fits the per-IP bound (3) …
     let mut b1 = tls_from(one, peer.addr, &f.b, f.ca.cert_pem()).await.unwrap();
     assert!(still_open(&mut b1, Duration::from_millis(100)).await);
@@ -368,7 +374,10 @@ async fn normal_requests_work_including_large_bodies_over_http1_and_http2() {
         assert_eq!(r.unwrap().text().await.unwrap(), "2048");
     }
     let text = peer.metrics.render();
-    assert!(text.contains(r#"sdx_http_requests_total{listener="peer",method="POST",route="/echo",status="200"} 70"#), "{text}");
+    assert!(
+        text.contains(r#"sdx_http_requests_total{listener="peer",method="POST",route="/echo",status="200"} 70"#),
+        "{text}"
+    );
     api.stop().await;
     peer.stop().await;
 }
@@ -417,7 +426,10 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     let h2c = reqwest::Client::builder().http2_prior_knowledge().pool_idle_timeout(None).build().unwrap();
     let h1 = reqwest::Client::builder().pool_idle_timeout(None).build().unwrap();
     for client in [&h2c, &h1] {
-        assert_eq!(client.get(format!("http://{}/hello", api.addr)).send().await.unwrap().text().await.unwrap(), "hello");
+        assert_eq!(
+            client.get(format!("http://{}/hello", api.addr)).send().await.unwrap().text().await.unwrap(),
+            "hello"
+        );
     }
     let tls_h2 = tls::http_client_builder(tls::client_config(&f.a, f.ca.cert_pem()).unwrap())
         .pool_idle_timeout(None)
