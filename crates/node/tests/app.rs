@@ -164,3 +164,23 @@ async fn start_up_errors_print_each_cause_once() {
     assert!(printed.starts_with(&format!("cannot read {}: ", dir.path().join("missing.key").display())), "{printed}");
     assert_eq!(printed.matches("No such file").count(), 1, "{printed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_while_the_store_fails_but_still_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::build(settings(dir.path(), any_port(), any_port())).await.unwrap();
+    let base = format!("http://{}", app.api_addr().unwrap());
+    app.engine().store().close().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let text = r.text().await.unwrap();
+    assert!(text.starts_with("not ready: the store failed a read"), "{text}");
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(20), run).await.expect("stops").unwrap().unwrap();
+}
