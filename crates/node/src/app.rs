@@ -158,6 +158,8 @@ impl App {
         let identity = Identity { org: settings.node.org.clone(), name: settings.node.name.clone(), signing_key };
         let concurrency = u32::try_from(settings.delivery.concurrency).unwrap_or(u32::MAX);
         let batch = u32::try_from(settings.delivery.batch).unwrap_or(1);
+        // One registry per node (see `crate::metrics`); the engine's recordings go here too once it is handed a clone.
+        let metrics = Metrics::new();
         let engine = Engine::new(identity, store, peers, settings.delivery.clone());
         let released = match engine.release_leases().await {
             Ok(n) => n,
@@ -167,7 +169,6 @@ impl App {
         if released > 0 {
             tracing::info!(released, "released delivery leases left by a previous process");
         }
-        let metrics = Metrics::new();
         let api_router = local_api::router(engine.clone(), &settings.api.clients)
             .merge(operations_router(engine.clone(), metrics.clone()));
         Ok(App {

@@ -32,6 +32,17 @@
 //!
 //! Whether that organisation may send a given message, and whether it matches the message's author and signer, is
 //! the protocol's business, not this module's.
+//!
+//! # Saying what went wrong
+//!
+//! A handshake that fails on the server is logged at WARN with the remote address and one sentence naming the
+//! reason ([`HandshakeFailure`]: unknown CA, expired, not yet valid, refused by the client — e.g. because our
+//! certificate does not carry the name it asked for —, no common parameters, not TLS, timeout), and counted in
+//! `sdx_tls_refused_total`; a certificate without a valid organisation (not a peer) is logged once per connection.
+//! On the client side, [`describe_client_error`] turns a failed request into one line (unknown CA, name mismatch,
+//! expired, handshake refused by the peer, connection refused, timeout) without repeating a cause.
+//!
+//! Timeouts and connection bounds of the server ([`serve_mtls_with`]) are described in [`crate::server`].
 
 use std::future::Future;
 use std::io;
