@@ -1,8 +1,24 @@
-//! Start-up: [`App::build`] turns [`Settings`] into a running node — store opened and migrated, keys and
-//! certificates loaded, peer endpoint bound (port 0 allowed; [`App::peer_addr`] tells the port) — and
-//! [`App::run_until_stopped`] serves peers over mutual TLS and runs the delivery worker until the shutdown
-//! future completes, then stops accepting, lets requests in flight finish and returns. The local API (plain
-//! HTTP, bearer tokens) is served on its own listener ([`App::api_addr`]).
+//! Start-up: [`App::build`] turns [`Settings`] into a running node — both listeners bound first (port 0 allowed;
+//! [`App::peer_addr`], [`App::api_addr`] tell the ports; a port in use is an error naming the listener and the
+//! address), keys and certificates loaded, store opened and migrated — and [`App::run_until_stopped`] serves peers
+//! over mutual TLS, serves the local API (plain HTTP, bearer tokens) and runs the delivery worker until the
+//! shutdown future completes, then stops accepting, lets requests in flight finish and returns. Both servers are
+//! bounded by the `[limits]` settings ([`crate::server`]).
+//!
+//! Next to the local API's routes the same listener answers, without a token:
+//!
+//! | path | answers |
+//! |---|---|
+//! | `GET /healthz` | `200 ok` while the process serves (liveness) |
+//! | `GET /readyz` | `200 ready` if the store answers a cheap read within 2 s, else `503` (readiness) |
+//! | `GET /metrics` | the node's metrics in the Prometheus text format ([`crate::metrics`]) |
+//!
+//! `/metrics` needs no token on purpose: the API tokens are not scoped, so a monitoring system holding one could
+//! also create and change cases; the metrics hold no personal data and no secrets (counts by peer organisation,
+//! route and status). Keep the local API on loopback or behind a proxy, as for every other route.
+//!
+//! Errors ([`AppError`]) follow one rule: a variant either shows its cause in its own message or exposes it as
+//! `source()`, never both, so `{:#}` (anyhow) prints every cause once.
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -10,22 +26,30 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use sdx_crypto::{PrivateKey, PublicKey};
-use sdx_store::{AnyStore, open_any};
+use sdx_model::CaseId;
+use sdx_store::{AnyStore, Store, open_any};
 
 use crate::engine::{Engine, EngineError, Peer};
 use crate::local_api;
+use crate::metrics::Metrics;
 use crate::peer_api::{self, HttpTransport};
 use crate::pki::NodeCert;
 use crate::protocol::Identity;
-use crate::settings::Settings;
+use crate::server::{self, ListenerKind, ServerLimits};
+use crate::settings::{LimitSettings, Settings};
 use crate::tls;
 
-/// Why a node could not start.
+/// Why a node could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// Which file.
         path: String,
@@ -42,15 +66,33 @@ pub enum AppError {
         /// What is wrong.
         detail: String,
     },
-    /// The store could not be opened.
-    #[error("storage: {0}")]
+    /// A listener could not be bound (e.g. the port is in use).
+    #[error("cannot bind the {} to {addr}", listener.name())]
+    Bind {
+        /// Which listener.
+        listener: ListenerKind,
+        /// The address from the settings.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A listener failed while serving.
+    #[error("the {} failed", listener.name())]
+    Serve {
+        /// Which listener.
+        listener: ListenerKind,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened or used.
+    #[error("storage")]
     Store(#[from] sdx_store::Error),
-    /// The peer endpoint could not be bound or served.
-    #[error("network: {0}")]
+    /// Another network failure.
+    #[error("network")]
     Io(#[from] std::io::Error),
     /// TLS set-up failed.
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error("TLS set-up")]
+    Tls(#[from] tls::TlsError),
 }
 
 fn read(path: &Path) -> Result<String, AppError> {
@@ -59,6 +101,10 @@ fn read(path: &Path) -> Result<String, AppError> {
 
 fn material(what: &'static str, path: &Path, detail: impl std::fmt::Display) -> AppError {
     AppError::Material { what, path: path.display().to_string(), detail: detail.to_string() }
+}
+
+fn bind(listener: ListenerKind, addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr).map_err(|source| AppError::Bind { listener, addr, source })
 }
 
 /// A node, built and bound, not yet serving.
@@ -73,11 +119,16 @@ pub struct App {
     concurrency: u32,
     /// Messages per request.
     batch: u32,
+    limits: LimitSettings,
+    metrics: Metrics,
 }
 
 impl App {
     /// Build the node from its settings.
     pub async fn build(settings: Settings) -> Result<App, AppError> {
+        // Bind first: a second process with the same settings stops here, before it touches the store.
+        let listener = bind(ListenerKind::Peer, settings.node.listen)?;
+        let api_listener = bind(ListenerKind::Api, settings.api.listen)?;
         let k = &settings.keys;
         let signing_key = PrivateKey::from_pkcs8_pem(&read(&k.signing_key)?)
             .map_err(|e| material("signing key (PKCS#8 PEM)", &k.signing_key, e))?;
@@ -101,12 +152,14 @@ impl App {
                 .map_err(|e| material("peer signing key (JWK)", &p.signing_key, e))?;
             peers.push(Peer { org: p.org.clone(), url: p.url.clone(), key });
         }
-        let server_config = tls::server_config(&cert, &ca_pem).map_err(|e| AppError::Tls(e.to_string()))?;
-        let client = tls::http_client(&cert, &ca_pem).map_err(|e| AppError::Tls(e.to_string()))?;
+        let server_config = tls::server_config(&cert, &ca_pem)?;
+        let client = tls::http_client(&cert, &ca_pem)?;
         let store = open_any(&settings.storage.url, settings.storage.schema.as_deref()).await?;
         let identity = Identity { org: settings.node.org.clone(), name: settings.node.name.clone(), signing_key };
         let concurrency = u32::try_from(settings.delivery.concurrency).unwrap_or(u32::MAX);
         let batch = u32::try_from(settings.delivery.batch).unwrap_or(1);
+        // One registry per node (see `crate::metrics`); the engine's recordings go here too once it is handed a clone.
+        let metrics = Metrics::new();
         let engine = Engine::new(identity, store, peers, settings.delivery.clone());
         let released = match engine.release_leases().await {
             Ok(n) => n,
@@ -116,10 +169,8 @@ impl App {
         if released > 0 {
             tracing::info!(released, "released delivery leases left by a previous process");
         }
-        let listener = TcpListener::bind(settings.node.listen)?;
-        let api_listener = TcpListener::bind(settings.api.listen)?;
-        api_listener.set_nonblocking(true)?;
-        let api_router = local_api::router(engine.clone(), &settings.api.clients);
+        let api_router = local_api::router(engine.clone(), &settings.api.clients)
+            .merge(operations_router(engine.clone(), metrics.clone()));
         Ok(App {
             engine,
             listener,
@@ -129,6 +180,8 @@ impl App {
             transport: HttpTransport::new(client),
             concurrency,
             batch,
+            limits: settings.limits.clone(),
+            metrics,
         })
     }
 
@@ -147,34 +200,94 @@ impl App {
         &self.engine
     }
 
-    /// Serve peers and deliver the outbox until `shutdown` completes.
+    /// This node's metrics (what `GET /metrics` renders); hand a clone to whatever records for the node.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Serve peers and the local API and deliver the outbox until `shutdown` completes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server =
-            tokio::spawn(tls::serve_mtls(self.listener, peer_api::router(self.engine.clone()), self.server_config, {
-                let mut rx = stop_rx.clone();
-                async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                }
-            }));
-        let api_listener = tokio::net::TcpListener::from_std(self.api_listener)?;
-        let api = tokio::spawn({
-            let mut rx = stop_rx.clone();
-            axum::serve(api_listener, self.api_router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .into_future()
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let (peer_limits, api_limits) = (ServerLimits::peer(&self.limits), ServerLimits::api(&self.limits));
+        let server = tokio::spawn({
+            let (router, config, metrics) =
+                (peer_api::router(self.engine.clone()), self.server_config, self.metrics.clone());
+            let stop = stopped(stop_rx.clone());
+            async move { tls::serve_mtls_with(self.listener, router, config, &peer_limits, &metrics, stop).await }
         });
+        let api = tokio::spawn({
+            let metrics = self.metrics.clone();
+            let stop = stopped(stop_rx.clone());
+            async move { server::serve_plain(self.api_listener, self.api_router, &api_limits, &metrics, stop).await }
+        });
+        let upkeep = tokio::spawn(upkeep(self.engine.clone(), self.metrics.clone(), stop_rx.clone()));
         let worker =
             tokio::spawn(delivery_worker(self.engine.clone(), self.transport, self.concurrency, self.batch, stop_rx));
         shutdown.await;
         let _ = stop_tx.send(true);
-        let served = server.await.map_err(|e| AppError::Io(std::io::Error::other(e)))?;
+        let joined = |listener: ListenerKind, r: Result<std::io::Result<()>, tokio::task::JoinError>| match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(AppError::Serve { listener, source }),
+            Err(e) => Err(AppError::Serve { listener, source: std::io::Error::other(e) }),
+        };
+        let served = joined(ListenerKind::Peer, server.await);
         let _ = worker.await;
-        let api_served = api.await.map_err(|e| AppError::Io(std::io::Error::other(e)))?;
+        let _ = upkeep.await;
+        let api_served = joined(ListenerKind::Api, api.await);
         served?;
-        Ok(api_served?)
+        api_served
+    }
+}
+
+/// How often the outbox gauges are read from the store.
+const GAUGE_REFRESH: Duration = Duration::from_secs(5);
+
+/// Every [`GAUGE_REFRESH`] until stopped: the outbox gauges from the store, and histogram upkeep.
+async fn upkeep(engine: Engine<AnyStore>, metrics: Metrics, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match engine.store().delivery_stats().await {
+            Ok(stats) => metrics.set_delivery_stats(&stats),
+            Err(e) => tracing::warn!(error = %e, "reading the outbox counts for the metrics failed"),
+        }
+        metrics.run_upkeep();
+        tokio::select! {
+            _ = tokio::time::sleep(GAUGE_REFRESH) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// `/healthz`, `/readyz` and `/metrics` (see the module docs).
+fn operations_router(engine: Engine<AnyStore>, metrics: Metrics) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz).with_state(engine)).route(
+        "/metrics",
+        get(move || {
+            let text = metrics.render();
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text) }
+        }),
+    )
+}
+
+/// How long `/readyz` waits for the store.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn readyz(State(engine): State<Engine<AnyStore>>) -> Response {
+    // A cheap indexed read of a case that cannot exist.
+    let probe = engine.store().get_case(CaseId::from_uuid(uuid::Uuid::nil()));
+    match tokio::time::timeout(READY_TIMEOUT, probe).await {
+        Ok(Ok(_)) => "ready\n".into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store failed a read");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the store failed a read: {e}\n")).into_response()
+        }
+        Err(_) => {
+            let text = format!("not ready: the store did not answer within {} ms\n", READY_TIMEOUT.as_millis());
+            tracing::warn!("readiness: {}", text.trim_end());
+            (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
+        }
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Settings {
     /// Local API for the organisation's own ticket system and operators.
     #[serde(default)]
     pub api: ApiSettings,
+    /// Timeouts and connection bounds of both servers.
+    #[serde(default)]
+    pub limits: LimitSettings,
 }
 
 /// The organisation this node speaks for.
@@ -162,6 +165,89 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
+/// Timeouts and connection bounds of the peer endpoint and the local API (see `crate::server` for what each
+/// one covers). Times in milliseconds; every value must be at least 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Peer endpoint: time for the TLS handshake.
+    pub handshake_timeout_ms: u64,
+    /// Time for a request's line and headers, counted from when the connection waits for it (after the TLS
+    /// handshake, or after the previous answer on a kept-alive HTTP/1.1 connection).
+    pub header_read_timeout_ms: u64,
+    /// Longest pause between two pieces of a request body.
+    pub body_read_timeout_ms: u64,
+    /// A connection without a request in flight for this long is closed (HTTP/2 with GOAWAY).
+    pub idle_timeout_ms: u64,
+    /// HTTP/2: ping an idle connection after this long …
+    pub http2_keep_alive_interval_ms: u64,
+    /// … and close it if the ping is not answered within this.
+    pub http2_keep_alive_timeout_ms: u64,
+    /// HTTP/2: requests in flight on one connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Peer endpoint: a whole request, from its head to the answer.
+    pub peer_request_timeout_ms: u64,
+    /// Peer endpoint: open connections in total.
+    pub peer_max_connections: usize,
+    /// Peer endpoint: open connections from one IP address (counted before the handshake).
+    pub peer_max_connections_per_ip: usize,
+    /// Peer endpoint: open connections of one organisation (counted after the handshake).
+    pub peer_max_connections_per_org: usize,
+    /// Local API: a whole request, from its head to the answer (`waitForReceipt` allows up to 60 s).
+    pub api_request_timeout_ms: u64,
+    /// Local API: open connections in total.
+    pub api_max_connections: usize,
+    /// Local API: open connections from one IP address.
+    pub api_max_connections_per_ip: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            handshake_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            http2_keep_alive_interval_ms: 30_000,
+            http2_keep_alive_timeout_ms: 10_000,
+            http2_max_concurrent_streams: 256,
+            peer_request_timeout_ms: 30_000,
+            peer_max_connections: 512,
+            peer_max_connections_per_ip: 256,
+            peer_max_connections_per_org: 128,
+            api_request_timeout_ms: 90_000,
+            api_max_connections: 512,
+            api_max_connections_per_ip: 512,
+        }
+    }
+}
+
+impl LimitSettings {
+    fn check(&self) -> Result<(), SettingsError> {
+        let l = self;
+        let zero = [
+            ("handshake_timeout_ms", l.handshake_timeout_ms),
+            ("header_read_timeout_ms", l.header_read_timeout_ms),
+            ("body_read_timeout_ms", l.body_read_timeout_ms),
+            ("idle_timeout_ms", l.idle_timeout_ms),
+            ("http2_keep_alive_interval_ms", l.http2_keep_alive_interval_ms),
+            ("http2_keep_alive_timeout_ms", l.http2_keep_alive_timeout_ms),
+            ("http2_max_concurrent_streams", u64::from(l.http2_max_concurrent_streams)),
+            ("peer_request_timeout_ms", l.peer_request_timeout_ms),
+            ("peer_max_connections", l.peer_max_connections as u64),
+            ("peer_max_connections_per_ip", l.peer_max_connections_per_ip as u64),
+            ("peer_max_connections_per_org", l.peer_max_connections_per_org as u64),
+            ("api_request_timeout_ms", l.api_request_timeout_ms),
+            ("api_max_connections", l.api_max_connections as u64),
+            ("api_max_connections_per_ip", l.api_max_connections_per_ip as u64),
+        ];
+        match zero.iter().find(|(_, v)| *v == 0) {
+            Some((key, _)) => Err(SettingsError(format!("limits.{key} must be at least 1"))),
+            None => Ok(()),
+        }
+    }
+}
+
 fn default_peer_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
 }
@@ -185,7 +271,7 @@ impl Settings {
         }
         // Only variables of the settings' sections (SDX_NODE__ORG, SDX_STORAGE__URL, …); other SDX_ variables,
         // such as SDX_TEST_DATABASE_URL, belong to other tools.
-        let sections = ["node__", "keys__", "storage__", "peers", "delivery__", "api__"];
+        let sections = ["node__", "keys__", "storage__", "peers", "delivery__", "api__", "limits__"];
         let env = Env::prefixed("SDX_")
             .filter(move |k| {
                 let k = k.as_str().to_ascii_lowercase();
@@ -265,6 +351,7 @@ impl Settings {
                     .into(),
             ));
         }
+        self.limits.check()?;
         Ok(())
     }
 
@@ -307,6 +394,7 @@ fn resolve_sqlite_url(url: &str, base: &Path) -> Result<Option<String>, Settings
 struct DefaultsOnly {
     delivery: DeliverySettings,
     api: ApiSettings,
+    limits: LimitSettings,
 }
 
 #[cfg(test)]
@@ -333,6 +421,22 @@ mod tests {
             "the example shows the defaults"
         );
         assert_eq!((s.delivery.concurrency, s.delivery.batch), (defaults.concurrency, defaults.batch));
+        assert_eq!(s.limits, LimitSettings::default(), "the example shows the limits' defaults");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own (large) error
+    fn limits_from_the_environment_and_checked() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/node.example.toml");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SDX_LIMITS__HEADER_READ_TIMEOUT_MS", "250");
+            let s = Settings::load(Some(&f)).map_err(|e| e.to_string())?;
+            assert_eq!(s.limits.header_read_timeout_ms, 250);
+            jail.set_env("SDX_LIMITS__API_MAX_CONNECTIONS_PER_IP", "0");
+            let e = Settings::load(Some(&f)).unwrap_err().to_string();
+            assert!(e.contains("limits.api_max_connections_per_ip must be at least 1"), "{e}");
+            Ok(())
+        });
     }
 
     #[test]

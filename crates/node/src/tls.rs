@@ -32,10 +32,20 @@
 //!
 //! Whether that organisation may send a given message, and whether it matches the message's author and signer, is
 //! the protocol's business, not this module's.
+//!
+//! # Saying what went wrong
+//!
+//! A handshake that fails on the server is logged at WARN with the remote address and one sentence naming the
+//! reason ([`HandshakeFailure`]: unknown CA, expired, not yet valid, refused by the client — e.g. because our
+//! certificate does not carry the name it asked for —, no common parameters, not TLS, timeout), and counted in
+//! `sdx_tls_refused_total`; a certificate without a valid organisation (not a peer) is logged once per connection.
+//! On the client side, [`describe_client_error`] turns a failed request into one line (unknown CA, name mismatch,
+//! expired, handshake refused by the peer, connection refused, timeout) without repeating a cause.
+//!
+//! Timeouts and connection bounds of the server ([`serve_mtls_with`]) are described in [`crate::server`].
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -47,8 +57,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum_server::Handle;
-use axum_server::accept::{Accept, NoDelayAcceptor};
+use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, aws_lc_rs};
 use rustls::pki_types::PrivateKeyDer;
@@ -59,21 +68,22 @@ use sdx_model::OrgKey;
 use tokio::net::TcpStream;
 use webpki::aws_lc_rs as alg;
 
+use crate::metrics::Metrics;
 use crate::pki::{self, NodeCert, PkiError};
+use crate::server::{self, Conn, ConnService, Gate, ListenerKind, ServerLimits};
 
 /// ALPN protocols offered and accepted, in order of preference.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
-/// How long a client may take to finish the TLS handshake before the server drops the connection.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`serve_mtls`] lets requests in flight finish after the shutdown future completes.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub const SHUTDOWN_GRACE: Duration = crate::server::SHUTDOWN_GRACE;
 /// Client: time to establish TCP + TLS.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Client: time for a whole request, response body included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Client: idle pooled connections are closed after this.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Client: idle pooled connections are closed after this — before the peer's server closes them (its default
+/// `limits.idle_timeout_ms` is 60 s), so that a request is never sent on a connection the server is closing.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
 /// What went wrong building a TLS configuration or client. [`TlsError::code`] gives a stable code.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +98,7 @@ pub enum TlsError {
     #[error("[tlsConfig] {0}")]
     Config(String),
     /// The HTTP client could not be built.
-    #[error("[httpClient] {0}")]
+    #[error("[httpClient] the HTTP client could not be built")]
     HttpClient(#[from] reqwest::Error),
 }
 
@@ -336,72 +346,119 @@ async fn require_peer(request: Request, next: Next) -> Response {
 // Server
 
 /// Serve `router` over HTTPS with mutual TLS (`config` from [`server_config`]) on `listener` until `shutdown`
-/// completes, then let requests in flight finish for up to [`SHUTDOWN_GRACE`].
-///
-/// Every accepted socket gets `TCP_NODELAY` (without it, HTTP/2 latency suffers badly — see
-/// `shared/reference/machine-notes.md`); handshakes taking longer than [`HANDSHAKE_TIMEOUT`] are dropped. Every
-/// request carries [`PeerIdentity`] and [`TlsSession`]; requests from a certificate without a valid organisation
-/// are answered 403 before the router (see the module docs).
-///
-/// Bind `listener` yourself (`127.0.0.1:0` in tests) and read `local_addr()` before calling this; it is switched
-/// to non-blocking mode here. Must run inside a Tokio runtime.
+/// completes, then let requests in flight finish for up to [`SHUTDOWN_GRACE`]; with the default
+/// [`ServerLimits`] and a metrics registry of its own. Nodes use [`serve_mtls_with`].
 pub async fn serve_mtls(
     listener: std::net::TcpListener,
     router: Router,
     config: Arc<ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let handle: Handle<SocketAddr> = Handle::new();
-    let watcher = {
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
-        })
-    };
-    let acceptor = PeerAcceptor {
-        inner: RustlsAcceptor::new(RustlsConfig::from_config(config))
-            .handshake_timeout(HANDSHAKE_TIMEOUT)
-            .acceptor(NoDelayAcceptor::new()),
-    };
-    let router = router.layer(axum::middleware::from_fn(require_peer));
-    let served =
-        axum_server::from_tcp(listener)?.acceptor(acceptor).handle(handle).serve(router.into_make_service()).await;
-    watcher.abort();
-    served
+    serve_mtls_with(listener, router, config, &ServerLimits::default(), &Metrics::new(), shutdown).await
 }
 
-/// TLS (over a `TCP_NODELAY` socket), then the peer's identity, once per connection.
+/// Serve `router` over HTTPS with mutual TLS (`config` from [`server_config`]) on `listener`, bounded by `limits`
+/// (timeouts and connection bounds, see [`crate::server`]), until `shutdown` completes; then stop accepting and let
+/// requests in flight finish for up to [`SHUTDOWN_GRACE`].
+///
+/// Every accepted socket gets `TCP_NODELAY` (without it, HTTP/2 latency suffers badly — see
+/// `shared/reference/machine-notes.md`). A handshake that fails is logged at WARN with the remote address and the
+/// reason ([`HandshakeFailure`]; a connection closed before it said anything only at DEBUG) and counted in
+/// `sdx_tls_refused_total`. Every request carries [`PeerIdentity`] and [`TlsSession`]; requests from a certificate
+/// without a valid organisation are answered 403 before the router (see the module docs), and such a connection is
+/// logged once at WARN. Requests are counted in `metrics` with `listener="peer"`.
+///
+/// Bind `listener` yourself (`127.0.0.1:0` in tests) and read `local_addr()` before calling this; it is switched
+/// to non-blocking mode here. Must run inside a Tokio runtime.
+pub async fn serve_mtls_with(
+    listener: std::net::TcpListener,
+    router: Router,
+    config: Arc<ServerConfig>,
+    limits: &ServerLimits,
+    metrics: &Metrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let gate = Gate::new(ListenerKind::Peer, limits, metrics);
+    let acceptor = PeerAcceptor {
+        tls: RustlsAcceptor::new(RustlsConfig::from_config(config)).handshake_timeout(limits.handshake_timeout),
+        gate: Arc::clone(&gate),
+    };
+    let router = router.layer(axum::middleware::from_fn(require_peer));
+    crate::server::serve_with(listener, router, acceptor, &gate, shutdown).await
+}
+
+/// Connection bounds, TLS, then the peer's identity and its organisation's bound, once per connection.
 #[derive(Clone)]
 struct PeerAcceptor {
-    inner: RustlsAcceptor<NoDelayAcceptor>,
+    tls: RustlsAcceptor,
+    gate: Arc<Gate>,
 }
 
 type AcceptFuture<St, Sv> = Pin<Box<dyn Future<Output = io::Result<(St, Sv)>> + Send>>;
+type TlsStreamOf<S> = <RustlsAcceptor as Accept<TcpStream, S>>::Stream;
+type TlsServiceOf<S> = <RustlsAcceptor as Accept<TcpStream, S>>::Service;
 
 impl<S> Accept<TcpStream, S> for PeerAcceptor
 where
     S: Send + 'static,
 {
     // tokio-rustls' server stream and axum-server's `TlsService<S>`, named through the inner acceptor.
-    type Stream = <RustlsAcceptor<NoDelayAcceptor> as Accept<TcpStream, S>>::Stream;
-    type Service = PeerService<<RustlsAcceptor<NoDelayAcceptor> as Accept<TcpStream, S>>::Service>;
+    type Stream = TlsStreamOf<S>;
+    type Service = ConnService<PeerService<TlsServiceOf<S>>>;
     type Future = AcceptFuture<Self::Stream, Self::Service>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let handshake = self.inner.accept(stream, service);
+        let (remote, ip_slot) = match self.gate.admit(&stream) {
+            Ok(admitted) => admitted,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let handshake = self.tls.accept(stream, service);
+        let gate = Arc::clone(&self.gate);
         Box::pin(async move {
-            let (stream, service) = handshake.await?;
+            let (stream, service) = match handshake.await {
+                Ok(done) => done,
+                Err(e) => {
+                    let failure = HandshakeFailure::of_server(&e, gate.limits.handshake_timeout);
+                    gate.metrics.tls_refused(failure.code);
+                    if failure.code == "closed" {
+                        tracing::debug!(%remote, reason = failure.code, "peer endpoint: TLS handshake failed: {failure}");
+                    } else if let Some(left_out) = gate.failures.allow() {
+                        tracing::warn!(%remote, reason = failure.code, "peer endpoint: TLS handshake failed: {failure}{}",
+                            server::left_out(left_out));
+                    }
+                    return Err(e);
+                }
+            };
             let (_, connection) = stream.get_ref();
             let peer = match connection.peer_certificates().and_then(|c| c.first()) {
                 Some(leaf) => PeerIdentity::from_cert(leaf).map_err(|e| PeerRejected(e.to_string().into())),
                 None => Err(PeerRejected("no client certificate".into())),
             };
+            let org_slot = match &peer {
+                Ok(p) => match gate.by_org.take(p.org.clone()) {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
+                        let max = gate.limits.max_connections_per_org;
+                        let what = format!("open connections of organisation {}", p.org);
+                        return Err(gate.refuse(remote, "perOrg", &what, max));
+                    }
+                },
+                Err(PeerRejected(why)) => {
+                    gate.metrics.tls_refused("notAPeer");
+                    if let Some(left_out) = gate.failures.allow() {
+                        tracing::warn!(%remote, reason = "notAPeer",
+                            "peer endpoint: not a peer, its requests are answered 403: {why}{}", server::left_out(left_out));
+                    }
+                    None
+                }
+            };
             let session = match (connection.protocol_version(), connection.negotiated_cipher_suite()) {
                 (Some(version), Some(suite)) => Some(TlsSession { version, cipher_suite: suite.suite() }),
                 _ => None,
             };
-            Ok((stream, PeerService { inner: service, peer, session }))
+            let conn = Conn::open(remote, ip_slot, org_slot, gate.limits.idle_timeout);
+            Ok((stream, ConnService::new(PeerService { inner: service, peer, session }, conn)))
         })
     }
 }
@@ -441,4 +498,222 @@ where
         }
         self.inner.call(request)
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Saying what went wrong
+
+/// Why a TLS handshake failed, in one line an operator understands, with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeFailure {
+    /// `unknownCa`, `expired`, `notYetValid`, `nameMismatch`, `revoked`, `badCertificate`, `noCertificate`,
+    /// `refusedByPeer`, `incompatible`, `notTls`, `timeout`, `closed` or `other`.
+    pub code: &'static str,
+    /// The explanation, e.g. `the client's certificate is not issued by the federation CA (unknown CA)`.
+    pub reason: String,
+}
+
+impl std::fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl HandshakeFailure {
+    fn new(code: &'static str, reason: impl Into<String>) -> HandshakeFailure {
+        HandshakeFailure { code, reason: reason.into() }
+    }
+
+    /// The server's view of a failed handshake (the error of the TLS acceptor, `timeout` the handshake timeout).
+    pub fn of_server(e: &io::Error, timeout: Duration) -> HandshakeFailure {
+        if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            return HandshakeFailure::of_rustls(tls, "the client");
+        }
+        match e.kind() {
+            io::ErrorKind::TimedOut => HandshakeFailure::new(
+                "timeout",
+                format!("the handshake did not finish within {} ms (timeout)", timeout.as_millis()),
+            ),
+            k if closed(k) => HandshakeFailure::new("closed", "the client closed the connection during the handshake"),
+            _ => HandshakeFailure::new("other", e.to_string()),
+        }
+    }
+
+    /// A rustls error of a handshake with `other` (`the client`, `the peer`), said from our side.
+    pub fn of_rustls(e: &rustls::Error, other: &str) -> HandshakeFailure {
+        use rustls::CertificateError as C;
+        let theirs = format!("{other}'s certificate");
+        match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                C::UnknownIssuer => HandshakeFailure::new(
+                    "unknownCa",
+                    format!("{theirs} is not issued by the federation CA (unknown CA)"),
+                ),
+                C::Expired | C::ExpiredContext { .. } => {
+                    let when = match c {
+                        C::ExpiredContext { not_after, .. } => format!(" on {}", unix_time(not_after.as_secs())),
+                        _ => String::new(),
+                    };
+                    HandshakeFailure::new("expired", format!("{theirs} has expired{when} (expired)"))
+                }
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    HandshakeFailure::new("notYetValid", format!("{theirs} is not valid yet (check the clocks)"))
+                }
+                C::NotValidForName => HandshakeFailure::new(
+                    "nameMismatch",
+                    format!("{theirs} is not valid for the name we connected to (name mismatch)"),
+                ),
+                C::NotValidForNameContext { expected, presented } => HandshakeFailure::new(
+                    "nameMismatch",
+                    format!(
+                        "{theirs} is not valid for {} (name mismatch; it names {})",
+                        expected.to_str(),
+                        presented.join(", ")
+                    ),
+                ),
+                C::Revoked => HandshakeFailure::new("revoked", format!("{theirs} is revoked")),
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => HandshakeFailure::new(
+                    "badCertificate",
+                    format!("{theirs} is not for this use (extended key usage)"),
+                ),
+                other_error => {
+                    HandshakeFailure::new("badCertificate", format!("{theirs} is not acceptable: {other_error:?}"))
+                }
+            },
+            rustls::Error::NoCertificatesPresented => {
+                HandshakeFailure::new("noCertificate", format!("{other} presented no certificate"))
+            }
+            rustls::Error::AlertReceived(alert) => {
+                HandshakeFailure::new("refusedByPeer", format!("handshake refused by {other}: {}", alert_text(*alert)))
+            }
+            rustls::Error::PeerIncompatible(why) => HandshakeFailure::new(
+                "incompatible",
+                format!("{other} has no TLS version, cipher suite or group in common with the BSI profile ({why:?})"),
+            ),
+            rustls::Error::InvalidMessage(_) => {
+                HandshakeFailure::new("notTls", format!("{other} does not speak TLS (e.g. plain HTTP to the TLS port)"))
+            }
+            e => HandshakeFailure::new("other", e.to_string()),
+        }
+    }
+}
+
+fn closed(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+fn unix_time(secs: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{secs} s after 1970"))
+}
+
+/// What a TLS alert from the other side says about us.
+fn alert_text(alert: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::UnknownCA => "it does not trust our certificate (unknown CA)".into(),
+        A::CertificateExpired => "it considers our certificate expired (expired)".into(),
+        A::BadCertificate => {
+            "it refused our certificate (bad certificate; e.g. a name mismatch or an invalid signature)".into()
+        }
+        A::CertificateRequired => "it requires a client certificate and we sent none".into(),
+        A::CertificateRevoked => "it considers our certificate revoked".into(),
+        A::UnsupportedCertificate => "it does not support our certificate's type or use".into(),
+        A::HandshakeFailure => "no TLS version, cipher suite or group in common".into(),
+        A::ProtocolVersion => "no TLS version in common".into(),
+        A::AccessDenied => "access denied".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The alert in rustls' text `received fatal alert: <Name>`, if any.
+fn alert_in_text(message: &str) -> Option<rustls::AlertDescription> {
+    let (_, rest) = message.split_once("received fatal alert: ")?;
+    let name: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
+    (0..=u8::MAX).map(rustls::AlertDescription::from).find(|a| format!("{a:?}") == name)
+}
+
+/// The cause of a failed request to a peer, in one line without repetition: `unknown CA`, `name mismatch`,
+/// `expired`, `handshake refused by the peer`, `connection refused`, `timeout`, the peer closing the connection,
+/// or (for anything else) the error's chain with repeated parts left out. The URL is not included; the caller
+/// names it.
+///
+/// ```text
+/// TLS: the peer's certificate is not issued by the federation CA (unknown CA)
+/// TLS: handshake refused by the peer: it does not trust our certificate (unknown CA)
+/// connection refused
+/// timed out after connecting, waiting for the answer (timeout)
+/// ```
+pub fn describe_client_error(e: &reqwest::Error) -> String {
+    let mut tls: Option<&rustls::Error> = None;
+    let mut kinds = Vec::new();
+    let mut chain: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            tls.get_or_insert(t);
+        }
+        // An `io::Error`'s source skips the error it wraps (often another `io::Error`): look inside.
+        let mut io_err = err.downcast_ref::<io::Error>();
+        while let Some(i) = io_err {
+            kinds.push(i.kind());
+            let inner = i.get_ref();
+            if let Some(t) = inner.and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                tls.get_or_insert(t);
+            }
+            io_err = inner.and_then(|e| e.downcast_ref::<io::Error>());
+        }
+        // The outermost message names the URL; the caller does that.
+        if !std::ptr::addr_eq(err, e as &dyn std::error::Error) || err.source().is_none() {
+            let text = err.to_string();
+            if !chain.iter().any(|c| c.contains(&text)) {
+                chain.push(text);
+            }
+        }
+        next = err.source();
+    }
+    if let Some(t) = tls {
+        return format!("TLS: {}", HandshakeFailure::of_rustls(t, "the peer"));
+    }
+    // HTTP/2 keeps only the text of an I/O error: an alert that arrives after the client finished its side of the
+    // handshake (TLS 1.3 refusing the client's certificate) is found by rustls' wording.
+    if let Some(alert) = chain.iter().find_map(|m| alert_in_text(m)) {
+        return format!("TLS: {}", HandshakeFailure::of_rustls(&rustls::Error::AlertReceived(alert), "the peer"));
+    }
+    if kinds.contains(&io::ErrorKind::ConnectionRefused) {
+        return "connection refused".into();
+    }
+    if e.is_timeout() || kinds.contains(&io::ErrorKind::TimedOut) {
+        return if e.is_connect() {
+            "timed out connecting (timeout)".into()
+        } else {
+            "timed out after connecting, waiting for the answer (timeout)".into()
+        };
+    }
+    if kinds.iter().any(|k| closed(*k)) {
+        return if e.is_connect() {
+            "the peer closed the connection during the TLS handshake".into()
+        } else {
+            "the peer closed the connection before it answered".into()
+        };
+    }
+    if let Some(status) = e.status() {
+        return format!("HTTP {status}");
+    }
+    // Drop parts that a later (inner) part repeats in full.
+    let mut parts: Vec<&str> = Vec::new();
+    for (i, part) in chain.iter().enumerate() {
+        if !chain[i + 1..].iter().any(|inner| inner.contains(part.as_str()) && inner != part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }

@@ -1,4 +1,5 @@
-//! Mutual TLS between real nodes on 127.0.0.1:0: who gets in, who does not, and what handlers learn.
+//! Mutual TLS between real nodes on 127.0.0.1:0: who gets in, who does not, what handlers learn, and what the
+//! server's log and `tls::describe_client_error` say when a handshake fails.
 
 use std::io;
 use std::net::SocketAddr;
@@ -485,4 +486,159 @@ async fn shutdown_lets_serve_return() {
     post_whoami(&client, &server.url("/whoami")).await.unwrap();
     server.stop().await.unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Saying what went wrong: the server's log and `describe_client_error` name the reason.
+
+/// Log lines written by the test's own tracing subscriber (the tests run on one thread, so a thread-local default
+/// subscriber sees the server's tasks too).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The first line (from line `from` on) containing `needle`; waits a little, the server logs on its own task.
+    async fn line(&self, from: usize, needle: &str) -> (usize, String) {
+        for _ in 0..100 {
+            let text = String::from_utf8_lossy(&self.0.lock().unwrap()).to_string();
+            if let Some((i, l)) = text.lines().enumerate().skip(from).find(|(_, l)| l.contains(needle)) {
+                return (i + 1, l.to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no log line with `{needle}` in\n{}", String::from_utf8_lossy(&self.0.lock().unwrap()));
+    }
+}
+
+/// A node certificate for `org` that expired yesterday, issued by `ca`.
+fn expired_node(ca: &Ca, org_key: &str) -> NodeCert {
+    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+    let issuer = Issuer::from_ca_cert_pem(ca.cert_pem(), KeyPair::from_pem(&ca.key_pem()).unwrap()).unwrap();
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    params.subject_alt_names.push(SanType::URI(format!("urn:sdx:org:{org_key}").try_into().unwrap()));
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(60);
+    params.not_after = now - time::Duration::days(1);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    NodeCert::from_pem(&cert.pem(), &key.serialize_pem()).unwrap()
+}
+
+/// The server's warning names the reason once, with the remote address, and nothing is said twice.
+fn assert_warning(line: &str, reason: &str) {
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(line.contains("remote=127.0.0.1:"), "{line}");
+    assert_eq!(line.matches(reason).count(), 1, "the reason once: {line}");
+}
+
+#[tokio::test]
+async fn handshake_failures_are_named_on_both_sides() {
+    let (logs, _guard) = Logs::capture();
+    let f = federation();
+    let server = TestServer::start(&f.b, f.ca.cert_pem()).await;
+    let url = server.url("/whoami");
+
+    // A client certificate from another CA.
+    let other = Ca::generate("another federation").unwrap();
+    let intruder = tls::http_client(&other.issue_node(&org(ORG_A), &[]).unwrap(), f.ca.cert_pem()).unwrap();
+    let err = post_whoami(&intruder, &url).await.unwrap_err();
+    let said = tls::describe_client_error(&err);
+    assert_eq!(said, "TLS: handshake refused by the peer: it does not trust our certificate (unknown CA)");
+    let (at, line) = logs.line(0, "TLS handshake failed").await;
+    assert_warning(&line, "(unknown CA)");
+    assert!(line.contains("the client's certificate is not issued by the federation CA"), "{line}");
+    assert!(line.contains(r#"reason="unknownCa""#), "{line}");
+
+    // A server certificate that does not name the host the client asked for.
+    let client = tls::http_client_builder(tls::client_config(&f.a, f.ca.cert_pem()).unwrap())
+        .resolve("wrong.example", server.addr)
+        .build()
+        .unwrap();
+    let err = post_whoami(&client, &format!("https://wrong.example:{}/whoami", server.addr.port())).await.unwrap_err();
+    let said = tls::describe_client_error(&err);
+    assert!(said.starts_with("TLS: the peer's certificate is not valid for wrong.example (name mismatch;"), "{said}");
+    assert_eq!(said.matches("name mismatch").count(), 1, "{said}");
+    let (at, line) = logs.line(at, "TLS handshake failed").await;
+    assert_warning(&line, "bad certificate");
+    assert!(line.contains("handshake refused by the client: it refused our certificate"), "{line}");
+
+    // An expired client certificate.
+    let expired = tls::http_client(&expired_node(&f.ca, ORG_A), f.ca.cert_pem()).unwrap();
+    let err = post_whoami(&expired, &url).await.unwrap_err();
+    let said = tls::describe_client_error(&err);
+    assert_eq!(said, "TLS: handshake refused by the peer: it considers our certificate expired (expired)");
+    let (at, line) = logs.line(at, "TLS handshake failed").await;
+    assert_warning(&line, "(expired)");
+    assert!(line.contains("the client's certificate has expired on 20"), "{line}");
+
+    // A certificate without an organisation: TLS completes, requests get 403, the server says why once.
+    let no_org = tls::http_client(&f.ca.issue("no org", &[], &[]).unwrap(), f.ca.cert_pem()).unwrap();
+    let answer = no_org.post(&url).body(payload()).send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN);
+    let (_, line) = logs.line(at, "not a peer").await;
+    assert_warning(&line, "certificateOrgMissing");
+    assert!(line.contains(r#"reason="notAPeer""#), "{line}");
+    server.stop().await.unwrap();
+
+    // An expired server certificate, from the client's side.
+    let stale = TestServer::start(&expired_node(&f.ca, ORG_B), f.ca.cert_pem()).await;
+    let client = tls::http_client(&f.a, f.ca.cert_pem()).unwrap();
+    let err = post_whoami(&client, &stale.url("/whoami")).await.unwrap_err();
+    let said = tls::describe_client_error(&err);
+    assert!(said.starts_with("TLS: the peer's certificate has expired on 20"), "{said}");
+    assert!(said.ends_with("(expired)"), "{said}");
+    let (_, line) = logs.line(0, "it considers our certificate expired").await;
+    assert_warning(&line, "(expired)");
+    stale.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn client_errors_name_refused_connections_and_timeouts() {
+    let f = federation();
+    let client = tls::http_client(&f.a, f.ca.cert_pem()).unwrap();
+    // Nothing listens.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let err = client.post(format!("https://127.0.0.1:{}/x", closed.port())).send().await.unwrap_err();
+    assert_eq!(tls::describe_client_error(&err), "connection refused");
+    // Something accepts TCP and never answers.
+    let mute = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = mute.local_addr().unwrap().port();
+    let _held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = mute.accept().await {
+            held.push(s);
+        }
+    });
+    let impatient = tls::http_client_builder(tls::client_config(&f.a, f.ca.cert_pem()).unwrap())
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_millis(600))
+        .build()
+        .unwrap();
+    let err = impatient.post(format!("https://127.0.0.1:{port}/x")).send().await.unwrap_err();
+    let said = tls::describe_client_error(&err);
+    assert!(said.starts_with("timed out") && said.ends_with("(timeout)"), "{said}");
 }

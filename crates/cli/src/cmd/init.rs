@@ -23,7 +23,7 @@ use sdx_crypto::{Alg, PrivateKey};
 use sdx_model::OrgKey;
 use sdx_node::pki::{self, Ca, NodeRequest};
 use sdx_node::settings::{
-    ApiClient, ApiSettings, DeliverySettings, KeySettings, NodeSettings, Settings, StorageSettings,
+    ApiClient, ApiSettings, DeliverySettings, KeySettings, LimitSettings, NodeSettings, Settings, StorageSettings,
 };
 use serde::Serialize;
 
@@ -82,6 +82,7 @@ pub fn settings(
         peers: Vec::new(),
         delivery: DeliverySettings::default(),
         api: ApiSettings { listen: api_listen, clients },
+        limits: LimitSettings::default(),
     }
 }
 
