@@ -158,9 +158,9 @@ impl App {
         let identity = Identity { org: settings.node.org.clone(), name: settings.node.name.clone(), signing_key };
         let concurrency = u32::try_from(settings.delivery.concurrency).unwrap_or(u32::MAX);
         let batch = u32::try_from(settings.delivery.batch).unwrap_or(1);
-        // One registry per node (see `crate::metrics`); the engine's recordings go here too once it is handed a clone.
+        // One registry per node (see `crate::metrics`); the engine records into it too.
         let metrics = Metrics::new();
-        let engine = Engine::new(identity, store, peers, settings.delivery.clone());
+        let engine = Engine::with_metrics(identity, store, peers, settings.delivery.clone(), metrics.clone());
         let released = match engine.release_leases().await {
             Ok(n) => n,
             Err(EngineError::Store(e)) => return Err(AppError::Store(e)),

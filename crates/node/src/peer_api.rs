@@ -270,28 +270,14 @@ impl HttpTransport {
             .body(body)
             .send()
             .await
-            .map_err(|e| TransportError::Network(format!("{url}: {}", describe(&e))))?;
+            .map_err(|e| TransportError::Network(format!("{url}: {}", crate::tls::describe_client_error(&e))))?;
         let status = resp.status();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| TransportError::Network(format!("{url}: reading the answer: {}", describe(&e))))?;
+            .map_err(|e| TransportError::Network(format!("{url}: reading the answer: {}", crate::tls::describe_client_error(&e))))?;
         Ok((status, body.to_vec()))
     }
-}
-
-/// A reqwest error in one line: each distinct cause once, outermost first.
-fn describe(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = cur {
-        let text = err.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
 }
 
 impl Transport for HttpTransport {

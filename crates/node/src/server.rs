@@ -540,11 +540,12 @@ async fn observe(State(o): State<Observe>, request: Request, next: Next) -> Resp
         Err(_) => {
             let ms = o.request_timeout.as_millis();
             tracing::warn!(parent: &span, timeout_ms = ms as u64, "request not answered within the request timeout");
-            crate::local_api::problem(
+            axum::response::IntoResponse::into_response(crate::error::ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::Internal,
                 format!("the request was not answered within {ms} ms; retry"),
-            )
+            ))
+            
         }
     };
     let took = started.elapsed();

@@ -19,6 +19,7 @@ use crate::protocol::{self, Opened, Sealed};
 impl<S: Store> Engine<S> {
     /// Handle a message that a peer POSTed over mutual TLS.
     pub async fn receive(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<Answer, EngineError> {
+        let started = std::time::Instant::now();
         let opened = match self.open_received(wire, tls_peer)? {
             Ok(o) => o,
             Err(answer) => return Ok(answer),
@@ -33,6 +34,7 @@ impl<S: Store> Engine<S> {
         // duplicate) leaves the store as it was: the transaction is rolled back.
         if stored {
             tx.commit().await?;
+            self.inner.metrics.applied(started);
         }
         Ok(answer)
     }
@@ -41,6 +43,7 @@ impl<S: Store> Engine<S> {
     /// in one transaction (one durable commit), and each gets its own answer, in order. Nothing is answered
     /// before the commit; if it fails, no message counts as received.
     pub async fn receive_batch(&self, wires: &[&[u8]], tls_peer: &OrgKey) -> Result<Vec<Answer>, EngineError> {
+        let started = std::time::Instant::now();
         let mut answers = Vec::with_capacity(wires.len());
         let mut opened = Vec::with_capacity(wires.len());
         for wire in wires {
@@ -75,6 +78,7 @@ impl<S: Store> Engine<S> {
             }
             if stored_any {
                 tx.commit().await?;
+                self.inner.metrics.applied(started);
             }
         }
         Ok(answers.into_iter().flatten().collect())

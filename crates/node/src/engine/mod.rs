@@ -24,6 +24,7 @@ use sdx_model::lifecycle::Refusal;
 use sdx_model::{Case, CaseId, ErrorCode, MessageId, OrgKey, ReceiptResult, Timestamp};
 use sdx_store::{EventKind, Store, TimelineEvent};
 
+use crate::metrics::Metrics;
 use crate::protocol::Identity;
 use crate::settings::DeliverySettings;
 
@@ -185,6 +186,8 @@ struct Inner<S> {
     wake: Arc<tokio::sync::Notify>,
     /// Callers waiting for a message's receipt ([`Engine::wait_delivered`]): `true` when it was delivered.
     waiters: std::sync::Mutex<HashMap<MessageId, Vec<tokio::sync::oneshot::Sender<bool>>>>,
+    /// Where deliveries and applied messages are counted.
+    metrics: Metrics,
 }
 
 /// The engine of one node. Cheap to clone.
@@ -220,12 +223,29 @@ fn status_event(case_id: CaseId, old: &Case, new: &Case, message_id: Option<Mess
 }
 
 impl<S: Store> Engine<S> {
-    /// An engine for this node.
+    /// An engine for this node, with a registry of its own for its metrics.
     pub fn new(me: Identity, store: S, peers: Vec<Peer>, delivery: DeliverySettings) -> Self {
+        Engine::with_metrics(me, store, peers, delivery, Metrics::new())
+    }
+
+    /// An engine for this node that records its metrics into `metrics` (the node's registry, see
+    /// [`crate::metrics`]).
+    pub fn with_metrics(
+        me: Identity,
+        store: S,
+        peers: Vec<Peer>,
+        delivery: DeliverySettings,
+        metrics: Metrics,
+    ) -> Self {
         let peers = peers.into_iter().map(|p| (p.org.clone(), p)).collect();
         let wake = Arc::new(tokio::sync::Notify::new());
         let waiters = std::sync::Mutex::new(HashMap::new());
-        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake, waiters }) }
+        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake, waiters, metrics }) }
+    }
+
+    /// Where this engine records its metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Wait until the peer's signed receipt for `id` (a message this node sent) is stored, or `timeout` passes.

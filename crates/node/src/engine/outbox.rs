@@ -24,6 +24,7 @@ use sdx_store::{Store, StoreTx};
 use super::inbox::decode_stored;
 use super::local::Outgoing;
 use super::{Engine, EngineError, Peer, Transport, TransportError, event, later, now, refusal};
+use crate::metrics::DeliveryOutcome;
 use crate::protocol;
 
 /// What became of one delivery attempt.
@@ -170,14 +171,25 @@ impl<S: Store> Engine<S> {
         }
         tx.commit().await?;
         let mut delivered = 0;
-        for (msg, r) in msgs.iter().zip(&recorded) {
+        let m = &self.inner.metrics;
+        for ((d, msg), r) in ds.iter().zip(&msgs).zip(&recorded) {
             match r {
                 Recorded::Delivered => {
                     delivered += 1;
+                    m.delivery_attempt(&d.peer, DeliveryOutcome::Delivered);
+                    m.delivered(&d.peer, d.created_at);
                     self.release_waiters(msg.message_id, true);
                 }
-                Recorded::Rejected | Recorded::Dead => self.release_waiters(msg.message_id, false),
-                Recorded::Retry => {}
+                Recorded::Rejected => {
+                    m.delivery_attempt(&d.peer, DeliveryOutcome::Rejected);
+                    self.release_waiters(msg.message_id, false);
+                }
+                Recorded::Dead => {
+                    m.delivery_attempt(&d.peer, DeliveryOutcome::Dead);
+                    m.dead_letter(&d.peer);
+                    self.release_waiters(msg.message_id, false);
+                }
+                Recorded::Retry => m.delivery_attempt(&d.peer, DeliveryOutcome::Retry),
             }
         }
         if recorded.contains(&Recorded::Rejected) {
