@@ -37,7 +37,7 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum_server::accept::Accept;
 use axum_server::{ConnectionShutdown, Handle};
 use sdx_model::{ErrorCode, OrgKey};
@@ -540,12 +540,12 @@ async fn observe(State(o): State<Observe>, request: Request, next: Next) -> Resp
         Err(_) => {
             let ms = o.request_timeout.as_millis();
             tracing::warn!(parent: &span, timeout_ms = ms as u64, "request not answered within the request timeout");
-            axum::response::IntoResponse::into_response(crate::error::ApiError::new(
+            crate::error::ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::Internal,
                 format!("the request was not answered within {ms} ms; retry"),
-            ))
-            
+            )
+            .into_response()
         }
     };
     let took = started.elapsed();

@@ -53,8 +53,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_server::accept::Accept;
@@ -64,10 +64,11 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CipherSuite, ClientConfig, ProtocolVersion, RootCertStore, ServerConfig, SignatureScheme};
-use sdx_model::OrgKey;
+use sdx_model::{ErrorCode, OrgKey};
 use tokio::net::TcpStream;
 use webpki::aws_lc_rs as alg;
 
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pki::{self, NodeCert, PkiError};
 use crate::server::{self, Conn, ConnService, Gate, ListenerKind, ServerLimits};
@@ -307,14 +308,7 @@ pub struct PeerRejection {
 
 impl IntoResponse for PeerRejection {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": "Forbidden",
-            "status": 403,
-            "detail": &*self.detail,
-            "errorCode": "unknownSender",
-        });
-        (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::UnknownSender, &*self.detail).into_response()
     }
 }
 
