@@ -161,7 +161,11 @@ async fn no_personal_data_in_logs_or_metrics_and_logs_are_json_lines() {
     // The engines record too: MiLa's delivery (with its latency), BeLa's applied message.
     let delivered = format!(r#"sdx_delivery_attempts_total{{peer="{BELA}",outcome="delivered"}} 1"#);
     assert!(metrics[0].contains(&delivered), "{}", metrics[0]);
-    assert!(metrics[0].contains(&format!(r#"sdx_delivery_latency_seconds_count{{peer="{BELA}"}} 1"#)), "{}", metrics[0]);
+    assert!(
+        metrics[0].contains(&format!(r#"sdx_delivery_latency_seconds_count{{peer="{BELA}"}} 1"#)),
+        "{}",
+        metrics[0]
+    );
     assert!(metrics[1].contains("sdx_apply_latency_seconds_count 1"), "{}", metrics[1]);
     mila.stop();
     bela.stop();

@@ -5,17 +5,8 @@
 //! shutdown future completes, then stops accepting, lets requests in flight finish and returns. Both servers are
 //! bounded by the `[limits]` settings ([`crate::server`]).
 //!
-//! Next to the local API's routes the same listener answers, without a token:
-//!
-//! | path | answers |
-//! |---|---|
-//! | `GET /healthz` | `200 ok` while the process serves (liveness) |
-//! | `GET /readyz` | `200 ready` if the store answers a cheap read within 2 s, else `503` (readiness) |
-//! | `GET /metrics` | the node's metrics in the Prometheus text format ([`crate::metrics`]) |
-//!
-//! `/metrics` needs no token on purpose: the API tokens are not scoped, so a monitoring system holding one could
-//! also create and change cases; the metrics hold no personal data and no secrets (counts by peer organisation,
-//! route and status). Keep the local API on loopback or behind a proxy, as for every other route.
+//! Next to the local API's routes the same listener answers `/healthz`, `/readyz` and `/metrics` without a token
+//! ([`crate::ops_api`]).
 //!
 //! Errors ([`AppError`]) follow one rule: a variant either shows its cause in its own message or exposes it as
 //! `source()`, never both, so `{:#}` (anyhow) prints every cause once.
@@ -26,18 +17,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use sdx_crypto::{PrivateKey, PublicKey};
-use sdx_model::CaseId;
 use sdx_store::{AnyStore, Store, open_any};
 
 use crate::engine::{Engine, EngineError, Peer};
 use crate::local_api;
 use crate::metrics::Metrics;
+use crate::ops_api;
 use crate::peer_api::{self, HttpTransport};
 use crate::pki::NodeCert;
 use crate::protocol::Identity;
@@ -170,7 +156,7 @@ impl App {
             tracing::info!(released, "released delivery leases left by a previous process");
         }
         let api_router = local_api::router(engine.clone(), &settings.api.clients)
-            .merge(operations_router(engine.clone(), metrics.clone()));
+            .merge(ops_api::router(engine.clone(), metrics.clone()));
         Ok(App {
             engine,
             listener,
@@ -256,37 +242,6 @@ async fn upkeep(engine: Engine<AnyStore>, metrics: Metrics, mut stop: tokio::syn
         tokio::select! {
             _ = tokio::time::sleep(GAUGE_REFRESH) => {}
             _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-/// `/healthz`, `/readyz` and `/metrics` (see the module docs).
-fn operations_router(engine: Engine<AnyStore>, metrics: Metrics) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz).with_state(engine)).route(
-        "/metrics",
-        get(move || {
-            let text = metrics.render();
-            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text) }
-        }),
-    )
-}
-
-/// How long `/readyz` waits for the store.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn readyz(State(engine): State<Engine<AnyStore>>) -> Response {
-    // A cheap indexed read of a case that cannot exist.
-    let probe = engine.store().get_case(CaseId::from_uuid(uuid::Uuid::nil()));
-    match tokio::time::timeout(READY_TIMEOUT, probe).await {
-        Ok(Ok(_)) => "ready\n".into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: the store failed a read");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the store failed a read: {e}\n")).into_response()
-        }
-        Err(_) => {
-            let text = format!("not ready: the store did not answer within {} ms\n", READY_TIMEOUT.as_millis());
-            tracing::warn!("readiness: {}", text.trim_end());
-            (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod local_api;
 pub mod metrics;
 pub mod openapi;
+pub mod ops_api;
 pub mod peer_api;
 pub mod pki;
 pub mod protocol;

@@ -80,7 +80,7 @@ struct ApiState<S: Store> {
 type Shared<S> = Arc<ApiState<S>>;
 
 /// The router of the local API (plain HTTP: keep it on loopback or behind a TLS proxy): the routes of
-/// [`routes`] behind bearer tokens, `GET /api/v1/openapi.json` without, and problem answers for unknown routes
+/// `routes` behind bearer tokens, `GET /api/v1/openapi.json` without, and problem answers for unknown routes
 /// (404) and methods (405).
 pub fn router<S: Store>(engine: Engine<S>, clients: &[ApiClient]) -> Router {
     let tokens = clients
@@ -95,7 +95,7 @@ pub fn router<S: Store>(engine: Engine<S>, clients: &[ApiClient]) -> Router {
     let state: Shared<S> = Arc::new(ApiState { engine, tokens });
     let (protected, local) = routes::<S>().split_for_parts();
     let (public, doc) = document_route().split_for_parts();
-    let document = Arc::new(apidoc::finish(merged([local, doc, crate::peer_api::api()])));
+    let document = Arc::new(apidoc::finish(merged([local, doc, crate::ops_api::api(), crate::peer_api::api()])));
     protected
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate::<S>))
         .with_state(state)
@@ -129,10 +129,15 @@ fn merged(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
     })
 }
 
-/// The documentation of every route the node serves: the local API (these routes and the document's own) and
-/// the peer endpoint ([`crate::peer_api::api`]). [`crate::openapi::document`] finishes it.
+/// The documentation of every route the node serves: the local API (these routes and the document's own), the
+/// operations endpoints ([`crate::ops_api::api`]) and the peer endpoint ([`crate::peer_api::api`]). [`crate::openapi::document`] finishes it.
 pub fn api() -> OpenApi {
-    merged([routes::<sdx_store::AnyStore>().into_openapi(), document_route().into_openapi(), crate::peer_api::api()])
+    merged([
+        routes::<sdx_store::AnyStore>().into_openapi(),
+        document_route().into_openapi(),
+        crate::ops_api::api(),
+        crate::peer_api::api(),
+    ])
 }
 
 async fn no_route(method: Method, uri: OriginalUri) -> ApiError {

@@ -272,10 +272,9 @@ impl HttpTransport {
             .await
             .map_err(|e| TransportError::Network(format!("{url}: {}", crate::tls::describe_client_error(&e))))?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| TransportError::Network(format!("{url}: reading the answer: {}", crate::tls::describe_client_error(&e))))?;
+        let body = resp.bytes().await.map_err(|e| {
+            TransportError::Network(format!("{url}: reading the answer: {}", crate::tls::describe_client_error(&e)))
+        })?;
         Ok((status, body.to_vec()))
     }
 }

@@ -178,8 +178,11 @@ async fn not_ready_while_the_store_fails_but_still_alive() {
     let http = reqwest::Client::new();
     let r = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
-    let text = r.text().await.unwrap();
-    assert!(text.starts_with("not ready: the store failed a read"), "{text}");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = r.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("not ready: the store failed a read"), "{problem}");
+    assert_eq!(problem["retryable"], true, "{problem}");
     assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(20), run).await.expect("stops").unwrap().unwrap();

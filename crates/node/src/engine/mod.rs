@@ -2,17 +2,17 @@
 //! transaction, so that the case, the outbox, the inbox and the receipts never disagree.
 //!
 //! # Layout
-//! - [`local`] — this organisation's changes ([`Engine::forward`], [`Engine::change`]): applied to our copy with
+//! - `local` — this organisation's changes ([`Engine::forward`], [`Engine::change`]): applied to our copy with
 //!   the lifecycle rules and, in the same transaction, sealed into the outbox with the next sequence number.
-//! - [`inbox`] — messages from peers ([`Engine::receive`], [`Engine::receive_batch`]): opened (verified),
+//! - `inbox` — messages from peers ([`Engine::receive`], [`Engine::receive_batch`]): opened (verified),
 //!   deduplicated, ordered by sequence (early ones held), applied at their place in the case's one order of
 //!   changes, committed with their signed receipt — and only then answered.
-//! - [`outbox`] — delivery ([`Engine::deliver_due`], [`Engine::deliver`]): claims (a case's next message only once
+//! - `outbox` — delivery ([`Engine::deliver_due`], [`Engine::deliver`]): claims (a case's next message only once
 //!   the one before is delivered or rejected; never past a dead letter), sends through a [`Transport`], judges the
 //!   answer and records the outcome — the one owner of a delivery's state: delivered, rejected (the change lost),
 //!   retried with backoff and jitter (transient failures only, bounded by attempts and age) or dead (the case is
 //!   blocked until an operator retries or skips it).
-//! - [`replay`] — recomputing a case from its messages in the one order of [`sdx_model::convergence`], when
+//! - `replay` — recomputing a case from its messages in the one order of [`sdx_model::convergence`], when
 //!   concurrent changes of both organisations met; both copies end identical (`docs/protocol.md`).
 
 use std::collections::HashMap;
