@@ -126,7 +126,9 @@ pub trait StoreTx: Send {
     /// `retry_dead`, `skip_dead`, `supersede`): the delivery is the one owner of that state.
     fn set_inbound_state(&mut self, id: MessageId, state: MessageState) -> impl Future<Output = Result<()>> + Send;
 
-    /// Every message of a case, both directions, each peer's in sequence order.
+    /// Every message of a case, both directions, each peer's in sequence order — found through the case's timeline:
+    /// the messages named by its `MessageSent` and `MessageReceived` events (the engine records one for every
+    /// case message it stores), so that no index over all messages is needed.
     fn case_messages(&mut self, case: CaseId) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
 
     /// Inbound messages from `peer` about `case` in state [`MessageState::Held`], by sequence number.

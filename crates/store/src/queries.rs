@@ -46,9 +46,12 @@ pub(crate) const GET_MESSAGE: &str = "SELECT message_id, case_id, direction, pee
     created_at, stored_at, jws, digest, state FROM messages WHERE message_id = $1";
 pub(crate) const SET_MESSAGE_STATE: &str = "UPDATE messages SET state = $2 WHERE message_id = $1";
 pub(crate) const SET_INBOUND_STATE: &str = "UPDATE messages SET state = $2 WHERE message_id = $1 AND direction = 'in'";
-/// Every message of a case, both directions, each peer in sequence order (replaying a case).
+/// Every message of a case, both directions, each peer in sequence order (replaying a case): the timeline names
+/// every message sent or received about the case (`events_by_case`), the messages are read by id.
 pub(crate) const CASE_MESSAGES: &str = "SELECT message_id, case_id, direction, peer, message_type, sequence, \
-    created_at, stored_at, jws, digest, state FROM messages WHERE case_id = $1 ORDER BY direction, peer, sequence";
+    created_at, stored_at, jws, digest, state FROM messages WHERE message_id IN (SELECT message_id FROM events \
+    WHERE case_id = $1 AND kind IN ('messageSent', 'messageReceived') AND message_id IS NOT NULL) \
+    AND case_id = $1 ORDER BY direction, peer, sequence";
 pub(crate) const HELD: &str = "SELECT message_id, case_id, direction, peer, message_type, sequence, \
     created_at, stored_at, jws, digest, state FROM messages \
     WHERE case_id = $1 AND peer = $2 AND direction = 'in' AND state = 'held' ORDER BY sequence, message_id";

@@ -39,7 +39,16 @@ impl<S: Store> Engine<S> {
         let case_id = rec.case.case_id;
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
-        for m in tx.case_messages(case_id).await? {
+        let mut stored = tx.case_messages(case_id).await?;
+        // The message being applied now is stored, but its timeline event (through which the store finds a case's
+        // messages) is written after it is applied.
+        if let Some(f) = focus
+            && !stored.iter().any(|m| m.message_id == f)
+            && let Some(m) = tx.get_message(f).await?
+        {
+            stored.push(m);
+        }
+        for m in stored {
             if m.peer != rec.partner || !counts(&m) {
                 continue;
             }

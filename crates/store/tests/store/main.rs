@@ -12,6 +12,7 @@ use anyhow::Result;
 use sdx_model::{Ars, CaseId, LeikaKey, MessageId, Priority, ReceiptResult, ServiceRef, Status, TicketType};
 use sdx_store::{
     CaseQuery, DeliveryState, DeliveryStats, Direction, Error, EventKind, MessageState, OurRole, Store, StoreTx,
+    TimelineEvent,
 };
 
 use helpers::*;
@@ -857,9 +858,15 @@ async fn case_messages_in_order<D: TestDb>(db: &D) -> Result<()> {
         let state = if dir == Direction::Out { MessageState::Pending } else { MessageState::Applied };
         let m = message(Some(case), dir, &bela(), Some(seq), state);
         tx.insert_message(&m).await?;
+        let kind = if dir == Direction::Out { EventKind::MessageSent } else { EventKind::MessageReceived };
+        tx.add_event(&TimelineEvent { message_id: Some(m.message_id), ..event(case, t(0), kind, "m") }).await?;
         want.push(m);
     }
-    tx.insert_message(&message(Some(CaseId::new_random()), Direction::In, &bela(), Some(1), MessageState::Applied))
+    // Another case's message, and events that name no message or another kind, change nothing.
+    let other = message(Some(CaseId::new_random()), Direction::In, &bela(), Some(1), MessageState::Applied);
+    tx.insert_message(&other).await?;
+    tx.add_event(&event(case, t(1), EventKind::StatusChanged, "new → inProgress")).await?;
+    tx.add_event(&TimelineEvent { message_id: Some(other.message_id), ..event(case, t(2), EventKind::Conflict, "x") })
         .await?;
     let got = tx.case_messages(case).await?;
     tx.commit().await?;
