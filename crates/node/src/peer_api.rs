@@ -314,7 +314,7 @@ impl Transport for HttpTransport {
                 BatchResult::Receipt(jws) => Ok(jws.into_bytes()),
                 BatchResult::Problem(p) => Err(TransportError::Status {
                     status: p.status,
-                    retryable: p.retryable || p.status >= 500 || p.status == 408 || p.status == 429,
+                    retryable: p.retryable || TransportError::retryable_status(p.status),
                     code: Some(p.error_code),
                     detail: p.detail,
                 }),

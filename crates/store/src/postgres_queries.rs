@@ -109,22 +109,27 @@ pub(crate) async fn next_out_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey)
     seq_from_db(q::RowGet::int(&row, "last_out")?)
 }
 
-pub(crate) async fn last_in_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey) -> Result<u64> {
-    let row = sqlx::query(q::LAST_IN).bind(case.to_string()).bind(peer.as_str()).fetch_optional(&mut *c).await?;
+/// A sequence number of (case, peer) read by `sql` from column `col`; 0 if there is no row.
+async fn sequence(c: &mut Conn, sql: &'static str, col: &str, case: CaseId, peer: &OrgKey) -> Result<u64> {
+    let row = sqlx::query(sql).bind(case.to_string()).bind(peer.as_str()).fetch_optional(&mut *c).await?;
     match row {
-        Some(r) => seq_from_db(q::RowGet::int(&r, "last_in")?),
+        Some(r) => seq_from_db(q::RowGet::int(&r, col)?),
         None => Ok(0),
     }
 }
 
-pub(crate) async fn set_last_in_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
-    sqlx::query(q::SET_LAST_IN)
-        .bind(case.to_string())
-        .bind(peer.as_str())
-        .bind(seq_to_db(seq)?)
-        .execute(&mut *c)
-        .await?;
+/// Set a sequence number of (case, peer) with `sql`.
+async fn set_sequence(c: &mut Conn, sql: &'static str, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
+    sqlx::query(sql).bind(case.to_string()).bind(peer.as_str()).bind(seq_to_db(seq)?).execute(&mut *c).await?;
     Ok(())
+}
+
+pub(crate) async fn last_in_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey) -> Result<u64> {
+    sequence(c, q::LAST_IN, "last_in", case, peer).await
+}
+
+pub(crate) async fn set_last_in_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
+    set_sequence(c, q::SET_LAST_IN, case, peer, seq).await
 }
 
 pub(crate) async fn insert_message(c: &mut Conn, m: &MessageRecord) -> Result<()> {
@@ -156,21 +161,11 @@ pub(crate) async fn get_case_for_update(c: &mut Conn, id: CaseId) -> Result<Opti
 }
 
 pub(crate) async fn last_out_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey) -> Result<u64> {
-    let row = sqlx::query(q::LAST_OUT).bind(case.to_string()).bind(peer.as_str()).fetch_optional(&mut *c).await?;
-    match row {
-        Some(r) => seq_from_db(q::RowGet::int(&r, "last_out")?),
-        None => Ok(0),
-    }
+    sequence(c, q::LAST_OUT, "last_out", case, peer).await
 }
 
 pub(crate) async fn set_last_out_sequence(c: &mut Conn, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
-    sqlx::query(q::SET_LAST_OUT)
-        .bind(case.to_string())
-        .bind(peer.as_str())
-        .bind(seq_to_db(seq)?)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
+    set_sequence(c, q::SET_LAST_OUT, case, peer, seq).await
 }
 
 pub(crate) async fn case_messages(c: &mut Conn, case: CaseId) -> Result<Vec<MessageRecord>> {

@@ -158,16 +158,26 @@ pub(crate) fn next_out_sequence(c: &Connection, case: CaseId, peer: &OrgKey) -> 
     seq_from_db(last.ok_or_else(|| Error::Corrupt("sequence upsert returned no row".into()))?)
 }
 
-pub(crate) fn last_in_sequence(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<u64> {
-    match one(c, q::LAST_IN, params![case.to_string(), peer.as_str()], |r| r.int("last_in"))? {
+/// A sequence number of (case, peer) read by `sql` from column `col`; 0 if there is no row.
+fn sequence(c: &Connection, sql: &'static str, col: &str, case: CaseId, peer: &OrgKey) -> Result<u64> {
+    match one(c, sql, params![case.to_string(), peer.as_str()], |r| r.int(col))? {
         Some(v) => seq_from_db(v),
         None => Ok(0),
     }
 }
 
-pub(crate) fn set_last_in_sequence(c: &Connection, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
-    execute(c, q::SET_LAST_IN, params![case.to_string(), peer.as_str(), seq_to_db(seq)?])?;
+/// Set a sequence number of (case, peer) with `sql`.
+fn set_sequence(c: &Connection, sql: &'static str, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
+    execute(c, sql, params![case.to_string(), peer.as_str(), seq_to_db(seq)?])?;
     Ok(())
+}
+
+pub(crate) fn last_in_sequence(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<u64> {
+    sequence(c, q::LAST_IN, "last_in", case, peer)
+}
+
+pub(crate) fn set_last_in_sequence(c: &Connection, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
+    set_sequence(c, q::SET_LAST_IN, case, peer, seq)
 }
 
 pub(crate) fn insert_message(c: &Connection, m: &MessageRecord) -> Result<()> {
@@ -197,15 +207,11 @@ pub(crate) fn set_inbound_state(c: &Connection, id: MessageId, state: MessageSta
 }
 
 pub(crate) fn last_out_sequence(c: &Connection, case: CaseId, peer: &OrgKey) -> Result<u64> {
-    match one(c, q::LAST_OUT, params![case.to_string(), peer.as_str()], |r| r.int("last_out"))? {
-        Some(v) => seq_from_db(v),
-        None => Ok(0),
-    }
+    sequence(c, q::LAST_OUT, "last_out", case, peer)
 }
 
 pub(crate) fn set_last_out_sequence(c: &Connection, case: CaseId, peer: &OrgKey, seq: u64) -> Result<()> {
-    execute(c, q::SET_LAST_OUT, params![case.to_string(), peer.as_str(), seq_to_db(seq)?])?;
-    Ok(())
+    set_sequence(c, q::SET_LAST_OUT, case, peer, seq)
 }
 
 pub(crate) fn case_messages(c: &Connection, case: CaseId) -> Result<Vec<MessageRecord>> {

@@ -29,7 +29,7 @@ impl<S: Store> Engine<S> {
         let _guard = span.enter();
         let receipt = self.accepted_receipt(&opened, tls_peer)?;
         let mut tx = self.inner.store.begin().await?;
-        let (answer, stored) = self.apply_received(&mut tx, opened, tls_peer, Some(receipt)).await?;
+        let (answer, stored) = self.apply_received(&mut tx, opened, tls_peer, receipt).await?;
         // An answer that stored nothing (a negative receipt without a digest, or the stored receipt of a
         // duplicate) leaves the store as it was: the transaction is rolled back.
         if stored {
@@ -72,7 +72,7 @@ impl<S: Store> Engine<S> {
             let mut tx = self.inner.store.begin().await?;
             let mut stored_any = false;
             for (i, o, receipt) in order {
-                let (answer, stored) = self.apply_received(&mut tx, o, tls_peer, Some(receipt)).await?;
+                let (answer, stored) = self.apply_received(&mut tx, o, tls_peer, receipt).await?;
                 stored_any |= stored;
                 answers[i] = Some(answer);
             }
@@ -107,15 +107,15 @@ impl<S: Store> Engine<S> {
         Ok(me.seal(&me.receipt(h.message_id, tls_peer, h.case_id, Some(opened.digest.clone()), vec![]))?)
     }
 
-    /// Deduplicate, order, store and apply an opened message in `tx`, with its signed receipt (the
-    /// `accepted_receipt` signed ahead if it is accepted). Returns the answer and whether anything was stored (if
+    /// Deduplicate, order, store and apply an opened message in `tx`, with its signed receipt (`accepted_receipt`,
+    /// signed ahead, if it is accepted). Returns the answer and whether anything was stored (if
     /// not, the caller need not commit).
     async fn apply_received(
         &self,
         tx: &mut S::Tx,
         opened: Opened,
         tls_peer: &OrgKey,
-        accepted_receipt: Option<Sealed>,
+        accepted_receipt: Sealed,
     ) -> Result<(Answer, bool), EngineError> {
         let me = &self.inner.me;
         let Opened { message: m, jws: kept, digest } = opened;
@@ -123,12 +123,12 @@ impl<S: Store> Engine<S> {
         let case_message = !matches!(m.body, Body::Receipt(_) | Body::ServiceNotice(_));
         // For a case message, lock the case (if we have it) and then (case, peer): concurrent changes of one case
         // run one after the other, so the dedup and sequence checks below see what the others committed.
-        let last_in = match m.header.case_id {
+        let (existing, last_in) = match m.header.case_id {
             Some(case_id) if case_message => {
-                tx.get_case(case_id).await?;
-                Some(tx.last_in_sequence(case_id, tls_peer).await?)
+                let existing = tx.get_case(case_id).await?;
+                (existing, Some(tx.last_in_sequence(case_id, tls_peer).await?))
             }
-            _ => None,
+            _ => (None, None),
         };
         // Deduplicate: the same message again gets the same receipt; other content under a known id is a replay.
         if let Some(prev) = tx.get_message(id).await? {
@@ -172,7 +172,7 @@ impl<S: Store> Engine<S> {
                     tx.insert_message(&record).await?;
                 } else {
                     tx.insert_message(&record).await?;
-                    result = self.apply_in_order(tx, &m, tls_peer).await?;
+                    result = self.apply_in_order(tx, &m, tls_peer, existing).await?;
                     if result.is_err() {
                         record.state = MessageState::Refused;
                     }
@@ -196,12 +196,9 @@ impl<S: Store> Engine<S> {
                 self.drain_held(tx, case_id, tls_peer).await?;
             }
         }
-        let (sealed, rr) = match (&result, accepted_receipt) {
-            (Ok(()), Some(sealed)) => (sealed, ReceiptResult::Accepted),
-            (Ok(()), None) => {
-                (me.seal(&me.receipt(id, tls_peer, m.header.case_id, Some(digest), vec![]))?, ReceiptResult::Accepted)
-            }
-            (Err(r), _) => {
+        let (sealed, rr) = match &result {
+            Ok(()) => (accepted_receipt, ReceiptResult::Accepted),
+            Err(r) => {
                 let errors = protocol::receipt_errors(r);
                 (me.seal(&me.receipt(id, tls_peer, m.header.case_id, Some(digest), errors))?, ReceiptResult::Rejected)
             }
@@ -217,16 +214,18 @@ impl<S: Store> Engine<S> {
         Ok((Answer::Receipt { jws: sealed.jws, result: rr }, true))
     }
 
-    /// Apply a stored, in-order case message (state `Applied` so far). On a refusal the message's state becomes
-    /// `Refused`, the case timeline records the conflict, and the refusal says which state stands here.
+    /// Apply a stored, in-order case message (state `Applied` so far) to `existing`, the case as locked in `tx`.
+    /// On a refusal the message's state becomes `Refused`, the case timeline records the conflict, and the refusal
+    /// says which state stands here.
     async fn apply_in_order(
         &self,
         tx: &mut S::Tx,
         m: &Message,
         from: &OrgKey,
+        existing: Option<CaseRecord>,
     ) -> Result<Result<(), Refusal>, EngineError> {
         let id = m.header.message_id;
-        let result = self.apply_one(tx, m, from).await?;
+        let result = self.apply_one(tx, m, from, existing).await?;
         let Err(r) = result else { return Ok(Ok(())) };
         tx.set_inbound_state(id, MessageState::Refused).await?;
         let Some(case_id) = m.header.case_id else { return Ok(Err(r)) };
@@ -249,12 +248,17 @@ impl<S: Store> Engine<S> {
     /// message applies on top of our copy; on the originator side too if the partner had seen all our messages
     /// when it made it (its `acknowledgedSequence`), otherwise the case is replayed in the one order of its
     /// changes. `Ok(Err(_))` is a refusal (recorded by the caller).
-    async fn apply_one(&self, tx: &mut S::Tx, m: &Message, from: &OrgKey) -> Result<Result<(), Refusal>, EngineError> {
+    async fn apply_one(
+        &self,
+        tx: &mut S::Tx,
+        m: &Message,
+        from: &OrgKey,
+        existing: Option<CaseRecord>,
+    ) -> Result<Result<(), Refusal>, EngineError> {
         let me = &self.inner.me.org;
         let Some(case_id) = m.header.case_id else {
             return Ok(Err(refusal(ErrorCode::SchemaViolation, "case id required")));
         };
-        let existing = tx.get_case(case_id).await?;
         let at = m.header.created_at;
         match (&m.body, existing) {
             (Body::Forward(f), None) => match lifecycle::case_from_forward(f, from, me) {
@@ -308,7 +312,9 @@ impl<S: Store> Engine<S> {
             tx.set_inbound_state(next.message_id, MessageState::Applied).await?;
             // It was answered positively when it was held; a refusal now is recorded here (state, timeline) but
             // not reported to its sender (see docs/protocol.md, "Known limits").
-            let _refused = self.apply_in_order(tx, &m, peer).await?;
+            // The case as the message before it left it.
+            let existing = tx.get_case(case_id).await?;
+            let _refused = self.apply_in_order(tx, &m, peer, existing).await?;
             tx.set_last_in_sequence(case_id, peer, last + 1).await?;
         }
     }

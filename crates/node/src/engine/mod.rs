@@ -139,6 +139,12 @@ impl TransportError {
         }
     }
 
+    /// Whether an HTTP error status says that a retry can help, when the answer does not say so itself: 5xx, 408
+    /// (timeout) and 429 (too many requests).
+    pub fn retryable_status(status: u16) -> bool {
+        status >= 500 || status == 408 || status == 429
+    }
+
     /// The error for an HTTP answer with `status` and `body` (an RFC 9457 problem, or anything).
     pub fn from_answer(status: u16, body: &[u8]) -> TransportError {
         let problem: Option<serde_json::Value> = serde_json::from_slice(body).ok();
@@ -148,8 +154,9 @@ impl TransportError {
             Some(d) => d.chars().take(300).collect(),
             None => String::from_utf8_lossy(body).chars().take(300).collect(),
         };
-        let by_status = status >= 500 || status == 408 || status == 429;
-        let retryable = member("retryable").and_then(serde_json::Value::as_bool).unwrap_or(by_status);
+        let retryable = member("retryable")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(TransportError::retryable_status(status));
         TransportError::Status { status, code, detail, retryable }
     }
 }

@@ -253,11 +253,8 @@ impl<S: Store> Engine<S> {
                 let error = format!("refused by {}: {}", d.peer, errors.join("; "));
                 tx.mark_rejected(msg.message_id, &rec, &error).await?;
                 if let Some(case) = case {
-                    self.recompute_all(tx, &case).await?;
-                    let now_here = tx.get_case(case.case.case_id).await?.map(|r| r.case);
-                    let state = now_here
-                        .map(|c| format!("; our copy is now `{}` at revision {}", c.status, c.revision))
-                        .unwrap_or_default();
+                    let now_here = self.recompute_all(tx, &case).await?;
+                    let state = format!("; our copy is now `{}` at revision {}", now_here.status, now_here.revision);
                     let detail = format!(
                         "our {} #{} lost: {}{state}",
                         msg.message_type,
@@ -400,7 +397,7 @@ impl<S: Store> Engine<S> {
             behind.len()
         );
         tx.add_event(&event(case_id, EventKind::Skipped, Some(id), detail)).await?;
-        self.recompute_all(&mut tx, &rec).await?;
+        let _withdrawn = self.recompute_all(&mut tx, &rec).await?;
         tx.commit().await?;
         self.inner.wake.notify_one();
         Ok(true)

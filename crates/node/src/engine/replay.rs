@@ -3,9 +3,9 @@
 //! partner refused one of our changes, or when an operator skipped one of ours. The messages that count: ours that
 //! are pending, delivered or dead (not rejected, skipped or superseded), and the partner's that were applied.
 
-use sdx_model::MessageId;
 use sdx_model::convergence::{self, Change, Side};
 use sdx_model::lifecycle::Refusal;
+use sdx_model::{Case, MessageId};
 use sdx_store::{CaseRecord, Direction, EventKind, MessageRecord, MessageState, OurRole};
 use sdx_store::{Store, StoreTx};
 
@@ -21,10 +21,10 @@ fn counts(m: &MessageRecord) -> bool {
 
 impl<S: Store> Engine<S> {
     /// Replay the case of `rec` (locked by the caller's transaction) from its messages and store the result.
-    pub(super) async fn recompute_all(&self, tx: &mut S::Tx, rec: &CaseRecord) -> Result<(), EngineError> {
+    /// Returns the case as it is now.
+    pub(super) async fn recompute_all(&self, tx: &mut S::Tx, rec: &CaseRecord) -> Result<Case, EngineError> {
         // Without a focus there is nothing to refuse.
-        let _none = self.recompute(tx, rec, None).await?;
-        Ok(())
+        Ok(self.replay_and_store(tx, rec, None).await?.1)
     }
 
     /// Replay the case of `rec` (locked by the caller's transaction) from its messages and store the result.
@@ -36,6 +36,16 @@ impl<S: Store> Engine<S> {
         rec: &CaseRecord,
         focus: Option<MessageId>,
     ) -> Result<Result<(), Refusal>, EngineError> {
+        Ok(self.replay_and_store(tx, rec, focus).await?.0)
+    }
+
+    /// [`Self::recompute`], also returning the case as stored now.
+    async fn replay_and_store(
+        &self,
+        tx: &mut S::Tx,
+        rec: &CaseRecord,
+        focus: Option<MessageId>,
+    ) -> Result<(Result<(), Refusal>, Case), EngineError> {
         let case_id = rec.case.case_id;
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
@@ -105,6 +115,6 @@ impl<S: Store> Engine<S> {
                 tx.add_event(&ev).await?;
             }
         }
-        Ok(focus_result)
+        Ok((focus_result, case))
     }
 }
