@@ -1,0 +1,10 @@
+//! SDX connectors: real ticket systems exchanging tickets through an SDX node.
+//!
+//! A connector sits between one ticket system and one SDX node and talks to both over their HTTP APIs: the
+//! system's REST API ([`system::TicketSystem`], one implementation per system in [`systems`]) and the node's
+//! local API and change feed. It translates values with a declarative mapping and keeps the link ticket ↔ case
+//! and its cursors in the node's store.
+
+pub mod secret;
+pub mod system;
+pub mod systems;
