@@ -5,8 +5,8 @@ use sdx_model::{CaseId, MessageId, OrgKey, Timestamp};
 use crate::error::{Error, Result};
 use crate::postgres::{PgStore, PgTx};
 use crate::record::{
-    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord, MessageState,
-    Page, ReceiptRecord, TimelineEvent,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, FeedCursor, FeedEvent,
+    IdempotentResult, MessageRecord, MessageState, Page, ReceiptRecord, StateEntry, TimelineEvent,
 };
 use crate::sqlite::{SqliteStore, SqliteTx};
 use crate::{Store, StoreTx};
@@ -118,6 +118,12 @@ impl Store for AnyStore {
     async fn list_blocked(&self, limit: u32) -> Result<Vec<BlockedCase>> {
         delegate!(self, s => s.list_blocked(limit))
     }
+    async fn feed(&self, after: FeedCursor, limit: u32) -> Result<Vec<FeedEvent>> {
+        delegate!(self, s => s.feed(after, limit))
+    }
+    async fn connector_state(&self, connector: &str, key: &str) -> Result<Option<StateEntry>> {
+        delegate!(self, s => s.connector_state(connector, key))
+    }
 }
 
 impl StoreTx for AnyTx {
@@ -202,5 +208,20 @@ impl StoreTx for AnyTx {
     }
     async fn add_event(&mut self, ev: &TimelineEvent) -> Result<()> {
         delegate_tx!(self, t => t.add_event(ev))
+    }
+    async fn put_connector_state(
+        &mut self,
+        connector: &str,
+        key: &str,
+        value: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<u64> {
+        delegate_tx!(self, t => t.put_connector_state(connector, key, value, expected))
+    }
+    async fn idempotent(&mut self, key: &str) -> Result<Option<IdempotentResult>> {
+        delegate_tx!(self, t => t.idempotent(key))
+    }
+    async fn put_idempotent(&mut self, key: &str, result: IdempotentResult, at: Timestamp) -> Result<()> {
+        delegate_tx!(self, t => t.put_idempotent(key, result, at))
     }
 }

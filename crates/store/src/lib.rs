@@ -18,8 +18,9 @@ pub use any::{AnyStore, AnyTx, open_any};
 pub use error::{Error, Result};
 pub use postgres::{PgStore, PgTx};
 pub use record::{
-    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, EventKind, MAX_PAGE,
-    MessageRecord, MessageState, OpenDeliveries, OurRole, Page, ReceiptRecord, TimelineEvent,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, EventKind, FeedCursor,
+    FeedEvent, IdempotentResult, MAX_PAGE, MessageRecord, MessageState, OpenDeliveries, OurRole, Page, ReceiptRecord,
+    StateEntry, TimelineEvent,
 };
 pub use sqlite::{CommitStats, SqliteStore, SqliteTx};
 
@@ -64,6 +65,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Cases whose outgoing messages wait behind a dead letter, oldest dead letter first, at most `limit` (capped
     /// at [`MAX_PAGE`]).
     fn list_blocked(&self, limit: u32) -> impl Future<Output = Result<Vec<BlockedCase>>> + Send;
+
+    /// The change feed: the timeline events of every case committed after `after`, in commit order, at most
+    /// `limit` (capped at [`MAX_PAGE`]). An event is returned only once no transaction that started before it
+    /// can still commit, so a reader that continues from the last cursor it got never misses one.
+    fn feed(&self, after: FeedCursor, limit: u32) -> impl Future<Output = Result<Vec<FeedEvent>>> + Send;
+
+    /// A value connector `connector` keeps under `key`.
+    fn connector_state(&self, connector: &str, key: &str) -> impl Future<Output = Result<Option<StateEntry>>> + Send;
 }
 
 /// One write transaction. Every method runs inside it; nothing is visible to others before [`StoreTx::commit`],
@@ -206,4 +215,27 @@ pub trait StoreTx: Send {
 
     /// Append an event to a case's timeline.
     fn add_event(&mut self, ev: &TimelineEvent) -> impl Future<Output = Result<()>> + Send;
+
+    /// Write (`Some`) or delete (`None`) the value connector `connector` keeps under `key`, if its version is
+    /// `expected` (`Some(0)`: there is none; `None`: whatever it is), else [`Error::Conflict`]. Returns the new
+    /// version (0 after a delete).
+    fn put_connector_state(
+        &mut self,
+        connector: &str,
+        key: &str,
+        value: Option<&str>,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// What the local change sent with idempotency key `key` produced, if one was committed.
+    fn idempotent(&mut self, key: &str) -> impl Future<Output = Result<Option<IdempotentResult>>> + Send;
+
+    /// Remember what the local change with idempotency key `key` produced ([`Error::Duplicate`] if the key is
+    /// taken).
+    fn put_idempotent(
+        &mut self,
+        key: &str,
+        result: IdempotentResult,
+        at: sdx_model::Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
 }

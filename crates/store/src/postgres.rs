@@ -104,6 +104,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
         (2, "outbox order", include_str!("../migrations/postgres/0002_outbox_order.sql")),
         (3, "replay and blocking", include_str!("../migrations/postgres/0003_replay_and_blocking.sql")),
+        (4, "feed and connectors", include_str!("../migrations/postgres/0004_feed_and_connectors.sql")),
     ])
 }
 
@@ -152,5 +153,13 @@ impl crate::Store for PgStore {
 
     async fn list_blocked(&self, limit: u32) -> Result<Vec<BlockedCase>> {
         sql::list_blocked(&self.pool, limit).await
+    }
+
+    async fn feed(&self, after: crate::FeedCursor, limit: u32) -> Result<Vec<crate::FeedEvent>> {
+        sql::feed(&self.pool, after, limit).await
+    }
+
+    async fn connector_state(&self, connector: &str, key: &str) -> Result<Option<crate::StateEntry>> {
+        sql::connector_state(&self.pool, connector, key).await
     }
 }

@@ -8,8 +8,9 @@ use sqlx::Executor;
 use crate::error::{Error, Result};
 use crate::queries::{self as q, Bind};
 use crate::record::{
-    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord, MessageState,
-    Page, ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, FeedCursor, FeedEvent,
+    IdempotentResult, MessageRecord, MessageState, Page, ReceiptRecord, StateEntry, TimelineEvent, ms, seq_from_db,
+    seq_to_db,
 };
 
 type Conn = sqlx::PgConnection;
@@ -188,6 +189,83 @@ pub(crate) async fn list_blocked(pool: &sqlx::PgPool, limit: u32) -> Result<Vec<
     let limit = i64::from(limit.min(crate::record::MAX_PAGE));
     let rows = sqlx::query(q::LIST_BLOCKED).bind(limit).fetch_all(pool).await?;
     rows.iter().map(blocked_row).collect()
+}
+
+pub(crate) async fn feed(pool: &sqlx::PgPool, after: FeedCursor, limit: u32) -> Result<Vec<FeedEvent>> {
+    let limit = i64::from(limit.clamp(1, crate::record::MAX_PAGE));
+    let rows =
+        sqlx::query(q::FEED_POSTGRES).bind(after.xid.to_string()).bind(after.id).bind(limit).fetch_all(pool).await?;
+    rows.iter().map(q::feed_row).collect()
+}
+
+pub(crate) async fn connector_state<'c, E: Executor<'c, Database = sqlx::Postgres>>(
+    e: E,
+    connector: &str,
+    key: &str,
+) -> Result<Option<StateEntry>> {
+    let row = sqlx::query(q::GET_STATE).bind(connector).bind(key).fetch_optional(e).await?;
+    row.as_ref()
+        .map(|r| {
+            Ok(StateEntry { value: q::RowGet::text(r, "value")?, version: seq_from_db(q::RowGet::int(r, "version")?)? })
+        })
+        .transpose()
+}
+
+async fn put_connector_state(
+    c: &mut Conn,
+    connector: &str,
+    key: &str,
+    value: Option<&str>,
+    expected: Option<u64>,
+) -> Result<u64> {
+    let at = ms(&Timestamp::now());
+    let version = |row: Option<sqlx::postgres::PgRow>| -> Result<u64> {
+        let row = row.ok_or(Error::Conflict)?;
+        seq_from_db(q::RowGet::int(&row, "version")?)
+    };
+    match (value, expected) {
+        (None, None) => {
+            sqlx::query(q::DELETE_STATE).bind(connector).bind(key).execute(&mut *c).await?;
+            Ok(0)
+        }
+        (None, Some(v)) => {
+            let n = sqlx::query(q::DELETE_STATE_IF).bind(connector).bind(key).bind(v as i64).execute(&mut *c).await?;
+            if n.rows_affected() == 1 || (v == 0 && connector_state(&mut *c, connector, key).await?.is_none()) {
+                Ok(0)
+            } else {
+                Err(Error::Conflict)
+            }
+        }
+        (Some(val), Some(0)) => {
+            let n = sqlx::query(q::INSERT_STATE).bind(connector).bind(key).bind(val).bind(at).execute(&mut *c).await?;
+            if n.rows_affected() == 1 { Ok(1) } else { Err(Error::Conflict) }
+        }
+        (Some(val), Some(v)) => {
+            let row = sqlx::query(q::UPDATE_STATE_IF)
+                .bind(connector)
+                .bind(key)
+                .bind(val)
+                .bind(at)
+                .bind(v as i64)
+                .fetch_optional(&mut *c)
+                .await?;
+            version(row)
+        }
+        (Some(val), None) => {
+            let n = sqlx::query(q::INSERT_STATE).bind(connector).bind(key).bind(val).bind(at).execute(&mut *c).await?;
+            if n.rows_affected() == 1 {
+                return Ok(1);
+            }
+            let row = sqlx::query(q::UPDATE_STATE)
+                .bind(connector)
+                .bind(key)
+                .bind(val)
+                .bind(at)
+                .fetch_optional(&mut *c)
+                .await?;
+            version(row)
+        }
+    }
 }
 
 /// Set an outbound message's state to go with its delivery's (the delivery statement changed `changed` rows).
@@ -446,5 +524,28 @@ impl crate::StoreTx for crate::postgres::PgTx {
     }
     async fn add_event(&mut self, ev: &TimelineEvent) -> Result<()> {
         add_event(self.conn()?, ev).await
+    }
+    async fn put_connector_state(
+        &mut self,
+        connector: &str,
+        key: &str,
+        value: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<u64> {
+        put_connector_state(self.conn()?, connector, key, value, expected).await
+    }
+    async fn idempotent(&mut self, key: &str) -> Result<Option<IdempotentResult>> {
+        let row = sqlx::query(q::GET_IDEMPOTENT).bind(key).fetch_optional(&mut *self.conn()?).await?;
+        row.as_ref().map(q::idempotent_row).transpose()
+    }
+    async fn put_idempotent(&mut self, key: &str, result: IdempotentResult, at: Timestamp) -> Result<()> {
+        let n = sqlx::query(q::PUT_IDEMPOTENT)
+            .bind(key)
+            .bind(result.case_id.to_string())
+            .bind(result.message_id.to_string())
+            .bind(ms(&at))
+            .execute(&mut *self.conn()?)
+            .await?;
+        if n.rows_affected() == 1 { Ok(()) } else { Err(Error::Duplicate) }
     }
 }

@@ -137,6 +137,39 @@ pub(crate) const ADD_EVENT: &str =
 pub(crate) const TIMELINE: &str =
     "SELECT case_id, at, kind, message_id, detail FROM events WHERE case_id = $1 ORDER BY at, id";
 
+pub(crate) const FEED_SQLITE: &str = "SELECT 0 AS xid, id, case_id, at, kind, message_id, detail FROM events \
+    WHERE id > $1 ORDER BY id LIMIT $2";
+pub(crate) const FEED_POSTGRES: &str = "SELECT xid::text::bigint AS xid, id, case_id, at, kind, message_id, detail \
+    FROM events WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+    ORDER BY xid, id LIMIT $3";
+pub(crate) const GET_STATE: &str = "SELECT value, version FROM connector_state WHERE connector = $1 AND key = $2";
+pub(crate) const INSERT_STATE: &str = "INSERT INTO connector_state (connector, key, value, version, updated_at) \
+    VALUES ($1, $2, $3, 1, $4) ON CONFLICT (connector, key) DO NOTHING";
+pub(crate) const UPDATE_STATE: &str = "UPDATE connector_state SET value = $3, version = version + 1, updated_at = $4 \
+    WHERE connector = $1 AND key = $2 RETURNING version";
+pub(crate) const UPDATE_STATE_IF: &str = "UPDATE connector_state SET value = $3, version = version + 1, \
+    updated_at = $4 WHERE connector = $1 AND key = $2 AND version = $5 RETURNING version";
+pub(crate) const DELETE_STATE: &str = "DELETE FROM connector_state WHERE connector = $1 AND key = $2";
+pub(crate) const DELETE_STATE_IF: &str =
+    "DELETE FROM connector_state WHERE connector = $1 AND key = $2 AND version = $3";
+pub(crate) const GET_IDEMPOTENT: &str = "SELECT case_id, message_id FROM idempotency WHERE key = $1";
+pub(crate) const PUT_IDEMPOTENT: &str = "INSERT INTO idempotency (key, case_id, message_id, at) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING";
+
+/// A feed row: the cursor and the event.
+pub(crate) fn feed_row(r: &impl RowGet) -> Result<crate::record::FeedEvent> {
+    let xid = u64::try_from(r.int("xid")?).map_err(|_| Error::Corrupt("negative transaction id".into()))?;
+    Ok(crate::record::FeedEvent { cursor: crate::record::FeedCursor { xid, id: r.int("id")? }, event: event_row(r)? })
+}
+
+/// An idempotency row.
+pub(crate) fn idempotent_row(r: &impl RowGet) -> Result<crate::record::IdempotentResult> {
+    Ok(crate::record::IdempotentResult {
+        case_id: parse_id("case id", &r.text("case_id")?, CaseId::parse)?,
+        message_id: parse_id("message id", &r.text("message_id")?, MessageId::parse)?,
+    })
+}
+
 /// A value bound to a dynamically built statement.
 pub(crate) enum Bind {
     Int(i64),

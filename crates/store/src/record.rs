@@ -299,6 +299,66 @@ pub struct TimelineEvent {
     pub detail: String,
 }
 
+/// A position in the change feed ([`crate::Store::feed`]): opaque to clients, written `XID.ID` (SQLite: `0.ID`).
+/// The feed returns the events after it in commit order; [`FeedCursor::START`] is before the first event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FeedCursor {
+    /// PostgreSQL: the transaction id that wrote the event; SQLite: 0.
+    pub xid: u64,
+    /// The event's id.
+    pub id: i64,
+}
+
+impl FeedCursor {
+    /// Before the first event.
+    pub const START: FeedCursor = FeedCursor { xid: 0, id: 0 };
+
+    /// Parse `XID.ID` (both decimal, as [`std::fmt::Display`] writes it).
+    pub fn parse(s: &str) -> std::result::Result<FeedCursor, crate::Error> {
+        let bad = || crate::Error::Invalid(format!("not a feed cursor: {s:?} (use the `cursor` of an event)"));
+        let (x, i) = s.split_once('.').ok_or_else(bad)?;
+        let digits = |t: &str| !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(x) || !digits(i) {
+            return Err(bad());
+        }
+        Ok(FeedCursor { xid: x.parse().map_err(|_| bad())?, id: i.parse().map_err(|_| bad())? })
+    }
+}
+
+impl std::fmt::Display for FeedCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.xid, self.id)
+    }
+}
+
+/// One event of the change feed: a timeline event of some case, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    /// Where the feed continues after this event.
+    pub cursor: FeedCursor,
+    /// The event.
+    pub event: TimelineEvent,
+}
+
+/// A value a connector keeps in the node's store ([`crate::Store::connector_state`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateEntry {
+    /// The value (JSON text, as the connector wrote it).
+    pub value: String,
+    /// 1 after the first write, one more after each; compare-and-set writes name it.
+    pub version: u64,
+}
+
+/// What a local change sent with an idempotency key produced ([`crate::StoreTx::idempotent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotentResult {
+    /// The case.
+    pub case_id: CaseId,
+    /// The message the change made.
+    pub message_id: MessageId,
+}
+
 /// Maximum page size of [`CaseQuery`].
 pub const MAX_PAGE: u32 = 500;
 

@@ -614,6 +614,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
     (2, "outbox order", include_str!("../migrations/sqlite/0002_outbox_order.sql")),
     (3, "replay and blocking", include_str!("../migrations/sqlite/0003_replay_and_blocking.sql")),
+    (4, "feed and connectors", include_str!("../migrations/sqlite/0004_feed_and_connectors.sql")),
 ];
 
 /// The embedded SQLite migrations as a `sqlx` migrator.
@@ -669,6 +670,15 @@ impl crate::Store for SqliteStore {
 
     async fn list_blocked(&self, limit: u32) -> Result<Vec<BlockedCase>> {
         self.read_long(move |c| sql::list_blocked(c, limit)).await
+    }
+
+    async fn feed(&self, after: crate::FeedCursor, limit: u32) -> Result<Vec<crate::FeedEvent>> {
+        self.read_long(move |c| sql::feed(c, after, limit)).await
+    }
+
+    async fn connector_state(&self, connector: &str, key: &str) -> Result<Option<crate::StateEntry>> {
+        let (connector, key) = (connector.to_string(), key.to_string());
+        self.read(move |c| sql::connector_state(c, &connector, &key)).await
     }
 }
 
@@ -763,5 +773,25 @@ impl crate::StoreTx for SqliteTx {
     }
     async fn add_event(&mut self, ev: &TimelineEvent) -> Result<()> {
         sql::add_event(self.conn()?, ev)
+    }
+    async fn put_connector_state(
+        &mut self,
+        connector: &str,
+        key: &str,
+        value: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<u64> {
+        sql::put_connector_state(self.conn()?, connector, key, value, expected, sdx_model::Timestamp::now())
+    }
+    async fn idempotent(&mut self, key: &str) -> Result<Option<crate::IdempotentResult>> {
+        sql::idempotent(self.conn()?, key)
+    }
+    async fn put_idempotent(
+        &mut self,
+        key: &str,
+        result: crate::IdempotentResult,
+        at: sdx_model::Timestamp,
+    ) -> Result<()> {
+        sql::put_idempotent(self.conn()?, key, result, at)
     }
 }

@@ -15,8 +15,9 @@ use crate::queries::{
     receipt_row,
 };
 use crate::record::{
-    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, MessageRecord, MessageState,
-    Page, ReceiptRecord, TimelineEvent, ms, seq_from_db, seq_to_db,
+    BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, FeedCursor, FeedEvent,
+    IdempotentResult, MessageRecord, MessageState, Page, ReceiptRecord, StateEntry, TimelineEvent, ms, seq_from_db,
+    seq_to_db,
 };
 
 /// `$n` → `?n` (the statements contain no `$` in literals).
@@ -369,6 +370,67 @@ pub(crate) fn add_event(c: &Connection, ev: &TimelineEvent) -> Result<()> {
         ],
     )?;
     Ok(())
+}
+
+pub(crate) fn feed(c: &Connection, after: FeedCursor, limit: u32) -> Result<Vec<FeedEvent>> {
+    let limit = i64::from(limit.clamp(1, crate::record::MAX_PAGE));
+    all(c, sqlite_form(q::FEED_SQLITE), params![after.id, limit], |r| q::feed_row(r))
+}
+
+pub(crate) fn connector_state(c: &Connection, connector: &str, key: &str) -> Result<Option<StateEntry>> {
+    one(c, q::GET_STATE, params![connector, key], |r| {
+        Ok(StateEntry { value: r.get("value")?, version: crate::record::seq_from_db(r.get("version")?)? })
+    })
+}
+
+pub(crate) fn put_connector_state(
+    c: &Connection,
+    connector: &str,
+    key: &str,
+    value: Option<&str>,
+    expected: Option<u64>,
+    now: Timestamp,
+) -> Result<u64> {
+    let conflict = || Error::Conflict;
+    let at = ms(&now);
+    match (value, expected) {
+        (None, None) => {
+            execute(c, q::DELETE_STATE, params![connector, key])?;
+            Ok(0)
+        }
+        (None, Some(v)) => match execute(c, q::DELETE_STATE_IF, params![connector, key, v as i64])? {
+            1 => Ok(0),
+            _ if v == 0 && connector_state(c, connector, key)?.is_none() => Ok(0),
+            _ => Err(conflict()),
+        },
+        (Some(val), Some(0)) => match execute(c, q::INSERT_STATE, params![connector, key, val, at])? {
+            1 => Ok(1),
+            _ => Err(conflict()),
+        },
+        (Some(val), Some(v)) => {
+            let n: Option<i64> =
+                one(c, q::UPDATE_STATE_IF, params![connector, key, val, at, v as i64], |r| Ok(r.get(0)?))?;
+            n.map(crate::record::seq_from_db).transpose()?.ok_or_else(conflict)
+        }
+        (Some(val), None) => {
+            if execute(c, q::INSERT_STATE, params![connector, key, val, at])? == 1 {
+                return Ok(1);
+            }
+            let n: Option<i64> = one(c, q::UPDATE_STATE, params![connector, key, val, at], |r| Ok(r.get(0)?))?;
+            n.map(crate::record::seq_from_db).transpose()?.ok_or_else(conflict)
+        }
+    }
+}
+
+pub(crate) fn idempotent(c: &Connection, key: &str) -> Result<Option<IdempotentResult>> {
+    one(c, q::GET_IDEMPOTENT, params![key], |r| q::idempotent_row(r))
+}
+
+pub(crate) fn put_idempotent(c: &Connection, key: &str, res: IdempotentResult, at: Timestamp) -> Result<()> {
+    match execute(c, q::PUT_IDEMPOTENT, params![key, res.case_id.to_string(), res.message_id.to_string(), ms(&at)])? {
+        1 => Ok(()),
+        _ => Err(Error::Duplicate),
+    }
 }
 
 #[cfg(test)]

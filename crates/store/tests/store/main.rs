@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use anyhow::Result;
 use sdx_model::{Ars, CaseId, LeikaKey, MessageId, Priority, ReceiptResult, ServiceRef, Status, TicketType};
 use sdx_store::{
-    CaseQuery, DeliveryState, DeliveryStats, Direction, Error, EventKind, MessageState, OurRole, Store, StoreTx,
-    TimelineEvent,
+    CaseQuery, DeliveryState, DeliveryStats, Direction, Error, EventKind, FeedCursor, IdempotentResult, MessageState,
+    OurRole, Store, StoreTx, TimelineEvent,
 };
 
 use helpers::*;
@@ -541,6 +541,119 @@ async fn timeline_in_order<D: TestDb>(db: &D) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Change feed, connector state, idempotency keys
+
+/// The feed until it has `n` events after `after` (PostgreSQL holds back events while any older transaction of the
+/// server runs, and other tests run transactions on the same server).
+async fn feed_until<S: Store>(s: &S, after: FeedCursor, n: usize) -> Result<Vec<sdx_store::FeedEvent>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got = s.feed(after, 100).await?;
+        if got.len() >= n || std::time::Instant::now() > deadline {
+            return Ok(got);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn feed_in_commit_order_never_skips<D: TestDb>(db: &D) -> Result<()> {
+    let s = db.store();
+    let (a, b) = (case_rec(&bela(), t(0)).case.case_id, case_rec(&bela(), t(0)).case.case_id);
+    assert!(s.feed(FeedCursor::START, 100).await?.is_empty());
+    // A takes the first id and stays open; B writes after it and commits first (SQLite: B waits for the writer).
+    let mut first = s.begin().await?;
+    first.add_event(&event(a, t(100), EventKind::MessageSent, "A")).await?;
+    let s2 = s.clone();
+    let second = tokio::spawn(async move {
+        let mut tx = s2.begin().await?;
+        tx.add_event(&event(b, t(50), EventKind::MessageReceived, "B")).await?;
+        tx.commit().await?;
+        anyhow::Ok(())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(s.feed(FeedCursor::START, 100).await?.is_empty(), "nothing while an older transaction runs");
+    first.commit().await?;
+    second.await??;
+    let got = feed_until(&s, FeedCursor::START, 2).await?;
+    let details: Vec<_> = got.iter().map(|e| e.event.detail.as_str()).collect();
+    assert_eq!(details, ["A", "B"], "commit-safe order: the older transaction first");
+    assert!(got[0].cursor < got[1].cursor);
+    assert_eq!(got[0].event.case_id, a);
+    // Continuing from a cursor gives what follows it; a limit pages.
+    let rest = s.feed(got[0].cursor, 100).await?;
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].event.detail, "B");
+    assert_eq!(s.feed(FeedCursor::START, 1).await?.len(), 1);
+    assert!(s.feed(got[1].cursor, 100).await?.is_empty());
+    // A cursor survives its text form; a rolled-back event never appears.
+    assert_eq!(FeedCursor::parse(&got[1].cursor.to_string())?, got[1].cursor);
+    let mut tx = s.begin().await?;
+    tx.add_event(&event(a, t(200), EventKind::Retried, "rolled back")).await?;
+    drop(tx);
+    let mut tx = s.begin().await?;
+    tx.add_event(&event(a, t(300), EventKind::Conflict, "C")).await?;
+    tx.commit().await?;
+    let got = feed_until(&s, got[1].cursor, 1).await?;
+    assert_eq!(got.iter().map(|e| e.event.detail.as_str()).collect::<Vec<_>>(), ["C"]);
+    for bad in ["", "1", "x.1", "1.", "-1.2", "1.2.3", "99999999999999999999.1"] {
+        assert!(matches!(FeedCursor::parse(bad), Err(Error::Invalid(_))), "{bad:?}");
+    }
+    Ok(())
+}
+
+async fn connector_state_compare_and_set<D: TestDb>(db: &D) -> Result<()> {
+    let s = db.store();
+    assert!(s.connector_state("otobo", "link/1").await?.is_none());
+    let mut tx = s.begin().await?;
+    assert_eq!(tx.put_connector_state("otobo", "link/1", Some("{\"a\":1}"), Some(0)).await?, 1);
+    assert!(matches!(tx.put_connector_state("otobo", "link/1", Some("x"), Some(0)).await, Err(Error::Conflict)));
+    assert_eq!(tx.put_connector_state("otobo", "link/1", Some("{\"a\":2}"), Some(1)).await?, 2);
+    assert!(matches!(tx.put_connector_state("otobo", "link/1", Some("x"), Some(1)).await, Err(Error::Conflict)));
+    assert_eq!(tx.put_connector_state("otobo", "link/1", Some("{\"a\":3}"), None).await?, 3, "unconditional");
+    assert!(matches!(tx.put_connector_state("otobo", "link/1", None, Some(2)).await, Err(Error::Conflict)));
+    assert!(matches!(tx.put_connector_state("rt", "link/2", Some("x"), Some(4)).await, Err(Error::Conflict)));
+    assert_eq!(tx.put_connector_state("rt", "link/1", Some("other connector"), None).await?, 1);
+    assert!(s.connector_state("otobo", "link/1").await?.is_none(), "not visible before commit");
+    tx.commit().await?;
+    let got = s.connector_state("otobo", "link/1").await?.unwrap();
+    assert_eq!((got.value.as_str(), got.version), ("{\"a\":3}", 3));
+    assert_eq!(s.connector_state("rt", "link/1").await?.unwrap().value, "other connector");
+    // Delete: conditional and not; deleting what is absent with Some(0) is fine.
+    let mut tx = s.begin().await?;
+    assert_eq!(tx.put_connector_state("otobo", "link/1", None, Some(3)).await?, 0);
+    assert_eq!(tx.put_connector_state("otobo", "link/1", None, Some(0)).await?, 0);
+    assert_eq!(tx.put_connector_state("rt", "link/1", None, None).await?, 0);
+    tx.commit().await?;
+    assert!(s.connector_state("otobo", "link/1").await?.is_none());
+    assert!(s.connector_state("rt", "link/1").await?.is_none());
+    // A rolled-back write leaves nothing.
+    let mut tx = s.begin().await?;
+    tx.put_connector_state("otobo", "cursor", Some("5"), None).await?;
+    drop(tx);
+    assert!(s.connector_state("otobo", "cursor").await?.is_none());
+    Ok(())
+}
+
+async fn idempotency_keys<D: TestDb>(db: &D) -> Result<()> {
+    let s = db.store();
+    let res = IdempotentResult { case_id: case_rec(&bela(), t(0)).case.case_id, message_id: MessageId::new_random() };
+    let mut tx = s.begin().await?;
+    assert!(tx.idempotent("otobo:7:1").await?.is_none());
+    tx.put_idempotent("otobo:7:1", res, t(0)).await?;
+    drop(tx);
+    let mut tx = s.begin().await?;
+    assert!(tx.idempotent("otobo:7:1").await?.is_none(), "rolled back");
+    tx.put_idempotent("otobo:7:1", res, t(0)).await?;
+    tx.commit().await?;
+    let mut tx = s.begin().await?;
+    assert_eq!(tx.idempotent("otobo:7:1").await?, Some(res));
+    let other = IdempotentResult { message_id: MessageId::new_random(), ..res };
+    assert!(matches!(tx.put_idempotent("otobo:7:1", other, t(1)).await, Err(Error::Duplicate)));
+    assert_eq!(tx.idempotent("otobo:7:1").await?, Some(res), "the first result is kept");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Case queries
 
 /// Five distinguishable cases: (status, type, priority, LeiKa, region, partner, updated).
@@ -996,4 +1109,7 @@ suite!(
     case_messages_in_order,
     stats_and_blocked_cases,
     case_changes_are_serialised,
+    feed_in_commit_order_never_skips,
+    connector_state_compare_and_set,
+    idempotency_keys,
 );
