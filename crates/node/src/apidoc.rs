@@ -148,6 +148,22 @@ json_component!(
     BlockedPageDoc = "BlockedPage"
 );
 json_component!(
+    /// A page of the change feed.
+    FeedPageDoc = "FeedPage"
+);
+json_component!(
+    /// A connector's state value.
+    ConnectorStateDoc = "ConnectorState"
+);
+json_component!(
+    /// The request of a connector state write.
+    PutConnectorStateDoc = "PutConnectorState"
+);
+json_component!(
+    /// The answer to a connector state write.
+    ConnectorStateVersionDoc = "ConnectorStateVersion"
+);
+json_component!(
     /// The OpenAPI document itself.
     OpenApiDoc = "OpenApiDocument"
 );
@@ -274,6 +290,36 @@ fn json_components() -> Vec<(&'static str, Value)> {
             "Retried",
             json!({"type": "object", "required": ["messageId", "state"], "additionalProperties": false,
                    "properties": {"messageId": {"$ref": "#/components/schemas/UUID"}, "state": {"const": "pending"}}}),
+        ),
+        (
+            "FeedEvent",
+            json!({"allOf": [{"$ref": "#/components/schemas/TimelineEvent"},
+                             {"type": "object", "required": ["cursor"],
+                              "properties": {"cursor": {"type": "string", "description": "Where the feed continues after this event (opaque)."}}}]}),
+        ),
+        (
+            "FeedPage",
+            json!({"type": "object", "required": ["events", "next"], "additionalProperties": false,
+                   "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/FeedEvent"}},
+                                  "next": {"type": "string", "description": "Pass as after to continue; keep it durably."}}}),
+        ),
+        (
+            "ConnectorState",
+            json!({"type": "object", "required": ["value", "version"], "additionalProperties": false,
+                   "properties": {"value": {"description": "The JSON value the connector wrote."},
+                                  "version": {"type": "integer", "minimum": 1}}}),
+        ),
+        (
+            "PutConnectorState",
+            json!({"type": "object", "required": ["value"], "additionalProperties": false,
+                   "properties": {"value": {"description": "Any JSON value, at most 64 KiB as JSON text."},
+                                  "expectedVersion": {"type": ["integer", "null"], "minimum": 0,
+                                                      "description": "Write only if the stored version is this (0: no value yet)."}}}),
+        ),
+        (
+            "ConnectorStateVersion",
+            json!({"type": "object", "required": ["version"], "additionalProperties": false,
+                   "properties": {"version": {"type": "integer", "minimum": 1}}}),
         ),
         ("OpenApiDocument", json!({"type": "object", "required": ["openapi", "info", "paths"]})),
     ]

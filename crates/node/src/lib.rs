@@ -3,6 +3,7 @@
 
 pub mod apidoc;
 pub mod app;
+pub mod connector_api;
 pub mod engine;
 pub mod error;
 pub mod local_api;

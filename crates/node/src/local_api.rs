@@ -71,13 +71,13 @@ pub const API_PREFIX: &str = "/api/v1";
 /// Path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
-struct ApiState<S: Store> {
-    engine: Engine<S>,
+pub(crate) struct ApiState<S: Store> {
+    pub(crate) engine: Engine<S>,
     /// SHA-256 of each client's token.
     tokens: Vec<[u8; 32]>,
 }
 
-type Shared<S> = Arc<ApiState<S>>;
+pub(crate) type Shared<S> = Arc<ApiState<S>>;
 
 /// The router of the local API (plain HTTP: keep it on loopback or behind a TLS proxy): the routes of
 /// `routes` behind bearer tokens, `GET /api/v1/openapi.json` without, and problem answers for unknown routes
@@ -116,6 +116,7 @@ fn routes<S: Store>() -> OpenApiRouter<Shared<S>> {
         .routes(op::<__path_retry, _, _, _>(retry::<S>))
         .routes(op::<__path_skip, _, _, _>(skip::<S>))
         .routes(op::<__path_blocked, _, _, _>(blocked::<S>))
+        .merge(crate::connector_api::routes::<S>())
 }
 
 fn document_route() -> OpenApiRouter<Arc<Value>> {
@@ -170,7 +171,7 @@ async fn authenticate<S: Store>(State(st): State<Shared<S>>, req: Request, next:
 
 /// Query parameters, refused as an [`ApiError`] (400 `schemaViolation`) when they do not deserialize, e.g. an
 /// unknown parameter.
-struct Query<T>(T);
+pub(crate) struct Query<T>(pub(crate) T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
@@ -205,7 +206,7 @@ impl PathId {
 
 /// A JSON request body as bytes, for the codec's strict decoder: `Content-Type: application/json` (415
 /// otherwise), at most the document size limit (413).
-struct JsonBytes(Bytes);
+pub(crate) struct JsonBytes(pub(crate) Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     type Rejection = ApiError;
@@ -223,6 +224,37 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
         }
         Ok(JsonBytes(Bytes::from_request(req, state).await?))
     }
+}
+
+/// The optional `Idempotency-Key` header of a local change: 1 to 200 visible ASCII characters. A change sent
+/// again with the same key is not applied again; the answer names the first one's message (and says
+/// `Idempotent-Replayed: true`).
+pub(crate) struct IdempotencyKey(Option<String>);
+
+/// Longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get("idempotency-key") else { return Ok(IdempotencyKey(None)) };
+        let ok = !v.is_empty() && v.len() <= MAX_IDEMPOTENCY_KEY && v.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b));
+        if !ok {
+            let detail = format!("Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters");
+            return Err(ApiError::bad_request(ErrorCode::SchemaViolation, detail));
+        }
+        Ok(IdempotencyKey(v.to_str().ok().map(str::to_string)))
+    }
+}
+
+/// An answer to a local change, marked when it repeats an earlier one.
+fn sent_answer(status: StatusCode, answer: Value, replayed: bool) -> Response {
+    let mut r = (status, axum::Json(answer)).into_response();
+    if replayed {
+        r.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    r
 }
 
 /// The case id in the path.
@@ -270,7 +302,7 @@ fn sent(s: crate::engine::Sent) -> Value {
     post,
     path = "/api/v1/cases",
     operation_id = "createCase",
-    params(CreateParams),
+    params(CreateParams, ("Idempotency-Key" = Option<String>, Header, description = "Apply this change once: a request repeated with the same key (1 to 200 visible ASCII characters, e.g. the ticket system's id of the change) is answered with the first one's message and not applied again (answer header Idempotent-Replayed: true).")),
     request_body(content = apidoc::CreateCaseDoc, content_type = "application/json"),
     responses(
         (status = 201, description = "Committed; the forward is in the outbox", body = apidoc::SentDoc),
@@ -289,6 +321,7 @@ fn sent(s: crate::engine::Sent) -> Value {
 async fn create<S: Store>(
     State(st): State<Shared<S>>,
     Query(params): Query<CreateParams>,
+    IdempotencyKey(key): IdempotencyKey,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult<Response> {
     let wait = match params.wait_for_receipt {
@@ -299,15 +332,15 @@ async fn create<S: Store>(
         w => w,
     };
     let forward = sdx_codec::validate::validate_forward(&body).map_err(ApiError::invalid)?;
-    let s = st.engine.forward(forward.case, forward.note).await?;
-    let id = s.message_id;
+    let s = st.engine.forward_keyed(forward.case, forward.note, key.as_deref()).await?;
+    let (id, replayed) = (s.message_id, s.replayed);
     let mut answer = sent(s);
     if let Some(secs) = wait {
         // The forward is committed either way; this only says whether the receipt is there yet.
         let delivered = st.engine.wait_delivered(id, std::time::Duration::from_secs(secs)).await?;
         answer["delivered"] = json!(delivered);
     }
-    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+    Ok(sent_answer(StatusCode::CREATED, answer, replayed))
 }
 
 /// Apply a change and send it to the partner.
@@ -318,7 +351,7 @@ async fn create<S: Store>(
     post,
     path = "/api/v1/cases/{id}/changes",
     operation_id = "changeCase",
-    params(CaseIdParam),
+    params(CaseIdParam, ("Idempotency-Key" = Option<String>, Header, description = "Apply this change once: a request repeated with the same key (1 to 200 visible ASCII characters, e.g. the ticket system's id of the change) is answered with the first one's message and the case as it is now, and not applied again (answer header Idempotent-Replayed: true).")),
     request_body(content = apidoc::BodyDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "Committed; the message is in the outbox", body = apidoc::SentDoc),
@@ -335,7 +368,12 @@ async fn create<S: Store>(
     ),
     security(("bearer" = []))
 )]
-async fn change<S: Store>(State(st): State<Shared<S>>, id: PathId, JsonBytes(body): JsonBytes) -> ApiResult<Response> {
+async fn change<S: Store>(
+    State(st): State<Shared<S>>,
+    id: PathId,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult<Response> {
     let id = id.case_id()?;
     let body = sdx_codec::validate::validate_body(&body).map_err(ApiError::invalid)?;
     if matches!(body, sdx_model::Body::Forward(_) | sdx_model::Body::Receipt(_) | sdx_model::Body::ServiceNotice(_)) {
@@ -345,7 +383,9 @@ async fn change<S: Store>(State(st): State<Shared<S>>, id: PathId, JsonBytes(bod
         );
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::MessageTypeMismatch, detail));
     }
-    Ok(axum::Json(sent(st.engine.change(id, body).await?)).into_response())
+    let s = st.engine.change_keyed(id, body, key.as_deref()).await?;
+    let replayed = s.replayed;
+    Ok(sent_answer(StatusCode::OK, sent(s), replayed))
 }
 
 /// Why a `fields` value was refused.

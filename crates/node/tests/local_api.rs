@@ -8,7 +8,7 @@ use sdx_node::engine::{Engine, Peer};
 use sdx_node::local_api;
 use sdx_node::protocol::{Identity, sha256};
 use sdx_node::settings::{ApiClient, DeliverySettings};
-use sdx_store::SqliteStore;
+use sdx_store::{SqliteStore, Store};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "s3cr3t-token-of-the-rt-connector";
@@ -680,4 +680,136 @@ async fn blocked_cases_are_listed_and_resolved_by_retry() {
     assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
     let (s, _, _) = call(M::GET, &format!("{base}/blocked?limit=0"), None).await;
     assert_eq!(s, 400);
+}
+
+/// POST with an `Idempotency-Key`; (status, body, `Idempotent-Replayed` header).
+async fn post_keyed(url: &str, key: &str, body: Value) -> (u16, Value, Option<String>) {
+    let r = client().post(url).bearer_auth(TOKEN).header("Idempotency-Key", key).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let replayed = r.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap().to_string());
+    (status, r.json().await.unwrap_or(Value::Null), replayed)
+}
+
+#[tokio::test]
+async fn a_change_sent_again_with_its_idempotency_key_is_applied_once() {
+    let (base, _dir, engine) = start_with_engine().await;
+    let mut case = sample::typical_case();
+    case.case_id = CaseId::new_random();
+    let id = case.case_id;
+    // Create twice with one key: one case, one forward, the same message id; the second is marked.
+    let (s1, v1, r1) = post_keyed(&format!("{base}/cases"), "otobo:ticket:7", json!({"case": case})).await;
+    let (s2, v2, r2) = post_keyed(&format!("{base}/cases"), "otobo:ticket:7", json!({"case": case})).await;
+    assert_eq!((s1, s2), (201, 201), "{v1} {v2}");
+    assert_eq!((r1, r2.as_deref()), (None, Some("true")));
+    assert_eq!(v1["messageId"], v2["messageId"]);
+    // A change twice with one key: applied once (a journal entry id may be used only once, so a second
+    // application would be refused with duplicateId; here the answer repeats the first).
+    let entry = json!({"id": ItemId::new_random(), "visibility": "public",
+        "author": {"organisation": MILA}, "createdAt": "2026-11-30T10:00:00Z", "text": "Nachtrag."});
+    let change = json!({"update": {"revision": 0, "journal": [entry]}});
+    let url = format!("{base}/cases/{id}/changes");
+    let (s1, v1, r1) = post_keyed(&url, "otobo:article:12", change.clone()).await;
+    let (s2, v2, r2) = post_keyed(&url, "otobo:article:12", change.clone()).await;
+    assert_eq!((s1, s2, r1, r2.as_deref()), (200, 200, None, Some("true")), "{v1} {v2}");
+    assert_eq!(v1["messageId"], v2["messageId"]);
+    assert_eq!(v2["case"]["journal"], v1["case"]["journal"], "not applied twice");
+    // Without the key the same change is applied again and refused (the entry exists): the key made the difference.
+    let (s, v, _) = call(reqwest::Method::POST, &url, Some(change)).await;
+    assert_eq!((s, v["errorCode"].as_str()), (409, Some("duplicateId")), "{v}");
+    let msgs = engine.store().list_deliveries(None, 100).await.unwrap();
+    assert_eq!(msgs.len(), 2, "one forward and one update in the outbox");
+    // A bad key is refused before anything happens.
+    for bad in ["", "mit leerzeichen", &"x".repeat(201)] {
+        let (s, v, _) = post_keyed(&url, bad, json!({"close": {"revision": 0}})).await;
+        assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{bad:?}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn the_change_feed_lists_every_change_in_order_and_waits_for_the_next() {
+    let (base, _dir) = start().await;
+    use reqwest::Method as M;
+    let (s, v, _) = call(M::GET, &format!("{base}/events"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["events"], json!([]));
+    let start = v["next"].as_str().unwrap().to_string();
+
+    let mut case = sample::typical_case();
+    case.case_id = CaseId::new_random();
+    assert_eq!(call(M::POST, &format!("{base}/cases"), Some(json!({"case": case}))).await.0, 201);
+    let (_, v, _) = call(M::GET, &format!("{base}/events?after={start}"), None).await;
+    let events = v["events"].as_array().unwrap();
+    assert!(!events.is_empty(), "{v}");
+    assert!(events.iter().all(|e| e["caseId"] == case.case_id.to_string()));
+    assert_eq!(events[0]["kind"], "messageSent");
+    let next = v["next"].as_str().unwrap().to_string();
+    assert_eq!(events.last().unwrap()["cursor"], next);
+
+    // Nothing new: a long poll waits, and answers as soon as a change is committed.
+    let waiting = tokio::spawn({
+        let url = format!("{base}/events?after={next}&wait=20");
+        async move {
+            let t = std::time::Instant::now();
+            let (_, v, _) = call(M::GET, &url, None).await;
+            (v, t.elapsed())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "the long poll waits while there is nothing");
+    let entry = json!({"id": ItemId::new_random(), "visibility": "public",
+        "author": {"organisation": MILA}, "createdAt": "2026-11-30T10:00:00Z", "text": "Nachtrag."});
+    let url = format!("{base}/cases/{}/changes", case.case_id);
+    assert_eq!(call(M::POST, &url, Some(json!({"update": {"revision": 0, "journal": [entry]}}))).await.0, 200);
+    let (v, took) = waiting.await.unwrap();
+    assert!(took < std::time::Duration::from_secs(10), "answered when the change came, after {took:?}");
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+    assert_ne!(v["next"], json!(next));
+    // wait=0 answers at once; bad parameters are refused.
+    let (_, v, _) = call(M::GET, &format!("{base}/events?after={}&wait=0", v["next"].as_str().unwrap()), None).await;
+    assert_eq!(v["events"], json!([]));
+    for bad in ["after=abc", "after=1", "wait=61", "limit=0", "limit=501", "since=1"] {
+        let (s, v, _) = call(M::GET, &format!("{base}/events?{bad}"), None).await;
+        assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{bad}: {v}");
+    }
+    let (_, v, _) = call(M::GET, &format!("{base}/events?limit=1"), None).await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn connector_state_is_kept_with_compare_and_set() {
+    let (base, _dir) = start().await;
+    use reqwest::Method as M;
+    let url = format!("{base}/connectors/otobo/state/ticket:42");
+    let (s, v, _) = call(M::GET, &url, None).await;
+    assert_eq!((s, v["errorCode"].as_str()), (404, Some("unknownCase")));
+    let link = json!({"caseId": CaseId::new_random(), "base": {"status": "open"}});
+    let (s, v, _) = call(M::PUT, &url, Some(json!({"value": link, "expectedVersion": 0}))).await;
+    assert_eq!((s, v["version"].as_u64()), (200, Some(1)), "{v}");
+    let (s, v, _) = call(M::PUT, &url, Some(json!({"value": 1, "expectedVersion": 0}))).await;
+    assert_eq!((s, v["errorCode"].as_str()), (409, Some("inconsistentCase")), "{v}");
+    let (s, v, _) = call(M::GET, &url, None).await;
+    assert_eq!((s, &v["value"], v["version"].as_u64()), (200, &link, Some(1)));
+    let (s, v, _) = call(M::PUT, &url, Some(json!({"value": "x"}))).await;
+    assert_eq!((s, v["version"].as_u64()), (200, Some(2)));
+    // Another connector's key of the same name is separate.
+    let (s, _, _) = call(M::GET, &format!("{base}/connectors/rt/state/ticket:42"), None).await;
+    assert_eq!(s, 404);
+    // Delete: wrong version refused; right version deletes; deleting again succeeds.
+    let (s, _, _) = call(M::DELETE, &format!("{url}?expectedVersion=1"), None).await;
+    assert_eq!(s, 409);
+    assert_eq!(call(M::DELETE, &format!("{url}?expectedVersion=2"), None).await.0, 204);
+    assert_eq!(call(M::DELETE, &url, None).await.0, 204);
+    assert_eq!(call(M::GET, &url, None).await.0, 404);
+    // Bad names, keys and bodies.
+    for (u, body) in [
+        (format!("{base}/connectors/ot%20obo/state/k"), json!({"value": 1})),
+        (format!("{base}/connectors/otobo/state/a%2Fb"), json!({"value": 1})),
+        (url.clone(), json!({"wert": 1})),
+        (url.clone(), json!({"value": 1, "expectedVersion": -1})),
+    ] {
+        let (s, v, _) = call(M::PUT, &u, Some(body)).await;
+        assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{u}: {v}");
+    }
+    let big = json!({"value": "x".repeat(70_000)});
+    assert_eq!(call(M::PUT, &url, Some(big)).await.0, 413);
 }

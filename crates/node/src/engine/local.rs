@@ -37,9 +37,42 @@ pub(super) struct Outgoing {
     pub acknowledged: Option<u64>,
 }
 
+/// The earlier change made with idempotency `key`, if there was one, with the case as it is now.
+async fn replayed<T: StoreTx>(tx: &mut T, key: Option<&str>) -> Result<Option<Sent>, EngineError> {
+    let Some(key) = key else { return Ok(None) };
+    let Some(done) = tx.idempotent(key).await? else { return Ok(None) };
+    let rec = tx.get_case(done.case_id).await?.ok_or(EngineError::NotFound(done.case_id))?;
+    Ok(Some(Sent { message_id: done.message_id, case: rec.case, replayed: true }))
+}
+
+/// Remember, in the change's transaction, which message the change with idempotency `key` made.
+async fn remember<T: StoreTx>(
+    tx: &mut T,
+    key: Option<&str>,
+    case_id: CaseId,
+    message_id: MessageId,
+    at: Timestamp,
+) -> Result<(), EngineError> {
+    if let Some(key) = key {
+        tx.put_idempotent(key, sdx_store::IdempotentResult { case_id, message_id }, at).await?;
+    }
+    Ok(())
+}
+
 impl<S: Store> Engine<S> {
     /// Create a case here and forward it to its assignee.
     pub async fn forward(&self, case: Case, note: Option<String>) -> Result<Sent, EngineError> {
+        self.forward_keyed(case, note, None).await
+    }
+
+    /// [`Engine::forward`], once per idempotency `key`: a second call with the same key applies nothing and
+    /// answers with the first call's message and the case as it is now.
+    pub async fn forward_keyed(
+        &self,
+        case: Case,
+        note: Option<String>,
+        key: Option<&str>,
+    ) -> Result<Sent, EngineError> {
         let me = &self.inner.me;
         let to = case.assignee.clone();
         if !self.inner.peers.contains_key(&to) {
@@ -65,21 +98,35 @@ impl<S: Store> Engine<S> {
         };
         let presealed = self.seal_out(&out, 1)?;
         let mut tx = self.inner.store.begin().await?;
+        if let Some(sent) = replayed(&mut tx, key).await? {
+            return Ok(sent);
+        }
         if tx.get_case(case.case_id).await?.is_some() {
             return Err(refusal(ErrorCode::InconsistentCase, format!("case {} exists already", case.case_id)).into());
         }
         let rec = CaseRecord { case: case.clone(), partner: to, our_role: OurRole::Originator, updated_at: at };
         tx.put_case(&rec, None).await?;
         let message_id = self.enqueue(&mut tx, out, Some(presealed)).await?;
+        remember(&mut tx, key, case.case_id, message_id, at).await?;
         tx.commit().await?;
         self.inner.wake.notify_one();
-        Ok(Sent { message_id, case })
+        Ok(Sent { message_id, case, replayed: false })
     }
 
     /// Apply a local change (update, resolve, hand back, close, reopen, reject) and send it to the partner.
-    pub async fn change(&self, case_id: CaseId, mut body: Body) -> Result<Sent, EngineError> {
+    pub async fn change(&self, case_id: CaseId, body: Body) -> Result<Sent, EngineError> {
+        self.change_keyed(case_id, body, None).await
+    }
+
+    /// [`Engine::change`], once per idempotency `key`: a second call with the same key applies nothing and
+    /// answers with the first call's message and the case as it is now (even if the first was about another
+    /// case: the key names one change).
+    pub async fn change_keyed(&self, case_id: CaseId, mut body: Body, key: Option<&str>) -> Result<Sent, EngineError> {
         let me = &self.inner.me;
         let mut tx = self.inner.store.begin().await?;
+        if let Some(sent) = replayed(&mut tx, key).await? {
+            return Ok(sent);
+        }
         let rec = tx.get_case(case_id).await?.ok_or(EngineError::NotFound(case_id))?;
         let at = now();
         let new = lifecycle::apply(&rec.case, &me.org, &rec.partner, &body, at)?;
@@ -92,9 +139,10 @@ impl<S: Store> Engine<S> {
         if let Some(ev) = status_event(case_id, &rec.case, &new, Some(message_id)) {
             tx.add_event(&ev).await?;
         }
+        remember(&mut tx, key, case_id, message_id, at).await?;
         tx.commit().await?;
         self.inner.wake.notify_one();
-        Ok(Sent { message_id, case: new })
+        Ok(Sent { message_id, case: new, replayed: false })
     }
 
     /// Build, check and seal the message with sequence number `seq` (CPU work: done before the transaction

@@ -83,6 +83,9 @@ pub struct Sent {
     pub message_id: MessageId,
     /// The case as it is now at this node.
     pub case: Case,
+    /// The change was made before, by an earlier request with the same idempotency key: nothing was applied now,
+    /// `message_id` is the earlier change's message.
+    pub replayed: bool,
 }
 
 /// The answer to a peer's POST.

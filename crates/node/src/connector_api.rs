@@ -1,0 +1,285 @@
+//! The local API's part for ticket-system connectors: the change feed (`GET /api/v1/events`, every change of
+//! every case in commit order, long-polled) and the state a connector keeps in the node's store
+//! (`/api/v1/connectors/{name}/state/{key}`: links ticket ↔ case, cursors), written with compare-and-set.
+//! Local changes sent with an `Idempotency-Key` header are in `local_api` (create and change).
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa_axum::router::OpenApiRouter;
+
+use sdx_model::ErrorCode;
+use sdx_store::{FeedCursor, MAX_PAGE, Store, StoreTx};
+
+use crate::apidoc::{self, op};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::local_api::{JsonBytes, Query, Shared};
+
+/// Longest `wait` of the change feed, in seconds.
+pub const MAX_FEED_WAIT_S: u64 = 60;
+/// How often a waiting feed request looks for new events (the feed is read from the store, so events committed
+/// by another process on the same PostgreSQL database are found too).
+const FEED_POLL: Duration = Duration::from_millis(100);
+/// Largest state value, in bytes of JSON.
+pub const MAX_STATE_BYTES: usize = 64 * 1024;
+/// Longest connector name and state key.
+const MAX_NAME: usize = 64;
+const MAX_KEY: usize = 200;
+
+/// The routes of this module (behind the local API's bearer tokens).
+pub(crate) fn routes<S: Store>() -> OpenApiRouter<Shared<S>> {
+    OpenApiRouter::new()
+        .routes(op::<__path_events, _, _, _>(events::<S>))
+        .routes(op::<__path_get_state, _, _, _>(get_state::<S>))
+        .routes(op::<__path_put_state, _, _, _>(put_state::<S>))
+        .routes(op::<__path_delete_state, _, _, _>(delete_state::<S>))
+}
+
+apidoc::inline_schema!(
+    /// A feed cursor parameter.
+    FeedCursorParam = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(r"^[0-9]{1,19}\.[0-9]{1,19}$"))
+        .into()
+);
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct FeedParams {
+    /// Continue after this cursor (the `next` of the previous answer, or an event's `cursor`); from the
+    /// beginning without it. Opaque: pass it back unchanged.
+    #[param(inline, value_type = Option<FeedCursorParam>)]
+    after: Option<String>,
+    /// Wait up to this many seconds (0 to 60) for an event when there is none yet (long poll); 0 or absent:
+    /// answer at once.
+    #[param(minimum = 0, maximum = 60)]
+    wait: Option<u64>,
+    /// At most this many events (1 to 500, default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// The change feed: every change of every case, in commit order.
+///
+/// Each event is a timeline event of a case (a message sent or received and applied, a receipt, a status change,
+/// a conflict, a failed or dead delivery, an operator's retry or skip) with its `cursor`. Keep `next` durably and
+/// pass it as `after`: the feed never skips an event and, after a restart, gives again only what came after it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "listEvents",
+    params(FeedParams),
+    responses(
+        (status = 200, description = "The events after the cursor (possibly none after waiting) and the cursor to continue from", body = apidoc::FeedPageDoc),
+        (status = 400, description = "A bad parameter or cursor (schemaViolation)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn events<S: Store>(State(st): State<Shared<S>>, Query(p): Query<FeedParams>) -> ApiResult<axum::Json<Value>> {
+    let bad = |d: String| ApiError::bad_request(ErrorCode::SchemaViolation, d);
+    let after = match p.after.as_deref() {
+        Some(a) => FeedCursor::parse(a).map_err(|e| bad(e.to_string()))?,
+        None => FeedCursor::START,
+    };
+    let wait = p.wait.unwrap_or(0);
+    if wait > MAX_FEED_WAIT_S {
+        return Err(bad(format!("wait is at most {MAX_FEED_WAIT_S} seconds, not {wait}")));
+    }
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(bad(format!("limit is 1 to {MAX_PAGE}, not {limit}")));
+    }
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let store = st.engine.store();
+    let found = loop {
+        let found = store.feed(after, limit).await?;
+        if !found.is_empty() || Instant::now() >= deadline {
+            break found;
+        }
+        tokio::time::sleep(FEED_POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+    };
+    let next = found.last().map_or(after, |e| e.cursor);
+    let events: Vec<Value> = found
+        .into_iter()
+        .map(|e| {
+            let mut v = json!(e.event);
+            v["cursor"] = json!(e.cursor.to_string());
+            v
+        })
+        .collect();
+    Ok(axum::Json(json!({"events": events, "next": next.to_string()})))
+}
+
+/// The connector name and state key in the path, checked.
+struct StatePath {
+    name: String,
+    key: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StatePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path((name, key)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state).await?;
+        let ok = |s: &str, max: usize, extra: &[u8]| {
+            !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+        };
+        if !ok(&name, MAX_NAME, b"-_") {
+            let detail = format!("connector name: 1 to {MAX_NAME} of A-Z a-z 0-9 - _");
+            return Err(ApiError::bad_request(ErrorCode::SchemaViolation, detail));
+        }
+        if !ok(&key, MAX_KEY, b"-_.:@") {
+            let detail = format!("state key: 1 to {MAX_KEY} of A-Z a-z 0-9 - _ . : @");
+            return Err(ApiError::bad_request(ErrorCode::SchemaViolation, detail));
+        }
+        Ok(StatePath { name, key })
+    }
+}
+
+/// The path parameters of the state routes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // documentation of the path parameters read by `StatePath`
+struct StatePathDoc {
+    /// The connector's name (from its `[[connectors]]` entry).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    name: String,
+    /// The key.
+    #[param(pattern = r"^[A-Za-z0-9_.:@-]{1,200}$")]
+    key: String,
+}
+
+fn not_found(name: &str, key: &str) -> ApiError {
+    // unknownCase is the closest code of the SDX list; the detail says what is missing.
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("connector {name} has no state {key}"))
+}
+
+fn version_conflict(name: &str, key: &str) -> ApiError {
+    let detail = format!("state {key} of connector {name} has another version; read it again");
+    ApiError::new(StatusCode::CONFLICT, ErrorCode::InconsistentCase, detail)
+}
+
+/// A value a connector keeps in the node's store.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connectors/{name}/state/{key}",
+    operation_id = "getConnectorState",
+    params(StatePathDoc),
+    responses(
+        (status = 200, description = "The value and its version", body = apidoc::ConnectorStateDoc),
+        (status = 400, description = "A bad name or key (schemaViolation)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No value under this key (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_state<S: Store>(State(st): State<Shared<S>>, path: StatePath) -> ApiResult<axum::Json<Value>> {
+    let entry =
+        st.engine.store().connector_state(&path.name, &path.key).await?.ok_or_else(|| not_found(&path.name, &path.key))?;
+    let value: Value = serde_json::from_str(&entry.value).map_err(|e| ApiError::internal("a stored connector state", &e, false))?;
+    Ok(axum::Json(json!({"value": value, "version": entry.version})))
+}
+
+/// The request of a state write.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PutState {
+    value: Value,
+    expected_version: Option<u64>,
+}
+
+/// Write a value a connector keeps in the node's store.
+///
+/// With `expectedVersion` the write happens only if the stored version is that one (0: there is no value yet),
+/// else 409: read, merge and write again.
+#[utoipa::path(
+    put,
+    path = "/api/v1/connectors/{name}/state/{key}",
+    operation_id = "putConnectorState",
+    params(StatePathDoc),
+    request_body(content = apidoc::PutConnectorStateDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored; the new version", body = apidoc::ConnectorStateVersionDoc),
+        (status = 400, description = "A bad name, key or body (schemaViolation, malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The stored version is not expectedVersion (inconsistentCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json (malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn put_state<S: Store>(
+    State(st): State<Shared<S>>,
+    path: StatePath,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult<axum::Json<Value>> {
+    let req: PutState = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::SchemaViolation, format!("state: {e}")))?;
+    let text = req.value.to_string();
+    if text.len() > MAX_STATE_BYTES {
+        let detail = format!("a state value is at most {MAX_STATE_BYTES} bytes of JSON, this is {}", text.len());
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, detail));
+    }
+    let mut tx = st.engine.store().begin().await?;
+    let version = match tx.put_connector_state(&path.name, &path.key, Some(&text), req.expected_version).await {
+        Err(sdx_store::Error::Conflict) => return Err(version_conflict(&path.name, &path.key)),
+        v => v?,
+    };
+    tx.commit().await?;
+    Ok(axum::Json(json!({"version": version})))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct DeleteParams {
+    /// Delete only if the stored version is this one (0: succeed only if there is no value).
+    #[param(minimum = 0)]
+    expected_version: Option<u64>,
+}
+
+/// Delete a value a connector keeps in the node's store (deleting what is not there succeeds).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connectors/{name}/state/{key}",
+    operation_id = "deleteConnectorState",
+    params(StatePathDoc, DeleteParams),
+    responses(
+        (status = 204, description = "Deleted (or there was nothing)"),
+        (status = 400, description = "A bad name, key or parameter (schemaViolation)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The stored version is not expectedVersion (inconsistentCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_state<S: Store>(
+    State(st): State<Shared<S>>,
+    path: StatePath,
+    Query(p): Query<DeleteParams>,
+) -> ApiResult<Response> {
+    let mut tx = st.engine.store().begin().await?;
+    match tx.put_connector_state(&path.name, &path.key, None, p.expected_version).await {
+        Err(sdx_store::Error::Conflict) => return Err(version_conflict(&path.name, &path.key)),
+        v => v?,
+    };
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
