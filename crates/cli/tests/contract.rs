@@ -61,6 +61,7 @@ federation_ca = "ca.pem"
 url = "sqlite://{}?mode=rwc"
 [api]
 listen = "127.0.0.1:0"
+feed_max_wait_s = 1
 [[api.clients]]
 name = "contract"
 token_sha256 = "{token_hash}"

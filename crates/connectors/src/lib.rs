@@ -5,6 +5,10 @@
 //! local API and change feed. It translates values with a declarative mapping and keeps the link ticket ↔ case
 //! and its cursors in the node's store.
 
+pub mod config;
+pub mod mapping;
+pub mod node;
 pub mod secret;
 pub mod system;
+pub mod sync;
 pub mod systems;

@@ -58,8 +58,8 @@ struct FeedParams {
     /// beginning without it. Opaque: pass it back unchanged.
     #[param(inline, value_type = Option<FeedCursorParam>)]
     after: Option<String>,
-    /// Wait up to this many seconds (0 to 60) for an event when there is none yet (long poll); 0 or absent:
-    /// answer at once.
+    /// Wait up to this many seconds (0 to 60) for an event when there is none yet (long poll; the node may
+    /// answer earlier, with no events, after its `[api] feed_max_wait_s`); 0 or absent: answer at once.
     #[param(minimum = 0, maximum = 60)]
     wait: Option<u64>,
     /// At most this many events (1 to 500, default 100).
@@ -100,7 +100,7 @@ async fn events<S: Store>(State(st): State<Shared<S>>, Query(p): Query<FeedParam
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(bad(format!("limit is 1 to {MAX_PAGE}, not {limit}")));
     }
-    let deadline = Instant::now() + Duration::from_secs(wait);
+    let deadline = Instant::now() + Duration::from_secs(wait).min(st.feed_max_wait);
     let store = st.engine.store();
     let found = loop {
         let found = store.feed(after, limit).await?;
@@ -194,12 +194,32 @@ async fn get_state<S: Store>(State(st): State<Shared<S>>, path: StatePath) -> Ap
     Ok(axum::Json(json!({"value": value, "version": entry.version})))
 }
 
-/// The request of a state write.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// The request of a state write: `{"value": …, "expectedVersion": n|null}` (an integer-valued number, also
+/// written `3.0`).
 struct PutState {
     value: Value,
     expected_version: Option<u64>,
+}
+
+impl PutState {
+    fn parse(body: &[u8]) -> Result<PutState, String> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| format!("state: {e}"))?;
+        let Value::Object(mut m) = v else { return Err("state: a JSON object with value and expectedVersion".into()) };
+        if let Some(k) = m.keys().find(|k| *k != "value" && *k != "expectedVersion") {
+            return Err(format!("state: unknown member `{k}`; allowed: value, expectedVersion"));
+        }
+        let value = m.remove("value").ok_or("state: value is missing")?;
+        let expected_version = match m.remove("expectedVersion") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(
+                n.as_u64()
+                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15).map(|f| f as u64))
+                    .ok_or("state: expectedVersion is a whole number, at least 0")?,
+            ),
+            Some(_) => return Err("state: expectedVersion is a whole number, at least 0".into()),
+        };
+        Ok(PutState { value, expected_version })
+    }
 }
 
 /// Write a value a connector keeps in the node's store.
@@ -229,8 +249,7 @@ async fn put_state<S: Store>(
     path: StatePath,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult<axum::Json<Value>> {
-    let req: PutState = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(ErrorCode::SchemaViolation, format!("state: {e}")))?;
+    let req = PutState::parse(&body).map_err(|e| ApiError::bad_request(ErrorCode::SchemaViolation, e))?;
     let text = req.value.to_string();
     if text.len() > MAX_STATE_BYTES {
         let detail = format!("a state value is at most {MAX_STATE_BYTES} bytes of JSON, this is {}", text.len());

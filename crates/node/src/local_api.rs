@@ -75,6 +75,8 @@ pub(crate) struct ApiState<S: Store> {
     pub(crate) engine: Engine<S>,
     /// SHA-256 of each client's token.
     tokens: Vec<[u8; 32]>,
+    /// Longest wait of a change feed request.
+    pub(crate) feed_max_wait: std::time::Duration,
 }
 
 pub(crate) type Shared<S> = Arc<ApiState<S>>;
@@ -83,6 +85,12 @@ pub(crate) type Shared<S> = Arc<ApiState<S>>;
 /// `routes` behind bearer tokens, `GET /api/v1/openapi.json` without, and problem answers for unknown routes
 /// (404) and methods (405).
 pub fn router<S: Store>(engine: Engine<S>, clients: &[ApiClient]) -> Router {
+    let wait = std::time::Duration::from_secs(crate::connector_api::MAX_FEED_WAIT_S);
+    router_with(engine, clients, wait)
+}
+
+/// [`router`] with change feed requests waiting at most `feed_max_wait` (`[api] feed_max_wait_s`).
+pub fn router_with<S: Store>(engine: Engine<S>, clients: &[ApiClient], feed_max_wait: std::time::Duration) -> Router {
     let tokens = clients
         .iter()
         .filter_map(|c| {
@@ -92,7 +100,7 @@ pub fn router<S: Store>(engine: Engine<S>, clients: &[ApiClient]) -> Router {
             Some(h)
         })
         .collect();
-    let state: Shared<S> = Arc::new(ApiState { engine, tokens });
+    let state: Shared<S> = Arc::new(ApiState { engine, tokens, feed_max_wait });
     let (protected, local) = routes::<S>().split_for_parts();
     let (public, doc) = document_route().split_for_parts();
     let document = Arc::new(apidoc::finish(merged([local, doc, crate::ops_api::api(), crate::peer_api::api()])));

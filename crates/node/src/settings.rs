@@ -34,6 +34,9 @@ pub struct Settings {
     /// Timeouts and connection bounds of both servers.
     #[serde(default)]
     pub limits: LimitSettings,
+    /// Ticket-system connectors `sdx serve` runs with this node: one connector file each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<ConnectorRef>,
 }
 
 /// The organisation this node speaks for.
@@ -141,11 +144,31 @@ pub struct ApiSettings {
     pub listen: SocketAddr,
     /// Clients allowed to call it.
     pub clients: Vec<ApiClient>,
+    /// Longest a change feed request waits for an event, in seconds (at most 60, the feed's `wait` bound; a
+    /// request asking for longer gets an empty answer after this).
+    #[serde(default = "default_feed_max_wait")]
+    pub feed_max_wait_s: u64,
+}
+
+fn default_feed_max_wait() -> u64 {
+    crate::connector_api::MAX_FEED_WAIT_S
+}
+
+/// A connector `sdx serve` runs (see `docs/connectors.md`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorRef {
+    /// The connector file (relative to the settings file).
+    pub file: PathBuf,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), clients: Vec::new() }
+        ApiSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            clients: Vec::new(),
+            feed_max_wait_s: default_feed_max_wait(),
+        }
     }
 }
 
@@ -308,6 +331,9 @@ impl Settings {
         fix(&mut self.keys.federation_ca);
         for p in &mut self.peers {
             fix(&mut p.signing_key);
+        }
+        for c in &mut self.connectors {
+            fix(&mut c.file);
         }
         if let Some(url) = resolve_sqlite_url(&self.storage.url, base)? {
             self.storage.url = url;

@@ -81,8 +81,9 @@ pub fn settings(
         storage,
         peers: Vec::new(),
         delivery: DeliverySettings::default(),
-        api: ApiSettings { listen: api_listen, clients },
+        api: ApiSettings { listen: api_listen, clients, ..ApiSettings::default() },
         limits: LimitSettings::default(),
+        connectors: Vec::new(),
     }
 }
 

@@ -1,0 +1,855 @@
+//! The sync between one ticket system and one SDX node, in both directions, exactly once.
+//!
+//! **Ticket → SDX** ([`Connector::poll_system`]): the tickets changed since the system cursor are read; a ticket
+//! put where the mapping's `[[handover]]` says becomes a case forwarded to that partner; a linked ticket's status
+//! change and new public comments (with their files) become changes of the case. Internal notes never leave.
+//!
+//! **SDX → ticket** ([`Connector::follow_feed`], long-polling the node's change feed): a case forwarded to this
+//! organisation becomes a ticket in the mapping's `[incoming]` queue with the SDX case id in the case field; the
+//! partner's status changes, journal entries, files and the solution are written into the linked ticket; a
+//! conflict is written as an internal note, so the agent whose change lost sees it.
+//!
+//! **No echo, exactly once.** Per linked ticket the connector keeps a [`Link`] in the node's store (key
+//! `ticket:ID`, and `case:UUID` for the way back): the system status and SDX status last synced, the comments
+//! and SDX items already handled. A status differing from the link's is a change of that side; what the
+//! connector writes into a ticket carries a marker line `[sdx:…]`, is looked for before it is written (a
+//! crash between the write and the link's commit writes nothing twice) and is never sent back. What it sends
+//! to the node carries an idempotency key derived from the ticket and the link, so a retry after a crash is
+//! answered, not applied again. Case ids and journal ids are derived from the ticket, so a repeated forward is
+//! the same case.
+//!
+//! **Nothing is dropped silently.** A value without a mapping, a status the workflow refuses, a refusal by the
+//! node: written once as an internal note on the ticket (marker `[sdx:problem:…]`), logged, and kept in the
+//! connector's `health` state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use sdx_model::{
+    Attachment, Author, Body, Case, CaseId, Category, Close, Coded, ExternalReference, Impact, ItemId, JournalEntry,
+    MediaType, OrgKey, Party, PartyRole, PendingReason, Priority, Reject, RejectionReason, Reopen, Requester,
+    Resolve, ResolutionCode, ServiceRef, Sha256Hex, Solution, Status, StatusChange, SupportLevel, Timestamp,
+    TicketType, Update, Urgency, Visibility,
+};
+
+use crate::mapping::{Handover, Mapping};
+use crate::node::{NodeClient, NodeError};
+use crate::system::{
+    Comment, Contact, NewComment, NewFile, NewTicket, SystemError, Ticket, TicketChange, TicketSystem,
+};
+
+/// Why a sync step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The ticket system failed.
+    #[error(transparent)]
+    System(#[from] SystemError),
+    /// The node failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// Something the connector cannot express (a value without a mapping, a text SDX refuses).
+    #[error("{0}")]
+    Unsyncable(String),
+}
+
+impl SyncError {
+    /// Whether trying again later may succeed (a system or the node is down).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::System(e) => e.is_transient(),
+            SyncError::Node(e) => e.is_transient(),
+            SyncError::Unsyncable(_) => false,
+        }
+    }
+}
+
+/// What the connector remembers about one linked ticket (state key `ticket:ID`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Link {
+    /// The case.
+    pub case_id: Option<CaseId>,
+    /// The ticket.
+    pub ticket: String,
+    /// The ticket's status when last synced (written by the connector or sent by it).
+    pub sys_status: String,
+    /// The case's status when last synced.
+    pub sdx_status: String,
+    /// Status changes sent so far (part of their idempotency keys).
+    pub sent: u64,
+    /// Ticket comments handled (sent, written by the connector, or internal).
+    pub comments: BTreeSet<String>,
+    /// SDX journal entries, attachments and solutions handled (written into the ticket or made from it).
+    pub items: BTreeSet<String>,
+    /// Problems reported on the ticket (their markers), so that each is written once.
+    pub reported: BTreeSet<String>,
+}
+
+/// The way back: case → ticket (state key `case:UUID`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CaseLink {
+    ticket: String,
+}
+
+/// The connector's health (state key `health`): the last problems, newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Problems, newest first, at most [`HEALTH_PROBLEMS`].
+    pub problems: Vec<Problem>,
+}
+
+/// One reported problem.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// When.
+    pub at: String,
+    /// The ticket, if any.
+    pub ticket: Option<String>,
+    /// The case, if any.
+    pub case_id: Option<CaseId>,
+    /// What (no personal data: ids, codes, values of mapped fields).
+    pub text: String,
+}
+
+/// Problems kept in the health state.
+pub const HEALTH_PROBLEMS: usize = 50;
+
+/// How far back the first poll of a new connector looks.
+const FIRST_LOOKBACK: Duration = Duration::from_secs(600);
+
+/// A marker line written into ticket texts by the connector.
+pub fn marker(id: &str) -> String {
+    format!("[sdx:{id}]")
+}
+
+fn has_marker(text: &str) -> bool {
+    text.contains("[sdx:")
+}
+
+/// A UUID derived from `parts` (SHA-256, formatted as a version 8 UUID): the same ticket always gives the same
+/// case id and journal ids.
+fn derived_uuid(parts: &[&str]) -> uuid::Uuid {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, parts.join("\u{1f}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d.as_ref()[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b)
+}
+
+fn ts(t: OffsetDateTime) -> Timestamp {
+    Timestamp::from_offset_date_time(t)
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+/// Impact and urgency giving `p`, preferring `impact`.
+fn matrix_for(p: Priority, impact: Impact) -> (Impact, Urgency) {
+    let urgencies = [Urgency::High, Urgency::Medium, Urgency::Low];
+    if let Some(u) = urgencies.iter().find(|u| Priority::from_matrix(impact, **u) == p) {
+        return (impact, *u);
+    }
+    for i in [Impact::High, Impact::Medium, Impact::Low] {
+        if let Some(u) = urgencies.iter().find(|u| Priority::from_matrix(i, **u) == p) {
+            return (i, *u);
+        }
+    }
+    (impact, Urgency::Medium)
+}
+
+/// Cut `s` to at most `max` characters.
+fn cut(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// One connector: a ticket system, a node, a mapping.
+pub struct Connector<S: TicketSystem> {
+    name: String,
+    me: OrgKey,
+    system: S,
+    node: NodeClient,
+    mapping: Mapping,
+    case_field: String,
+    poll: Duration,
+}
+
+impl<S: TicketSystem> Connector<S> {
+    /// A connector named `name` (its state namespace and idempotency key prefix) for organisation `me`.
+    pub fn new(
+        name: &str,
+        me: OrgKey,
+        system: S,
+        node: NodeClient,
+        mapping: Mapping,
+        case_field: &str,
+        poll: Duration,
+    ) -> Self {
+        Connector { name: name.into(), me, system, node, mapping, case_field: case_field.into(), poll }
+    }
+
+    /// The ticket system.
+    pub fn system(&self) -> &S {
+        &self.system
+    }
+
+    /// Run until `stop` resolves: poll the system, follow the feed (long poll of one polling interval), repeat.
+    /// Transient failures are retried on the next round; nothing is lost because the cursors only move past
+    /// what was handled.
+    pub async fn run(&self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let round = async {
+                if let Err(e) = self.poll_system().await {
+                    tracing::warn!(connector = %self.name, error = %e, "ticket system round failed; retrying");
+                }
+                if let Err(e) = self.follow_feed(self.poll).await {
+                    tracing::warn!(connector = %self.name, error = %e, "change feed round failed; retrying");
+                    tokio::time::sleep(self.poll).await;
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = round => {}
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Ticket → SDX
+
+    /// One round of ticket → SDX: every ticket changed since the system cursor. The cursor moves only past
+    /// tickets handled (or reported); a transient failure stops the round where it happened.
+    pub async fn poll_system(&self) -> Result<usize, SyncError> {
+        let cursor = self.node.state::<i64>("cursor.system").await?;
+        let since = match &cursor {
+            Some(c) => OffsetDateTime::from_unix_timestamp(c.value).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            None => OffsetDateTime::now_utc() - FIRST_LOOKBACK,
+        };
+        let ids = self.system.changed_since(since).await?;
+        let mut newest = since;
+        let mut handled = 0;
+        for id in ids {
+            let t = match self.system.get(&id).await {
+                Ok(t) => t,
+                Err(SystemError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            newest = newest.max(t.updated_at);
+            match self.sync_ticket(&t).await {
+                Ok(()) => handled += 1,
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => self.report(Some(&t.id), None, &e.to_string()).await?,
+            }
+        }
+        if newest > since || cursor.is_none() {
+            self.node.put_state("cursor.system", &newest.unix_timestamp(), None).await?;
+        }
+        Ok(handled)
+    }
+
+    /// Bring one ticket's changes to SDX.
+    pub async fn sync_ticket(&self, t: &Ticket) -> Result<(), SyncError> {
+        let key = format!("ticket:{}", t.id);
+        match self.node.state::<Link>(&key).await? {
+            Some(link) => self.changes_from_ticket(t, link.value, link.version).await,
+            None => {
+                if let Some(case_id) = t.fields.get(&self.case_field).and_then(|c| CaseId::parse(c.trim()).ok()) {
+                    // Linked in the system but not here (a crash before the link was stored): relink.
+                    return self.relink(t, case_id).await;
+                }
+                match self.mapping.handover_for(t.queue.as_deref(), &t.fields) {
+                    Some(h) => self.forward(t, h).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Hand a ticket over: create the case (id derived from the ticket), forward it, mark the ticket, link.
+    async fn forward(&self, t: &Ticket, h: &Handover) -> Result<(), SyncError> {
+        let partner = OrgKey::parse(&h.partner).map_err(|e| SyncError::Unsyncable(e.to_string()))?;
+        let case = self.case_from_ticket(t, partner, &h.partner_name).await?;
+        let key = format!("{}:forward:{}", self.name, t.id);
+        let case = self.node.create_case(&case, None, &key).await?;
+        self.system.update(&t.id, &self.case_field_change(case.case_id)).await?;
+        let mut link = Link {
+            case_id: Some(case.case_id),
+            ticket: t.id.clone(),
+            sys_status: t.status.clone(),
+            sdx_status: case.status.code().into(),
+            ..Link::default()
+        };
+        link.comments.extend(t.comments.iter().map(|c| c.id.clone()));
+        link.items.extend(case.journal.iter().map(|e| e.id.to_string()));
+        link.items.extend(case.attachments.iter().map(|a| a.id.to_string()));
+        self.store_link(&link, 0).await?;
+        tracing::info!(connector = %self.name, ticket = %t.id, case = %case.case_id, "ticket handed over");
+        Ok(())
+    }
+
+    fn case_field_change(&self, id: CaseId) -> TicketChange {
+        TicketChange { fields: BTreeMap::from([(self.case_field.clone(), id.to_string())]), ..TicketChange::default() }
+    }
+
+    /// The case a ticket becomes.
+    async fn case_from_ticket(&self, t: &Ticket, partner: OrgKey, partner_name: &str) -> Result<Case, SyncError> {
+        let m = &self.mapping;
+        let d = &m.defaults;
+        let created = ts(t.created_at);
+        let case_id = CaseId::from_uuid(derived_uuid(&[&self.name, "case", &t.id, &created.to_string()]));
+        let ticket_type = match t.kind.as_deref().map(|k| m.ticket_type_in(k)) {
+            Some(Ok(tt)) => tt,
+            _ => TicketType::parse(&d.ticket_type).unwrap_or(TicketType::Incident),
+        };
+        let impact = Impact::parse(&d.impact).unwrap_or(Impact::Medium);
+        let (impact, urgency, priority) = match t.priority.as_deref().map(|p| m.priority_in(p)) {
+            Some(Ok(p)) => {
+                let (i, u) = matrix_for(p, impact);
+                (i, u, p)
+            }
+            Some(Err(e)) if m.unmapped == crate::mapping::Unmapped::Error => {
+                return Err(SyncError::Unsyncable(e.to_string()));
+            }
+            _ => {
+                let u = Urgency::parse(&d.urgency).unwrap_or(Urgency::Medium);
+                (impact, u, Priority::from_matrix(impact, u))
+            }
+        };
+        let mut journal = Vec::new();
+        let mut attachments = Vec::new();
+        for c in t.comments.iter().filter(|c| c.public && !has_marker(&c.text)) {
+            journal.push(self.entry_from_comment(t, c));
+            attachments.extend(self.attachments_from_comment(t, c).await?);
+        }
+        let me_name = d.organisation_name.clone().unwrap_or_else(|| self.me.to_string());
+        let description = if t.description.trim().is_empty() { t.title.clone() } else { t.description.clone() };
+        let limits = sdx_model::rules::limits::MAX_TEXT_CHARS;
+        if description.chars().count() > limits {
+            return Err(SyncError::Unsyncable(format!(
+                "the ticket's description has {} characters; SDX takes at most {limits}: shorten it or attach it as a file",
+                description.chars().count()
+            )));
+        }
+        Ok(Case {
+            case_id,
+            revision: 1,
+            references: vec![ExternalReference {
+                owner: self.me.clone(),
+                system: Some(self.system.kind().into()),
+                id: t.number.clone(),
+            }],
+            ticket_type,
+            status: Status::New,
+            pending_reason: None,
+            status_history: vec![StatusChange {
+                status: Status::New,
+                pending_reason: None,
+                changed_at: created,
+                changed_by: self.me.clone(),
+                reason: None,
+            }],
+            impact,
+            urgency,
+            priority,
+            category: Category {
+                service: (d.leika_key.is_some() || d.service_name.is_some()).then(|| ServiceRef {
+                    leika_key: d.leika_key.as_deref().and_then(|k| sdx_model::LeikaKey::parse(k).ok()),
+                    ozg_id: None,
+                    name: d.service_name.clone(),
+                }),
+                symptom: None,
+            },
+            region: None,
+            support_level: SupportLevel::SecondLevel,
+            channel: None,
+            parties: vec![
+                Party { role: PartyRole::Mila, organisation: self.me.clone(), name: me_name, contact: None },
+                Party { role: PartyRole::Bela, organisation: partner.clone(), name: partner_name.into(), contact: None },
+            ],
+            originator: self.me.clone(),
+            assignee: partner,
+            requester: t.requester.as_ref().map(|c| Requester {
+                name: c.name.clone(),
+                email: c.email.clone(),
+                phone: None,
+                language: None,
+            }),
+            subject: cut(&t.title, sdx_model::rules::limits::MAX_SUBJECT_CHARS),
+            description,
+            created_at: created,
+            updated_at: now(),
+            journal,
+            attachments,
+            solution: None,
+            related_cases: Vec::new(),
+            service_level: None,
+        })
+    }
+
+    fn entry_from_comment(&self, t: &Ticket, c: &Comment) -> JournalEntry {
+        JournalEntry {
+            id: ItemId::from_uuid(derived_uuid(&[&self.name, "comment", &t.id, &c.id])),
+            visibility: if c.public { Visibility::Public } else { Visibility::Internal },
+            author: Author { organisation: self.me.clone(), name: c.author.clone() },
+            created_at: ts(c.created_at),
+            text: c.text.clone(),
+        }
+    }
+
+    async fn attachments_from_comment(&self, t: &Ticket, c: &Comment) -> Result<Vec<Attachment>, SyncError> {
+        let mut out = Vec::new();
+        for f in &c.files {
+            if f.size > sdx_model::rules::limits::MAX_INLINE_ATTACHMENT_BYTES {
+                return Err(SyncError::Unsyncable(format!(
+                    "file {} has {} bytes; SDX carries at most {} inline",
+                    f.name,
+                    f.size,
+                    sdx_model::rules::limits::MAX_INLINE_ATTACHMENT_BYTES
+                )));
+            }
+            let bytes = self.system.download(&t.id, f).await?;
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+            let media_type = MediaType::parse(&f.media_type)
+                .or_else(|_| MediaType::parse("application/octet-stream"))
+                .map_err(|e| SyncError::Unsyncable(e.to_string()))?;
+            out.push(Attachment {
+                id: ItemId::from_uuid(derived_uuid(&[&self.name, "file", &t.id, &f.id])),
+                file_name: cut(&f.name, sdx_model::rules::limits::MAX_SHORT_CHARS),
+                media_type,
+                size: bytes.len() as u64,
+                sha256: Sha256Hex::parse(&hex::encode(digest.as_ref())).map_err(|e| SyncError::Unsyncable(e.to_string()))?,
+                content: Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+                uri: None,
+                added_by: self.me.clone(),
+                added_at: ts(c.created_at),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A ticket that names a case in its case field but has no link here: link it to the case as it is.
+    async fn relink(&self, t: &Ticket, case_id: CaseId) -> Result<(), SyncError> {
+        let Some(view) = self.node.case(case_id).await? else {
+            return Err(SyncError::Unsyncable(format!("the ticket names case {case_id}, which this node does not hold")));
+        };
+        let case = &view.case;
+        let mut link = Link {
+            case_id: Some(case_id),
+            ticket: t.id.clone(),
+            sys_status: t.status.clone(),
+            sdx_status: case.status.code().into(),
+            ..Link::default()
+        };
+        // Comments already in the case (made from this ticket, or written into it with a marker) are handled.
+        for c in &t.comments {
+            let id = ItemId::from_uuid(derived_uuid(&[&self.name, "comment", &t.id, &c.id]));
+            if has_marker(&c.text) || !c.public || case.journal.iter().any(|e| e.id == id) {
+                link.comments.insert(c.id.clone());
+            }
+        }
+        for e in &case.journal {
+            if t.comments.iter().any(|c| c.text.contains(&marker(&e.id.to_string()))) || e.author.organisation == self.me {
+                link.items.insert(e.id.to_string());
+            }
+        }
+        self.store_link(&link, 0).await?;
+        tracing::info!(connector = %self.name, ticket = %t.id, case = %case_id, "ticket relinked");
+        Ok(())
+    }
+
+    /// A linked ticket's changes: new public comments (with files), then its status.
+    async fn changes_from_ticket(&self, t: &Ticket, mut link: Link, version: u64) -> Result<(), SyncError> {
+        let Some(case_id) = link.case_id else { return Ok(()) };
+        let before = link.clone();
+        for c in &t.comments {
+            if link.comments.contains(&c.id) {
+                continue;
+            }
+            if c.public && !has_marker(&c.text) {
+                let attachments = self.attachments_from_comment(t, c).await?;
+                let entry = self.entry_from_comment(t, c);
+                let body = Body::Update(Update { journal: vec![entry.clone()], attachments, ..Update::default() });
+                let key = format!("{}:comment:{}:{}", self.name, t.id, c.id);
+                match self.node.change(case_id, &body, &key).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_transient() => return Err(e.into()),
+                    Err(e) => {
+                        let text = format!("comment {} was not sent to SDX: {e}", c.id);
+                        self.problem(t, Some(case_id), &mut link, &text).await?;
+                    }
+                }
+                link.items.insert(entry.id.to_string());
+            }
+            link.comments.insert(c.id.clone());
+        }
+        if t.status != link.sys_status {
+            match self.mapping.status_in(&t.status) {
+                Ok(to) if to.code() != link.sdx_status => {
+                    let view = self.node.case(case_id).await?;
+                    let current = view.as_ref().map(|v| v.case.status);
+                    if current != Some(to) {
+                        let body = self.body_for_status(to, t);
+                        let key = format!("{}:status:{}:{}", self.name, t.id, link.sent);
+                        match self.node.change(case_id, &body, &key).await {
+                            Ok(case) => {
+                                link.sent += 1;
+                                link.sdx_status = case.status.code().into();
+                            }
+                            Err(e) if e.is_transient() => return Err(e.into()),
+                            Err(e) => {
+                                link.sent += 1;
+                                let text = format!("the status `{}` was not sent to SDX: {e}", t.status);
+                                self.problem(t, Some(case_id), &mut link, &text).await?;
+                            }
+                        }
+                    } else {
+                        link.sdx_status = to.code().into();
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let text = format!("{e}: the status change was not sent to SDX; add it to the mapping");
+                    self.problem(t, Some(case_id), &mut link, &text).await?;
+                }
+            }
+            link.sys_status = t.status.clone();
+        }
+        if link != before {
+            self.store_link(&link, version).await?;
+        }
+        Ok(())
+    }
+
+    /// The message that takes a case to `to`, made from a ticket.
+    fn body_for_status(&self, to: Status, t: &Ticket) -> Body {
+        let last_public = t
+            .comments
+            .iter()
+            .rev()
+            .find(|c| c.public)
+            .map(|c| strip_markers(&c.text))
+            .filter(|s| !s.trim().is_empty());
+        match to {
+            Status::Resolved => Body::Resolve(Resolve {
+                revision: 0,
+                solution: Solution {
+                    code: ResolutionCode::parse(&self.mapping.defaults.resolution_code).unwrap_or(ResolutionCode::Fixed),
+                    text: last_public.unwrap_or_else(|| "Gelöst.".into()),
+                    resolved_at: now(),
+                    resolved_by: self.me.clone(),
+                },
+                journal: Vec::new(),
+            }),
+            Status::Closed => Body::Close(Close { revision: 0, closure_code: None, note: None }),
+            Status::Reopened => Body::Reopen(Reopen {
+                revision: 0,
+                reason: last_public.unwrap_or_else(|| "Die Lösung wurde nicht angenommen.".into()),
+            }),
+            Status::Rejected => Body::Reject(Reject {
+                revision: 0,
+                reason: RejectionReason::NotResponsible,
+                text: None,
+                suggested_assignee: None,
+            }),
+            Status::Pending => Body::Update(Update {
+                status: Some(Status::Pending),
+                pending_reason: Some(PendingReason::WaitingForRequester),
+                ..Update::default()
+            }),
+            other => Body::Update(Update { status: Some(other), ..Update::default() }),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // SDX → ticket
+
+    /// One round of SDX → ticket: the feed's events after the feed cursor (waiting up to `wait` for one), each
+    /// case brought into its ticket once, conflicts written as internal notes. The cursor moves past a case only
+    /// when it was handled (or reported).
+    pub async fn follow_feed(&self, wait: Duration) -> Result<usize, SyncError> {
+        let cursor = self.node.state::<String>("cursor.feed").await?;
+        let (events, next) = self.node.events(cursor.as_ref().map(|c| c.value.as_str()), wait).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut cases: Vec<CaseId> = Vec::new();
+        let mut conflicts: BTreeMap<CaseId, Vec<String>> = BTreeMap::new();
+        for e in &events {
+            if !cases.contains(&e.case_id) {
+                cases.push(e.case_id);
+            }
+            if e.kind == "conflict" {
+                conflicts.entry(e.case_id).or_default().push(e.detail.clone());
+            }
+        }
+        for id in &cases {
+            match self.sync_case(*id, conflicts.get(id).map(Vec::as_slice).unwrap_or_default()).await {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => self.report(None, Some(*id), &e.to_string()).await?,
+            }
+        }
+        self.node.put_state("cursor.feed", &next, None).await?;
+        Ok(cases.len())
+    }
+
+    /// Bring one case's state into its ticket (creating the ticket for a case forwarded to us).
+    pub async fn sync_case(&self, case_id: CaseId, conflicts: &[String]) -> Result<(), SyncError> {
+        let Some(view) = self.node.case(case_id).await? else { return Ok(()) };
+        let case = &view.case;
+        let ticket = match self.node.state::<CaseLink>(&format!("case:{case_id}")).await? {
+            Some(l) => l.value.ticket,
+            None if case.assignee == self.me && case.originator != self.me => return self.receive(case).await,
+            None => return Ok(()),
+        };
+        let key = format!("ticket:{ticket}");
+        let Some(stored) = self.node.state::<Link>(&key).await? else { return Ok(()) };
+        let (mut link, version) = (stored.value, stored.version);
+        let before = link.clone();
+        let t = self.system.get(&ticket).await?;
+        self.write_case_items(&t, case, &mut link).await?;
+        for detail in conflicts {
+            let id = format!("conflict:{}", hex::encode(&derived_uuid(&[detail, &case.revision.to_string()]).as_bytes()[..8]));
+            let text = format!(
+                "SDX: Gleichzeitige Änderungen an diesem Fall. {detail}\nDer Fall gilt in dem Stand, der gewonnen hat; \
+                 eine verlorene Änderung bitte prüfen und ggf. erneut vornehmen.\n{}",
+                marker(&id)
+            );
+            self.write_once(&t, &mut link, &id, false, text, Vec::new()).await?;
+        }
+        if case.status.code() != link.sdx_status {
+            let target = self.mapping.status_out(case.status).map_err(|e| SyncError::Unsyncable(e.to_string()))?;
+            if t.status != target {
+                match self.set_status(&t.id, target).await {
+                    Ok(()) => link.sys_status = target.into(),
+                    Err(SystemError::Refused { detail, .. }) => {
+                        let text = format!("the SDX status `{}` (`{target}`) could not be set: {detail}", case.status);
+                        self.problem(&t, Some(case_id), &mut link, &text).await?;
+                        link.sys_status = t.status.clone();
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                link.sys_status = target.into();
+            }
+            link.sdx_status = case.status.code().into();
+        }
+        if link != before {
+            self.store_link(&link, version).await?;
+        }
+        Ok(())
+    }
+
+    /// Set a status, over the mapping's path when the workflow refuses the direct change.
+    async fn set_status(&self, ticket: &str, target: &str) -> Result<(), SystemError> {
+        let change = |s: &str| TicketChange { status: Some(s.into()), ..TicketChange::default() };
+        match self.system.update(ticket, &change(target)).await {
+            Err(SystemError::Refused { .. }) if self.mapping.status_path(target).is_some() => {
+                for step in self.mapping.status_path(target).unwrap_or_default() {
+                    self.system.update(ticket, &change(step)).await?;
+                }
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    /// The partner's journal entries, files and the solution, written into the ticket once each.
+    async fn write_case_items(&self, t: &Ticket, case: &Case, link: &mut Link) -> Result<(), SyncError> {
+        for e in &case.journal {
+            let id = e.id.to_string();
+            if link.items.contains(&id) || e.author.organisation == self.me {
+                continue;
+            }
+            let who = e.author.name.clone().unwrap_or_else(|| e.author.organisation.to_string());
+            let text = format!("{who} ({}, {}):\n{}\n{}", e.author.organisation, e.created_at, e.text, marker(&id));
+            self.write_once(t, link, &id, e.visibility == Visibility::Public, text, Vec::new()).await?;
+        }
+        for a in &case.attachments {
+            let id = a.id.to_string();
+            if link.items.contains(&id) || a.added_by == self.me {
+                continue;
+            }
+            let Some(content) = a.content.as_deref() else {
+                link.items.insert(id);
+                continue;
+            };
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(content)
+                .map_err(|e| SyncError::Unsyncable(format!("attachment {id}: {e}")))?;
+            let file = NewFile { name: a.file_name.clone(), media_type: a.media_type.to_string(), content: bytes };
+            let text = format!("Anhang von {} ({}): {}\n{}", a.added_by, a.added_at, a.file_name, marker(&id));
+            match self.write_once(t, link, &id, true, text, vec![file]).await {
+                Err(SyncError::System(SystemError::TooLarge { what, size, limit, .. })) => {
+                    let text = format!(
+                        "SDX: Der Anhang {what} ({size} Bytes) ist größer als dieses System annimmt ({limit} Bytes); \
+                         er liegt im SDX-Fall {} vor.",
+                        case.case_id
+                    );
+                    self.problem(t, Some(case.case_id), link, &text).await?;
+                    link.items.insert(id);
+                }
+                r => r?,
+            }
+        }
+        if let Some(s) = &case.solution {
+            let id = format!("solution:{}", s.resolved_at);
+            if !link.items.contains(&id) && s.resolved_by != self.me {
+                let text = format!("Lösung ({}, {}):\n{}\n{}", s.code, s.resolved_by, s.text, marker(&id));
+                self.write_once(t, link, &id, true, text, Vec::new()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a comment carrying `marker(id)` unless the ticket has it already; remember `id` as handled.
+    async fn write_once(
+        &self,
+        t: &Ticket,
+        link: &mut Link,
+        id: &str,
+        public: bool,
+        text: String,
+        files: Vec<NewFile>,
+    ) -> Result<(), SyncError> {
+        let m = marker(id);
+        if !t.comments.iter().any(|c| c.text.contains(&m)) {
+            let cid = self.system.comment(&t.id, &NewComment { public, text, files }).await?;
+            link.comments.insert(cid);
+        }
+        link.items.insert(id.to_string());
+        Ok(())
+    }
+
+    /// A case forwarded to this organisation: create its ticket (or find the one created before a crash), write
+    /// the journal into it, link, and tell the partner our ticket number.
+    async fn receive(&self, case: &Case) -> Result<(), SyncError> {
+        let m = &self.mapping;
+        let id = case.case_id.to_string();
+        let status = m.status_out(case.status).map_err(|e| SyncError::Unsyncable(e.to_string()))?;
+        let ticket = match self.system.find_by_field(&self.case_field, &id).await? {
+            Some(t) => t,
+            None => {
+                let new = NewTicket {
+                    title: case.subject.clone(),
+                    description: case.description.clone(),
+                    status: status.into(),
+                    priority: m.priority_out(case.priority).map(str::to_string),
+                    queue: m.incoming.queue.clone(),
+                    kind: m.ticket_type_out(case.ticket_type).map(str::to_string),
+                    requester: case.requester.as_ref().map(|r| Contact { name: r.name.clone(), email: r.email.clone() }),
+                    fields: BTreeMap::from([(self.case_field.clone(), id.clone())]),
+                };
+                self.system.create(&new).await?
+            }
+        };
+        let t = self.system.get(&ticket).await?;
+        let mut link = Link {
+            case_id: Some(case.case_id),
+            ticket: ticket.clone(),
+            sys_status: t.status.clone(),
+            sdx_status: case.status.code().into(),
+            ..Link::default()
+        };
+        link.comments.extend(t.comments.iter().map(|c| c.id.clone()));
+        self.write_case_items(&t, case, &mut link).await?;
+        self.node.put_state(&format!("case:{id}"), &CaseLink { ticket: ticket.clone() }, None).await?;
+        let version = self.node.state::<Link>(&format!("ticket:{ticket}")).await?.map_or(0, |l| l.version);
+        self.store_link(&link, version).await?;
+        let reference = ExternalReference { owner: self.me.clone(), system: Some(self.system.kind().into()), id: t.number };
+        let body = Body::Update(Update { references: vec![reference], ..Update::default() });
+        self.node.change(case.case_id, &body, &format!("{}:reference:{id}", self.name)).await?;
+        tracing::info!(connector = %self.name, ticket = %ticket, case = %id, "case received as a ticket");
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // State and reports
+
+    /// Store a link (and its way back), compare-and-set on `version`.
+    async fn store_link(&self, link: &Link, version: u64) -> Result<(), SyncError> {
+        let key = format!("ticket:{}", link.ticket);
+        if self.node.put_state(&key, link, Some(version)).await?.is_none() {
+            return Err(NodeError::Unavailable(format!("state {key} changed meanwhile; retrying")).into());
+        }
+        if let Some(id) = link.case_id {
+            self.node.put_state(&format!("case:{id}"), &CaseLink { ticket: link.ticket.clone() }, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Report a problem with a linked ticket: once as an internal note on it, and in the health state.
+    async fn problem(&self, t: &Ticket, case: Option<CaseId>, link: &mut Link, text: &str) -> Result<(), SyncError> {
+        let id = format!("problem:{}", hex::encode(&derived_uuid(&[text]).as_bytes()[..8]));
+        if link.reported.insert(id.clone()) {
+            let note = format!("SDX-Connector: {text}\n{}", marker(&id));
+            if !t.comments.iter().any(|c| c.text.contains(&marker(&id))) {
+                let cid = self.system.comment(&t.id, &NewComment { public: false, text: note, files: Vec::new() }).await?;
+                link.comments.insert(cid);
+            }
+        }
+        self.health(Some(&t.id), case, text).await
+    }
+
+    /// Report a problem without a link at hand (in the health state and the log).
+    async fn report(&self, ticket: Option<&str>, case: Option<CaseId>, text: &str) -> Result<(), SyncError> {
+        self.health(ticket, case, text).await
+    }
+
+    async fn health(&self, ticket: Option<&str>, case_id: Option<CaseId>, text: &str) -> Result<(), SyncError> {
+        tracing::warn!(connector = %self.name, ticket = ?ticket, case = ?case_id, problem = %text, "connector problem");
+        let mut health = self.node.state::<Health>("health").await?.map(|h| h.value).unwrap_or_default();
+        health.problems.insert(
+            0,
+            Problem { at: now().to_string(), ticket: ticket.map(str::to_string), case_id, text: text.into() },
+        );
+        health.problems.truncate(HEALTH_PROBLEMS);
+        self.node.put_state("health", &health, None).await?;
+        Ok(())
+    }
+}
+
+/// A text without the connector's marker lines.
+fn strip_markers(text: &str) -> String {
+    text.lines().filter(|l| !l.trim_start().starts_with("[sdx:")).collect::<Vec<_>>().join("\n").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_valid_and_distinct() {
+        let a = derived_uuid(&["otobo", "case", "7", "2026-11-30T10:00:00Z"]);
+        assert_eq!(a, derived_uuid(&["otobo", "case", "7", "2026-11-30T10:00:00Z"]));
+        assert_ne!(a, derived_uuid(&["otobo", "case", "8", "2026-11-30T10:00:00Z"]));
+        assert_ne!(derived_uuid(&["a", "bc"]), derived_uuid(&["ab", "c"]), "parts are separated");
+        assert!(CaseId::parse(&a.to_string()).is_ok());
+        assert_eq!(a.get_version_num(), 8);
+    }
+
+    #[test]
+    fn every_priority_has_a_matrix_cell() {
+        for p in Priority::VALUES {
+            for i in [Impact::High, Impact::Medium, Impact::Low] {
+                let (i2, u) = matrix_for(*p, i);
+                assert_eq!(Priority::from_matrix(i2, u), *p);
+            }
+        }
+    }
+
+    #[test]
+    fn markers_are_stripped_from_texts() {
+        assert_eq!(strip_markers("Lösung.\n[sdx:abc]\n"), "Lösung.");
+        assert!(has_marker(&format!("x\n{}", marker("1"))));
+    }
+}
