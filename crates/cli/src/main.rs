@@ -94,6 +94,11 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Ticket-system connectors: check a connector file against the live system, or run one alone.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
     /// Start a MiLa and a BeLa node on loopback (mutual TLS, temporary PKI) and run use cases 2.1 and 2.2.
     /// Exit 0 only if both sides end with the same case.
     Demo {
@@ -150,6 +155,23 @@ enum Command {
         key: PathBuf,
         /// The JWE (`-` for standard input).
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Check the mapping of a connector file against the live ticket system (do its statuses, queues, types
+    /// and fields exist?) before anything is sent. Exit 0 if it fits, 1 if not.
+    Check {
+        /// The connector file (TOML, see docs/connectors.md).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run one connector alone against the node named in its file's [node], until Ctrl-C or SIGTERM.
+    Run {
+        /// The connector file (TOML, see docs/connectors.md).
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -289,6 +311,8 @@ fn main() -> ExitCode {
         Command::Convert { to, file } => cmd::document::convert(&file, matches!(to, Target::Xml)),
         Command::Schema { out } => cmd::schema::write(&out),
         Command::Serve { config } => cmd::serve::serve(&config),
+        Command::Connector { command: ConnectorCommand::Check { config } } => cmd::connector::check(&config),
+        Command::Connector { command: ConnectorCommand::Run { config } } => cmd::connector::run(&config),
         Command::Pki { command: PkiCommand::Init { out, name } } => cmd::pki::init(&out, &name),
         Command::Pki { command: PkiCommand::Issue { ca, org, host, ip, csr, out } } => {
             cmd::pki::issue(cmd::pki::IssueOptions { ca, org, hosts: host, ips: ip, csr, out })

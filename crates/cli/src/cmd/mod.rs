@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 pub mod bench;
+pub mod connector;
 pub mod demo;
 pub mod document;
 pub mod init;

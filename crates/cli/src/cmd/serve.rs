@@ -32,7 +32,7 @@ fn log_format() -> Result<LogFormat> {
 }
 
 /// Install the process's log subscriber: stderr, `SDX_LOG` filter, text or JSON lines.
-fn init_logging() -> Result<()> {
+pub fn init_logging() -> Result<()> {
     let format = log_format()?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SDX_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
@@ -46,7 +46,8 @@ fn init_logging() -> Result<()> {
 /// Load the settings, build the node, serve until a shutdown signal; in-flight requests finish first.
 pub fn serve(config: &Path) -> Result<Outcome> {
     init_logging()?;
-    let settings = Settings::load(Some(config))?;
+    let mut settings = Settings::load(Some(config))?;
+    let connectors = crate::cmd::connector::prepare(&mut settings)?;
     let org = settings.node.org.clone();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -63,7 +64,14 @@ pub fn serve(config: &Path) -> Result<Outcome> {
             let _ = out.flush();
         }
         tracing::info!(org = %org, peer_endpoint = %addr, local_api = %app.api_addr()?, "node started");
-        app.run_until_stopped(shutdown).await?;
+        let stop_connectors = std::sync::Arc::new(tokio::sync::Notify::new());
+        crate::cmd::connector::start_all(connectors, &format!("http://{}/api/v1", app.api_addr()?), &stop_connectors)?;
+        let notify = stop_connectors.clone();
+        app.run_until_stopped(async move {
+            shutdown.await;
+            notify.notify_waiters();
+        })
+        .await?;
         tracing::info!(org = %org, "node stopped");
         Ok(Outcome::Valid)
     })
@@ -71,7 +79,7 @@ pub fn serve(config: &Path) -> Result<Outcome> {
 
 /// Ctrl-C or SIGTERM. The handlers are installed here, at once, so that a signal that arrives right after the
 /// node said it serves is not missed (and does not kill the process unhandled).
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
