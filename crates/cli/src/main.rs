@@ -106,8 +106,12 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Run both nodes on this PostgreSQL server, each in its own schema (sdx_demo_mila, sdx_demo_bela).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ticket_systems")]
         database_url: Option<String>,
+        /// Exchange a ticket between two real ticket systems instead (MILA:BELA of otobo, rt, redmine; default
+        /// otobo:redmine), through two nodes and two connectors; starts what is not running and stops it again.
+        #[arg(long, num_args = 0..=1, default_missing_value = "otobo:redmine", value_name = "MILA:BELA")]
+        ticket_systems: Option<String>,
     },
     /// Benchmarks of the node.
     Bench {
@@ -353,7 +357,12 @@ fn main() -> ExitCode {
             let doc = serde_json::to_string_pretty(&sdx_node::openapi::document()).unwrap_or_default();
             crate::io::stdout(format!("{doc}\n").as_bytes()).map(|()| Outcome::Valid)
         }
-        Command::Demo { data_dir, database_url } => cmd::demo::demo(cmd::demo::DemoOptions { data_dir, database_url }),
+        Command::Demo { data_dir, database_url: _, ticket_systems: Some(pair) } => {
+            cmd::demo_systems::demo(&pair, data_dir)
+        }
+        Command::Demo { data_dir, database_url, ticket_systems: None } => {
+            cmd::demo::demo(cmd::demo::DemoOptions { data_dir, database_url })
+        }
         Command::Keys { command: KeysCommand::Generate { alg, out, force } } => cmd::jose::generate(&alg, &out, force),
         Command::Sign { key, file } => cmd::jose::sign(&key, &file),
         Command::Verify { key, file, print } => cmd::jose::verify(&key, &file, print),

@@ -492,9 +492,10 @@ impl<S: TicketSystem> Connector<S> {
             link.comments.insert(c.id.clone());
         }
         if t.status != link.sys_status {
-            match self.mapping.status_in(&t.status) {
+            let view = self.node.case(case_id).await?;
+            let originator = view.as_ref().is_some_and(|v| v.case.originator == self.me);
+            match self.mapping.status_in(&t.status).map(|s| for_role(s, originator)) {
                 Ok(to) if to.code() != link.sdx_status => {
-                    let view = self.node.case(case_id).await?;
                     let current = view.as_ref().map(|v| v.case.status);
                     if current != Some(to) {
                         let body = self.body_for_status(to, t);
@@ -815,6 +816,16 @@ impl<S: TicketSystem> Connector<S> {
         health.problems.truncate(HEALTH_PROBLEMS);
         self.node.put_state("health", &health, None).await?;
         Ok(())
+    }
+}
+
+/// The status an agent means on this side: "not responsible" (rejected) is what the assignee says; the
+/// originator withdrawing the same way means cancelled, and the other way round.
+fn for_role(s: Status, originator: bool) -> Status {
+    match (s, originator) {
+        (Status::Rejected, true) => Status::Cancelled,
+        (Status::Cancelled, false) => Status::Rejected,
+        (s, _) => s,
     }
 }
 

@@ -1,0 +1,444 @@
+//! `sdx demo --ticket-systems [MILA:BELA]`: two real ticket systems (default OTOBO for the MiLa, Redmine for the
+//! BeLa; RT is the third choice) exchanging one ticket through two SDX nodes and two connectors. It starts what
+//! is not running (`scripts/ticketsystems/*-start.sh`), runs the nodes (mutual TLS, temporary PKI) and the
+//! connectors, then acts as the agents would — through the systems' own REST APIs only — and waits after each
+//! step until the change is seen in the other system. It prints the path with times, exits 0 only if every
+//! step was seen, and stops what it started.
+//!
+//! The parts are public for the tests (`crates/cli/tests/ticket_systems.rs`) and `sdx bench connectors`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sdx_connectors::config::ConnectorFile;
+use sdx_connectors::secret::Secret;
+use sdx_connectors::system::{Contact, NewComment, NewTicket, Ticket, TicketChange, TicketSystem};
+use sdx_connectors::systems::AnySystem;
+use sdx_model::sample::{BELA, MILA};
+use sdx_model::{Coded, Status};
+
+use crate::Outcome;
+use crate::cmd::pair::{Pair, scratch_dir};
+
+/// The systems a connector exists for.
+pub const KINDS: &[&str] = &["otobo", "rt", "redmine"];
+
+/// The example connector file of a system (the one `docs/connectors.md` shows).
+pub fn example(kind: &str) -> Option<&'static str> {
+    match kind {
+        "otobo" => Some(include_str!("../../../connectors/examples/otobo.toml")),
+        "rt" => Some(include_str!("../../../connectors/examples/rt.toml")),
+        "redmine" => Some(include_str!("../../../connectors/examples/redmine.toml")),
+        _ => None,
+    }
+}
+
+/// `MILA:BELA`, checked.
+pub fn parse_pair(s: &str) -> Result<(String, String)> {
+    let (m, b) = s.split_once(':').with_context(|| format!("--ticket-systems: MILA:BELA, e.g. otobo:redmine, not {s}"))?;
+    for k in [m, b] {
+        if !KINDS.contains(&k) {
+            bail!("--ticket-systems: `{k}` is not one of {}", KINDS.join(", "));
+        }
+    }
+    if m == b {
+        bail!("--ticket-systems: two different systems, one per organisation (not {m}:{b})");
+    }
+    Ok((m.to_string(), b.to_string()))
+}
+
+/// Where the start/stop scripts are: `SDX_TICKETSYSTEMS_SCRIPTS`, else this checkout's `scripts/ticketsystems`,
+/// else `./scripts/ticketsystems`.
+pub fn scripts_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SDX_TICKETSYSTEMS_SCRIPTS") {
+        return PathBuf::from(d);
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ticketsystems");
+    if built.is_dir() { built } else { PathBuf::from("scripts/ticketsystems") }
+}
+
+/// Where the scripts keep state and env files.
+pub fn ts_dir() -> PathBuf {
+    std::env::var_os("SDX_TS_DIR").map_or_else(|| PathBuf::from("/var/tmp/sdx-ts"), PathBuf::from)
+}
+
+/// The `KEY=VALUE` lines of `<ts_dir>/<kind>.env`.
+pub fn read_env(kind: &str) -> Result<BTreeMap<String, String>> {
+    let path = ts_dir().join(format!("{kind}.env"));
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim().trim_start_matches("export ").trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches(|c| c == '"' || c == '\'').to_string()))
+        .collect())
+}
+
+/// Run `<scripts>/<name>`, its output going to our stderr.
+pub fn run_script(name: &str) -> Result<()> {
+    let script = scripts_dir().join(name);
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    Ok(())
+}
+
+/// The `[system]` table of a connector file for a running system, from its env file.
+fn system_table(kind: &str, env: &BTreeMap<String, String>) -> Result<toml::Table> {
+    let get = |k: &str| env.get(k).cloned().with_context(|| format!("{kind}.env has no {k}"));
+    let mut t = toml::Table::new();
+    t.insert("system".into(), kind.into());
+    match kind {
+        "otobo" => {
+            t.insert("url".into(), get("OTOBO_URL")?.into());
+            t.insert("user".into(), get("OTOBO_USER")?.into());
+            t.insert("password".into(), get("OTOBO_PASSWORD")?.into());
+            t.insert("case_field".into(), get("OTOBO_CASE_FIELD")?.into());
+        }
+        "rt" => {
+            t.insert("url".into(), get("RT_URL")?.into());
+            t.insert("token".into(), get("RT_TOKEN")?.into());
+            t.insert("case_field".into(), get("RT_CASE_FIELD")?.into());
+        }
+        _ => {
+            t.insert("url".into(), get("REDMINE_URL")?.into());
+            t.insert("api_key".into(), get("REDMINE_API_KEY")?.into());
+            t.insert("project".into(), get("REDMINE_PROJECT")?.into());
+            t.insert("case_field".into(), get("REDMINE_CASE_FIELD")?.into());
+        }
+    }
+    Ok(t)
+}
+
+/// The connector file of one side: the system's example, for organisation `org` handing over to `partner`,
+/// reaching the running system as its env file says.
+pub fn connector_file(kind: &str, name: &str, org: &str, partner: (&str, &str)) -> Result<(ConnectorFile, String)> {
+    let text = example(kind).with_context(|| format!("no connector for {kind}"))?;
+    let mut doc: toml::Table = toml::from_str(text).context("example connector file")?;
+    doc.insert("name".into(), name.into());
+    doc.insert("organisation".into(), org.into());
+    doc.insert("system".into(), toml::Value::Table(system_table(kind, &read_env(kind)?)?));
+    if let Some(toml::Value::Array(hs)) = doc.get_mut("mapping").and_then(|m| m.get_mut("handover")) {
+        for h in hs.iter_mut().filter_map(toml::Value::as_table_mut) {
+            h.insert("partner".into(), partner.0.into());
+            h.insert("partner_name".into(), partner.1.into());
+        }
+    }
+    let text = toml::to_string(&doc)?;
+    let file = ConnectorFile::parse(&text).map_err(anyhow::Error::msg)?;
+    Ok((file, text))
+}
+
+/// Whether the system answers as its env file says.
+async fn answers(kind: &str) -> bool {
+    let Ok(env) = read_env(kind) else { return false };
+    let Ok(table) = system_table(kind, &env) else { return false };
+    let Ok(config) = toml::Value::Table(table).try_into::<sdx_connectors::systems::SystemConfig>() else {
+        return false;
+    };
+    let Ok(system) = AnySystem::new(&config) else { return false };
+    system.vocabulary().await.is_ok()
+}
+
+/// Start the systems that do not answer; returns those started (to stop them at the end).
+pub async fn ensure_running(kinds: &[&str]) -> Result<Vec<String>> {
+    let mut started = Vec::new();
+    for kind in kinds {
+        if answers(kind).await {
+            println!("   {kind}: running already");
+            continue;
+        }
+        println!("   {kind}: starting (scripts/ticketsystems/{kind}-start.sh)");
+        let t = Instant::now();
+        let k = kind.to_string();
+        tokio::task::spawn_blocking(move || run_script(&format!("{k}-start.sh"))).await??;
+        println!("   {kind}: up in {:.1} s", t.elapsed().as_secs_f64());
+        started.push(kind.to_string());
+    }
+    Ok(started)
+}
+
+/// One side: its organisation, its connector file, its ticket system (as the agents' client).
+pub struct Side {
+    /// `MiLa` or `BeLa`.
+    pub role: &'static str,
+    /// `otobo`, `rt`, `redmine`.
+    pub kind: String,
+    /// The connector file.
+    pub file: ConnectorFile,
+    /// The system, as an agent's REST client.
+    pub system: AnySystem,
+}
+
+impl Side {
+    fn new(role: &'static str, kind: &str, org: &str, partner: (&str, &str), dir: &Path) -> Result<Side> {
+        let name = format!("{kind}-{}", role.to_lowercase());
+        let (file, text) = connector_file(kind, &name, org, partner)?;
+        crate::cmd::init::write_file(&dir.join(format!("{name}.toml")), text.as_bytes(), true, true)?;
+        let system = AnySystem::new(&file.system).map_err(|e| anyhow::anyhow!("{kind}: {e}"))?;
+        Ok(Side { role, kind: kind.to_string(), file, system })
+    }
+
+    /// The system's name of an SDX status.
+    pub fn status(&self, s: Status) -> String {
+        self.file.mapping.status_out(s).map(str::to_string).unwrap_or_default()
+    }
+
+    /// The queue whose tickets are handed to the partner.
+    pub fn handover_queue(&self) -> String {
+        self.file.mapping.handover.first().and_then(|h| h.queue.clone()).unwrap_or_default()
+    }
+
+    /// The case field's name.
+    pub fn case_field(&self) -> &str {
+        self.file.system.case_field()
+    }
+
+    /// Wait until the ticket satisfies `ok`; returns it and the time it took.
+    pub async fn wait(&self, id: &str, timeout: Duration, ok: impl Fn(&Ticket) -> bool) -> Result<(Ticket, Duration)> {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(t) = self.system.get(id).await
+                && ok(&t)
+            {
+                return Ok((t, t0.elapsed()));
+            }
+            if t0.elapsed() > timeout {
+                bail!("{} ({}): not seen within {} s", self.role, self.kind, timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until a ticket with the case id exists here.
+    pub async fn wait_for_case(&self, case_id: &str, timeout: Duration) -> Result<(String, Duration)> {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(id)) = self.system.find_by_field(self.case_field(), case_id).await {
+                return Ok((id, t0.elapsed()));
+            }
+            if t0.elapsed() > timeout {
+                bail!("{} ({}): no ticket for case {case_id} within {} s", self.role, self.kind, timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Two nodes, two connectors, two systems.
+pub struct Setup {
+    /// The nodes.
+    pub pair: Pair,
+    /// The MiLa's side.
+    pub mila: Side,
+    /// The BeLa's side.
+    pub bela: Side,
+    stop: Arc<tokio::sync::Notify>,
+    runs: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Setup {
+    /// Start both nodes (SQLite in `dir`) and both connectors, polling every `poll`.
+    pub async fn start(dir: &Path, mila: &str, bela: &str, poll: Duration) -> Result<Setup> {
+        let pair = Pair::start(dir, None, "sdx_demo_ts").await?;
+        let m = Side::new("MiLa", mila, MILA, (BELA, "Hessische Zentrale für Datenverarbeitung"), dir)?;
+        let b = Side::new("BeLa", bela, BELA, (MILA, "115-Servicecenter Schleswig-Holstein"), dir)?;
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let mut runs = Vec::new();
+        for (side, api) in [(&m, &pair.mila_api), (&b, &pair.bela_api)] {
+            let mut file = side.file.clone();
+            file.poll_interval_ms = poll.as_millis() as u64;
+            let c = file.connector(Some((api, Secret::new(pair.api_token.clone())))).map_err(anyhow::Error::msg)?;
+            let stop = stop.clone();
+            runs.push(tokio::spawn(async move { c.run(stop.notified()).await }));
+        }
+        Ok(Setup { pair, mila: m, bela: b, stop, runs })
+    }
+
+    /// Stop the connectors and the nodes.
+    pub async fn stop(self) {
+        self.stop.notify_waiters();
+        for r in self.runs {
+            r.abort();
+            let _ = r.await;
+        }
+        self.pair.stop().await;
+    }
+}
+
+/// How long the demo waits for each step.
+const STEP: Duration = Duration::from_secs(60);
+
+/// `sdx demo --ticket-systems MILA:BELA [--data-dir DIR]`
+pub fn demo(pair: &str, data_dir: Option<PathBuf>) -> Result<Outcome> {
+    let (mila, bela) = parse_pair(pair)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let dir = match &data_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+                d.clone()
+            }
+            None => scratch_dir("sdx-demo-ts")?,
+        };
+        println!("== ticket systems: MiLa {mila}, BeLa {bela}");
+        let started = ensure_running(&[&mila, &bela]).await?;
+        let result = async {
+            println!("== two SDX nodes (mutual TLS, temporary PKI) and two connectors in {}", dir.display());
+            let setup = Setup::start(&dir, &mila, &bela, Duration::from_secs(1)).await?;
+            let r = story(&setup).await;
+            setup.stop().await;
+            r
+        }
+        .await;
+        for kind in started.iter().rev() {
+            println!("== stopping {kind} (started by the demo)");
+            let k = kind.clone();
+            let _ = tokio::task::spawn_blocking(move || run_script(&format!("{k}-stop.sh"))).await;
+        }
+        match result {
+            Ok(()) => {
+                println!("\n✓ every step was seen in the other ticket system");
+                if data_dir.is_none() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                Ok(Outcome::Valid)
+            }
+            Err(e) => {
+                println!("\n✗ {e:#}");
+                Ok(Outcome::Invalid)
+            }
+        }
+    })
+}
+
+fn step(n: u32, who: &str, what: &str) {
+    println!("{n:>2}. {who}: {what}");
+}
+
+fn seen(what: &str, took: Duration) {
+    println!("    ✓ {what} ({:.1} s)", took.as_secs_f64());
+}
+
+/// What the agents do, through the systems' REST APIs, each step checked in the other system.
+pub async fn story(s: &Setup) -> Result<()> {
+    let (m, b) = (&s.mila, &s.bela);
+    let stamp = sdx_model::Timestamp::now().to_string();
+    let t0 = Instant::now();
+    println!("\n== use case 2.1: forward (MiLa {} → BeLa {})", m.kind, b.kind);
+    step(1, "MiLa agent", "records a citizen's ticket and moves it to the handover queue");
+    let ticket = m
+        .system
+        .create(&NewTicket {
+            title: format!("Wohngeld: Hochladen von Nachweisen schlägt fehl ({stamp})"),
+            description: "Die Antragstellerin kann im Onlinedienst Wohngeld keine Nachweise hochladen.".into(),
+            status: m.status(Status::New),
+            priority: m.file.mapping.priority_out(sdx_model::Priority::High).map(str::to_string),
+            queue: m.file.mapping.incoming.queue.clone(),
+            kind: m.file.mapping.incoming.kind.clone(),
+            requester: Some(Contact {
+                name: Some("Erika Mustermann".into()),
+                email: Some("erika.mustermann@example.org".into()),
+            }),
+            fields: BTreeMap::new(),
+        })
+        .await?;
+    m.system.update(&ticket, &TicketChange { queue: Some(m.handover_queue()), ..TicketChange::default() }).await?;
+    let (mt, took) = m.wait(&ticket, STEP, |t| t.fields.contains_key(m.case_field())).await?;
+    let case_id = mt.fields[m.case_field()].clone();
+    seen(&format!("MiLa's connector forwarded it: case {case_id} in the ticket's field"), took);
+    let (bt, took) = b.wait_for_case(&case_id, STEP).await?;
+    seen(&format!("BeLa's {} has ticket {bt} for it", b.kind), took);
+    let (bticket, _) = b.wait(&bt, STEP, |_| true).await?;
+    if !bticket.title.starts_with("Wohngeld: Hochladen") {
+        bail!("BeLa's ticket has another title: {}", bticket.title);
+    }
+    let want_prio = b.file.mapping.priority_out(sdx_model::Priority::High).map(str::to_string);
+    if want_prio.is_some() && bticket.priority != want_prio {
+        bail!("BeLa's ticket priority {:?} is not the mapped {:?}", bticket.priority, want_prio);
+    }
+    seen(&format!("title, description and priority arrived mapped ({:?})", bticket.priority), Duration::ZERO);
+
+    step(2, "BeLa agent", "starts work: status, a public reply and an internal note");
+    b.system.update(&bt, &status_change(&b.status(Status::InProgress))).await?;
+    comment(&b.system, &bt, true, "Wir prüfen das Hochladen von Nachweisen.").await?;
+    comment(&b.system, &bt, false, "Intern: Log des Upload-Dienstes prüfen.").await?;
+    let want = m.status(Status::InProgress);
+    let (mt, took) = m
+        .wait(&ticket, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("Wir prüfen")))
+        .await?;
+    seen(&format!("MiLa's ticket shows `{want}` and BeLa's public reply"), took);
+    if mt.comments.iter().any(|c| c.text.contains("Intern: Log")) {
+        bail!("BeLa's internal note reached the MiLa");
+    }
+    seen("BeLa's internal note stayed at the BeLa", Duration::ZERO);
+
+    println!("\n== use case 2.2: return (BeLa → MiLa)");
+    step(3, "BeLa agent", "asks for information (waiting for the requester)");
+    comment(&b.system, &bt, true, "Bitte teilen Sie mit, wie groß die Datei ist.").await?;
+    b.system.update(&bt, &status_change(&b.status(Status::Pending))).await?;
+    let want = m.status(Status::Pending);
+    let (_, took) = m
+        .wait(&ticket, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("wie groß")))
+        .await?;
+    seen(&format!("MiLa's ticket shows `{want}` and the question"), took);
+
+    step(4, "MiLa agent", "answers the question and sets the ticket back to work");
+    comment(&m.system, &ticket, true, "Die Datei hat 12 MB.").await?;
+    m.system.update(&ticket, &status_change(&m.status(Status::InProgress))).await?;
+    let want = b.status(Status::InProgress);
+    let (_, took) =
+        b.wait(&bt, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("12 MB"))).await?;
+    seen(&format!("BeLa's ticket shows the answer and `{want}`"), took);
+
+    step(5, "BeLa agent", "resolves with the solution");
+    comment(&b.system, &bt, true, "Die Upload-Grenze wurde auf 20 MB erhöht.").await?;
+    b.system.update(&bt, &status_change(&b.status(Status::Resolved))).await?;
+    let want = m.status(Status::Resolved);
+    let (_, took) = m
+        .wait(&ticket, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("Lösung")))
+        .await?;
+    seen(&format!("MiLa's ticket shows the solution and `{want}`"), took);
+
+    step(6, "MiLa agent", "informs the citizen and closes");
+    m.system.update(&ticket, &status_change(&m.status(Status::Closed))).await?;
+    let want = b.status(Status::Closed);
+    let (_, took) = b.wait(&bt, STEP, |t| t.status == want).await?;
+    seen(&format!("BeLa's ticket is `{want}`"), took);
+    let (mt, _) = m.wait(&ticket, STEP, |_| true).await?;
+    if mt.status != m.status(Status::Closed) {
+        bail!("MiLa's ticket is `{}`, not closed", mt.status);
+    }
+    let id = sdx_model::CaseId::parse(&case_id)?;
+    let (mc, bc) = (s.pair.mila.store(), s.pair.bela.store());
+    use sdx_store::Store;
+    let (mc, bc) = (mc.get_case(id).await?, bc.get_case(id).await?);
+    match (mc, bc) {
+        (Some(x), Some(y)) if x.case == y.case && x.case.status == Status::Closed => {
+            seen(&format!("both nodes hold the same case, status {}", Status::Closed.code()), Duration::ZERO)
+        }
+        _ => bail!("the nodes' copies of case {case_id} differ or are not closed"),
+    }
+    println!("\n   the whole path took {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A status change.
+pub fn status_change(status: &str) -> TicketChange {
+    TicketChange { status: Some(status.into()), ..TicketChange::default() }
+}
+
+/// An agent's comment.
+pub async fn comment(system: &AnySystem, ticket: &str, public: bool, text: &str) -> Result<String> {
+    Ok(system.comment(ticket, &NewComment { public, text: text.into(), files: Vec::new() }).await?)
+}
