@@ -13,8 +13,7 @@
 //! - `io`: reading inputs within the documented limits, writing outputs.
 #![forbid(unsafe_code)]
 
-mod cmd;
-mod io;
+use sdx_cli::{Outcome, cmd};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -300,13 +299,6 @@ enum Target {
     Xml,
 }
 
-/// What a command found, when it ran to the end.
-pub enum Outcome {
-    /// Everything valid.
-    Valid,
-    /// Input was invalid (reported on stderr).
-    Invalid,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -355,7 +347,7 @@ fn main() -> ExitCode {
         }
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&sdx_node::openapi::document()).unwrap_or_default();
-            crate::io::stdout(format!("{doc}\n").as_bytes()).map(|()| Outcome::Valid)
+            sdx_cli::io::stdout(format!("{doc}\n").as_bytes()).map(|()| Outcome::Valid)
         }
         Command::Demo { data_dir, database_url: _, ticket_systems: Some(pair) } => {
             cmd::demo_systems::demo(&pair, data_dir)
