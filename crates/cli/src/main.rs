@@ -180,6 +180,19 @@ enum ConnectorCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// End-to-end propagation between two real ticket systems through two nodes and two connectors: public
+    /// comments written one at a time in each system until the other shows them (p50/p95 per direction).
+    Connectors {
+        /// MILA:BELA of otobo, rt, redmine.
+        #[arg(long, default_value = "otobo:redmine", value_name = "MILA:BELA")]
+        ticket_systems: String,
+        /// Comments per direction.
+        #[arg(long, default_value_t = 100)]
+        changes: usize,
+        /// The connectors' polling interval of the ticket systems, in ms.
+        #[arg(long, default_value_t = 1000)]
+        poll_ms: u64,
+    },
     /// Forward N cases between two nodes on loopback and wait for every signed receipt; compare with a no-op
     /// mTLS POST on the same stack. With --json the last line is one JSON object.
     Forward {
@@ -344,6 +357,9 @@ fn main() -> ExitCode {
             };
             let opts = cmd::bench::ForwardOptions { count, concurrency, json, rate, preload, database_url, target };
             cmd::bench::forward(opts)
+        }
+        Command::Bench { command: BenchCommand::Connectors { ticket_systems, changes, poll_ms } } => {
+            cmd::demo_systems::bench(&ticket_systems, changes, poll_ms)
         }
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&sdx_node::openapi::document()).unwrap_or_default();

@@ -442,3 +442,97 @@ pub fn status_change(status: &str) -> TicketChange {
 pub async fn comment(system: &AnySystem, ticket: &str, public: bool, text: &str) -> Result<String> {
     Ok(system.comment(ticket, &NewComment { public, text: text.into(), files: Vec::new() }).await?)
 }
+
+/// Propagation of `n` public comments each way on one linked ticket: from the write in one system until the
+/// other system shows it (polled every 50 ms). Returns (MiLa → BeLa, BeLa → MiLa).
+pub async fn propagation(s: &Setup, n: usize) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let (m, b) = (&s.mila, &s.bela);
+    let ticket = m
+        .system
+        .create(&NewTicket {
+            title: format!("SDX propagation {}", sdx_model::Timestamp::now()),
+            description: "Messung der Laufzeit von Kommentaren.".into(),
+            status: m.status(Status::New),
+            priority: None,
+            queue: m.file.mapping.incoming.queue.clone(),
+            kind: m.file.mapping.incoming.kind.clone(),
+            requester: None,
+            fields: BTreeMap::new(),
+        })
+        .await?;
+    m.system.update(&ticket, &TicketChange { queue: Some(m.handover_queue()), ..TicketChange::default() }).await?;
+    let (mt, _) = m.wait(&ticket, STEP, |t| t.fields.contains_key(m.case_field())).await?;
+    let (bt, _) = b.wait_for_case(&mt.fields[m.case_field()], STEP).await?;
+    let mut there = Vec::with_capacity(n);
+    let mut back = Vec::with_capacity(n);
+    for i in 0..n {
+        for (from, from_ticket, to, to_ticket, out) in
+            [(m, &ticket, b, &bt, &mut there), (b, &bt, m, &ticket, &mut back)]
+        {
+            let text = format!("Messung {i} von {}", from.role);
+            let t0 = Instant::now();
+            comment(&from.system, from_ticket, true, &text).await?;
+            let deadline = t0 + STEP;
+            loop {
+                let t = to.system.get(to_ticket).await?;
+                if t.comments.iter().any(|c| c.text.contains(&text)) {
+                    out.push(t0.elapsed());
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{text}: not seen in {} within {} s", to.kind, STEP.as_secs());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Ok((there, back))
+}
+
+/// The `q`-quantile of durations, in seconds.
+pub fn quantile(d: &[Duration], q: f64) -> f64 {
+    let mut v: Vec<f64> = d.iter().map(Duration::as_secs_f64).collect();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// `sdx bench connectors --ticket-systems MILA:BELA --changes N --poll-ms P`
+pub fn bench(pair: &str, changes: usize, poll_ms: u64) -> Result<Outcome> {
+    let (mila, bela) = parse_pair(pair)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let started = ensure_running(&[&mila, &bela]).await?;
+        let dir = scratch_dir("sdx-bench-ts")?;
+        let result = async {
+            let setup = Setup::start(&dir, &mila, &bela, Duration::from_millis(poll_ms)).await?;
+            let t0 = Instant::now();
+            let r = propagation(&setup, changes).await;
+            let took = t0.elapsed();
+            setup.stop().await;
+            let (there, back) = r?;
+            println!(
+                "propagation of public comments, {changes} each way, polling every {poll_ms} ms (SDX → ticket: change feed)"
+            );
+            for (name, d) in [(format!("{mila} → {bela}"), &there), (format!("{bela} → {mila}"), &back)] {
+                println!(
+                    "  {name:<18} p50 {:.2} s  p95 {:.2} s  max {:.2} s",
+                    quantile(d, 0.5),
+                    quantile(d, 0.95),
+                    quantile(d, 1.0)
+                );
+            }
+            println!("  {} changes in {:.1} s: {:.2} changes/s end to end, one at a time", 2 * changes, took.as_secs_f64(), (2 * changes) as f64 / took.as_secs_f64());
+            anyhow::Ok(())
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        for kind in started.iter().rev() {
+            let k = kind.clone();
+            let _ = tokio::task::spawn_blocking(move || run_script(&format!("{k}-stop.sh"))).await;
+        }
+        result.map(|()| Outcome::Valid)
+    })
+}
