@@ -250,19 +250,44 @@ pub struct Setup {
 impl Setup {
     /// Start both nodes (SQLite in `dir`) and both connectors, polling every `poll`.
     pub async fn start(dir: &Path, mila: &str, bela: &str, poll: Duration) -> Result<Setup> {
+        let mut s = Self::start_idle(dir, mila, bela).await?;
+        for (side, api) in [(&s.mila, &s.pair.mila_api), (&s.bela, &s.pair.bela_api)] {
+            let mut file = side.file.clone();
+            file.poll_interval_ms = poll.as_millis() as u64;
+            let c = file.connector(Some((api, Secret::new(s.pair.api_token.clone())))).map_err(anyhow::Error::msg)?;
+            let stop = s.stop.clone();
+            s.runs.push(tokio::spawn(async move { c.run(stop.notified()).await }));
+        }
+        Ok(s)
+    }
+
+    /// Start both nodes, but no connector (tests run the connectors' rounds themselves, see [`Setup::connector`]).
+    pub async fn start_idle(dir: &Path, mila: &str, bela: &str) -> Result<Setup> {
         let pair = Pair::start(dir, None, "sdx_demo_ts").await?;
         let m = Side::new("MiLa", mila, MILA, (BELA, "Hessische Zentrale für Datenverarbeitung"), dir)?;
         let b = Side::new("BeLa", bela, BELA, (MILA, "115-Servicecenter Schleswig-Holstein"), dir)?;
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let mut runs = Vec::new();
-        for (side, api) in [(&m, &pair.mila_api), (&b, &pair.bela_api)] {
-            let mut file = side.file.clone();
-            file.poll_interval_ms = poll.as_millis() as u64;
-            let c = file.connector(Some((api, Secret::new(pair.api_token.clone())))).map_err(anyhow::Error::msg)?;
-            let stop = stop.clone();
-            runs.push(tokio::spawn(async move { c.run(stop.notified()).await }));
-        }
-        Ok(Setup { pair, mila: m, bela: b, stop, runs })
+        Ok(Setup { pair, mila: m, bela: b, stop: Arc::new(tokio::sync::Notify::new()), runs: Vec::new() })
+    }
+
+    /// The node client a side's connector uses.
+    pub fn node(&self, side: &Side) -> Result<sdx_connectors::node::NodeClient> {
+        let api = if side.role == "MiLa" { &self.pair.mila_api } else { &self.pair.bela_api };
+        sdx_connectors::node::NodeClient::new(api, Secret::new(self.pair.api_token.clone()), &side.file.name)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// A side's connector over `system` (the side's own system, or one wrapped by a test).
+    pub fn connector<S: TicketSystem>(&self, side: &Side, system: S) -> Result<sdx_connectors::sync::Connector<S>> {
+        let me = sdx_model::OrgKey::parse(&side.file.organisation)?;
+        Ok(sdx_connectors::sync::Connector::new(
+            &side.file.name,
+            me,
+            system,
+            self.node(side)?,
+            side.file.mapping.clone(),
+            side.case_field(),
+            Duration::from_millis(side.file.poll_interval_ms),
+        ))
     }
 
     /// Stop the connectors and the nodes.

@@ -1,0 +1,394 @@
+//! Real ticket systems (OTOBO, Request Tracker, Redmine; started by `scripts/ticketsystems/*-start.sh`)
+//! exchanging tickets through two real nodes and two connectors: the demo's whole path for each required pair,
+//! and the parts users of sync tools complain about — echoes, duplicates after a crash between a write and its
+//! commit, internal notes, statuses a workflow refuses, values without a mapping, both sides editing at once,
+//! files above a system's limit, a system that is down for a while.
+//!
+//! The systems are shared by every test here, so the tests take a lock and run one at a time. Each test works
+//! on tickets of its own (unique titles); connectors of earlier tests are stopped.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sdx_cli::cmd::demo_systems::{Setup, Side, comment, ensure_running, status_change};
+use sdx_connectors::sync::Connector;
+use sdx_connectors::system::{
+    FileInfo, NewComment, NewFile, NewTicket, SystemError, SystemResult, Ticket, TicketChange, TicketId,
+    TicketSystem, Vocabulary,
+};
+use sdx_connectors::systems::AnySystem;
+use sdx_model::{CaseId, Status};
+use time::OffsetDateTime;
+
+/// One test at a time over the shared systems, across threads and processes: a `flock` child holds the lock
+/// file until its standard input closes (when this guard drops).
+struct Serial(std::process::Child);
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+fn serial() -> Serial {
+    use std::io::BufRead;
+    let dir = sdx_cli::cmd::demo_systems::ts_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = std::process::Command::new("flock")
+        .arg(dir.join("tests.lock"))
+        .args(["sh", "-c", "echo locked; cat >/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("flock(1) runs");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    Serial(child)
+}
+
+async fn setup(mila: &str, bela: &str, idle: bool) -> (Setup, tempfile::TempDir) {
+    ensure_running(&[mila, bela]).await.expect("the ticket systems start");
+    let dir = tempfile::tempdir().unwrap();
+    let s = if idle {
+        Setup::start_idle(dir.path(), mila, bela).await
+    } else {
+        Setup::start(dir.path(), mila, bela, Duration::from_millis(500)).await
+    };
+    (s.expect("nodes and connectors start"), dir)
+}
+
+fn unique(what: &str) -> String {
+    format!("{what} {}", sdx_model::ItemId::new_time_ordered())
+}
+
+/// Create a ticket in the side's incoming queue and hand it over (move it to the handover queue).
+async fn handed_over(side: &Side, title: &str) -> TicketId {
+    let id = side
+        .system
+        .create(&NewTicket {
+            title: title.into(),
+            description: "Die Antragstellerin kann keine Nachweise hochladen.".into(),
+            status: side.status(Status::New),
+            priority: None,
+            queue: side.file.mapping.incoming.queue.clone(),
+            kind: side.file.mapping.incoming.kind.clone(),
+            requester: None,
+            fields: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    side.system
+        .update(&id, &TicketChange { queue: Some(side.handover_queue()), ..TicketChange::default() })
+        .await
+        .unwrap();
+    id
+}
+
+/// Tickets of `side` whose case field holds `case`.
+async fn tickets_of_case(side: &Side, case: &str) -> Vec<Ticket> {
+    let since = OffsetDateTime::now_utc() - Duration::from_secs(3600);
+    let mut out = Vec::new();
+    for id in side.system.changed_since(since).await.unwrap() {
+        if let Ok(t) = side.system.get(&id).await
+            && t.fields.get(side.case_field()).map(String::as_str) == Some(case)
+        {
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn count(t: &Ticket, text: &str) -> usize {
+    t.comments.iter().filter(|c| c.text.contains(text)).count()
+}
+
+/// A system that fails right after each write succeeded: a connector that crashes between its write into the
+/// ticket system and its own commit.
+#[derive(Clone)]
+struct CrashAfterWrite(AnySystem);
+
+fn crash<T>() -> SystemResult<T> {
+    Err(SystemError::Unavailable { system: "test", detail: "crashed after the write".into() })
+}
+
+impl TicketSystem for CrashAfterWrite {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    async fn changed_since(&self, since: OffsetDateTime) -> SystemResult<Vec<TicketId>> {
+        self.0.changed_since(since).await
+    }
+    async fn get(&self, id: &str) -> SystemResult<Ticket> {
+        self.0.get(id).await
+    }
+    async fn find_by_field(&self, field: &str, value: &str) -> SystemResult<Option<TicketId>> {
+        self.0.find_by_field(field, value).await
+    }
+    async fn create(&self, ticket: &NewTicket) -> SystemResult<TicketId> {
+        self.0.create(ticket).await?;
+        crash()
+    }
+    async fn update(&self, id: &str, change: &TicketChange) -> SystemResult<()> {
+        self.0.update(id, change).await?;
+        crash()
+    }
+    async fn comment(&self, id: &str, comment: &NewComment) -> SystemResult<String> {
+        self.0.comment(id, comment).await?;
+        crash()
+    }
+    async fn download(&self, id: &str, file: &FileInfo) -> SystemResult<Vec<u8>> {
+        self.0.download(id, file).await
+    }
+    async fn vocabulary(&self) -> SystemResult<Vocabulary> {
+        self.0.vocabulary().await
+    }
+}
+
+/// Run both connectors' rounds until neither has anything to do twice in a row.
+async fn settle<A: TicketSystem, B: TicketSystem>(m: &Connector<A>, b: &Connector<B>) {
+    let mut quiet = 0;
+    for _ in 0..40 {
+        let mut busy = 0;
+        busy += m.poll_system().await.unwrap_or(0);
+        busy += m.follow_feed(Duration::from_millis(300)).await.unwrap_or(0);
+        busy += b.poll_system().await.unwrap_or(0);
+        busy += b.follow_feed(Duration::from_millis(300)).await.unwrap_or(0);
+        // poll_system counts every changed ticket read (including our own writes); quiet means nothing new
+        // arrived from the feed twice in a row and the systems stopped changing.
+        quiet = if busy == 0 { quiet + 1 } else { 0 };
+        if quiet >= 2 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_for_each_required_pair() {
+    let _lock = serial();
+    for pair in ["otobo:redmine", "rt:otobo", "redmine:rt"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sdx"))
+            .args(["demo", "--ticket-systems", pair])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("every step was seen"),
+            "sdx demo --ticket-systems {pair}: {}\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_write_and_commit_duplicates_nothing_and_nothing_echoes() {
+    let _lock = serial();
+    let (s, _dir) = setup("otobo", "rt", true).await;
+    let (m, b) = (&s.mila, &s.bela);
+    let mc = s.connector(m, m.system.clone()).unwrap();
+    let bc = s.connector(b, b.system.clone()).unwrap();
+    let bcrash = s.connector(b, CrashAfterWrite(b.system.clone())).unwrap();
+    let mcrash = s.connector(m, CrashAfterWrite(m.system.clone())).unwrap();
+
+    // Forward; the BeLa's connector crashes right after creating the ticket, then runs again.
+    let ticket = handed_over(m, &unique("Absturz nach dem Schreiben")).await;
+    mc.poll_system().await.unwrap();
+    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
+    assert!(bcrash.follow_feed(Duration::from_secs(5)).await.is_err(), "the simulated crash is reported");
+    bc.follow_feed(Duration::from_secs(5)).await.unwrap();
+    let bt = tickets_of_case(b, &case).await;
+    assert_eq!(bt.len(), 1, "one ticket at the BeLa for the case, not two");
+    let bt = bt[0].id.clone();
+
+    // A public reply at the BeLa; the MiLa's connector crashes right after writing it, then runs again.
+    comment(&b.system, &bt, true, "Antwort nach Absturz").await.unwrap();
+    bc.poll_system().await.unwrap();
+    assert!(mcrash.follow_feed(Duration::from_secs(5)).await.is_err());
+    mc.follow_feed(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(count(&m.system.get(&ticket).await.unwrap(), "Antwort nach Absturz"), 1, "written once");
+
+    // The node committed a change but the connector's own commit was lost: the retry is answered, not applied.
+    let node = s.node(m).unwrap();
+    let key = format!("ticket:{ticket}");
+    let before = node.state::<serde_json::Value>(&key).await.unwrap().unwrap();
+    let cursor = node.state::<i64>("cursor.system").await.unwrap().unwrap();
+    comment(&m.system, &ticket, true, "Nachtrag, einmal").await.unwrap();
+    mc.poll_system().await.unwrap();
+    let now = node.state::<serde_json::Value>(&key).await.unwrap().unwrap();
+    assert_ne!(now.value, before.value, "the link moved on");
+    node.put_state(&key, &before.value, Some(now.version)).await.unwrap().unwrap();
+    node.put_state("cursor.system", &cursor.value, None).await.unwrap();
+    mc.poll_system().await.unwrap();
+    let id = CaseId::parse(&case).unwrap();
+    let journal = node.case(id).await.unwrap().unwrap().case.journal;
+    assert_eq!(journal.iter().filter(|e| e.text.contains("Nachtrag, einmal")).count(), 1, "applied once");
+
+    // Everything settles; then nothing moves any more (no echo), and each text is in each ticket once.
+    settle(&mc, &bc).await;
+    let (mt, btk) = (m.system.get(&ticket).await.unwrap(), b.system.get(&bt).await.unwrap());
+    let deliveries = |e: &sdx_node::engine::Engine<sdx_store::AnyStore>| {
+        let e = e.clone();
+        async move { sdx_store::Store::list_deliveries(e.store(), None, 500).await.unwrap().len() }
+    };
+    let (dm, db) = (deliveries(&s.pair.mila).await, deliveries(&s.pair.bela).await);
+    for _ in 0..3 {
+        mc.poll_system().await.unwrap();
+        bc.poll_system().await.unwrap();
+        mc.follow_feed(Duration::from_millis(300)).await.unwrap();
+        bc.follow_feed(Duration::from_millis(300)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert_eq!(m.system.get(&ticket).await.unwrap().comments.len(), mt.comments.len(), "no echo at the MiLa");
+    assert_eq!(b.system.get(&bt).await.unwrap().comments.len(), btk.comments.len(), "no echo at the BeLa");
+    assert_eq!((deliveries(&s.pair.mila).await, deliveries(&s.pair.bela).await), (dm, db), "no message echoes");
+    assert_eq!(count(&btk, "Nachtrag, einmal"), 1);
+    assert_eq!(count(&mt, "Antwort nach Absturz"), 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_notes_stay_refused_and_unmapped_values_are_reported() {
+    let _lock = serial();
+    let (s, _dir) = setup("redmine", "otobo", true).await;
+    let (m, b) = (&s.mila, &s.bela);
+    let mc = s.connector(m, m.system.clone()).unwrap();
+    let bc = s.connector(b, b.system.clone()).unwrap();
+    let ticket = handed_over(m, &unique("Interne Notizen")).await;
+    settle(&mc, &bc).await;
+    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
+    let bt = tickets_of_case(b, &case).await.remove(0).id;
+
+    // An internal note and a public reply at the BeLa: only the reply arrives.
+    comment(&b.system, &bt, false, "Nur für uns").await.unwrap();
+    comment(&b.system, &bt, true, "Für alle sichtbar").await.unwrap();
+    settle(&mc, &bc).await;
+    let mt = m.system.get(&ticket).await.unwrap();
+    assert_eq!(count(&mt, "Für alle sichtbar"), 1);
+    assert_eq!(count(&mt, "Nur für uns"), 0, "internal notes never leave the organisation");
+    let entry = mt.comments.iter().find(|c| c.text.contains("Für alle sichtbar")).unwrap();
+    assert!(entry.public, "a public reply stays public");
+
+    // A status without a mapping at the BeLa (OTOBO's "merged"): not sent, an internal note says why, health too.
+    let vocabulary = b.system.vocabulary().await.unwrap();
+    let unmapped = vocabulary
+        .statuses
+        .iter()
+        .find(|st| b.file.mapping.status_in(st).is_err())
+        .expect("the system has a status the mapping leaves out")
+        .clone();
+    b.system.update(&bt, &status_change(&unmapped)).await.unwrap();
+    settle(&mc, &bc).await;
+    let btk = b.system.get(&bt).await.unwrap();
+    let note = btk.comments.iter().find(|c| c.text.contains("SDX-Connector") && c.text.contains(&unmapped));
+    assert!(note.is_some_and(|n| !n.public), "an internal note names the unmapped status: {:?}", btk.comments);
+    let health = s.node(b).unwrap().state::<serde_json::Value>("health").await.unwrap().unwrap();
+    assert!(health.value.to_string().contains(&unmapped), "{}", health.value);
+    let node_case = s.node(m).unwrap().case(CaseId::parse(&case).unwrap()).await.unwrap().unwrap();
+    assert_eq!(node_case.case.status, Status::New, "nothing was sent for the unmapped status");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_editing_at_once_end_identical_and_the_loser_sees_it() {
+    let _lock = serial();
+    let (s, _dir) = setup("otobo", "redmine", true).await;
+    let (m, b) = (&s.mila, &s.bela);
+    let mc = s.connector(m, m.system.clone()).unwrap();
+    let bc = s.connector(b, b.system.clone()).unwrap();
+    let ticket = handed_over(m, &unique("Gleichzeitig")).await;
+    settle(&mc, &bc).await;
+    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
+    let bt = tickets_of_case(b, &case).await.remove(0).id;
+    b.system.update(&bt, &status_change(&b.status(Status::InProgress))).await.unwrap();
+    settle(&mc, &bc).await;
+
+    // At the same time: the BeLa resolves, the MiLa withdraws the case. Both connectors send before either
+    // sees the other's change.
+    comment(&b.system, &bt, true, "Gelöst durch Neustart.").await.unwrap();
+    b.system.update(&bt, &status_change(&b.status(Status::Resolved))).await.unwrap();
+    m.system.update(&ticket, &status_change(&m.status(Status::Cancelled))).await.unwrap();
+    bc.poll_system().await.unwrap();
+    mc.poll_system().await.unwrap();
+    settle(&mc, &bc).await;
+
+    let id = CaseId::parse(&case).unwrap();
+    let (mv, bv) = (
+        s.node(m).unwrap().case(id).await.unwrap().unwrap().case,
+        s.node(b).unwrap().case(id).await.unwrap().unwrap().case,
+    );
+    assert_eq!(mv, bv, "both nodes hold the same case");
+    let (mt, btk) = (m.system.get(&ticket).await.unwrap(), b.system.get(&bt).await.unwrap());
+    assert_eq!(mt.status, m.status(mv.status), "the MiLa's ticket shows the case's status");
+    assert_eq!(btk.status, b.status(bv.status), "the BeLa's ticket shows the case's status");
+    let noted = |t: &Ticket| t.comments.iter().any(|c| !c.public && c.text.contains("Gleichzeitige Änderungen"));
+    assert!(noted(&mt) || noted(&btk), "the side whose change lost sees a note");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_travel_and_one_above_the_target_limit_is_reported() {
+    let _lock = serial();
+    let (s, _dir) = setup("otobo", "redmine", true).await;
+    let (m, b) = (&s.mila, &s.bela);
+    let mc = s.connector(m, m.system.clone()).unwrap();
+    let bc = s.connector(b, b.system.clone()).unwrap();
+    let ticket = handed_over(m, &unique("Dateien")).await;
+    settle(&mc, &bc).await;
+    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
+    let bt = tickets_of_case(b, &case).await.remove(0).id;
+
+    let small: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let limit = b.system.vocabulary().await.unwrap().max_file_bytes.expect("Redmine has a file limit");
+    let big = vec![0x42u8; limit as usize + 1024];
+    for (name, bytes) in [("nachweis.pdf", &small), ("gross.bin", &big)] {
+        let file = NewFile { name: name.into(), media_type: "application/octet-stream".into(), content: bytes.clone() };
+        m.system
+            .comment(&ticket, &NewComment { public: true, text: format!("Anhang {name}"), files: vec![file] })
+            .await
+            .unwrap();
+    }
+    settle(&mc, &bc).await;
+    let btk = b.system.get(&bt).await.unwrap();
+    let files: Vec<&FileInfo> = btk.comments.iter().flat_map(|c| c.files.iter()).collect();
+    let arrived = files.iter().find(|f| f.name == "nachweis.pdf").expect("the small file arrived");
+    assert_eq!(b.system.download(&bt, arrived).await.unwrap(), small, "with the same bytes");
+    assert!(!files.iter().any(|f| f.name == "gross.bin"));
+    assert!(
+        btk.comments.iter().any(|c| !c.public && c.text.contains("gross.bin") && c.text.contains("größer")),
+        "the file above Redmine's limit is reported on the ticket"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_down_for_a_while_gets_every_change_when_it_returns() {
+    let _lock = serial();
+    let down = Duration::from_secs(std::env::var("SDX_TS_DOWN_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60));
+    let (s, _dir) = setup("otobo", "rt", false).await;
+    let (m, b) = (&s.mila, &s.bela);
+    let ticket = handed_over(m, &unique("System zeitweise aus")).await;
+    let (mt, _) = m.wait(&ticket, Duration::from_secs(60), |t| t.fields.contains_key(m.case_field())).await.unwrap();
+    let case = mt.fields[m.case_field()].clone();
+    let (bt, _) = b.wait_for_case(&case, Duration::from_secs(60)).await.unwrap();
+
+    sdx_cli::cmd::demo_systems::run_script("rt-stop.sh").unwrap();
+    let t0 = std::time::Instant::now();
+    for i in 0..3 {
+        comment(&m.system, &ticket, true, &format!("Während RT aus war, Nr. {i}")).await.unwrap();
+    }
+    let second = handed_over(m, &unique("Neu während RT aus war")).await;
+    tokio::time::sleep(down.saturating_sub(t0.elapsed())).await;
+    sdx_cli::cmd::demo_systems::run_script("rt-start.sh").unwrap();
+
+    let (btk, _) = b
+        .wait(&bt, Duration::from_secs(120), |t| (0..3).all(|i| count(t, &format!("Während RT aus war, Nr. {i}")) == 1))
+        .await
+        .expect("every comment arrives once when RT is back");
+    assert_eq!(btk.comments.iter().filter(|c| c.text.contains("Während RT aus war")).count(), 3);
+    let (st, _) = m.wait(&second, Duration::from_secs(60), |t| t.fields.contains_key(m.case_field())).await.unwrap();
+    b.wait_for_case(&st.fields[m.case_field()], Duration::from_secs(120)).await.expect("the new ticket arrives");
+    s.stop().await;
+}
