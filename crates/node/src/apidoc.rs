@@ -363,6 +363,19 @@ pub fn finish(api: OpenApi) -> Value {
         "bearer": {"type": "http", "scheme": "bearer", "description": "Local API: one token per client; the node stores its SHA-256."},
         "mtls": {"type": "mutualTLS", "description": "Peer endpoint: a client certificate of the federation CA naming the organisation as its only urn:sdx:org:<key> subjectAltName URI."}
     });
+    doc["webhooks"] = json!({
+        "changeFeed": {"post": {
+            "operationId": "changeFeedWebhook",
+            "summary": "The change feed pushed to a [[webhooks]] URL of the settings",
+            "description": "The node POSTs the events after the webhook's cursor, as GET /api/v1/events lists them, in commit order, and retries with backoff (up to a minute between attempts) until the receiver answers 2xx; then it moves the webhook's cursor (kept in the node's store). Delivery is at least once: de-duplicate by cursor. Verify the signature: HMAC-SHA256 with the webhook's shared key over the timestamp, a dot and the body.",
+            "parameters": [{"name": "sdx-signature", "in": "header", "required": true,
+                            "description": "t=UNIX-SECONDS,v1=HEX(HMAC-SHA256(key, t + \".\" + body))",
+                            "schema": {"type": "string", "pattern": "^t=[0-9]+,v1=[0-9a-f]{64}$"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FeedPage"}}}},
+            "responses": {"2XX": {"description": "Received: the node moves the cursor past these events"},
+                          "default": {"description": "Anything else: the node sends the same events again later"}}
+        }}
+    });
     sorted(doc)
 }
 

@@ -107,6 +107,8 @@ pub struct App {
     batch: u32,
     limits: LimitSettings,
     metrics: Metrics,
+    /// Webhooks with their HMAC keys.
+    webhooks: Vec<(crate::webhooks::WebhookSettings, Vec<u8>)>,
 }
 
 impl App {
@@ -132,6 +134,15 @@ impl App {
             Err(e) => return Err(material("TLS certificate", &k.tls_cert, e)),
         }
         let ca_pem = read(&k.federation_ca)?;
+        let mut webhooks = Vec::new();
+        for w in &settings.webhooks {
+            let key = std::fs::read(&w.secret_file).map_err(|e| material("webhook secret", &w.secret_file, e))?;
+            let key = String::from_utf8_lossy(&key).trim().as_bytes().to_vec();
+            if key.len() < 32 {
+                return Err(material("webhook secret", &w.secret_file, "is shorter than 32 bytes"));
+            }
+            webhooks.push((w.clone(), key));
+        }
         let mut peers = Vec::new();
         for p in &settings.peers {
             let key = PublicKey::from_jwk(&read(&p.signing_key)?)
@@ -169,6 +180,7 @@ impl App {
             batch,
             limits: settings.limits.clone(),
             metrics,
+            webhooks,
         })
     }
 
@@ -211,6 +223,11 @@ impl App {
             async move { server::serve_plain(self.api_listener, self.api_router, &api_limits, &metrics, stop).await }
         });
         let upkeep = tokio::spawn(upkeep(self.engine.clone(), self.metrics.clone(), stop_rx.clone()));
+        let hooks: Vec<_> = self
+            .webhooks
+            .into_iter()
+            .map(|(hook, key)| tokio::spawn(crate::webhooks::run(self.engine.clone(), hook, key, stop_rx.clone())))
+            .collect();
         let worker =
             tokio::spawn(delivery_worker(self.engine.clone(), self.transport, self.concurrency, self.batch, stop_rx));
         shutdown.await;
@@ -223,6 +240,9 @@ impl App {
         let served = joined(ListenerKind::Peer, server.await);
         let _ = worker.await;
         let _ = upkeep.await;
+        for h in hooks {
+            let _ = h.await;
+        }
         let api_served = joined(ListenerKind::Api, api.await);
         served?;
         api_served

@@ -16,3 +16,4 @@ pub mod protocol;
 pub mod server;
 pub mod settings;
 pub mod tls;
+pub mod webhooks;

@@ -37,6 +37,9 @@ pub struct Settings {
     /// Ticket-system connectors `sdx serve` runs with this node: one connector file each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connectors: Vec<ConnectorRef>,
+    /// The change feed pushed to URLs, signed (see [`crate::webhooks`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::webhooks::WebhookSettings>,
 }
 
 /// The organisation this node speaks for.
@@ -335,6 +338,9 @@ impl Settings {
         for c in &mut self.connectors {
             fix(&mut c.file);
         }
+        for w in &mut self.webhooks {
+            fix(&mut w.secret_file);
+        }
         if let Some(url) = resolve_sqlite_url(&self.storage.url, base)? {
             self.storage.url = url;
         }
@@ -344,6 +350,20 @@ impl Settings {
     /// The checks [`Settings::load`] makes beyond the types: peers (not this node, each once, `https://`), API
     /// token hashes, delivery limits. Call it when settings are built in code.
     pub fn check(&self) -> Result<(), SettingsError> {
+        for (i, w) in self.webhooks.iter().enumerate() {
+            let ok = !w.name.is_empty()
+                && w.name.len() <= 64
+                && w.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(SettingsError(format!("webhooks[{i}].name: 1 to 64 of A-Z a-z 0-9 - _")));
+            }
+            if self.webhooks[..i].iter().any(|x| x.name == w.name) {
+                return Err(SettingsError(format!("webhook {} configured twice", w.name)));
+            }
+            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                return Err(SettingsError(format!("webhook {}: url must be http:// or https://", w.name)));
+            }
+        }
         for (i, p) in self.peers.iter().enumerate() {
             if p.org == self.node.org {
                 return Err(SettingsError(format!("peers[{i}] is this node itself")));

@@ -187,3 +187,80 @@ async fn not_ready_while_the_store_fails_but_still_alive() {
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(20), run).await.expect("stops").unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_push_the_feed_signed_retried_and_in_order() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let key = "a-webhook-secret-of-more-than-32-bytes!";
+    std::fs::write(dir.path().join("hook.key"), key).unwrap();
+    // A receiver that refuses the first two posts, then keeps what it gets with the signature's verdict.
+    let got: Arc<Mutex<Vec<(bool, serde_json::Value)>>> = Arc::default();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let (got, refused) = (got.clone(), refused.clone());
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                if refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let sig = headers.get(sdx_node::webhooks::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let ok = sdx_node::webhooks::verify(key.as_bytes(), sig, &body, now, 300);
+                got.lock().unwrap().push((ok, serde_json::from_slice(&body).unwrap()));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, receiver).into_future());
+
+    let mut s = settings(dir.path(), any_port(), any_port());
+    s.webhooks.push(sdx_node::webhooks::WebhookSettings {
+        name: "ticket-system".into(),
+        url: hook_url,
+        secret_file: dir.path().join("hook.key"),
+    });
+    s.check().unwrap();
+    let app = App::build(s).await.unwrap();
+    let base = format!("http://{}", app.api_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut case = sample::typical_case();
+        case.case_id = sdx_model::CaseId::new_random();
+        ids.push(case.case_id.to_string());
+        let r = http.post(format!("{base}/api/v1/cases")).bearer_auth(TOKEN).json(&serde_json::json!({"case": case})).send();
+        assert_eq!(r.await.unwrap().status(), 201);
+    }
+    let start = std::time::Instant::now();
+    let events = loop {
+        let seen: Vec<serde_json::Value> =
+            got.lock().unwrap().iter().flat_map(|(_, v)| v["events"].as_array().cloned().unwrap_or_default()).collect();
+        let sent: Vec<String> = seen
+            .iter()
+            .filter(|e| e["kind"] == "messageSent")
+            .map(|e| e["caseId"].as_str().unwrap().to_string())
+            .collect();
+        if sent.len() >= 3 {
+            assert_eq!(sent, ids, "every case's forward, in commit order");
+            break seen;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "webhook got {seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(refused.load(std::sync::atomic::Ordering::SeqCst) >= 3, "refused posts were retried");
+    assert!(got.lock().unwrap().iter().all(|(ok, _)| *ok), "every post carries a valid signature");
+    let cursors: Vec<&str> = events.iter().map(|e| e["cursor"].as_str().unwrap()).collect();
+    let mut sorted = cursors.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), cursors.len(), "no event twice after the receiver accepted it");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(20), run).await.expect("stops").unwrap().unwrap();
+}

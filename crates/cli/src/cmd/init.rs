@@ -84,6 +84,7 @@ pub fn settings(
         api: ApiSettings { listen: api_listen, clients, ..ApiSettings::default() },
         limits: LimitSettings::default(),
         connectors: Vec::new(),
+        webhooks: Vec::new(),
     }
 }
 
