@@ -312,7 +312,6 @@ enum Target {
     Xml,
 }
 
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

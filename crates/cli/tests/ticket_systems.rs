@@ -13,8 +13,8 @@ use std::time::Duration;
 use sdx_cli::cmd::demo_systems::{Setup, Side, comment, ensure_running, status_change};
 use sdx_connectors::sync::Connector;
 use sdx_connectors::system::{
-    FileInfo, NewComment, NewFile, NewTicket, SystemError, SystemResult, Ticket, TicketChange, TicketId,
-    TicketSystem, Vocabulary,
+    FileInfo, NewComment, NewFile, NewTicket, SystemError, SystemResult, Ticket, TicketChange, TicketId, TicketSystem,
+    Vocabulary,
 };
 use sdx_connectors::systems::AnySystem;
 use sdx_model::{CaseId, Status};

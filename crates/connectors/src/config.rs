@@ -103,7 +103,9 @@ impl ConnectorFile {
         let (url, token) = match (node, &self.node) {
             (Some((u, t)), _) => (u.to_string(), t),
             (None, Some(n)) => (n.url.clone(), n.token.clone()),
-            (None, None) => return Err(format!("connector {}: [node] url and token are needed to run it alone", self.name)),
+            (None, None) => {
+                return Err(format!("connector {}: [node] url and token are needed to run it alone", self.name));
+            }
         };
         let client = NodeClient::new(&url, token, &self.name).map_err(|e| e.to_string())?;
         let system = AnySystem::new(&self.system).map_err(|e| e.to_string())?;

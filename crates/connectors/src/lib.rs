@@ -9,6 +9,6 @@ pub mod config;
 pub mod mapping;
 pub mod node;
 pub mod secret;
-pub mod system;
 pub mod sync;
+pub mod system;
 pub mod systems;

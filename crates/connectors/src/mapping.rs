@@ -157,7 +157,11 @@ pub struct Unmappable {
 }
 
 /// The inverse of `out` where unique, overridden by `explicit`.
-fn inverse<'a>(out: &'a BTreeMap<String, String>, explicit: &'a BTreeMap<String, String>, value: &str) -> Option<&'a str> {
+fn inverse<'a>(
+    out: &'a BTreeMap<String, String>,
+    explicit: &'a BTreeMap<String, String>,
+    value: &str,
+) -> Option<&'a str> {
     if let Some(v) = explicit.get(value) {
         return Some(v);
     }
@@ -238,10 +242,10 @@ impl Mapping {
 
     /// The system status of an SDX status.
     pub fn status_out(&self, status: Status) -> Result<&str, Unmappable> {
-        self.status.get(status.code()).map(String::as_str).ok_or_else(|| Unmappable {
-            what: "SDX status",
-            value: status.code().into(),
-        })
+        self.status
+            .get(status.code())
+            .map(String::as_str)
+            .ok_or_else(|| Unmappable { what: "SDX status", value: status.code().into() })
     }
 
     /// The statuses to set, in order, to reach `target` when setting it directly is refused.
@@ -288,7 +292,8 @@ impl Mapping {
         let mut problems = Vec::new();
         let mut need = |what: &str, value: &str, offered: &[String]| {
             if !offered.iter().any(|o| o == value) {
-                problems.push(format!("{what} `{value}` does not exist in the system (it has: {})", offered.join(", ")));
+                problems
+                    .push(format!("{what} `{value}` does not exist in the system (it has: {})", offered.join(", ")));
             }
         };
         for s in self.status.values().chain(self.status_in.keys()).chain(self.status_paths.values().flatten()) {

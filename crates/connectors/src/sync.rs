@@ -32,8 +32,8 @@ use time::OffsetDateTime;
 use sdx_model::{
     Attachment, Author, Body, Case, CaseId, Category, Close, Coded, ExternalReference, Impact, ItemId, JournalEntry,
     MediaType, OrgKey, Party, PartyRole, PendingReason, Priority, Reject, RejectionReason, Reopen, Requester,
-    Resolve, ResolutionCode, ServiceRef, Sha256Hex, Solution, Status, StatusChange, SupportLevel, Timestamp,
-    TicketType, Update, Urgency, Visibility,
+    ResolutionCode, Resolve, ServiceRef, Sha256Hex, Solution, Status, StatusChange, SupportLevel, TicketType,
+    Timestamp, Update, Urgency, Visibility,
 };
 
 use crate::mapping::{Handover, Mapping};
@@ -373,7 +373,12 @@ impl<S: TicketSystem> Connector<S> {
             channel: None,
             parties: vec![
                 Party { role: PartyRole::Mila, organisation: self.me.clone(), name: me_name, contact: None },
-                Party { role: PartyRole::Bela, organisation: partner.clone(), name: partner_name.into(), contact: None },
+                Party {
+                    role: PartyRole::Bela,
+                    organisation: partner.clone(),
+                    name: partner_name.into(),
+                    contact: None,
+                },
             ],
             originator: self.me.clone(),
             assignee: partner,
@@ -426,7 +431,8 @@ impl<S: TicketSystem> Connector<S> {
                 file_name: cut(&f.name, sdx_model::rules::limits::MAX_SHORT_CHARS),
                 media_type,
                 size: bytes.len() as u64,
-                sha256: Sha256Hex::parse(&hex::encode(digest.as_ref())).map_err(|e| SyncError::Unsyncable(e.to_string()))?,
+                sha256: Sha256Hex::parse(hex::encode(digest.as_ref()))
+                    .map_err(|e| SyncError::Unsyncable(e.to_string()))?,
                 content: Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
                 uri: None,
                 added_by: self.me.clone(),
@@ -439,7 +445,9 @@ impl<S: TicketSystem> Connector<S> {
     /// A ticket that names a case in its case field but has no link here: link it to the case as it is.
     async fn relink(&self, t: &Ticket, case_id: CaseId) -> Result<(), SyncError> {
         let Some(view) = self.node.case(case_id).await? else {
-            return Err(SyncError::Unsyncable(format!("the ticket names case {case_id}, which this node does not hold")));
+            return Err(SyncError::Unsyncable(format!(
+                "the ticket names case {case_id}, which this node does not hold"
+            )));
         };
         let case = &view.case;
         let mut link = Link {
@@ -457,7 +465,9 @@ impl<S: TicketSystem> Connector<S> {
             }
         }
         for e in &case.journal {
-            if t.comments.iter().any(|c| c.text.contains(&marker(&e.id.to_string()))) || e.author.organisation == self.me {
+            if t.comments.iter().any(|c| c.text.contains(&marker(&e.id.to_string())))
+                || e.author.organisation == self.me
+            {
                 link.items.insert(e.id.to_string());
             }
         }
@@ -532,18 +542,14 @@ impl<S: TicketSystem> Connector<S> {
 
     /// The message that takes a case to `to`, made from a ticket.
     fn body_for_status(&self, to: Status, t: &Ticket) -> Body {
-        let last_public = t
-            .comments
-            .iter()
-            .rev()
-            .find(|c| c.public)
-            .map(|c| strip_markers(&c.text))
-            .filter(|s| !s.trim().is_empty());
+        let last_public =
+            t.comments.iter().rev().find(|c| c.public).map(|c| strip_markers(&c.text)).filter(|s| !s.trim().is_empty());
         match to {
             Status::Resolved => Body::Resolve(Resolve {
                 revision: 0,
                 solution: Solution {
-                    code: ResolutionCode::parse(&self.mapping.defaults.resolution_code).unwrap_or(ResolutionCode::Fixed),
+                    code: ResolutionCode::parse(&self.mapping.defaults.resolution_code)
+                        .unwrap_or(ResolutionCode::Fixed),
                     text: last_public.unwrap_or_else(|| "Gelöst.".into()),
                     resolved_at: now(),
                     resolved_by: self.me.clone(),
@@ -619,7 +625,10 @@ impl<S: TicketSystem> Connector<S> {
         let t = self.system.get(&ticket).await?;
         self.write_case_items(&t, case, &mut link).await?;
         for detail in conflicts {
-            let id = format!("conflict:{}", hex::encode(&derived_uuid(&[detail, &case.revision.to_string()]).as_bytes()[..8]));
+            let id = format!(
+                "conflict:{}",
+                hex::encode(&derived_uuid(&[detail, &case.revision.to_string()]).as_bytes()[..8])
+            );
             let text = format!(
                 "SDX: Gleichzeitige Änderungen an diesem Fall. {detail}\nDer Fall gilt in dem Stand, der gewonnen hat; \
                  eine verlorene Änderung bitte prüfen und ggf. erneut vornehmen.\n{}",
@@ -747,7 +756,10 @@ impl<S: TicketSystem> Connector<S> {
                     priority: m.priority_out(case.priority).map(str::to_string),
                     queue: m.incoming.queue.clone(),
                     kind: m.ticket_type_out(case.ticket_type).map(str::to_string),
-                    requester: case.requester.as_ref().map(|r| Contact { name: r.name.clone(), email: r.email.clone() }),
+                    requester: case
+                        .requester
+                        .as_ref()
+                        .map(|r| Contact { name: r.name.clone(), email: r.email.clone() }),
                     fields: BTreeMap::from([(self.case_field.clone(), id.clone())]),
                 };
                 self.system.create(&new).await?
@@ -766,7 +778,8 @@ impl<S: TicketSystem> Connector<S> {
         self.node.put_state(&format!("case:{id}"), &CaseLink { ticket: ticket.clone() }, None).await?;
         let version = self.node.state::<Link>(&format!("ticket:{ticket}")).await?.map_or(0, |l| l.version);
         self.store_link(&link, version).await?;
-        let reference = ExternalReference { owner: self.me.clone(), system: Some(self.system.kind().into()), id: t.number };
+        let reference =
+            ExternalReference { owner: self.me.clone(), system: Some(self.system.kind().into()), id: t.number };
         let body = Body::Update(Update { references: vec![reference], ..Update::default() });
         self.node.change(case.case_id, &body, &format!("{}:reference:{id}", self.name)).await?;
         tracing::info!(connector = %self.name, ticket = %ticket, case = %id, "case received as a ticket");
@@ -794,7 +807,8 @@ impl<S: TicketSystem> Connector<S> {
         if link.reported.insert(id.clone()) {
             let note = format!("SDX-Connector: {text}\n{}", marker(&id));
             if !t.comments.iter().any(|c| c.text.contains(&marker(&id))) {
-                let cid = self.system.comment(&t.id, &NewComment { public: false, text: note, files: Vec::new() }).await?;
+                let cid =
+                    self.system.comment(&t.id, &NewComment { public: false, text: note, files: Vec::new() }).await?;
                 link.comments.insert(cid);
             }
         }

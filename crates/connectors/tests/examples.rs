@@ -18,8 +18,8 @@ fn every_example_connector_file_is_valid_and_in_the_docs() {
 
 #[test]
 fn broken_mappings_are_refused_with_the_reason() {
-    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/otobo.toml"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/otobo.toml")).unwrap();
     for (from, to, reason) in [
         ("reopened = \"open\"\n", "", "no entry for SDX status `reopened`"),
         ("queue = \"SDX\"", "", "either queue, or field and value"),

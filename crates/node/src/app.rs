@@ -166,7 +166,8 @@ impl App {
         if released > 0 {
             tracing::info!(released, "released delivery leases left by a previous process");
         }
-        let feed_wait = std::time::Duration::from_secs(settings.api.feed_max_wait_s.min(crate::connector_api::MAX_FEED_WAIT_S));
+        let feed_wait =
+            std::time::Duration::from_secs(settings.api.feed_max_wait_s.min(crate::connector_api::MAX_FEED_WAIT_S));
         let api_router = local_api::router_with(engine.clone(), &settings.api.clients, feed_wait)
             .merge(ops_api::router(engine.clone(), metrics.clone()));
         Ok(App {

@@ -188,9 +188,14 @@ fn version_conflict(name: &str, key: &str) -> ApiError {
     security(("bearer" = []))
 )]
 async fn get_state<S: Store>(State(st): State<Shared<S>>, path: StatePath) -> ApiResult<axum::Json<Value>> {
-    let entry =
-        st.engine.store().connector_state(&path.name, &path.key).await?.ok_or_else(|| not_found(&path.name, &path.key))?;
-    let value: Value = serde_json::from_str(&entry.value).map_err(|e| ApiError::internal("a stored connector state", &e, false))?;
+    let entry = st
+        .engine
+        .store()
+        .connector_state(&path.name, &path.key)
+        .await?
+        .ok_or_else(|| not_found(&path.name, &path.key))?;
+    let value: Value =
+        serde_json::from_str(&entry.value).map_err(|e| ApiError::internal("a stored connector state", &e, false))?;
     Ok(axum::Json(json!({"value": value, "version": entry.version})))
 }
 

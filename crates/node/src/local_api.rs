@@ -247,7 +247,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let Some(v) = parts.headers.get("idempotency-key") else { return Ok(IdempotencyKey(None)) };
-        let ok = !v.is_empty() && v.len() <= MAX_IDEMPOTENCY_KEY && v.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b));
+        let ok =
+            !v.is_empty() && v.len() <= MAX_IDEMPOTENCY_KEY && v.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b));
         if !ok {
             let detail = format!("Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters");
             return Err(ApiError::bad_request(ErrorCode::SchemaViolation, detail));

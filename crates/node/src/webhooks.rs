@@ -68,8 +68,7 @@ pub fn verify(key: &[u8], header: &str, body: &[u8], now: i64, tolerance: i64) -
         return false;
     }
     let expected = sign(key, t, body);
-    aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), format!("t={t},v1={v1}").as_bytes())
-        .is_ok()
+    aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), format!("t={t},v1={v1}").as_bytes()).is_ok()
 }
 
 /// Follow the feed and push it to one webhook until `stop` turns true.

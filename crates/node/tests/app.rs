@@ -236,7 +236,11 @@ async fn webhooks_push_the_feed_signed_retried_and_in_order() {
         let mut case = sample::typical_case();
         case.case_id = sdx_model::CaseId::new_random();
         ids.push(case.case_id.to_string());
-        let r = http.post(format!("{base}/api/v1/cases")).bearer_auth(TOKEN).json(&serde_json::json!({"case": case})).send();
+        let r = http
+            .post(format!("{base}/api/v1/cases"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"case": case}))
+            .send();
         assert_eq!(r.await.unwrap().status(), 201);
     }
     let start = std::time::Instant::now();

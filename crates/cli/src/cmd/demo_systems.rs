@@ -38,7 +38,8 @@ pub fn example(kind: &str) -> Option<&'static str> {
 
 /// `MILA:BELA`, checked.
 pub fn parse_pair(s: &str) -> Result<(String, String)> {
-    let (m, b) = s.split_once(':').with_context(|| format!("--ticket-systems: MILA:BELA, e.g. otobo:redmine, not {s}"))?;
+    let (m, b) =
+        s.split_once(':').with_context(|| format!("--ticket-systems: MILA:BELA, e.g. otobo:redmine, not {s}"))?;
     for k in [m, b] {
         if !KINDS.contains(&k) {
             bail!("--ticket-systems: `{k}` is not one of {}", KINDS.join(", "));
@@ -307,7 +308,8 @@ const STEP: Duration = Duration::from_secs(60);
 /// `sdx demo --ticket-systems MILA:BELA [--data-dir DIR]`
 pub fn demo(pair: &str, data_dir: Option<PathBuf>) -> Result<Outcome> {
     let (mila, bela) = parse_pair(pair)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
         let dir = match &data_dir {
             Some(d) => {
@@ -399,9 +401,8 @@ pub async fn story(s: &Setup) -> Result<()> {
     comment(&b.system, &bt, true, "Wir prüfen das Hochladen von Nachweisen.").await?;
     comment(&b.system, &bt, false, "Intern: Log des Upload-Dienstes prüfen.").await?;
     let want = m.status(Status::InProgress);
-    let (mt, took) = m
-        .wait(&ticket, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("Wir prüfen")))
-        .await?;
+    let (mt, took) =
+        m.wait(&ticket, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("Wir prüfen"))).await?;
     seen(&format!("MiLa's ticket shows `{want}` and BeLa's public reply"), took);
     if mt.comments.iter().any(|c| c.text.contains("Intern: Log")) {
         bail!("BeLa's internal note reached the MiLa");
@@ -413,9 +414,8 @@ pub async fn story(s: &Setup) -> Result<()> {
     comment(&b.system, &bt, true, "Bitte teilen Sie mit, wie groß die Datei ist.").await?;
     b.system.update(&bt, &status_change(&b.status(Status::Pending))).await?;
     let want = m.status(Status::Pending);
-    let (_, took) = m
-        .wait(&ticket, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("wie groß")))
-        .await?;
+    let (_, took) =
+        m.wait(&ticket, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("wie groß"))).await?;
     seen(&format!("MiLa's ticket shows `{want}` and the question"), took);
 
     step(4, "MiLa agent", "answers the question and sets the ticket back to work");
@@ -430,9 +430,8 @@ pub async fn story(s: &Setup) -> Result<()> {
     comment(&b.system, &bt, true, "Die Upload-Grenze wurde auf 20 MB erhöht.").await?;
     b.system.update(&bt, &status_change(&b.status(Status::Resolved))).await?;
     let want = m.status(Status::Resolved);
-    let (_, took) = m
-        .wait(&ticket, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("Lösung")))
-        .await?;
+    let (_, took) =
+        m.wait(&ticket, STEP, |t| t.status == want && t.comments.iter().any(|c| c.text.contains("Lösung"))).await?;
     seen(&format!("MiLa's ticket shows the solution and `{want}`"), took);
 
     step(6, "MiLa agent", "informs the citizen and closes");
@@ -527,7 +526,8 @@ pub fn quantile(d: &[Duration], q: f64) -> f64 {
 /// `sdx bench connectors --ticket-systems MILA:BELA --changes N --poll-ms P`
 pub fn bench(pair: &str, changes: usize, poll_ms: u64) -> Result<Outcome> {
     let (mila, bela) = parse_pair(pair)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
         let started = ensure_running(&[&mila, &bela]).await?;
         let dir = scratch_dir("sdx-bench-ts")?;
