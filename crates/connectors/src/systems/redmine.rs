@@ -47,7 +47,9 @@
 //!   (`is_filter` off) is silently ignored, so matches are checked against the values read back.
 //! * Redmine has no requester: the requester is kept in the string field [`Config::requester_field`]
 //!   (`Name <mail>`); without a value there, the issue's author is the requester.
-//! * `updated_on>=` is inclusive at second resolution, and a new note touches the issue's `updated_on`.
+//! * `updated_on>=T` is inclusive: Redmine asks `updated_on > T − 1 s` of timestamps it stores with
+//!   microseconds, so changes in the second before `T` are listed too (the caller de-duplicates). A new note
+//!   (public or private) touches the issue's `updated_on`, so a comment alone makes a ticket "changed".
 //! * 401 is a wrong key, 403 an issue the user may not see (→ `NotFound`) or a write not allowed
 //!   (→ `Refused`), 404 no such issue, 422 a validation error (→ `Refused`), 5xx and transport errors
 //!   `Unavailable`. Redirects are not followed (an HTML login page is not an answer).
@@ -389,7 +391,11 @@ fn file_info(a: &Attachment) -> FileInfo {
     FileInfo {
         id: a.id.to_string(),
         name: a.filename.clone(),
-        media_type: a.content_type.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "application/octet-stream".into()),
+        media_type: a
+            .content_type
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "application/octet-stream".into()),
         size: a.filesize,
     }
 }
