@@ -57,9 +57,10 @@ exec 9>"$TS/redmine.lock"
 log "waiting for the lock $TS/redmine.lock"
 flock -w 1800 9 || die "could not take $TS/redmine.lock within 30 min"
 
-SETUP_SIG="v2 $INSTANCE $ROLE $MAX_KB $API_KEY $ADMIN_KEY $ADMIN_PW"
+SETUP_SIG=$(printf 'v2 %s %s %s %s %s %s' "$INSTANCE" "$ROLE" "$MAX_KB" "$API_KEY" "$ADMIN_KEY" "$ADMIN_PW" | sha256sum | cut -c1-64)
 
 write_env() {
+  ( umask 077; : >"$ENVF.tmp" )   # it holds the keys: root only
   cat >"$ENVF.tmp" <<EOF
 REDMINE_URL=$URL
 REDMINE_API_KEY=$API_KEY

@@ -556,3 +556,35 @@ async fn config_from_settings() {
     assert!(sys.vocabulary().await.expect("vocabulary").kinds.contains(&"Support".to_string()));
     assert!(toml::from_str::<SystemConfig>(&format!("{toml}secret = \"x\"\n")).is_err(), "unknown keys are refused");
 }
+
+#[tokio::test]
+async fn an_issue_the_user_cannot_see_is_not_found() {
+    let (rm, env) = client();
+    let http = reqwest::Client::new();
+    let admin = |m: reqwest::Method, path: &str, body: serde_json::Value| {
+        http.request(m, format!("{}{path}", env["REDMINE_URL"]))
+            .header("X-Redmine-API-Key", &env["REDMINE_ADMIN_KEY"])
+            .json(&body)
+            .send()
+    };
+    // A project the API user is not a member of (422 when it exists already).
+    let project =
+        serde_json::json!({"project": {"name": "SDX Hidden", "identifier": "sdx-hidden", "is_public": false}});
+    let status = admin(reqwest::Method::POST, "/projects.json", project).await.expect("project").status().as_u16();
+    assert!(status == 201 || status == 422, "{status}");
+    let since = OffsetDateTime::now_utc();
+    let issue = serde_json::json!({"issue": {"project_id": "sdx-hidden", "subject": support::unique("hidden")}});
+    let created: serde_json::Value =
+        admin(reqwest::Method::POST, "/issues.json", issue).await.expect("issue").json().await.expect("JSON");
+    let id = created["issue"]["id"].as_u64().expect("id").to_string();
+    let err = rm.get(&id).await.expect_err("hidden");
+    assert!(matches!(err, SystemError::NotFound { .. }), "{err:?}");
+    let change = TicketChange { priority: Some("High".into()), ..Default::default() };
+    let err = rm.update(&id, &change).await.expect_err("hidden");
+    assert!(matches!(err, SystemError::NotFound { .. }), "{err:?}");
+    let err = rm.comment(&id, &NewComment { public: true, text: "x".into(), files: vec![] }).await.expect_err("hidden");
+    assert!(matches!(err, SystemError::NotFound { .. }), "{err:?}");
+    assert!(!rm.changed_since(since).await.expect("changed").contains(&id));
+    let v = rm.vocabulary().await.expect("vocabulary");
+    assert!(!v.queues.contains(&"sdx-hidden".to_string()));
+}
