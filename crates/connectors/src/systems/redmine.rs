@@ -457,7 +457,10 @@ impl Redmine {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| unavailable(format!("{method} {path}: reading the answer failed ({})", e.is_timeout())))?
+            .map_err(|e| {
+                let kind = if e.is_timeout() { "timed out" } else { "failed" };
+                unavailable(format!("{method} {path}: reading the answer {kind}"))
+            })?
             .to_vec();
         tracing::debug!(system = SYSTEM, %method, path, status = status.as_u16(), "redmine call");
         if status.is_server_error() {
@@ -847,6 +850,9 @@ impl TicketSystem for Redmine {
 
     async fn find_by_field(&self, field: &str, value: &str) -> SystemResult<Option<TicketId>> {
         let fid = self.field_id(field).await?;
+        if value.is_empty() {
+            return Ok(None); // an empty value is no value (and not a valid filter)
+        }
         let cf = format!("cf_{fid}");
         let (op, v) = (format!("op[{cf}]"), format!("v[{cf}][]"));
         let q = [
