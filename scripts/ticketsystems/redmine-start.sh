@@ -10,6 +10,7 @@
 # Writes ${SDX_TS_DIR:-/var/tmp/sdx-ts}/redmine.env:
 #   REDMINE_URL REDMINE_API_KEY (non-admin user sdx-api) REDMINE_ADMIN_KEY REDMINE_ADMIN_USER
 #   REDMINE_ADMIN_PASSWORD REDMINE_PROJECT REDMINE_PROJECT2 REDMINE_CASE_FIELD REDMINE_REQUESTER_FIELD
+#   (a third project, sdx-handover, is the handover "queue" of the example connector file)
 #   REDMINE_MAX_FILE_BYTES REDMINE_API_ROLE
 #
 # Environment (defaults in brackets):
@@ -57,7 +58,7 @@ exec 9>"$TS/redmine.lock"
 log "waiting for the lock $TS/redmine.lock"
 flock -w 1800 9 || die "could not take $TS/redmine.lock within 30 min"
 
-SETUP_SIG=$(printf 'v2 %s %s %s %s %s %s' "$INSTANCE" "$ROLE" "$MAX_KB" "$API_KEY" "$ADMIN_KEY" "$ADMIN_PW" | sha256sum | cut -c1-64)
+SETUP_SIG=$(printf 'v3 %s %s %s %s %s %s' "$INSTANCE" "$ROLE" "$MAX_KB" "$API_KEY" "$ADMIN_KEY" "$ADMIN_PW" | sha256sum | cut -c1-64)
 
 write_env() {
   ( umask 077; : >"$ENVF.tmp" )   # it holds the keys: root only
@@ -181,7 +182,7 @@ api.save!
 api_token(api, e.fetch('SDX_API_KEY'))
 
 role = Role.find_by_name(e.fetch('SDX_ROLE')) or raise "no role #{e['SDX_ROLE']}"
-projects = { 'sdx' => 'SDX', 'sdx-other' => 'SDX Other' }.map do |ident, name|
+projects = { 'sdx' => 'SDX', 'sdx-other' => 'SDX Other', 'sdx-handover' => 'SDX Weiterleitung' }.map do |ident, name|
   p = Project.find_by_identifier(ident) || Project.new.tap { |x| x.identifier = ident }
   p.name = name
   p.is_public = false
