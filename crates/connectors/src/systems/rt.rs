@@ -177,7 +177,13 @@ impl Rt {
 
     /// One request; transport failures are `Unavailable`, 401 is `Auth`, 5xx/408/429 are `Unavailable`. Other
     /// statuses are returned for the caller to interpret.
-    async fn send(&self, method: Method, url: Url, query: &[(&str, String)], body: Option<&Value>) -> SystemResult<Answer> {
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> SystemResult<Answer> {
         let mut req = self
             .http
             .request(method.clone(), url)
@@ -191,17 +197,17 @@ impl Rt {
         }
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
-        let location = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         let bytes = resp.bytes().await.map_err(transport)?;
         tracing::debug!(system = SYSTEM, %method, status = status.as_u16(), "rt answered");
         if status == StatusCode::UNAUTHORIZED {
-            return Err(SystemError::Auth { system: SYSTEM, detail: message_of(&bytes).unwrap_or_else(|| "401".into()) });
+            return Err(SystemError::Auth {
+                system: SYSTEM,
+                detail: message_of(&bytes).unwrap_or_else(|| "401".into()),
+            });
         }
-        if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS {
+        if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS
+        {
             return Err(SystemError::Unavailable { system: SYSTEM, detail: format!("HTTP {}", status.as_u16()) });
         }
         Ok(Answer { status, location, bytes: bytes.to_vec() })
@@ -255,17 +261,19 @@ impl Rt {
         let mut fields = BTreeMap::new();
         for cf in v.get("CustomFields").and_then(Value::as_array).into_iter().flatten() {
             let Some(name) = text(cf.get("name")) else { continue };
-            let values: Vec<String> =
-                cf.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(|x| text(Some(x))).collect();
+            let values: Vec<String> = cf
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|x| text(Some(x)))
+                .collect();
             if !values.is_empty() {
                 fields.insert(name, values.join("\n"));
             }
         }
-        let requestor = v
-            .get("Requestor")
-            .and_then(Value::as_array)
-            .and_then(|r| r.first())
-            .and_then(|r| text(r.get("id")));
+        let requestor =
+            v.get("Requestor").and_then(Value::as_array).and_then(|r| r.first()).and_then(|r| text(r.get("id")));
         Ok(Core {
             id: text(v.get("id")).ok_or_else(|| protocol("a ticket without id".into()))?,
             title: text(v.get("Subject")).unwrap_or_default(),
@@ -477,9 +485,10 @@ impl Answer {
     fn failure(&self) -> SystemError {
         let detail = message_of(&self.bytes).unwrap_or_else(|| format!("HTTP {}", self.status.as_u16()));
         match self.status {
-            StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN | StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
-                refused(detail)
-            }
+            StatusCode::BAD_REQUEST
+            | StatusCode::FORBIDDEN
+            | StatusCode::CONFLICT
+            | StatusCode::UNPROCESSABLE_ENTITY => refused(detail),
             StatusCode::PAYLOAD_TOO_LARGE => refused(format!("too large: {detail}")),
             s => protocol(format!("HTTP {}: {detail}", s.as_u16())),
         }
@@ -540,7 +549,11 @@ fn body_and_files(parts: &[Part], txn: u64) -> (String, Vec<FileInfo>) {
             p.filename.as_ref().map(|name| FileInfo {
                 id: p.id.clone(),
                 name: name.clone(),
-                media_type: if p.media_type.is_empty() { "application/octet-stream".into() } else { p.media_type.clone() },
+                media_type: if p.media_type.is_empty() {
+                    "application/octet-stream".into()
+                } else {
+                    p.media_type.clone()
+                },
                 size: p.size,
             })
         })
@@ -553,22 +566,51 @@ fn normalise_text(s: &str) -> String {
     s.replace("\r\n", "\n").replace('\r', "\n")
 }
 
-/// HTML reduced to text: block ends and `<br>` become line breaks, tags go, entities are decoded.
+/// HTML reduced to text: whitespace collapses as a browser shows it (except in `<pre>`), block ends and `<br>`
+/// become line breaks, tags go, entities are decoded.
 fn html_to_text(html: &str) -> String {
+    fn push_text(out: &mut String, raw: &str, pre: bool) {
+        let t = if pre {
+            decode_entities(raw)
+        } else {
+            let mut c = String::with_capacity(raw.len());
+            for ch in raw.chars() {
+                if !ch.is_ascii_whitespace() {
+                    c.push(ch);
+                } else if !c.ends_with(' ') {
+                    c.push(' ');
+                }
+            }
+            decode_entities(&c)
+        };
+        if !pre && (out.is_empty() || out.ends_with('\n') || out.ends_with(' ')) {
+            out.push_str(t.trim_start_matches(' '));
+        } else {
+            out.push_str(&t);
+        }
+    }
+    fn newline(out: &mut String) {
+        while out.ends_with(' ') {
+            out.pop();
+        }
+        out.push('\n');
+    }
     let mut out = String::with_capacity(html.len());
+    let mut pre = 0usize;
     let mut rest = html;
     while let Some(lt) = rest.find('<') {
-        out.push_str(&decode_entities(&rest[..lt]));
+        push_text(&mut out, &rest[..lt], pre > 0);
         let after = &rest[lt + 1..];
         let Some(gt) = after.find('>') else {
-            out.push_str(&decode_entities(&rest[lt..]));
+            push_text(&mut out, &rest[lt..], pre > 0);
             rest = "";
             break;
         };
         let tag = after[..gt].trim().to_ascii_lowercase();
+        let closing = tag.starts_with('/');
         let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
         rest = &after[gt + 1..];
-        if !tag.starts_with('/') && matches!(name.as_str(), "style" | "script" | "head" | "title") {
+        if !closing && matches!(name.as_str(), "style" | "script" | "head" | "title") {
             let close = format!("</{name}");
             match rest.to_ascii_lowercase().find(&close) {
                 Some(end) => {
@@ -582,19 +624,29 @@ fn html_to_text(html: &str) -> String {
             continue;
         }
         match name.as_str() {
-            "br" => out.push('\n'),
-            "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "blockquote" | "pre" | "table"
-            | "ul" | "ol"
-                if tag.starts_with('/') =>
-            {
-                if !out.ends_with('\n') {
-                    out.push('\n');
+            "br" => newline(&mut out),
+            "pre" if !closing => {
+                if !out.is_empty() && !out.ends_with('\n') {
+                    newline(&mut out);
                 }
+                pre += 1;
+            }
+            "pre" => {
+                pre = pre.saturating_sub(1);
+                if !out.ends_with('\n') {
+                    newline(&mut out);
+                }
+            }
+            "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "blockquote" | "table" | "ul"
+            | "ol"
+                if !out.is_empty() && !out.ends_with('\n') =>
+            {
+                newline(&mut out)
             }
             _ => {}
         }
     }
-    out.push_str(&decode_entities(rest));
+    push_text(&mut out, rest, pre > 0);
     normalise_text(out.trim_end_matches([' ', '\n', '\t'])).replace('\u{a0}', " ")
 }
 
@@ -712,11 +764,7 @@ fn message_of(bytes: &[u8]) -> Option<String> {
 
 /// A ticket id is a number: anything else cannot exist (and must not reach a URL path).
 fn check_id(id: &str) -> SystemResult<()> {
-    if !id.is_empty() && id.len() <= 18 && id.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(not_found(id))
-    }
+    if !id.is_empty() && id.len() <= 18 && id.bytes().all(|b| b.is_ascii_digit()) { Ok(()) } else { Err(not_found(id)) }
 }
 
 /// A MIME file name REST2 keeps: RFC 2047 (`=?UTF-8?B?…?=`) unless plain ASCII.
@@ -787,7 +835,12 @@ impl TicketSystem for Rt {
         let items = self
             .collect(
                 self.url(&["tickets"])?,
-                &[("query", query), ("fields", "LastUpdated".into()), ("orderby", "id".into()), ("order", "ASC".into())],
+                &[
+                    ("query", query),
+                    ("fields", "LastUpdated".into()),
+                    ("orderby", "id".into()),
+                    ("order", "ASC".into()),
+                ],
                 None,
             )
             .await?;
@@ -875,7 +928,8 @@ impl TicketSystem for Rt {
             return Err(a.failure());
         }
         let v = a.json()?;
-        let items = v.get("items").and_then(Value::as_array).ok_or_else(|| protocol("a search without items".into()))?;
+        let items =
+            v.get("items").and_then(Value::as_array).ok_or_else(|| protocol("a search without items".into()))?;
         Ok(items.first().and_then(|i| text(i.get("id"))))
     }
 
@@ -1064,7 +1118,11 @@ impl TicketSystem for Rt {
         match a.status {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => return Err(not_found(id)),
-            _ => return Err(a.failure()),
+            // RT answers a missing ticket here with 400 "Permission Denied": tell the two apart.
+            _ => {
+                self.core(id).await?;
+                return Err(a.failure());
+            }
         }
         let txn: u64 = a
             .location
@@ -1101,7 +1159,8 @@ impl TicketSystem for Rt {
             SystemError::NotFound { .. } => missing(),
             e => e,
         })?;
-        let txn = v.get("TransactionId").and_then(|t| text(t.get("id")).or_else(|| text(Some(t)))).ok_or_else(missing)?;
+        let txn =
+            v.get("TransactionId").and_then(|t| text(t.get("id")).or_else(|| text(Some(t)))).ok_or_else(missing)?;
         check_id(&txn).map_err(|_| missing())?;
         let t = self.read_json(self.url(&["transaction", &txn])?, &[], id).await?;
         let owner = t.get("Object").and_then(|o| text(o.get("id")));
@@ -1161,6 +1220,11 @@ mod tests {
     fn html_becomes_text() {
         let t = html_to_text("<p>Hallo &amp; Gr&uuml;&szlig;e</p><p>a<br>b &#x2713; &#10003;</p><style>x{}</style>");
         assert_eq!(t, "Hallo & Grüße\na\nb ✓ ✓");
+        let t = html_to_text("<p>Hallo <b>Welt</b>\n  und   so</p>\n<p>[sdx:x/1]<br />\nZeile&nbsp;2</p>");
+        assert_eq!(t, "Hallo Welt und so\n[sdx:x/1]\nZeile 2");
+        let t = html_to_text("<div>a</div><pre>  x\n    y</pre><div>b</div>");
+        assert_eq!(t, "a\n  x\n    y\nb");
+        assert_eq!(html_to_text("a < b & c"), "a < b & c");
     }
 
     #[test]
@@ -1197,7 +1261,8 @@ mod tests {
         assert_eq!(sql_date(OffsetDateTime::from_unix_timestamp(0).unwrap()), "1970-01-01 00:00:00 +0000");
         assert_eq!(mime_filename("report.pdf"), "report.pdf");
         assert_eq!(mime_filename("grüße.txt"), "=?UTF-8?B?Z3LDvMOfZS50eHQ=?=");
-        let f = |t: &str, c: &[u8]| mime_type_for(&NewFile { name: "x".into(), media_type: t.into(), content: c.to_vec() });
+        let f =
+            |t: &str, c: &[u8]| mime_type_for(&NewFile { name: "x".into(), media_type: t.into(), content: c.to_vec() });
         assert_eq!(f("text/plain", b"abc"), "text/plain; charset=UTF-8");
         assert_eq!(f("text/plain; charset=latin1", b"\xfc"), "application/octet-stream");
         assert_eq!(f("Application/PDF", b"%PDF"), "application/pdf");
