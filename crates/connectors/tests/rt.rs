@@ -420,3 +420,37 @@ async fn an_html_reply_from_the_web_ui_is_text() {
     assert!(c.public);
     assert_eq!(c.text, format!("Hallo Welt & Grüße\n{marker}\nZeile 2"));
 }
+
+#[tokio::test]
+async fn a_long_history_is_read_over_several_pages() {
+    let (env, rt) = setup();
+    let (id, _) = make(&env, &rt, "long history").await;
+    // 130 comments written straight through REST2 (RT pages collections by 100 at most).
+    let http = reqwest::Client::new();
+    let url = format!("{}/REST/2.0/ticket/{id}/comment", env["RT_URL"]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..130 {
+        let (http, url, token) = (http.clone(), url.clone(), env["RT_TOKEN"].clone());
+        tasks.spawn(async move {
+            http.post(url)
+                .header("Authorization", format!("token {token}"))
+                .json(&serde_json::json!({"Content": format!("Nummer {n}"), "ContentType": "text/plain"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        while tasks.len() >= 4 {
+            assert_eq!(tasks.join_next().await.unwrap().unwrap().unwrap(), 201);
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.unwrap().unwrap(), 201);
+    }
+    let t = rt.get(&id).await.unwrap();
+    assert_eq!(t.comments.len(), 130);
+    let mut texts: Vec<String> = t.comments.iter().map(|c| c.text.clone()).collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 130, "every comment once, each with its own text");
+    assert!(t.comments.iter().all(|c| !c.public));
+}

@@ -133,6 +133,7 @@ impl Rt {
         }
         let api = web.join("REST/2.0/").map_err(|e| protocol(format!("invalid url: {e}")))?;
         let http = reqwest::Client::builder()
+            .user_agent(concat!("sdx-connectors/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
@@ -224,7 +225,17 @@ impl Rt {
     }
 
     /// Every item of a paged collection (`GET`, or `POST` with a JSON query).
-    async fn collect(&self, url: Url, query: &[(&str, String)], body: Option<&Value>) -> SystemResult<Vec<Value>> {
+    ///
+    /// RT filters some collections by the user's rights *after* paging (transactions, custom fields; tickets
+    /// when `$UseSQLForACLChecks` is off), so a short page is not always the last one: unless `short_page_ends`
+    /// (the caller knows that every row is visible), pages are read until an empty one.
+    async fn collect(
+        &self,
+        url: Url,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        short_page_ends: bool,
+    ) -> SystemResult<Vec<Value>> {
         let mut items = Vec::new();
         for page in 1..=MAX_PAGES {
             let mut q = query.to_vec();
@@ -242,8 +253,12 @@ impl Rt {
                 .ok_or_else(|| protocol("a collection without items".into()))?;
             let n = page_items.len();
             items.extend(page_items.iter().cloned());
-            let pages = v.get("pages").and_then(Value::as_f64);
-            if n < PER_PAGE || pages.is_some_and(|p| page as f64 >= p) {
+            // `pages` is only there when RT counted every row (a user who may see all).
+            let last = match v.get("pages").and_then(Value::as_f64) {
+                Some(pages) => page as f64 >= pages,
+                None => n == 0 || (short_page_ends && n < PER_PAGE),
+            };
+            if last {
                 return Ok(items);
             }
         }
@@ -347,6 +362,17 @@ impl Rt {
 
     /// The parts of some transactions of ticket `id`: metadata of all, content of the text bodies.
     async fn parts(&self, id: &str, txns: &[u64]) -> SystemResult<Vec<Part>> {
+        let mut parts = Vec::new();
+        // RT writes the ids into the SQL: keep the statement small.
+        for chunk in txns.chunks(500) {
+            parts.extend(self.parts_of(id, chunk).await?);
+        }
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
+    }
+
+    /// [`Rt::parts`] for up to 500 transactions.
+    async fn parts_of(&self, id: &str, txns: &[u64]) -> SystemResult<Vec<Part>> {
         if txns.is_empty() {
             return Ok(Vec::new());
         }
@@ -357,6 +383,7 @@ impl Rt {
                 url.clone(),
                 &[("fields", "TransactionId,ContentType,Filename,ContentLength".into()), ("orderby", "id".into())],
                 Some(&json!([in_txns])),
+                true,
             )
             .await?;
         let bodies = self
@@ -368,6 +395,7 @@ impl Rt {
                     {"field": "Filename", "operator": "IS", "value": "NULL"},
                     {"field": "ContentType", "operator": "IN", "value": ["text/plain", "text/html"]},
                 ])),
+                true,
             )
             .await?;
         let mut content: HashMap<String, String> = HashMap::new();
@@ -842,6 +870,7 @@ impl TicketSystem for Rt {
                     ("order", "ASC".into()),
                 ],
                 None,
+                false,
             )
             .await?;
         let mut ids: Vec<TicketId> = items.iter().filter_map(|i| text(i.get("id"))).collect();
@@ -858,7 +887,12 @@ impl TicketSystem for Rt {
             None => None,
         };
         let history = self
-            .collect(self.url(&["ticket", id, "history"])?, &[("fields", "Type,Creator,Created".into())], None)
+            .collect(
+                self.url(&["ticket", id, "history"])?,
+                &[("fields", "Type,Creator,Created".into())],
+                Some(&json!([{"field": "Type", "operator": "IN", "value": ["Create", "Correspond", "Comment"]}])),
+                false,
+            )
             .await?;
         let mut txns: Vec<(u64, String, Option<String>, OffsetDateTime)> = history
             .iter()
@@ -1176,13 +1210,14 @@ impl TicketSystem for Rt {
     }
 
     async fn vocabulary(&self) -> SystemResult<Vocabulary> {
-        let queues = self.collect(self.url(&["queues", "all"])?, &[("fields", "Name".into())], None).await?;
+        let queues = self.collect(self.url(&["queues", "all"])?, &[("fields", "Name".into())], None, false).await?;
         let queues: Vec<String> = queues.iter().filter_map(|q| text(q.get("Name"))).collect();
         let cfs = self
             .collect(
                 self.url(&["customfields"])?,
                 &[("fields", "Name,Disabled".into())],
                 Some(&json!([{"field": "LookupType", "value": "RT::Queue-RT::Ticket"}])),
+                false,
             )
             .await?;
         let mut fields: Vec<String> = cfs
