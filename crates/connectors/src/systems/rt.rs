@@ -8,7 +8,7 @@
 //! | method | calls |
 //! |---|---|
 //! | [`changed_since`](TicketSystem::changed_since) | `GET /tickets?query=LastUpdated >= '… +0000'` (paged) |
-//! | [`get`](TicketSystem::get) | `GET /ticket/N`, `GET /queue/Q` (name, cached), `GET /user/U` (requester), `GET /ticket/N/history` (paged), `POST /ticket/N/attachments` twice (metadata of the parts; the text bodies) |
+//! | [`get`](TicketSystem::get) | `GET /ticket/N`, `GET /queue/Q` (name, cached), `GET /user/U` (requester), `POST /ticket/N/history` (`Create`/`Correspond`/`Comment` only, paged), `POST /ticket/N/attachments` twice (metadata of the parts; the text bodies) |
 //! | [`find_by_field`](TicketSystem::find_by_field) | `GET /tickets?query='CF.{F}' = 'V'` |
 //! | [`create`](TicketSystem::create) | `GET /queue/Q` (its custom fields), `POST /ticket`, maybe `PUT /ticket/N` (status), read-back `GET /ticket/N` |
 //! | [`update`](TicketSystem::update) | `GET /ticket/N`, `GET /queue/Q` (when fields are set), `PUT /ticket/N`, read-back |
@@ -48,6 +48,11 @@
 //! - **Statuses**: REST2 has no lifecycle resource. The status list comes from RT's search builder page (same
 //!   token; the web UI accepts it too), RT's default lifecycle when that page cannot be read. `deleted` is not
 //!   listed there: it needs `DeleteTicket`, which the API user does not have (RT answers "Permission Denied").
+//! - **Paging**: at most 100 items a page, and RT checks rights on transactions (and, with
+//!   `$UseSQLForACLChecks` off, tickets) *after* paging, so a page can be short in the middle: collections are
+//!   read until an empty page. `total`/`pages` are `null` for a user who may not see everything.
+//! - **Deleted tickets** keep answering `GET /ticket/N` (status `deleted`) but never appear in a REST2 search,
+//!   not even with `Status = 'deleted'`: they drop out of `changed_since` and `find_by_field`.
 //! - **Auth**: a bad token is 401; RT checks the token with bcrypt on every request (cost 12 by default ≈ 0.3 s
 //!   CPU per call: the start script lowers it). 403 means a missing right (Refused, or NotFound on reads).
 
@@ -75,7 +80,7 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 pub const MAX_SUBJECT_BYTES: usize = 200;
 /// Items per page of a REST2 collection (RT's maximum is 100).
 const PER_PAGE: usize = 100;
-/// At most this many pages are read from one collection (100 000 items).
+/// At most this many pages are read from one collection (100 000 items; more is a `Protocol` error).
 const MAX_PAGES: usize = 1000;
 /// RT 5's default lifecycle, for when the status list cannot be read.
 const DEFAULT_STATUSES: &[&str] = &["new", "open", "stalled", "resolved", "rejected"];
@@ -262,7 +267,7 @@ impl Rt {
                 return Ok(items);
             }
         }
-        Ok(items)
+        Err(protocol(format!("a collection of more than {} items", MAX_PAGES * PER_PAGE)))
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -421,7 +426,6 @@ impl Rt {
                 size: text(m.get("ContentLength")).and_then(|s| s.parse().ok()).unwrap_or(0),
             });
         }
-        parts.sort_by_key(|p| p.number);
         Ok(parts)
     }
 
@@ -834,7 +838,12 @@ fn mailbox(c: &Contact) -> Option<String> {
     }
 }
 
+/// A transport error (the URL left out: its path may name a user).
 fn transport(e: reqwest::Error) -> SystemError {
+    let e = e.without_url();
+    if e.is_builder() {
+        return protocol(format!("the request could not be built (a token with odd characters?): {e}"));
+    }
     if e.is_decode() {
         return protocol(format!("unreadable answer: {e}"));
     }
