@@ -64,10 +64,18 @@ api_ok() {   # REST2 answers with the token (200 on a small authenticated call)
   [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: token $token" \
         "$URL/REST/2.0/queues/all" 2>/dev/null)" = 200 ]
 }
-server_pid() {   # pid of our running rt-server, or nothing
+server_pid() {   # pid of our running rt-server, or nothing (a reused pid or a zombie is not ours)
   local pid
   pid=$(cat "$STATE/rt-server.pid" 2>/dev/null) || return 0
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+  [[ $pid =~ ^[0-9]+$ ]] || return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "rt-server --port" && echo "$pid"
+  return 0
+}
+orphans() {   # rt-server processes of ours still listening on the port (workers whose parent was killed)
+  local pid
+  for pid in $(ss -ltnpH "( sport = :$PORT )" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "rt-server --port $PORT " && echo "$pid"
+  done
   return 0
 }
 write_env() {
@@ -218,6 +226,14 @@ if [ -n "$pid" ]; then
   kill -KILL "$pid" 2>/dev/null || true
 fi
 rm -f "$STATE/rt-server.pid"
+left=$(orphans)
+if [ -n "$left" ]; then
+  log "stopping rt-server workers left without their parent: ${left//$'\n'/ }"
+  kill -TERM $left 2>/dev/null || true
+  for _ in $(seq 1 50); do [ -z "$(orphans)" ] && break; sleep 0.2; done
+  left=$(orphans); [ -z "$left" ] || kill -KILL $left 2>/dev/null || true
+  sleep 0.2
+fi
 if ss -ltnH "( sport = :$PORT )" | grep -q .; then
   die "port $PORT is in use by another process (set RT_PORT to use another one)"
 fi
@@ -326,6 +342,7 @@ cd "$STATE"
 setsid "$RT_SERVER" --port "$PORT" --host 127.0.0.1 --max-workers "$WORKERS" \
     >>"$STATE/log/rt-server.log" 2>&1 </dev/null 9>&- &   # 9>&-: the server must not hold the lock
 echo $! >"$STATE/rt-server.pid"
+echo "$PORT" >"$STATE/rt-server.port"
 deadline=$(( $(date +%s) + START_TIMEOUT ))
 until api_ok; do
   pid=$(server_pid)
