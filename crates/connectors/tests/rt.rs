@@ -462,3 +462,48 @@ async fn a_long_history_is_read_over_several_pages() {
     assert_eq!(texts.len(), 105, "every comment once, each with its own text");
     assert!(t.comments.iter().all(|c| !c.public));
 }
+
+#[tokio::test]
+async fn rts_own_limit_is_caught_by_the_read_back() {
+    // A client that believes in a larger limit than RT's: RT drops the file (DropLongAttachments, set by the
+    // start script instead of truncating), and the read-back says so.
+    let (env, rt) = setup();
+    let limit: u64 = env["RT_MAX_FILE_BYTES"].parse().unwrap();
+    let (id, _) = make(&env, &rt, "rt drops").await;
+    let trusting = Rt::new(Config {
+        url: env["RT_URL"].clone(),
+        token: Secret::new(env["RT_TOKEN"].clone()),
+        case_field: env["RT_CASE_FIELD"].clone(),
+        max_file_bytes: Some(limit * 2),
+        priorities: None,
+    })
+    .unwrap();
+    let big = NewFile {
+        name: "big.bin".into(),
+        media_type: "application/octet-stream".into(),
+        content: vec![3; limit as usize + 1],
+    };
+    let c = NewComment { public: false, text: "zu groß".into(), files: vec![big] };
+    match trusting.comment(&id, &c).await {
+        Err(SystemError::Refused { detail, .. }) => assert!(detail.contains("big.bin"), "{detail}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    let t = rt.get(&id).await.unwrap();
+    let note = t.comments.iter().find(|c| c.text == "zu groß").expect("the comment was written");
+    // What RT keeps instead: `big.bin.txt` saying so (with the original Content-Length).
+    assert!(!note.files.iter().any(|f| f.name == "big.bin"), "{:?}", note.files);
+    let kept = note.files.iter().find(|f| f.name == "big.bin.txt").expect("RT's note");
+    assert_eq!(rt.download(&id, kept).await.unwrap(), b"Large attachment dropped");
+
+    // A `.txt` file keeps its name when dropped: RT's AttachmentDrop record still gives it away.
+    let txt = NewFile {
+        name: "big.txt".into(),
+        media_type: "application/octet-stream".into(),
+        content: vec![b'x'; limit as usize + 1],
+    };
+    let c = NewComment { public: false, text: "noch einmal".into(), files: vec![txt] };
+    match trusting.comment(&id, &c).await {
+        Err(SystemError::Refused { detail, .. }) => assert!(detail.contains("AttachmentDrop"), "{detail}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+}

@@ -12,7 +12,7 @@
 //! | [`find_by_field`](TicketSystem::find_by_field) | `GET /tickets?query='CF.{F}' = 'V'` |
 //! | [`create`](TicketSystem::create) | `GET /queue/Q` (its custom fields), `POST /ticket`, maybe `PUT /ticket/N` (status), read-back `GET /ticket/N` |
 //! | [`update`](TicketSystem::update) | `GET /ticket/N`, `GET /queue/Q` (when fields are set), `PUT /ticket/N`, read-back |
-//! | [`comment`](TicketSystem::comment) | `POST /ticket/N/correspond` (public) or `/comment` (internal), read-back of the new transaction (`Location` header) and its parts |
+//! | [`comment`](TicketSystem::comment) | `POST /ticket/N/correspond` (public) or `/comment` (internal), read-back of the new transaction (`Location` header) and its parts, and (with files) `POST /ticket/N/history` for `AttachmentDrop`/`AttachmentTruncate` records |
 //! | [`download`](TicketSystem::download) | `GET /attachment/A` (base64), `GET /transaction/T` (the file belongs to the ticket) |
 //! | [`vocabulary`](TicketSystem::vocabulary) | `GET /queues/all`, `POST /customfields`, `GET /Search/Build.html` (statuses) |
 //!
@@ -1177,15 +1177,38 @@ impl TicketSystem for Rt {
 
         // Read back: the text and every file as sent (RT drops files above its limit, keeping a note).
         let parts = self.parts(id, &[txn]).await?;
-        let (text, files) = body_and_files(&parts, txn);
+        let (body, files) = body_and_files(&parts, txn);
         let mut wrong = Vec::new();
-        if text != normalise_text(&comment.text) {
+        if body != normalise_text(&comment.text) {
             wrong.push("the text differs".to_string());
         }
         for f in &comment.files {
             let name = if f.name.is_empty() { "file" } else { &f.name };
             if !files.iter().any(|s| s.name == name && s.size == f.content.len() as u64) {
                 wrong.push(format!("file {name} was not stored as sent"));
+            }
+        }
+        if !comment.files.is_empty() && wrong.is_empty() {
+            // A dropped file keeps its Content-Length (and a `.txt` name stays the same): RT's own record of
+            // what it dropped or cut is the reliable sign.
+            let noted = self
+                .collect(
+                    self.url(&["ticket", id, "history"])?,
+                    &[("fields", "Type,Data".into())],
+                    Some(&json!([
+                        {"field": "Type", "operator": "IN",
+                         "value": ["AttachmentDrop", "AttachmentTruncate", "AttachmentError"]},
+                        {"field": "id", "operator": ">", "value": txn},
+                    ])),
+                    false,
+                )
+                .await?;
+            for n in &noted {
+                let file = text(n.get("Data")).unwrap_or_default();
+                if comment.files.iter().any(|f| f.name == file) {
+                    let what = text(n.get("Type")).unwrap_or_default();
+                    wrong.push(format!("RT recorded {what} for file {file}"));
+                }
             }
         }
         if !wrong.is_empty() {
