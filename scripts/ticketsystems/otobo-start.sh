@@ -271,7 +271,7 @@ fi
 VOCAB_PM=$(cat <<'EOF'
 # Installed by SDX scripts/ticketsystems/otobo-start.sh: read-only GenericInterface operation listing the
 # vocabulary a connector needs (valid states with their types, priorities, queues the agent may write, ticket
-# types, ticket dynamic fields) and the request size limit.
+# types and the default type, ticket dynamic fields) and the request size limit.
 package Kernel::GenericInterface::Operation::SDX::VocabularyGet;
 
 use strict;
@@ -347,6 +347,7 @@ sub Run {
                 map { { Name => $_->{Name}, Label => $_->{Label}, FieldType => $_->{FieldType} } }
                     @{ $DynamicFields || [] }
             ],
+            TypeDefault      => $Kernel::OM->Get('Kernel::Config')->Get('Ticket::Type::Default') // '',
             WebMaxFileUpload => $Kernel::OM->Get('Kernel::Config')->Get('WebMaxFileUpload') || 0,
         },
     };
@@ -499,10 +500,12 @@ Provider:
         TicketHistoryGet:
           RequestMethod:
           - GET
+          - POST
           Route: /TicketHistory/:TicketID
         VocabularyGet:
           RequestMethod:
           - GET
+          - POST
           Route: /Vocabulary
     Type: HTTP::REST
 RemoteSystem: ''
