@@ -61,6 +61,21 @@ psql_pg()    { runuser -u postgres -- psql -h "$PGSOCK" -p "$PG_PORT" -U postgre
 psql_otobo() { PGPASSWORD=$DB_PW psql -h 127.0.0.1 -p "$PG_PORT" -U otobo -d otobo -X -q -v ON_ERROR_STOP=1 "$@" </dev/null; }
 port_in_use() { ss -ltnH "( sport = :$1 )" | grep -q .; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+# Workers of a starman master that died (kill -9) keep the port open: our own listeners on the port are the
+# processes whose working directory is the OTOBO tree. TERM, then KILL.
+reap_orphans() {
+  local pids p
+  pids=$(ss -ltnpH "( sport = :$WEB_PORT )" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true)
+  for p in $pids; do
+    [ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$HOMEDIR" ] || continue
+    log "web: stopping orphaned starman worker pid $p"
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in $pids; do
+    for _ in $(seq 1 25); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+    [ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$HOMEDIR" ] && kill -KILL "$p" 2>/dev/null || true
+  done
+}
 
 [ "$(id -u)" = 0 ] || die "run as root (installs packages, creates the system user otobo)"
 mkdir -p "$TS_DIR"
@@ -188,14 +203,21 @@ if [ ! -f "$PGDATA/PG_VERSION" ]; then
   runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA" -U postgres -E UTF8 --locale=C.UTF-8 \
     --auth-local=trust --auth-host=scram-sha-256 >"$LOGDIR/initdb.log" 2>&1 || die "initdb failed (log $LOGDIR/initdb.log)"
 fi
-if ! runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-  port_in_use "$PG_PORT" && die "port $PG_PORT is already in use (set PG_PORT)"
-  log "pg: starting on 127.0.0.1:$PG_PORT"
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$BASE/pglog/postgresql.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGSOCK -c max_connections=100" start >/dev/null 9>&- \
-    || die "PostgreSQL did not start (log $BASE/pglog/postgresql.log)"
-else
+pg_ready() { pg_isready -q -h "$PGSOCK" -p "$PG_PORT" -t 2 >/dev/null 2>&1; }
+pg_status() { runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; }
+if pg_ready; then
   log "pg: running"
+else
+  # A postmaster killed a moment ago still looks alive to pg_ctl (a zombie until reaped): wait for it.
+  for _ in $(seq 1 20); do pg_status || break; pg_ready && break; sleep 0.5; done
+  if ! pg_ready; then
+    pg_status && die "PostgreSQL in $PGDATA runs but does not answer on port $PG_PORT (log $BASE/pglog/postgresql.log)"
+    port_in_use "$PG_PORT" && die "port $PG_PORT is already in use (set PG_PORT)"
+    log "pg: starting on 127.0.0.1:$PG_PORT"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$BASE/pglog/postgresql.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGSOCK -c max_connections=100" start >/dev/null 9>&- \
+      || die "PostgreSQL did not start (log $BASE/pglog/postgresql.log)"
+  fi
 fi
 if [ "$(psql_pg -Atc "select count(*) from pg_roles where rolname='otobo'")" = 0 ]; then
   log "pg: creating role and database otobo"
@@ -242,8 +264,11 @@ SETTINGS=(
   "LogModule=Kernel::System::Log::File"                   # default is syslog
   "LogModule::LogFile=$HOMEDIR/var/log/otobo.log"
 )
+# The dynamic field SDXCase (created in step 7) in the sidebar of the agent's ticket zoom.
+ZOOM_SETTING='Ticket::Frontend::AgentTicketZoom###DynamicField'
+ZOOM_YML=$'---\n'"$CASE_FIELD: '1'"$'\n'
 RESTART_WEB=0
-SETTINGS_HASH=$(printf '%s\n' "${SETTINGS[@]}" | sha1sum | cut -c1-12)
+SETTINGS_HASH=$(printf '%s\n' "${SETTINGS[@]}" "$ZOOM_YML" | sha1sum | cut -c1-12)
 if [ ! -f "$STATE/sysconfig.$SETTINGS_HASH" ] || [ ! -f "$HOMEDIR/Kernel/Config/Files/ZZZAAuto.pm" ]; then
   log "sysconfig: Maint::Config::Rebuild"
   console Maint::Config::Rebuild --quiet
@@ -254,6 +279,8 @@ if [ ! -f "$STATE/sysconfig.$SETTINGS_HASH" ] || [ ! -f "$HOMEDIR/Kernel/Config/
   for kv in "${SETTINGS[@]}"; do
     console Admin::Config::Update --setting-name "${kv%%=*}" --value "${kv#*=}" --no-deploy --quiet
   done
+  printf '%s' "$ZOOM_YML" >"$STATE/zoom-dynamic-field.yml"; chmod 644 "$STATE/zoom-dynamic-field.yml"
+  console Admin::Config::Update --setting-name "$ZOOM_SETTING" --source-path "$STATE/zoom-dynamic-field.yml" --no-deploy --quiet
   log "sysconfig: deploy"
   console Maint::Config::Rebuild --quiet
   rm -f "$STATE"/sysconfig.* "$STATE"/setup.*; touch "$STATE/sysconfig.$SETTINGS_HASH"
@@ -514,9 +541,7 @@ Requester:
     Type: ''
 EOF
 )
-ZOOM_YML=$'---\nSDXCase: \'1\'\n'
-
-SETUP_HASH=$(printf '%s\n' types-v1 "$ROOT_PW" "$API_USER" "$API_PW" "$VOCAB_PM" "$DF_PL" "$WS_YML" "$ZOOM_YML" | sha1sum | cut -c1-12)
+SETUP_HASH=$(printf '%s\n' types-v1 "$ROOT_PW" "$API_USER" "$API_PW" "$VOCAB_PM" "$DF_PL" "$WS_YML" | sha1sum | cut -c1-12)
 if [ ! -f "$STATE/setup.$SETUP_HASH" ]; then
   log "setup: agents root@localhost and $API_USER (rw on group users: queues Raw, Junk, Misc, Postmaster)"
   console Admin::User::SetPassword root@localhost "$ROOT_PW" --quiet
@@ -542,10 +567,6 @@ if [ ! -f "$STATE/setup.$SETUP_HASH" ]; then
   log "setup: dynamic field $CASE_FIELD (\"SDX Case\", Text, ticket)"
   printf '%s\n' "$DF_PL" >"$SETUP/dynamic-field.pl"; chmod 644 "$SETUP/dynamic-field.pl"
   as_otobo perl "$SETUP/dynamic-field.pl" "$CASE_FIELD" "SDX Case" >&2 || die "creating the dynamic field $CASE_FIELD failed"
-  printf '%s' "$ZOOM_YML" >"$SETUP/zoom-dynamic-field.yml"; chmod 644 "$SETUP/zoom-dynamic-field.yml"
-  log "setup: show $CASE_FIELD in the agent ticket zoom (Ticket::Frontend::AgentTicketZoom###DynamicField)"
-  console Admin::Config::Update --setting-name 'Ticket::Frontend::AgentTicketZoom###DynamicField' \
-    --source-path "$SETUP/zoom-dynamic-field.yml" --quiet
 
   printf '%s\n' "$WS_YML" >"$SETUP/SDX.yml"; chmod 644 "$SETUP/SDX.yml"
   WS_ID=$(psql_otobo -Atc "select id from gi_webservice_config where name='SDX'")
@@ -600,6 +621,7 @@ if alive "$PIDF"; then
 fi
 if ! alive "$PIDF"; then
   rm -f "$PIDF"
+  reap_orphans
   port_in_use "$WEB_PORT" && die "port $WEB_PORT is already in use by another process (set OTOBO_PORT)"
   log "web: starting starman on 127.0.0.1:$WEB_PORT ($WORKERS workers)"
   touch "$LOGDIR/starman.log"; chown otobo:otobo "$LOGDIR/starman.log"

@@ -41,7 +41,13 @@ stop_pid() {  # PID NAME: TERM, wait up to 15 s, then KILL
 if [ -f "$PIDF" ]; then
   stop_pid "$(cat "$PIDF")" starman
 fi
-rm -f "$PIDF" "$BASE/run/starman.port"
+rm -f "$PIDF"
+# Workers of a master that died (kill -9) keep the port: our listeners are those working in the OTOBO tree.
+PORT=$(cat "$BASE/run/starman.port" 2>/dev/null || echo "${OTOBO_PORT:-8580}")
+for p in $(ss -ltnpH "( sport = :$PORT )" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true); do
+  [ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$HOMEDIR" ] && stop_pid "$p" "orphaned starman worker"
+done
+rm -f "$BASE/run/starman.port"
 
 # 2. OTOBO daemon (its pid file is under var/run of the OTOBO tree)
 for f in "$HOMEDIR"/var/run/Daemon-NodeID-*.pid; do
@@ -49,7 +55,6 @@ for f in "$HOMEDIR"/var/run/Daemon-NodeID-*.pid; do
   DPID=$(head -1 "$f" | tr -dc 0-9)
   if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
     if id otobo >/dev/null 2>&1; then
-      log "stopping OTOBO daemon (pid $DPID)"
       (cd "$HOMEDIR" && timeout 30 runuser -u otobo -- perl bin/otobo.Daemon.pl stop </dev/null >/dev/null 2>&1)
     fi
     stop_pid "$DPID" "OTOBO daemon"
