@@ -38,7 +38,8 @@
 //!   OTOBO has no state workflow of its own: every valid state (also `merged`, `removed`) can be set by an agent
 //!   with `rw` on the queue; only unknown or invalid names are refused (checked before anything is written).
 //! - **A search on an unknown dynamic field is ignored** (it returns every ticket) and `Equals` on a text field
-//!   is case-insensitive: [`TicketSystem::find_by_field`] reads the candidates back and compares exactly.
+//!   is case-insensitive: [`TicketSystem::find_by_field`] reads the candidates' fields back, compares exactly,
+//!   and answers [`SystemError::Refused`] for a field the tickets do not have.
 //! - **Changes**: `TicketChangeTimeNewerDate` searches the ticket history (`>=`, seconds, OTOBO time zone = UTC),
 //!   so a new article counts as a change; the search has no paging, so a full result is split into time windows.
 //!   `updated_at` is the latest of the ticket's `Changed`, its history and its articles.
@@ -211,6 +212,11 @@ impl Otobo {
         self.inner.config.max_file_bytes.unwrap_or(DEFAULT_MAX_FILE_BYTES)
     }
 
+    /// The largest request the file limit allows: base64 of the files plus the room for text and JSON.
+    fn request_limit(&self) -> u64 {
+        self.max_file_bytes().saturating_add(REQUEST_OVERHEAD) / 3 * 4
+    }
+
     /// One HTTP exchange; HTTP and transport failures mapped, the JSON answer returned as it is.
     async fn send(&self, method: Method, path: &str, body: Vec<u8>) -> SystemResult<Value> {
         let url = format!("{}{}", self.inner.base, path);
@@ -230,9 +236,9 @@ impl Otobo {
             if text.contains("Error while determine Operation") {
                 return Err(protocol(format!("the web service has no route {method:?} {path}")));
             }
-            if status.as_u16() == 500 && bytes.is_empty() && body_len > DEFAULT_WEB_MAX_FILE_UPLOAD / 2 {
-                // What OTOBO answers to a request above WebMaxFileUpload.
-                return Err(too_large("request", body_len, DEFAULT_WEB_MAX_FILE_UPLOAD));
+            if status.as_u16() == 500 && bytes.is_empty() && body_len > REQUEST_OVERHEAD {
+                // What OTOBO answers to a request above its WebMaxFileUpload (lower than configured here).
+                return Err(too_large("request", body_len, self.request_limit()));
             }
             return Err(unavailable(format!("{method:?} {path}: HTTP {status}")));
         }
@@ -240,7 +246,7 @@ impl Otobo {
             401 | 403 => {
                 return Err(SystemError::Auth { system: SYSTEM, detail: format!("{method:?} {path}: HTTP {status}") });
             }
-            413 => return Err(too_large("request", body_len, DEFAULT_WEB_MAX_FILE_UPLOAD)),
+            413 => return Err(too_large("request", body_len, self.request_limit())),
             408 | 429 => return Err(unavailable(format!("{method:?} {path}: HTTP {status}"))),
             _ if !status.is_success() => return Err(protocol(format!("{method:?} {path}: HTTP {status}"))),
             _ => {}
@@ -603,18 +609,7 @@ fn parse_ticket(t: &Value) -> SystemResult<Ticket> {
     }
     let updated_at = articles.iter().filter_map(|a| a.created_at).fold(changed, OffsetDateTime::max);
 
-    let customer = text(t, "CustomerUserID");
-    let requester = customer.map(|cu| {
-        // The name from the first article written by that customer.
-        let from = articles
-            .iter()
-            .filter_map(|a| a.from.as_deref().map(parse_from))
-            .find(|(_, addr)| addr.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(&cu)));
-        let name = from.and_then(|(n, _)| n);
-        let email = (cu != NO_REQUESTER).then_some(cu);
-        Contact { name, email }
-    });
-    let requester = requester.filter(|c| c.name.is_some() || c.email.is_some());
+    let requester = text(t, "CustomerUserID").and_then(|cu| requester(&cu, &articles));
 
     let first_public = articles.iter().position(|a| a.public);
     let description = first_public.map(|i| articles[i].body.clone()).unwrap_or_default();
@@ -647,6 +642,31 @@ fn parse_ticket(t: &Value) -> SystemResult<Ticket> {
         comments,
         id,
     })
+}
+
+/// The requester of a ticket with customer `cu` (an e-mail address, or the login of a registered customer user):
+/// the address, and the name from the first article written from it.
+fn requester(cu: &str, articles: &[Article]) -> Option<Contact> {
+    let froms: Vec<(Option<String>, Option<String>)> =
+        articles.iter().filter_map(|a| a.from.as_deref().map(parse_from)).collect();
+    let address = if cu.contains('@') {
+        Some(cu.to_string())
+    } else {
+        // A customer login: the address of the first article a customer wrote.
+        articles
+            .iter()
+            .zip(&froms)
+            .find(|(a, _)| a.sender_type.as_deref() == Some("customer"))
+            .and_then(|(_, (_, addr))| addr.clone())
+    };
+    let name = address.as_deref().and_then(|address| {
+        froms
+            .iter()
+            .find(|(_, addr)| addr.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(address)))
+            .and_then(|(n, _)| n.clone())
+    });
+    let email = address.filter(|a| a != NO_REQUESTER);
+    (name.is_some() || email.is_some()).then_some(Contact { name, email })
 }
 
 /// What the read-back shows differently from what was asked (`what: asked → shown`).
@@ -757,12 +777,20 @@ impl TicketSystem for Otobo {
         params.insert("SortBy".into(), json!("Age"));
         params.insert("OrderBy".into(), json!("Up")); // Age = create_time, Up = ascending: oldest first
         let found = self.search(params).await?;
-        // OTOBO ignores a search on an unknown field and compares text case-insensitively: read back.
+        // OTOBO ignores a search on an unknown field (answering every ticket) and compares text
+        // case-insensitively: read the candidates' fields back (TicketGet lists every ticket field, also empty).
         for id in found {
-            match self.get(&id).await {
-                Ok(t) if t.fields.get(field).map(String::as_str) == Some(value) => return Ok(Some(t.id)),
-                Ok(_) | Err(SystemError::NotFound { .. }) => {}
+            let raw = match self.ticket_get(&id, json!({ "DynamicFields": 1 })).await {
+                Ok(raw) => raw,
+                Err(SystemError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
+            };
+            let entry = list(raw.get("DynamicField")).into_iter().find(|f| text(f, "Name").as_deref() == Some(field));
+            let Some(entry) = entry else {
+                return Err(refused(format!("OTOBO has no ticket dynamic field {field}")));
+            };
+            if entry.get("Value").and_then(field_value).as_deref() == Some(value) {
+                return Ok(Some(id));
             }
         }
         Ok(None)
@@ -1088,6 +1116,49 @@ mod tests {
         assert_eq!(parse_from("max@example.org"), (None, Some("max@example.org".into())));
         assert_eq!(parse_from("SDX API"), (Some("SDX API".into()), None));
         assert_eq!(parse_from("Max <m@x.org>"), (Some("Max".into()), Some("m@x.org".into())));
+    }
+
+    #[test]
+    fn config_from_settings() {
+        let c: crate::systems::SystemConfig = toml::from_str(
+            "system = \"otobo\"\nurl = \"http://127.0.0.1:8580/otobo/nph-genericinterface.pl/Webservice/SDX\"\n\
+             user = \"sdx-api\"\npassword = \"geheim\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.case_field(), "SDXCase");
+        let crate::systems::SystemConfig::Otobo(c) = c else { panic!("not otobo") };
+        assert_eq!(c.max_file_bytes, None);
+        assert!(!format!("{c:?}").contains("geheim"));
+        let o = Otobo::new(c).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(o.max_file_bytes(), 34_951_424);
+        assert_eq!(o.request_limit(), 48_000_000);
+        assert!(!format!("{o:?}").contains("geheim"));
+    }
+
+    fn article(from: &str, sender: &str) -> Article {
+        Article {
+            id: "1".into(),
+            public: true,
+            from: Some(from.into()),
+            sender_type: Some(sender.into()),
+            created_at: None,
+            body: String::new(),
+            files: vec![],
+        }
+    }
+
+    #[test]
+    fn requester_from_customer_and_articles() {
+        let arts = [article("SDX API", "agent"), article("\"Max M\" <max@example.org>", "customer")];
+        let c = requester("max@example.org", &arts);
+        assert_eq!(c, Some(Contact { name: Some("Max M".into()), email: Some("max@example.org".into()) }));
+        // A registered customer user: its login is not an address; the customer's article has it.
+        let c = requester("mmuster", &arts);
+        assert_eq!(c, Some(Contact { name: Some("Max M".into()), email: Some("max@example.org".into()) }));
+        // The placeholder is no e-mail; a name given with it stays.
+        let arts = [article(&format!("\"Erika\" <{NO_REQUESTER}>"), "customer")];
+        assert_eq!(requester(NO_REQUESTER, &arts), Some(Contact { name: Some("Erika".into()), email: None }));
+        assert_eq!(requester(NO_REQUESTER, &[]), None);
     }
 
     #[test]
