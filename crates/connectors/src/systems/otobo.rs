@@ -46,8 +46,12 @@
 //! - **Files**: OTOBO takes at most `WebMaxFileUpload` bytes (48,000,000 by default) per request; files travel
 //!   base64-encoded in the JSON, so all files of one comment may have at most 3/4 of it less 1 MiB for text and
 //!   JSON ([`Config::max_file_bytes`], default 34,951,424 bytes). Larger files are refused before anything is
-//!   written. `TicketGet` cannot fetch one article's attachments: [`TicketSystem::download`] asks for the
-//!   shortest run of articles from either end that contains the file.
+//!   written (OTOBO itself would answer an empty HTTP 500). `TicketGet` cannot fetch one article's
+//!   attachments: [`TicketSystem::download`] asks for the shortest run of articles from either end that
+//!   contains the file. Files on the first public article (the description) are not listed: the trait has no
+//!   place for them.
+//! - **Keep-alive**: starman, OTOBO's PSGI server, closes an idle connection after 1 s; a request written on
+//!   such a pooled connection fails with a broken pipe. Idle connections are kept for 500 ms only.
 //! - Article visibility: `IsVisibleForCustomer` 1 = public (written on channel Phone, so no mail is sent),
 //!   0 = internal note (channel Internal). Deleted articles (`IsDeleted`) are left out. The description is the
 //!   first public article; every other article is a comment.
@@ -80,7 +84,7 @@ const SYSTEM: &str = "otobo";
 const DEFAULT_WEB_MAX_FILE_UPLOAD: u64 = 48_000_000;
 /// What is left for text and JSON in a request besides the base64 of the files.
 const REQUEST_OVERHEAD: u64 = 1_048_576;
-/// The default of [`Config::max_file_bytes`]: 3/4 of `WebMaxFileUpload` less [`REQUEST_OVERHEAD`].
+/// The default of [`Config::max_file_bytes`]: 3/4 of `WebMaxFileUpload` (48,000,000) less 1 MiB for text and JSON.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = DEFAULT_WEB_MAX_FILE_UPLOAD / 4 * 3 - REQUEST_OVERHEAD;
 /// `ticket.title` is `VARCHAR(191)`; OTOBO cuts longer titles silently.
 const MAX_TITLE_CHARS: usize = 191;
