@@ -541,7 +541,7 @@ Requester:
     Type: ''
 EOF
 )
-SETUP_HASH=$(printf '%s\n' types-v1 "$ROOT_PW" "$API_USER" "$API_PW" "$VOCAB_PM" "$DF_PL" "$WS_YML" | sha1sum | cut -c1-12)
+SETUP_HASH=$(printf '%s\n' types-v2-queue-sdx "$ROOT_PW" "$API_USER" "$API_PW" "$VOCAB_PM" "$DF_PL" "$WS_YML" | sha1sum | cut -c1-12)
 if [ ! -f "$STATE/setup.$SETUP_HASH" ]; then
   log "setup: agents root@localhost and $API_USER (rw on group users: queues Raw, Junk, Misc, Postmaster)"
   console Admin::User::SetPassword root@localhost "$ROOT_PW" --quiet
@@ -550,6 +550,12 @@ if [ ! -f "$STATE/setup.$SETUP_HASH" ]; then
       --email-address "$API_USER@localhost" --password "$API_PW" --group users --quiet
   else
     console Admin::User::SetPassword "$API_USER" "$API_PW" --quiet
+  fi
+
+  # The handover queue of the example connector file: a ticket moved here is forwarded to the partner.
+  if [ "$(psql_otobo -Atc "select count(*) from queue where name='SDX'")" = 0 ]; then
+    log "setup: queue SDX (group users)"
+    console Admin::Queue::Add --name SDX --group users --comment "SDX: an den Partner weiterleiten" --quiet
   fi
 
   for t in Incident "Service Request"; do
