@@ -323,8 +323,16 @@ async fn both_sides_editing_at_once_end_identical_and_the_loser_sees_it() {
     let (mt, btk) = (m.system.get(&ticket).await.unwrap(), b.system.get(&bt).await.unwrap());
     assert_eq!(mt.status, m.status(mv.status), "the MiLa's ticket shows the case's status");
     assert_eq!(btk.status, b.status(bv.status), "the BeLa's ticket shows the case's status");
-    let noted = |t: &Ticket| t.comments.iter().any(|c| !c.public && c.text.contains("Gleichzeitige Änderungen"));
-    assert!(noted(&mt) || noted(&btk), "the side whose change lost sees a note");
+    // The side the case was forwarded to orders the changes: the MiLa's withdrawal lost. Its agent sees an
+    // internal note — a conflict note when the changes crossed between the nodes, or the node's refusal when
+    // the BeLa's resolution arrived at the MiLa's node first.
+    assert_eq!(mv.status, Status::Resolved, "the BeLa's resolution won");
+    let noted = |t: &Ticket| {
+        t.comments.iter().any(|c| {
+            !c.public && (c.text.contains("Gleichzeitige Änderungen") || c.text.contains("was not sent to SDX"))
+        })
+    };
+    assert!(noted(&mt), "the MiLa's agent sees that the withdrawal lost: {:?}", mt.comments);
     s.stop().await;
 }
 
@@ -391,4 +399,124 @@ async fn a_system_down_for_a_while_gets_every_change_when_it_returns() {
     let (st, _) = m.wait(&second, Duration::from_secs(60), |t| t.fields.contains_key(m.case_field())).await.unwrap();
     b.wait_for_case(&st.fields[m.case_field()], Duration::from_secs(120)).await.expect("the new ticket arrives");
     s.stop().await;
+}
+
+/// `sdx serve` (one line per listener on stdout), its local API port, and the child.
+fn serve(config: &std::path::Path) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sdx"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("SDX_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    (child, port)
+}
+
+fn connector_alone(config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sdx"))
+        .args(["connector", "run", "--config", config.to_str().unwrap()])
+        .env("SDX_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_its_connectors_and_one_alone_survives_kill_9_without_duplicates() {
+    let _lock = serial();
+    let (s, dir) = setup("otobo", "redmine", true).await;
+    let token = s.pair.api_token.clone();
+    let (m, b) = (&s.mila, &s.bela);
+    let (mname, bname) = (m.file.name.clone(), b.file.name.clone());
+    // The same nodes as processes: the MiLa's `sdx serve` runs its connector from [[connectors]]; the BeLa's
+    // connector runs alone (`sdx connector run`) against the BeLa's `sdx serve`.
+    let Setup { pair, mila, bela, .. } = s;
+    pair.stop().await;
+    let d = dir.path();
+    let mut toml = std::fs::read_to_string(d.join("mila/node.toml")).unwrap();
+    toml.push_str(&format!("\n[[connectors]]\nfile = \"../{mname}.toml\"\n"));
+    std::fs::write(d.join("mila/node.toml"), toml).unwrap();
+    let (mila_node, _) = serve(&d.join("mila/node.toml"));
+    let (bela_node, bela_api) = serve(&d.join("bela/node.toml"));
+    let bfile = d.join(format!("{bname}.toml"));
+    let mut text = std::fs::read_to_string(&bfile).unwrap();
+    text.push_str(&format!("\n[node]\nurl = \"http://127.0.0.1:{bela_api}/api/v1\"\ntoken = \"{token}\"\n"));
+    std::fs::write(&bfile, text).unwrap();
+    let mut alone = connector_alone(&bfile);
+
+    let ticket = handed_over(&mila, &unique("Serve und kill -9")).await;
+    let (mt, _) = mila.wait(&ticket, Duration::from_secs(60), |t| t.fields.contains_key(mila.case_field())).await.unwrap();
+    let (bt, _) = bela.wait_for_case(&mt.fields[mila.case_field()], Duration::from_secs(60)).await.unwrap();
+
+    // Comments both ways while the BeLa's connector is killed with SIGKILL and restarted again and again.
+    let n = 8;
+    for i in 0..n {
+        comment(&mila.system, &ticket, true, &format!("Von MiLa {i}")).await.unwrap();
+        comment(&bela.system, &bt, true, &format!("Von BeLa {i}")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300 + 170 * (i % 4) as u64)).await;
+        let _ = alone.kill();
+        let _ = alone.wait();
+        alone = connector_alone(&bfile);
+    }
+    let all = |prefix: &'static str| move |t: &Ticket| (0..n).all(|i| count(t, &format!("{prefix} {i}")) >= 1);
+    let (btk, _) = bela.wait(&bt, Duration::from_secs(120), all("Von MiLa")).await.expect("every MiLa comment arrives");
+    let (mtk, _) = mila.wait(&ticket, Duration::from_secs(120), all("Von BeLa")).await.expect("every BeLa comment arrives");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (btk2, mtk2) = (bela.system.get(&bt).await.unwrap(), mila.system.get(&ticket).await.unwrap());
+    for i in 0..n {
+        assert_eq!(count(&btk2, &format!("Von MiLa {i}")), 1, "MiLa comment {i} once at the BeLa");
+        assert_eq!(count(&mtk2, &format!("Von BeLa {i}")), 1, "BeLa comment {i} once at the MiLa");
+    }
+    assert_eq!(btk2.comments.len(), btk.comments.len(), "nothing more came (no echo)");
+    assert_eq!(mtk2.comments.len(), mtk.comments.len(), "nothing more came (no echo)");
+    let _ = alone.kill();
+    let _ = alone.wait();
+    stop(mila_node);
+    stop(bela_node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_check_names_what_the_live_system_lacks() {
+    let _lock = serial();
+    ensure_running(&["rt"]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, text) = sdx_cli::cmd::demo_systems::connector_file(
+        "rt",
+        "rt-check",
+        sdx_model::sample::MILA,
+        (sdx_model::sample::BELA, "BeLa"),
+    )
+    .unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sdx"))
+        .args(["connector", "check", "--config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ok: the mapping fits the system") && stdout.contains("SDX Case"), "{stdout}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, text.replace("\"stalled\"", "\"wartend\"").replace("queue = \"SDX\"", "queue = \"Weiter\"")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sdx"))
+        .args(["connector", "check", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("status `wartend` does not exist"), "{stderr}");
+    assert!(stderr.contains("handover queue `Weiter` does not exist"), "{stderr}");
 }

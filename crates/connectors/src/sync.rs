@@ -247,7 +247,7 @@ impl<S: TicketSystem> Connector<S> {
             match self.sync_ticket(&t).await {
                 Ok(()) => handled += 1,
                 Err(e) if e.is_transient() => return Err(e),
-                Err(e) => self.report(Some(&t.id), None, &e.to_string()).await?,
+                Err(e) => self.report_on(&t, &e.to_string()).await?,
             }
         }
         if newest > since || cursor.is_none() {
@@ -584,11 +584,15 @@ impl<S: TicketSystem> Connector<S> {
     /// when it was handled (or reported).
     pub async fn follow_feed(&self, wait: Duration) -> Result<usize, SyncError> {
         let cursor = self.node.state::<String>("cursor.feed").await?;
+        // Cases that failed before are tried again every round until they succeed (nothing is dropped).
+        let retry = self.node.state::<Vec<CaseId>>("retry").await?;
+        let wait = if retry.as_ref().is_some_and(|r| !r.value.is_empty()) { Duration::ZERO } else { wait };
         let (events, next) = self.node.events(cursor.as_ref().map(|c| c.value.as_str()), wait).await?;
-        if events.is_empty() {
+        if events.is_empty() && retry.as_ref().is_none_or(|r| r.value.is_empty()) {
             return Ok(0);
         }
-        let mut cases: Vec<CaseId> = Vec::new();
+        let mut failed: Vec<CaseId> = Vec::new();
+        let mut cases: Vec<CaseId> = retry.as_ref().map(|r| r.value.clone()).unwrap_or_default();
         let mut conflicts: BTreeMap<CaseId, Vec<String>> = BTreeMap::new();
         for e in &events {
             if !cases.contains(&e.case_id) {
@@ -602,11 +606,17 @@ impl<S: TicketSystem> Connector<S> {
             match self.sync_case(*id, conflicts.get(id).map(Vec::as_slice).unwrap_or_default()).await {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => return Err(e),
-                Err(e) => self.report(None, Some(*id), &e.to_string()).await?,
+                Err(e) => {
+                    self.health(None, Some(*id), &e.to_string()).await?;
+                    failed.push(*id);
+                }
             }
         }
+        if retry.as_ref().map_or(!failed.is_empty(), |r| r.value != failed) {
+            self.node.put_state("retry", &failed, None).await?;
+        }
         self.node.put_state("cursor.feed", &next, None).await?;
-        Ok(cases.len())
+        Ok(cases.len() - failed.len())
     }
 
     /// Bring one case's state into its ticket (creating the ticket for a case forwarded to us).
@@ -746,6 +756,7 @@ impl<S: TicketSystem> Connector<S> {
         let m = &self.mapping;
         let id = case.case_id.to_string();
         let status = m.status_out(case.status).map_err(|e| SyncError::Unsyncable(e.to_string()))?;
+        let mut shortened = false;
         let ticket = match self.system.find_by_field(&self.case_field, &id).await? {
             Some(t) => t,
             None => {
@@ -762,7 +773,19 @@ impl<S: TicketSystem> Connector<S> {
                         .map(|r| Contact { name: r.name.clone(), email: r.email.clone() }),
                     fields: BTreeMap::from([(self.case_field.clone(), id.clone())]),
                 };
-                self.system.create(&new).await?
+                match self.system.create(&new).await {
+                    Err(SystemError::TooLarge { what, limit, .. }) if what.starts_with("title") => {
+                        // Keep the whole subject in the description and a shortened one as the title; the agent
+                        // is told below.
+                        let max = self.system.vocabulary().await.ok().and_then(|v| v.max_title_chars).unwrap_or(50);
+                        let short = format!("{}…", cut(&case.subject, max.saturating_sub(1).min(limit as usize)));
+                        let full = format!("Betreff: {}\n\n{}", case.subject, case.description);
+                        let created = self.system.create(&NewTicket { title: short, description: full, ..new }).await?;
+                        shortened = true;
+                        created
+                    }
+                    r => r?,
+                }
             }
         };
         let t = self.system.get(&ticket).await?;
@@ -775,6 +798,11 @@ impl<S: TicketSystem> Connector<S> {
         };
         link.comments.extend(t.comments.iter().map(|c| c.id.clone()));
         self.write_case_items(&t, case, &mut link).await?;
+        if shortened {
+            let text = "the case's subject is longer than this system's titles take: the title is shortened, the \
+                        whole subject is at the top of the description";
+            self.problem(&t, Some(case.case_id), &mut link, text).await?;
+        }
         self.node.put_state(&format!("case:{id}"), &CaseLink { ticket: ticket.clone() }, None).await?;
         let version = self.node.state::<Link>(&format!("ticket:{ticket}")).await?.map_or(0, |l| l.version);
         self.store_link(&link, version).await?;
@@ -815,14 +843,25 @@ impl<S: TicketSystem> Connector<S> {
         self.health(Some(&t.id), case, text).await
     }
 
-    /// Report a problem without a link at hand (in the health state and the log).
-    async fn report(&self, ticket: Option<&str>, case: Option<CaseId>, text: &str) -> Result<(), SyncError> {
-        self.health(ticket, case, text).await
+    /// Report a problem with a ticket that has no link (yet): once as an internal note on it, and in the health
+    /// state. The ticket is tried again whenever it changes.
+    async fn report_on(&self, t: &Ticket, text: &str) -> Result<(), SyncError> {
+        let id = format!("problem:{}", hex::encode(&derived_uuid(&[text]).as_bytes()[..8]));
+        if !t.comments.iter().any(|c| c.text.contains(&marker(&id))) {
+            let note = format!("SDX-Connector: {text}\n{}", marker(&id));
+            self.system.comment(&t.id, &NewComment { public: false, text: note, files: Vec::new() }).await?;
+        }
+        self.health(Some(&t.id), None, text).await
     }
 
+    /// Log a problem and keep it in the health state (once while it repeats).
     async fn health(&self, ticket: Option<&str>, case_id: Option<CaseId>, text: &str) -> Result<(), SyncError> {
-        tracing::warn!(connector = %self.name, ticket = ?ticket, case = ?case_id, problem = %text, "connector problem");
         let mut health = self.node.state::<Health>("health").await?.map(|h| h.value).unwrap_or_default();
+        let same = |p: &Problem| p.ticket.as_deref() == ticket && p.case_id == case_id && p.text == text;
+        if health.problems.iter().take(5).any(same) {
+            return Ok(());
+        }
+        tracing::warn!(connector = %self.name, ticket = ?ticket, case = ?case_id, problem = %text, "connector problem");
         health.problems.insert(
             0,
             Problem { at: now().to_string(), ticket: ticket.map(str::to_string), case_id, text: text.into() },
