@@ -445,9 +445,10 @@ impl<S: TicketSystem> Connector<S> {
     /// A ticket that names a case in its case field but has no link here: link it to the case as it is.
     async fn relink(&self, t: &Ticket, case_id: CaseId) -> Result<(), SyncError> {
         let Some(view) = self.node.case(case_id).await? else {
-            return Err(SyncError::Unsyncable(format!(
-                "the ticket names case {case_id}, which this node does not hold"
-            )));
+            // Not ours (another installation's ticket, or a case field typed by hand): health only, the ticket
+            // is left alone.
+            let text = format!("the ticket names case {case_id}, which this node does not hold");
+            return self.health(Some(&t.id), Some(case_id), &text).await;
         };
         let case = &view.case;
         let mut link = Link {
