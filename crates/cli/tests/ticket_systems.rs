@@ -458,7 +458,8 @@ async fn serve_runs_its_connectors_and_one_alone_survives_kill_9_without_duplica
     let mut alone = connector_alone(&bfile);
 
     let ticket = handed_over(&mila, &unique("Serve und kill -9")).await;
-    let (mt, _) = mila.wait(&ticket, Duration::from_secs(60), |t| t.fields.contains_key(mila.case_field())).await.unwrap();
+    let (mt, _) =
+        mila.wait(&ticket, Duration::from_secs(60), |t| t.fields.contains_key(mila.case_field())).await.unwrap();
     let (bt, _) = bela.wait_for_case(&mt.fields[mila.case_field()], Duration::from_secs(60)).await.unwrap();
 
     // Comments both ways while the BeLa's connector is killed with SIGKILL and restarted again and again.
@@ -473,7 +474,8 @@ async fn serve_runs_its_connectors_and_one_alone_survives_kill_9_without_duplica
     }
     let all = |prefix: &'static str| move |t: &Ticket| (0..n).all(|i| count(t, &format!("{prefix} {i}")) >= 1);
     let (btk, _) = bela.wait(&bt, Duration::from_secs(120), all("Von MiLa")).await.expect("every MiLa comment arrives");
-    let (mtk, _) = mila.wait(&ticket, Duration::from_secs(120), all("Von BeLa")).await.expect("every BeLa comment arrives");
+    let (mtk, _) =
+        mila.wait(&ticket, Duration::from_secs(120), all("Von BeLa")).await.expect("every BeLa comment arrives");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (btk2, mtk2) = (bela.system.get(&bt).await.unwrap(), mila.system.get(&ticket).await.unwrap());
     for i in 0..n {
@@ -510,7 +512,8 @@ async fn connector_check_names_what_the_live_system_lacks() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("ok: the mapping fits the system") && stdout.contains("SDX Case"), "{stdout}");
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, text.replace("\"stalled\"", "\"wartend\"").replace("queue = \"SDX\"", "queue = \"Weiter\"")).unwrap();
+    std::fs::write(&bad, text.replace("\"stalled\"", "\"wartend\"").replace("queue = \"SDX\"", "queue = \"Weiter\""))
+        .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sdx"))
         .args(["connector", "check", "--config", bad.to_str().unwrap()])
         .output()

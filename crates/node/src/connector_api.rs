@@ -109,6 +109,12 @@ async fn events<S: Store>(State(st): State<Shared<S>>, Query(p): Query<FeedParam
         }
         tokio::time::sleep(FEED_POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
     };
+    Ok(axum::Json(feed_page(found, after)))
+}
+
+/// A page of the feed as the API and webhooks send it (`FeedPage`): the events with their cursors, and where to
+/// continue (the last event's cursor, or `after` when there was none).
+pub fn feed_page(found: Vec<sdx_store::FeedEvent>, after: FeedCursor) -> Value {
     let next = found.last().map_or(after, |e| e.cursor);
     let events: Vec<Value> = found
         .into_iter()
@@ -118,7 +124,7 @@ async fn events<S: Store>(State(st): State<Shared<S>>, Query(p): Query<FeedParam
             v
         })
         .collect();
-    Ok(axum::Json(json!({"events": events, "next": next.to_string()})))
+    json!({"events": events, "next": next.to_string()})
 }
 
 /// The connector name and state key in the path, checked.

@@ -130,15 +130,7 @@ async fn push_once<S: Store>(
     };
     let events = store.feed(cursor, BATCH).await.map_err(|e| e.to_string())?;
     let Some(last) = events.last().map(|e| e.cursor) else { return Ok(false) };
-    let items: Vec<_> = events
-        .into_iter()
-        .map(|e| {
-            let mut v = json!(e.event);
-            v["cursor"] = json!(e.cursor.to_string());
-            v
-        })
-        .collect();
-    let body = serde_json::to_vec(&json!({"events": items, "next": last.to_string()})).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&crate::connector_api::feed_page(events, cursor)).map_err(|e| e.to_string())?;
     let t = time::OffsetDateTime::now_utc().unix_timestamp();
     let answer = client
         .post(&hook.url)
