@@ -447,11 +447,23 @@ struct DefaultsOnly {
 mod tests {
     use super::*;
 
+    /// `Settings::load` inside a figment jail: other tests of this process set `SDX_…` variables in theirs, and
+    /// only jails are serialised.
+    #[allow(clippy::result_large_err)]
+    fn load_jailed(f: &Path) -> Result<Settings, SettingsError> {
+        let mut out = None;
+        figment::Jail::expect_with(|_| {
+            out = Some(Settings::load(Some(f)));
+            Ok(())
+        });
+        out.unwrap_or_else(|| Err(SettingsError("jail".into())))
+    }
+
     #[test]
     #[allow(clippy::result_large_err)] // figment's test jail returns its own large error type
     fn example_settings_load() {
         let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/node.example.toml");
-        let s = Settings::load(Some(&f)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let s = load_jailed(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert_eq!(s.node.org.as_str(), "psw:06000042");
         assert_eq!(s.peers.len(), 1);
         assert_eq!(s.api.clients.len(), 1);
@@ -468,6 +480,11 @@ mod tests {
         );
         assert_eq!((s.delivery.concurrency, s.delivery.batch), (defaults.concurrency, defaults.batch));
         assert_eq!(s.limits, LimitSettings::default(), "the example shows the limits' defaults");
+        assert_eq!(s.api.feed_max_wait_s, ApiSettings::default().feed_max_wait_s);
+        assert_eq!(s.connectors.len(), 1);
+        assert!(s.connectors[0].file.is_absolute(), "resolved from the file's directory");
+        assert_eq!(s.webhooks.len(), 1);
+        assert!(s.webhooks[0].secret_file.is_absolute());
     }
 
     #[test]
@@ -523,18 +540,22 @@ signing_key = "bela.jwk"
             assert_eq!(s.delivery.backoff(40), Duration::from_millis(300_000));
             Ok(())
         });
-        // A typo is an error, not silently ignored.
-        let bad = dir.path().join("bad.toml");
-        std::fs::write(&bad, std::fs::read_to_string(&f).unwrap().replace("[storage]", "[storage]\nulr = 1")).unwrap();
-        assert!(Settings::load(Some(&bad)).is_err());
-        assert!(Settings::load(Some(&dir.path().join("missing.toml"))).is_err());
-        // Batches of 1 to 64 messages.
-        for (batch, ok) in [(0, false), (1, true), (64, true), (65, false)] {
-            let b = dir.path().join(format!("batch{batch}.toml"));
-            std::fs::write(&b, format!("{}\n[delivery]\nbatch = {batch}\n", std::fs::read_to_string(&f).unwrap()))
-                .unwrap();
-            assert_eq!(Settings::load(Some(&b)).is_ok(), ok, "batch = {batch}");
-        }
+        // Inside a jail too: other tests of this process set `SDX_…` variables in theirs.
+        figment::Jail::expect_with(|_| {
+            // A typo is an error, not silently ignored.
+            let bad = dir.path().join("bad.toml");
+            let text = std::fs::read_to_string(&f).unwrap();
+            std::fs::write(&bad, text.replace("[storage]", "[storage]\nulr = 1")).unwrap();
+            assert!(Settings::load(Some(&bad)).is_err());
+            assert!(Settings::load(Some(&dir.path().join("missing.toml"))).is_err());
+            // Batches of 1 to 64 messages.
+            for (batch, ok) in [(0, false), (1, true), (64, true), (65, false)] {
+                let b = dir.path().join(format!("batch{batch}.toml"));
+                std::fs::write(&b, format!("{text}\n[delivery]\nbatch = {batch}\n")).unwrap();
+                assert_eq!(Settings::load(Some(&b)).is_ok(), ok, "batch = {batch}");
+            }
+            Ok(())
+        });
     }
 
     /// A minimal settings file with these key paths and storage URL.
@@ -565,7 +586,7 @@ signing_key = "bela.jwk"
             ("postgres://sdx@db.example/sdx", "postgres://sdx@db.example/sdx".into()),
         ] {
             std::fs::write(&f, minimal(url)).unwrap();
-            let s = Settings::load(Some(&f)).unwrap();
+            let s = load_jailed(&f).unwrap();
             assert_eq!(s.storage.url, resolved, "{url}");
             assert_eq!(s.keys.signing_key, d.join("keys/sig.pem"));
             assert_eq!(s.keys.tls_cert, d.join("tls.pem"));
@@ -602,7 +623,7 @@ signing_key = "bela.jwk"
         std::fs::create_dir_all(&d).unwrap();
         let f = d.join("node.toml");
         std::fs::write(&f, minimal("sqlite://node.db?mode=rwc")).unwrap();
-        let s = Settings::load(Some(&f)).unwrap();
+        let s = load_jailed(&f).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         rt.block_on(async {
             let store =
