@@ -374,7 +374,7 @@ async fn files_travel_and_one_above_the_target_limit_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_system_down_for_a_while_gets_every_change_when_it_returns() {
     let _lock = serial();
-    let down = Duration::from_secs(std::env::var("SDX_TS_DOWN_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60));
+    let down = Duration::from_secs(std::env::var("SDX_TS_DOWN_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(120));
     let (s, _dir) = setup("otobo", "rt", false).await;
     let (m, b) = (&s.mila, &s.bela);
     let ticket = handed_over(m, &unique("System zeitweise aus")).await;
@@ -522,4 +522,92 @@ async fn connector_check_names_what_the_live_system_lacks() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("status `wartend` does not exist"), "{stderr}");
     assert!(stderr.contains("handover queue `Weiter` does not exist"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_reached_only_over_another_is_reached_and_one_refused_is_reported() {
+    let _lock = serial();
+    // RT reaches "closed" only from "resolved". The BeLa's node resolves (as another of its systems might) and
+    // the MiLa closes before the BeLa's connector runs: its RT ticket is still "open" and must go to "closed".
+    let (s, _dir) = setup("otobo", "rt", true).await;
+    let (m, b) = (&s.mila, &s.bela);
+    let mc = s.connector(m, m.system.clone()).unwrap();
+    let bc = s.connector(b, b.system.clone()).unwrap();
+    let ticket = handed_over(m, &unique("Über einen Zwischenstatus")).await;
+    settle(&mc, &bc).await;
+    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
+    let bt = tickets_of_case(b, &case).await.remove(0).id;
+    b.system.update(&bt, &status_change(&b.status(Status::InProgress))).await.unwrap();
+    settle(&mc, &bc).await;
+    let id = CaseId::parse(&case).unwrap();
+    let resolve = sdx_model::Body::Resolve(sdx_model::Resolve {
+        revision: 0,
+        solution: sdx_model::Solution {
+            code: sdx_model::ResolutionCode::Fixed,
+            text: "Behoben.".into(),
+            resolved_at: sdx_model::Timestamp::now(),
+            resolved_by: sdx_model::OrgKey::parse(sdx_model::sample::BELA).unwrap(),
+        },
+        journal: Vec::new(),
+    });
+    s.node(b).unwrap().change(id, &resolve, "test:resolve").await.unwrap();
+    for _ in 0..3 {
+        mc.follow_feed(Duration::from_secs(2)).await.unwrap();
+    }
+    assert_eq!(m.system.get(&ticket).await.unwrap().status, m.status(Status::Resolved));
+    m.system.update(&ticket, &status_change(&m.status(Status::Closed))).await.unwrap();
+    mc.poll_system().await.unwrap();
+    assert_eq!(b.system.get(&bt).await.unwrap().status, b.status(Status::InProgress), "RT still open");
+    settle(&mc, &bc).await;
+    let btk = b.system.get(&bt).await.unwrap();
+    assert_eq!(btk.status, "closed", "reached over resolved");
+    assert!(!btk.comments.iter().any(|c| c.text.contains("SDX-Connector")), "{:?}", btk.comments);
+    s.stop().await;
+
+    // Redmine's developer workflow never lets the API user set "Rejected": a withdrawal by the MiLa cannot be
+    // shown as the mapping says, and the BeLa's agent is told so on the ticket.
+    let (s, _dir) = setup("rt", "redmine", true).await;
+    let (m, b) = (&s.mila, &s.bela);
+    let mc = s.connector(m, m.system.clone()).unwrap();
+    let bc = s.connector(b, b.system.clone()).unwrap();
+    let ticket = handed_over(m, &unique("Zurückgezogen")).await;
+    settle(&mc, &bc).await;
+    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
+    let bt = tickets_of_case(b, &case).await.remove(0).id;
+    m.system.update(&ticket, &status_change(&m.status(Status::Cancelled))).await.unwrap();
+    settle(&mc, &bc).await;
+    let id = CaseId::parse(&case).unwrap();
+    assert_eq!(s.node(b).unwrap().case(id).await.unwrap().unwrap().case.status, Status::Cancelled);
+    let btk = b.system.get(&bt).await.unwrap();
+    assert_ne!(btk.status, "Rejected");
+    assert!(
+        btk.comments.iter().any(|c| !c.public && c.text.contains("SDX-Connector") && c.text.contains("cancelled")),
+        "the refused status is reported on the ticket: {:?}",
+        btk.comments
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_longer_than_the_target_takes_arrives_whole_and_is_reported() {
+    let _lock = serial();
+    let (s, _dir) = setup("redmine", "rt", true).await;
+    let (m, b) = (&s.mila, &s.bela);
+    let mc = s.connector(m, m.system.clone()).unwrap();
+    let bc = s.connector(b, b.system.clone()).unwrap();
+    // 120 characters, 240 bytes of UTF-8: Redmine takes it, RT's subject (200 bytes) does not.
+    let title = format!("{} {}", "Überlänge".repeat(11), sdx_model::ItemId::new_random().uuid().simple())
+        .chars()
+        .take(120)
+        .collect::<String>();
+    let ticket = handed_over(m, &title).await;
+    settle(&mc, &bc).await;
+    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
+    let bt = tickets_of_case(b, &case).await;
+    assert_eq!(bt.len(), 1, "the case arrived as one ticket");
+    let t = &bt[0];
+    assert!(t.title.chars().count() < title.chars().count() && t.title.ends_with('…'), "{}", t.title);
+    assert!(t.description.contains(&format!("Betreff: {title}")), "the whole subject is kept: {}", t.description);
+    assert!(t.comments.iter().any(|c| !c.public && c.text.contains("shortened")), "{:?}", t.comments);
+    s.stop().await;
 }

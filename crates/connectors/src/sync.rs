@@ -121,6 +121,9 @@ pub struct Problem {
 /// Problems kept in the health state.
 pub const HEALTH_PROBLEMS: usize = 50;
 
+/// How long one long poll of the change feed waits (a connector's push channel).
+const FEED_WAIT: Duration = Duration::from_secs(25);
+
 /// How far back the first poll of a new connector looks.
 const FIRST_LOOKBACK: Duration = Duration::from_secs(600);
 
@@ -204,22 +207,33 @@ impl<S: TicketSystem> Connector<S> {
     /// Run until `stop` resolves: poll the system, follow the feed (long poll of one polling interval), repeat.
     /// Transient failures are retried on the next round; nothing is lost because the cursors only move past
     /// what was handled.
+    ///
+    /// The two directions run side by side: the system is polled every `poll_interval_ms`, the feed is
+    /// long-polled and written at once. Where both touch one ticket's link, its compare-and-set makes one of them
+    /// read again (a round that loses is retried), and a status the connector is writing is never taken for an
+    /// agent's change (it is compared with the case's status first).
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            let round = async {
+        let system = async {
+            loop {
+                let t0 = tokio::time::Instant::now();
                 if let Err(e) = self.poll_system().await {
                     tracing::warn!(connector = %self.name, error = %e, "ticket system round failed; retrying");
                 }
-                if let Err(e) = self.follow_feed(self.poll).await {
+                tokio::time::sleep_until(t0 + self.poll).await;
+            }
+        };
+        let feed = async {
+            loop {
+                if let Err(e) = self.follow_feed(FEED_WAIT).await {
                     tracing::warn!(connector = %self.name, error = %e, "change feed round failed; retrying");
                     tokio::time::sleep(self.poll).await;
                 }
-            };
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = round => {}
             }
+        };
+        tokio::select! {
+            _ = stop => {}
+            _ = system => {}
+            _ = feed => {}
         }
     }
 
@@ -587,7 +601,7 @@ impl<S: TicketSystem> Connector<S> {
         let cursor = self.node.state::<String>("cursor.feed").await?;
         // Cases that failed before are tried again every round until they succeed (nothing is dropped).
         let retry = self.node.state::<Vec<CaseId>>("retry").await?;
-        let wait = if retry.as_ref().is_some_and(|r| !r.value.is_empty()) { Duration::ZERO } else { wait };
+        let wait = if retry.as_ref().is_some_and(|r| !r.value.is_empty()) { wait.min(self.poll) } else { wait };
         let (events, next) = self.node.events(cursor.as_ref().map(|c| c.value.as_str()), wait).await?;
         if events.is_empty() && retry.as_ref().is_none_or(|r| r.value.is_empty()) {
             return Ok(0);
