@@ -288,6 +288,10 @@ async fn internal_notes_stay_refused_and_unmapped_values_are_reported() {
     assert!(health.value.to_string().contains(&unmapped), "{}", health.value);
     let node_case = s.node(m).unwrap().case(CaseId::parse(&case).unwrap()).await.unwrap().unwrap();
     assert_eq!(node_case.case.status, Status::New, "nothing was sent for the unmapped status");
+    let timeline = sdx_store::Store::timeline(s.pair.bela.store(), CaseId::parse(&case).unwrap()).await.unwrap();
+    let reported: Vec<_> = timeline.iter().filter(|e| e.kind == sdx_store::EventKind::Reported).collect();
+    assert_eq!(reported.len(), 1, "once in the case's timeline: {timeline:?}");
+    assert!(reported[0].detail.contains(&unmapped), "{:?}", reported[0]);
     s.stop().await;
 }
 

@@ -179,6 +179,14 @@ impl NodeClient {
         Ok((out, next))
     }
 
+    /// Record a problem in the case's timeline (`reported`; not sent to the partner).
+    pub async fn report(&self, case: CaseId, detail: &str) -> Result<(), NodeError> {
+        let detail: String = detail.chars().take(500).collect();
+        let rq = self.http.post(format!("{}/cases/{case}/reports", self.base)).json(&json!({"detail": detail}));
+        let (status, v) = self.send(rq).await?;
+        Self::not_found(status, &v)
+    }
+
     fn state_url(&self, key: &str) -> String {
         format!("{}/connectors/{}/state/{key}", self.base, self.connector)
     }

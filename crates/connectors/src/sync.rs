@@ -462,7 +462,7 @@ impl<S: TicketSystem> Connector<S> {
             // Not ours (another installation's ticket, or a case field typed by hand): health only, the ticket
             // is left alone.
             let text = format!("the ticket names case {case_id}, which this node does not hold");
-            return self.health(Some(&t.id), Some(case_id), &text).await;
+            return self.health(Some(&t.id), Some(case_id), &text).await.map(|_| ());
         };
         let case = &view.case;
         let mut link = Link {
@@ -622,7 +622,9 @@ impl<S: TicketSystem> Connector<S> {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => return Err(e),
                 Err(e) => {
-                    self.health(None, Some(*id), &e.to_string()).await?;
+                    if self.health(None, Some(*id), &e.to_string()).await? {
+                        self.node.report(*id, &format!("connector {}: {e}", self.name)).await?;
+                    }
                     failed.push(*id);
                 }
             }
@@ -848,6 +850,9 @@ impl<S: TicketSystem> Connector<S> {
     async fn problem(&self, t: &Ticket, case: Option<CaseId>, link: &mut Link, text: &str) -> Result<(), SyncError> {
         let id = format!("problem:{}", hex::encode(&derived_uuid(&[text]).as_bytes()[..8]));
         if link.reported.insert(id.clone()) {
+            if let Some(case) = case {
+                self.node.report(case, &format!("connector {}: {text}", self.name)).await?;
+            }
             let note = format!("SDX-Connector: {text}\n{}", marker(&id));
             if !t.comments.iter().any(|c| c.text.contains(&marker(&id))) {
                 let cid =
@@ -855,7 +860,7 @@ impl<S: TicketSystem> Connector<S> {
                 link.comments.insert(cid);
             }
         }
-        self.health(Some(&t.id), case, text).await
+        self.health(Some(&t.id), case, text).await.map(|_| ())
     }
 
     /// Report a problem with a ticket that has no link (yet): once as an internal note on it, and in the health
@@ -866,15 +871,15 @@ impl<S: TicketSystem> Connector<S> {
             let note = format!("SDX-Connector: {text}\n{}", marker(&id));
             self.system.comment(&t.id, &NewComment { public: false, text: note, files: Vec::new() }).await?;
         }
-        self.health(Some(&t.id), None, text).await
+        self.health(Some(&t.id), None, text).await.map(|_| ())
     }
 
-    /// Log a problem and keep it in the health state (once while it repeats).
-    async fn health(&self, ticket: Option<&str>, case_id: Option<CaseId>, text: &str) -> Result<(), SyncError> {
+    /// Log a problem and keep it in the health state, once while it repeats; whether it was new.
+    async fn health(&self, ticket: Option<&str>, case_id: Option<CaseId>, text: &str) -> Result<bool, SyncError> {
         let mut health = self.node.state::<Health>("health").await?.map(|h| h.value).unwrap_or_default();
         let same = |p: &Problem| p.ticket.as_deref() == ticket && p.case_id == case_id && p.text == text;
         if health.problems.iter().take(5).any(same) {
-            return Ok(());
+            return Ok(false);
         }
         tracing::warn!(connector = %self.name, ticket = ?ticket, case = ?case_id, problem = %text, "connector problem");
         health.problems.insert(
@@ -883,7 +888,7 @@ impl<S: TicketSystem> Connector<S> {
         );
         health.problems.truncate(HEALTH_PROBLEMS);
         self.node.put_state("health", &health, None).await?;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -148,6 +148,10 @@ json_component!(
     BlockedPageDoc = "BlockedPage"
 );
 json_component!(
+    /// The request of a problem report.
+    ReportDoc = "Report"
+);
+json_component!(
     /// A page of the change feed.
     FeedPageDoc = "FeedPage"
 );
@@ -240,7 +244,7 @@ fn json_components() -> Vec<(&'static str, Value)> {
                    "properties": {"caseId": {"$ref": "#/components/schemas/UUID"},
                                   "at": {"$ref": "#/components/schemas/Zeitpunkt"},
                                   "kind": {"enum": sdx_store::EventKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-                                           "description": "conflict: concurrent changes met — whose change lost and the state that won; blocked: the case's outgoing messages wait behind a dead letter; skipped: an operator withdrew a dead letter"},
+                                           "description": "conflict: concurrent changes met — whose change lost and the state that won; blocked: the case's outgoing messages wait behind a dead letter; skipped: an operator withdrew a dead letter; reported: a connector or other local client reported a problem (POST /api/v1/cases/{id}/reports)"},
                                   "messageId": {"anyOf": [{"$ref": "#/components/schemas/UUID"}, {"type": "null"}]},
                                   "detail": {"type": "string"}}}),
         ),
@@ -290,6 +294,12 @@ fn json_components() -> Vec<(&'static str, Value)> {
             "Retried",
             json!({"type": "object", "required": ["messageId", "state"], "additionalProperties": false,
                    "properties": {"messageId": {"$ref": "#/components/schemas/UUID"}, "state": {"const": "pending"}}}),
+        ),
+        (
+            "Report",
+            json!({"type": "object", "required": ["detail"], "additionalProperties": false,
+                   "properties": {"detail": {"type": "string", "minLength": 1, "maxLength": crate::connector_api::MAX_REPORT_CHARS,
+                                             "pattern": "\\S", "description": "What is wrong (codes and ids, no personal data)."}}}),
         ),
         (
             "FeedEvent",

@@ -40,6 +40,75 @@ pub(crate) fn routes<S: Store>() -> OpenApiRouter<Shared<S>> {
         .routes(op::<__path_get_state, _, _, _>(get_state::<S>))
         .routes(op::<__path_put_state, _, _, _>(put_state::<S>))
         .routes(op::<__path_delete_state, _, _, _>(delete_state::<S>))
+        .routes(op::<__path_report, _, _, _>(report::<S>))
+}
+
+/// Longest reported text.
+pub const MAX_REPORT_CHARS: usize = 500;
+
+/// The case id in the path of `report`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // documentation of the path parameter read by `PathId`
+struct ReportPathDoc {
+    /// The case id (UUID, lowercase).
+    #[param(value_type = apidoc::UuidDoc)]
+    id: String,
+}
+
+/// Record a problem in a case's timeline (not sent to the partner).
+///
+/// For connectors and other local clients: a value the ticket system cannot take, a status its workflow
+/// refuses. The event (`reported`) appears in the case's timeline and the change feed. Name codes and ids, not
+/// personal data.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/reports",
+    operation_id = "reportCaseProblem",
+    params(ReportPathDoc),
+    request_body(content = apidoc::ReportDoc, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Recorded in the case's timeline"),
+        (status = 400, description = "A bad case id (invalidIdentifier) or body (schemaViolation, malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case here (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json (malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn report<S: Store>(
+    State(st): State<Shared<S>>,
+    id: crate::local_api::PathId,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult<Response> {
+    let id = id.case_id()?;
+    let bad = |d: String| ApiError::bad_request(ErrorCode::SchemaViolation, d);
+    let v: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("report: {e}")))?;
+    let Value::Object(m) = v else { return Err(bad("report: a JSON object with detail".into())) };
+    if let Some(k) = m.keys().find(|k| *k != "detail") {
+        return Err(bad(format!("report: unknown member `{k}`; allowed: detail")));
+    }
+    let detail = match m.get("detail") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_REPORT_CHARS => s.clone(),
+        _ => return Err(bad(format!("report: detail is a text of 1 to {MAX_REPORT_CHARS} characters"))),
+    };
+    let mut tx = st.engine.store().begin().await?;
+    if tx.get_case(id).await?.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id}")));
+    }
+    let ev = sdx_store::TimelineEvent {
+        case_id: id,
+        at: sdx_model::Timestamp::now(),
+        kind: sdx_store::EventKind::Reported,
+        message_id: None,
+        detail,
+    };
+    tx.add_event(&ev).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 apidoc::inline_schema!(

@@ -191,7 +191,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 }
 
 /// The one path parameter `{id}`, refused as an [`ApiError`].
-struct PathId(String);
+pub(crate) struct PathId(String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathId {
     type Rejection = ApiError;
@@ -203,7 +203,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 }
 
 impl PathId {
-    fn case_id(&self) -> ApiResult<CaseId> {
+    pub(crate) fn case_id(&self) -> ApiResult<CaseId> {
         CaseId::parse(&self.0).map_err(|e| ApiError::bad_request(ErrorCode::InvalidIdentifier, e.to_string()))
     }
 

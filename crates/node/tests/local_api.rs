@@ -813,3 +813,33 @@ async fn connector_state_is_kept_with_compare_and_set() {
     let big = json!({"value": "x".repeat(70_000)});
     assert_eq!(call(M::PUT, &url, Some(big)).await.0, 413);
 }
+
+#[tokio::test]
+async fn a_problem_report_lands_in_the_timeline_and_the_feed() {
+    let (base, _dir) = start().await;
+    use reqwest::Method as M;
+    let mut case = sample::typical_case();
+    case.case_id = CaseId::new_random();
+    assert_eq!(call(M::POST, &format!("{base}/cases"), Some(json!({"case": case}))).await.0, 201);
+    let url = format!("{base}/cases/{}/reports", case.case_id);
+    let (s, v, _) =
+        call(M::POST, &url, Some(json!({"detail": "connector otobo: no mapping for status `merged`"}))).await;
+    assert_eq!(s, 204, "{v}");
+    let (_, v, _) = call(M::GET, &format!("{base}/cases/{}", case.case_id), None).await;
+    let reported: Vec<&Value> = v["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "reported").collect();
+    assert_eq!(reported.len(), 1, "{v}");
+    assert_eq!(reported[0]["detail"], "connector otobo: no mapping for status `merged`");
+    let (_, v, _) = call(M::GET, &format!("{base}/events"), None).await;
+    assert!(v["events"].as_array().unwrap().iter().any(|e| e["kind"] == "reported"), "{v}");
+    for (body, status, code) in [
+        (json!({"detail": ""}), 400, "schemaViolation"),
+        (json!({"detail": "x".repeat(501)}), 400, "schemaViolation"),
+        (json!({"detail": "x", "more": 1}), 400, "schemaViolation"),
+        (json!(["x"]), 400, "schemaViolation"),
+    ] {
+        let (s, v, _) = call(M::POST, &url, Some(body.clone())).await;
+        assert_eq!((s, v["errorCode"].as_str()), (status, Some(code)), "{body}: {v}");
+    }
+    let other = format!("{base}/cases/{}/reports", CaseId::new_random());
+    assert_eq!(call(M::POST, &other, Some(json!({"detail": "x"}))).await.0, 404);
+}

@@ -153,6 +153,9 @@ text_enum!(
         Blocked = "blocked",
         /// An operator skipped a dead letter: its change is withdrawn from the case.
         Skipped = "skipped",
+        /// A connector (or another local client) reported a problem with the case, e.g. a value its ticket system
+        /// cannot take; kept here, not sent to the partner.
+        Reported = "reported",
     }
 );
 
