@@ -79,7 +79,7 @@ pub struct Link {
     pub sys_status: String,
     /// The case's status when last synced.
     pub sdx_status: String,
-    /// Status changes sent so far (part of their idempotency keys).
+    /// Status changes sent so far.
     pub sent: u64,
     /// Ticket comments handled (sent, written by the connector, or internal).
     pub comments: BTreeSet<String>,
@@ -524,7 +524,10 @@ impl<S: TicketSystem> Connector<S> {
                     let current = view.as_ref().map(|v| v.case.status);
                     if current != Some(to) {
                         let body = self.body_for_status(to, t);
-                        let key = format!("{}:status:{}:{}", self.name, t.id, link.sent);
+                        // The link's version and the status name this attempt: a retry after a lost commit reads
+                        // the same version (the node answers the first result); once the link moved on, the case's
+                        // status decides above.
+                        let key = format!("{}:status:{}:{version}:{}", self.name, t.id, to.code());
                         match self.node.change(case_id, &body, &key).await {
                             Ok(case) => {
                                 link.sent += 1;
