@@ -467,9 +467,27 @@ pub async fn comment(system: &AnySystem, ticket: &str, public: bool, text: &str)
     Ok(system.comment(ticket, &NewComment { public, text: text.into(), files: Vec::new() }).await?)
 }
 
-/// Propagation of `n` public comments each way on one linked ticket: from the write in one system until the
-/// other system shows it (polled every 50 ms). Returns (MiLa → BeLa, BeLa → MiLa).
+/// Comments per direction on one ticket in [`propagation`]: tickets stay the size of real ones.
+pub const CHANGES_PER_TICKET: usize = 10;
+
+/// Propagation of `n` public comments each way: from the write in one system until the other system shows it
+/// (polled every 50 ms), one at a time, on a new linked ticket every [`CHANGES_PER_TICKET`]. Returns (MiLa →
+/// BeLa, BeLa → MiLa).
 pub async fn propagation(s: &Setup, n: usize) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut there = Vec::with_capacity(n);
+    let mut back = Vec::with_capacity(n);
+    let mut done = 0;
+    while done < n {
+        let k = CHANGES_PER_TICKET.min(n - done);
+        let (a, b) = propagation_on_one_ticket(s, done, k).await?;
+        there.extend(a);
+        back.extend(b);
+        done += k;
+    }
+    Ok((there, back))
+}
+
+async fn propagation_on_one_ticket(s: &Setup, first: usize, n: usize) -> Result<(Vec<Duration>, Vec<Duration>)> {
     let (m, b) = (&s.mila, &s.bela);
     let ticket = m
         .system
@@ -489,7 +507,7 @@ pub async fn propagation(s: &Setup, n: usize) -> Result<(Vec<Duration>, Vec<Dura
     let (bt, _) = b.wait_for_case(&mt.fields[m.case_field()], STEP).await?;
     let mut there = Vec::with_capacity(n);
     let mut back = Vec::with_capacity(n);
-    for i in 0..n {
+    for i in first..first + n {
         for (from, from_ticket, to, to_ticket, out) in
             [(m, &ticket, b, &bt, &mut there), (b, &bt, m, &ticket, &mut back)]
         {
@@ -539,7 +557,8 @@ pub fn bench(pair: &str, changes: usize, poll_ms: u64) -> Result<Outcome> {
             setup.stop().await;
             let (there, back) = r?;
             println!(
-                "propagation of public comments, {changes} each way, polling every {poll_ms} ms (SDX → ticket: change feed)"
+                "propagation of public comments, {changes} each way ({CHANGES_PER_TICKET} per ticket), polling every \
+                 {poll_ms} ms (SDX → ticket: change feed)"
             );
             for (name, d) in [(format!("{mila} → {bela}"), &there), (format!("{bela} → {mila}"), &back)] {
                 println!(
@@ -549,7 +568,12 @@ pub fn bench(pair: &str, changes: usize, poll_ms: u64) -> Result<Outcome> {
                     quantile(d, 1.0)
                 );
             }
-            println!("  {} changes in {:.1} s: {:.2} changes/s end to end, one at a time", 2 * changes, took.as_secs_f64(), (2 * changes) as f64 / took.as_secs_f64());
+            println!(
+                "  {} changes in {:.1} s: {:.2} changes/s end to end, one at a time",
+                2 * changes,
+                took.as_secs_f64(),
+                (2 * changes) as f64 / took.as_secs_f64()
+            );
             anyhow::Ok(())
         }
         .await;
