@@ -60,6 +60,8 @@ pub struct CaseView {
 /// One event of the change feed.
 #[derive(Debug, Clone)]
 pub struct FeedEvent {
+    /// Its position in the feed (unique).
+    pub cursor: String,
     /// The case.
     pub case_id: CaseId,
     /// `messageSent`, `messageReceived`, `conflict`, …
@@ -171,6 +173,7 @@ impl NodeClient {
                 .and_then(|s| CaseId::parse(s).ok())
                 .ok_or_else(|| NodeError::Protocol("event without caseId".into()))?;
             out.push(FeedEvent {
+                cursor: e["cursor"].as_str().unwrap_or_default().to_string(),
                 case_id,
                 kind: e["kind"].as_str().unwrap_or_default().to_string(),
                 detail: e["detail"].as_str().unwrap_or_default().to_string(),

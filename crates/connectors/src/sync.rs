@@ -611,13 +611,13 @@ impl<S: TicketSystem> Connector<S> {
         }
         let mut failed: Vec<CaseId> = Vec::new();
         let mut cases: Vec<CaseId> = retry.as_ref().map(|r| r.value.clone()).unwrap_or_default();
-        let mut conflicts: BTreeMap<CaseId, Vec<String>> = BTreeMap::new();
+        let mut conflicts: BTreeMap<CaseId, Vec<(String, String)>> = BTreeMap::new();
         for e in &events {
             if !cases.contains(&e.case_id) {
                 cases.push(e.case_id);
             }
             if e.kind == "conflict" {
-                conflicts.entry(e.case_id).or_default().push(e.detail.clone());
+                conflicts.entry(e.case_id).or_default().push((e.cursor.clone(), e.detail.clone()));
             }
         }
         for id in &cases {
@@ -640,7 +640,8 @@ impl<S: TicketSystem> Connector<S> {
     }
 
     /// Bring one case's state into its ticket (creating the ticket for a case forwarded to us).
-    pub async fn sync_case(&self, case_id: CaseId, conflicts: &[String]) -> Result<(), SyncError> {
+    /// `conflicts` are the feed's conflict events of the case: (cursor, detail).
+    pub async fn sync_case(&self, case_id: CaseId, conflicts: &[(String, String)]) -> Result<(), SyncError> {
         let Some(view) = self.node.case(case_id).await? else { return Ok(()) };
         let case = &view.case;
         let ticket = match self.node.state::<CaseLink>(&format!("case:{case_id}")).await? {
@@ -654,11 +655,9 @@ impl<S: TicketSystem> Connector<S> {
         let before = link.clone();
         let t = self.system.get(&ticket).await?;
         self.write_case_items(&t, case, &mut link).await?;
-        for detail in conflicts {
-            let id = format!(
-                "conflict:{}",
-                hex::encode(&derived_uuid(&[detail, &case.revision.to_string()]).as_bytes()[..8])
-            );
+        for (cursor, detail) in conflicts {
+            // The event's cursor names it: handled again after a failure, it is written once.
+            let id = format!("conflict:{cursor}");
             let text = format!(
                 "SDX: Gleichzeitige Änderungen an diesem Fall. {detail}\nDer Fall gilt in dem Stand, der gewonnen hat; \
                  eine verlorene Änderung bitte prüfen und ggf. erneut vornehmen.\n{}",
