@@ -100,6 +100,29 @@ async fn tickets_of_case(side: &Side, case: &str) -> Vec<Ticket> {
     out
 }
 
+/// Both sides' connectors (over the real systems), and a ticket handed over and linked on both sides.
+struct Linked {
+    mc: Connector<AnySystem>,
+    bc: Connector<AnySystem>,
+    /// The MiLa's ticket.
+    ticket: TicketId,
+    /// The case id.
+    case: String,
+    /// The BeLa's ticket.
+    bt: TicketId,
+}
+
+async fn linked(s: &Setup, title: &str) -> Linked {
+    let (m, b) = (&s.mila, &s.bela);
+    let mc = s.connector(m, m.system.clone()).unwrap();
+    let bc = s.connector(b, b.system.clone()).unwrap();
+    let ticket = handed_over(m, &unique(title)).await;
+    settle(&mc, &bc).await;
+    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
+    let bt = tickets_of_case(b, &case).await.remove(0).id;
+    Linked { mc, bc, ticket, case, bt }
+}
+
 fn count(t: &Ticket, text: &str) -> usize {
     t.comments.iter().filter(|c| c.text.contains(text)).count()
 }
@@ -254,12 +277,7 @@ async fn internal_notes_stay_refused_and_unmapped_values_are_reported() {
     let _lock = serial();
     let (s, _dir) = setup("redmine", "otobo", true).await;
     let (m, b) = (&s.mila, &s.bela);
-    let mc = s.connector(m, m.system.clone()).unwrap();
-    let bc = s.connector(b, b.system.clone()).unwrap();
-    let ticket = handed_over(m, &unique("Interne Notizen")).await;
-    settle(&mc, &bc).await;
-    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
-    let bt = tickets_of_case(b, &case).await.remove(0).id;
+    let Linked { mc, bc, ticket, case, bt } = linked(&s, "Interne Notizen").await;
 
     // An internal note and a public reply at the BeLa: only the reply arrives.
     comment(&b.system, &bt, false, "Nur für uns").await.unwrap();
@@ -300,12 +318,7 @@ async fn both_sides_editing_at_once_end_identical_and_the_loser_sees_it() {
     let _lock = serial();
     let (s, _dir) = setup("otobo", "redmine", true).await;
     let (m, b) = (&s.mila, &s.bela);
-    let mc = s.connector(m, m.system.clone()).unwrap();
-    let bc = s.connector(b, b.system.clone()).unwrap();
-    let ticket = handed_over(m, &unique("Gleichzeitig")).await;
-    settle(&mc, &bc).await;
-    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
-    let bt = tickets_of_case(b, &case).await.remove(0).id;
+    let Linked { mc, bc, ticket, case, bt } = linked(&s, "Gleichzeitig").await;
     b.system.update(&bt, &status_change(&b.status(Status::InProgress))).await.unwrap();
     settle(&mc, &bc).await;
 
@@ -345,12 +358,7 @@ async fn files_travel_and_one_above_the_target_limit_is_reported() {
     let _lock = serial();
     let (s, _dir) = setup("otobo", "redmine", true).await;
     let (m, b) = (&s.mila, &s.bela);
-    let mc = s.connector(m, m.system.clone()).unwrap();
-    let bc = s.connector(b, b.system.clone()).unwrap();
-    let ticket = handed_over(m, &unique("Dateien")).await;
-    settle(&mc, &bc).await;
-    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
-    let bt = tickets_of_case(b, &case).await.remove(0).id;
+    let Linked { mc, bc, ticket, bt, .. } = linked(&s, "Dateien").await;
 
     let small: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let limit = b.system.vocabulary().await.unwrap().max_file_bytes.expect("Redmine has a file limit");
@@ -535,12 +543,7 @@ async fn a_status_reached_only_over_another_is_reached_and_one_refused_is_report
     // the MiLa closes before the BeLa's connector runs: its RT ticket is still "open" and must go to "closed".
     let (s, _dir) = setup("otobo", "rt", true).await;
     let (m, b) = (&s.mila, &s.bela);
-    let mc = s.connector(m, m.system.clone()).unwrap();
-    let bc = s.connector(b, b.system.clone()).unwrap();
-    let ticket = handed_over(m, &unique("Über einen Zwischenstatus")).await;
-    settle(&mc, &bc).await;
-    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
-    let bt = tickets_of_case(b, &case).await.remove(0).id;
+    let Linked { mc, bc, ticket, case, bt } = linked(&s, "Über einen Zwischenstatus").await;
     b.system.update(&bt, &status_change(&b.status(Status::InProgress))).await.unwrap();
     settle(&mc, &bc).await;
     let id = CaseId::parse(&case).unwrap();
@@ -572,12 +575,7 @@ async fn a_status_reached_only_over_another_is_reached_and_one_refused_is_report
     // shown as the mapping says, and the BeLa's agent is told so on the ticket.
     let (s, _dir) = setup("rt", "redmine", true).await;
     let (m, b) = (&s.mila, &s.bela);
-    let mc = s.connector(m, m.system.clone()).unwrap();
-    let bc = s.connector(b, b.system.clone()).unwrap();
-    let ticket = handed_over(m, &unique("Zurückgezogen")).await;
-    settle(&mc, &bc).await;
-    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
-    let bt = tickets_of_case(b, &case).await.remove(0).id;
+    let Linked { mc, bc, ticket, case, bt } = linked(&s, "Zurückgezogen").await;
     m.system.update(&ticket, &status_change(&m.status(Status::Cancelled))).await.unwrap();
     settle(&mc, &bc).await;
     let id = CaseId::parse(&case).unwrap();
