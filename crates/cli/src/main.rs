@@ -192,6 +192,9 @@ enum BenchCommand {
         /// The connectors' polling interval of the ticket systems, in ms.
         #[arg(long, default_value_t = 1000)]
         poll_ms: u64,
+        /// Then hand this many new tickets over at once and time until all arrived (0: skip).
+        #[arg(long, default_value_t = 50)]
+        tickets: usize,
     },
     /// Forward N cases between two nodes on loopback and wait for every signed receipt; compare with a no-op
     /// mTLS POST on the same stack. With --json the last line is one JSON object.
@@ -357,8 +360,8 @@ fn main() -> ExitCode {
             let opts = cmd::bench::ForwardOptions { count, concurrency, json, rate, preload, database_url, target };
             cmd::bench::forward(opts)
         }
-        Command::Bench { command: BenchCommand::Connectors { ticket_systems, changes, poll_ms } } => {
-            cmd::demo_systems::bench(&ticket_systems, changes, poll_ms)
+        Command::Bench { command: BenchCommand::Connectors { ticket_systems, changes, poll_ms, tickets } } => {
+            cmd::demo_systems::bench(&ticket_systems, changes, poll_ms, tickets)
         }
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&sdx_node::openapi::document()).unwrap_or_default();

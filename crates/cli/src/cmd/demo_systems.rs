@@ -531,6 +531,63 @@ async fn propagation_on_one_ticket(s: &Setup, first: usize, n: usize) -> Result<
     Ok((there, back))
 }
 
+/// Connector throughput: `n` tickets created in the MiLa's system, then all moved into the handover queue at
+/// once; the time from the first move until the BeLa's system has a ticket for every case (read every 200 ms).
+/// Returns (time for the moves, time until all arrived).
+pub async fn throughput(s: &Setup, n: usize) -> Result<(Duration, Duration)> {
+    let (m, b) = (&s.mila, &s.bela);
+    let mut tickets = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = m
+            .system
+            .create(&NewTicket {
+                title: format!("SDX Durchsatz {i} {}", sdx_model::Timestamp::now()),
+                description: "Messung des Durchsatzes.".into(),
+                status: m.status(Status::New),
+                priority: None,
+                queue: m.file.mapping.incoming.queue.clone(),
+                kind: m.file.mapping.incoming.kind.clone(),
+                requester: None,
+                fields: BTreeMap::new(),
+            })
+            .await?;
+        tickets.push(t);
+    }
+    let t0 = Instant::now();
+    for t in &tickets {
+        m.system.update(t, &TicketChange { queue: Some(m.handover_queue()), ..TicketChange::default() }).await?;
+    }
+    let moved = t0.elapsed();
+    let mut pending: Vec<String> = tickets.clone();
+    let mut cases: Vec<String> = Vec::new();
+    let deadline = t0 + Duration::from_secs(600);
+    while !pending.is_empty() || cases.iter().any(|c| !c.is_empty()) {
+        if Instant::now() > deadline {
+            bail!("{} of {n} tickets not forwarded, {} not arrived within 600 s", pending.len(), cases.len());
+        }
+        let mut still = Vec::new();
+        for t in pending {
+            match m.system.get(&t).await?.fields.get(m.case_field()) {
+                Some(c) => cases.push(c.clone()),
+                None => still.push(t),
+            }
+        }
+        pending = still;
+        let mut missing = Vec::new();
+        for c in cases {
+            if b.system.find_by_field(b.case_field(), &c).await?.is_none() {
+                missing.push(c);
+            }
+        }
+        cases = missing;
+        if pending.is_empty() && cases.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok((moved, t0.elapsed()))
+}
+
 /// The `q`-quantile of durations, in seconds.
 pub fn quantile(d: &[Duration], q: f64) -> f64 {
     let mut v: Vec<f64> = d.iter().map(Duration::as_secs_f64).collect();
@@ -542,7 +599,7 @@ pub fn quantile(d: &[Duration], q: f64) -> f64 {
 }
 
 /// `sdx bench connectors --ticket-systems MILA:BELA --changes N --poll-ms P`
-pub fn bench(pair: &str, changes: usize, poll_ms: u64) -> Result<Outcome> {
+pub fn bench(pair: &str, changes: usize, poll_ms: u64, tickets: usize) -> Result<Outcome> {
     let (mila, bela) = parse_pair(pair)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -554,6 +611,7 @@ pub fn bench(pair: &str, changes: usize, poll_ms: u64) -> Result<Outcome> {
             let t0 = Instant::now();
             let r = propagation(&setup, changes).await;
             let took = t0.elapsed();
+            let tp = if tickets > 0 && r.is_ok() { Some(throughput(&setup, tickets).await) } else { None };
             setup.stop().await;
             let (there, back) = r?;
             println!(
@@ -574,6 +632,16 @@ pub fn bench(pair: &str, changes: usize, poll_ms: u64) -> Result<Outcome> {
                 took.as_secs_f64(),
                 (2 * changes) as f64 / took.as_secs_f64()
             );
+            if let Some(tp) = tp {
+                let (moved, all) = tp?;
+                println!(
+                    "throughput: {tickets} tickets handed over at once (the moves took {:.1} s) all arrived in {bela} \
+                     after {:.1} s: {:.2} tickets/s",
+                    moved.as_secs_f64(),
+                    all.as_secs_f64(),
+                    tickets as f64 / all.as_secs_f64()
+                );
+            }
             anyhow::Ok(())
         }
         .await;
