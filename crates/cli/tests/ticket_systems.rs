@@ -7,7 +7,6 @@
 //! The systems are shared by every test here, so the tests take a lock and run one at a time. Each test works
 //! on tickets of its own (unique titles); connectors of earlier tests are stopped.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sdx_cli::cmd::demo_systems::{Setup, Side, comment, ensure_running, status_change};
@@ -65,24 +64,9 @@ fn unique(what: &str) -> String {
 
 /// Create a ticket in the side's incoming queue and hand it over (move it to the handover queue).
 async fn handed_over(side: &Side, title: &str) -> TicketId {
-    let id = side
-        .system
-        .create(&NewTicket {
-            title: title.into(),
-            description: "Die Antragstellerin kann keine Nachweise hochladen.".into(),
-            status: side.status(Status::New),
-            priority: None,
-            queue: side.file.mapping.incoming.queue.clone(),
-            kind: side.file.mapping.incoming.kind.clone(),
-            requester: None,
-            fields: BTreeMap::new(),
-        })
-        .await
-        .unwrap();
-    side.system
-        .update(&id, &TicketChange { queue: Some(side.handover_queue()), ..TicketChange::default() })
-        .await
-        .unwrap();
+    let new = side.new_ticket(title, "Die Antragstellerin kann keine Nachweise hochladen.");
+    let id = side.system.create(&new).await.unwrap();
+    side.hand_over(&id).await.unwrap();
     id
 }
 

@@ -79,8 +79,6 @@ pub struct Link {
     pub sys_status: String,
     /// The case's status when last synced.
     pub sdx_status: String,
-    /// Status changes sent so far.
-    pub sent: u64,
     /// Ticket comments handled (sent, written by the connector, or internal).
     pub comments: BTreeSet<String>,
     /// SDX journal entries, attachments and solutions handled (written into the ticket or made from it).
@@ -183,6 +181,10 @@ pub struct Connector<S: TicketSystem> {
     mapping: Mapping,
     case_field: String,
     poll: Duration,
+    /// Held while one ticket is synced in either direction: a status the feed side writes into a ticket and the
+    /// link that records it are one step for the polling side, which could otherwise read the written status
+    /// with the link from before and send it back as an agent's change.
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl<S: TicketSystem> Connector<S> {
@@ -196,7 +198,16 @@ impl<S: TicketSystem> Connector<S> {
         case_field: &str,
         poll: Duration,
     ) -> Self {
-        Connector { name: name.into(), me, system, node, mapping, case_field: case_field.into(), poll }
+        Connector {
+            name: name.into(),
+            me,
+            system,
+            node,
+            mapping,
+            case_field: case_field.into(),
+            poll,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The ticket system.
@@ -209,9 +220,8 @@ impl<S: TicketSystem> Connector<S> {
     /// what was handled.
     ///
     /// The two directions run side by side: the system is polled every `poll_interval_ms`, the feed is
-    /// long-polled and written at once. Where both touch one ticket's link, its compare-and-set makes one of them
-    /// read again (a round that loses is retried), and a status the connector is writing is never taken for an
-    /// agent's change (it is compared with the case's status first).
+    /// long-polled and written at once. One ticket is synced at a time (the link is read after the ticket, under
+    /// the same lock), so a status the connector writes is never taken for an agent's change.
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) {
         let system = async {
             loop {
@@ -272,6 +282,7 @@ impl<S: TicketSystem> Connector<S> {
 
     /// Bring one ticket's changes to SDX.
     pub async fn sync_ticket(&self, t: &Ticket) -> Result<(), SyncError> {
+        let _one = self.one_at_a_time.lock().await;
         let key = format!("ticket:{}", t.id);
         match self.node.state::<Link>(&key).await? {
             Some(link) => self.changes_from_ticket(t, link.value, link.version).await,
@@ -504,6 +515,7 @@ impl<S: TicketSystem> Connector<S> {
                 let entry = self.entry_from_comment(t, c);
                 let body = Body::Update(Update { journal: vec![entry.clone()], attachments, ..Update::default() });
                 let key = format!("{}:comment:{}:{}", self.name, t.id, c.id);
+                tracing::debug!(connector = %self.name, ticket = %t.id, comment = %c.id, "sending a comment");
                 match self.node.change(case_id, &body, &key).await {
                     Ok(_) => {}
                     Err(e) if e.is_transient() => return Err(e.into()),
@@ -528,14 +540,11 @@ impl<S: TicketSystem> Connector<S> {
                         // the same version (the node answers the first result); once the link moved on, the case's
                         // status decides above.
                         let key = format!("{}:status:{}:{version}:{}", self.name, t.id, to.code());
+                        tracing::debug!(connector = %self.name, ticket = %t.id, to = %to, "sending a status");
                         match self.node.change(case_id, &body, &key).await {
-                            Ok(case) => {
-                                link.sent += 1;
-                                link.sdx_status = case.status.code().into();
-                            }
+                            Ok(case) => link.sdx_status = case.status.code().into(),
                             Err(e) if e.is_transient() => return Err(e.into()),
                             Err(e) => {
-                                link.sent += 1;
                                 let text = format!("the status `{}` was not sent to SDX: {e}", t.status);
                                 self.problem(t, Some(case_id), &mut link, &text).await?;
                             }
@@ -642,6 +651,7 @@ impl<S: TicketSystem> Connector<S> {
     /// Bring one case's state into its ticket (creating the ticket for a case forwarded to us).
     /// `conflicts` are the feed's conflict events of the case: (cursor, detail).
     pub async fn sync_case(&self, case_id: CaseId, conflicts: &[(String, String)]) -> Result<(), SyncError> {
+        let _one = self.one_at_a_time.lock().await;
         let Some(view) = self.node.case(case_id).await? else { return Ok(()) };
         let case = &view.case;
         let ticket = match self.node.state::<CaseLink>(&format!("case:{case_id}")).await? {
@@ -654,6 +664,7 @@ impl<S: TicketSystem> Connector<S> {
         let (mut link, version) = (stored.value, stored.version);
         let before = link.clone();
         let t = self.system.get(&ticket).await?;
+        tracing::debug!(connector = %self.name, ticket = %t.id, case = %case_id, status = %case.status, "case into ticket");
         self.write_case_items(&t, case, &mut link).await?;
         for (cursor, detail) in conflicts {
             // The event's cursor names it: handled again after a failure, it is written once.
@@ -760,13 +771,30 @@ impl<S: TicketSystem> Connector<S> {
         text: String,
         files: Vec<NewFile>,
     ) -> Result<(), SyncError> {
-        let m = marker(id);
-        if !t.comments.iter().any(|c| c.text.contains(&m)) {
-            let cid = self.system.comment(&t.id, &NewComment { public, text, files }).await?;
+        if let Some(cid) = self.comment_once(t, id, NewComment { public, text, files }).await? {
             link.comments.insert(cid);
         }
         link.items.insert(id.to_string());
         Ok(())
+    }
+
+    /// Add `comment` (whose text carries `marker(id)`) unless the ticket has that marker already; the new
+    /// comment's id.
+    async fn comment_once(&self, t: &Ticket, id: &str, comment: NewComment) -> Result<Option<String>, SyncError> {
+        let m = marker(id);
+        if t.comments.iter().any(|c| c.text.contains(&m)) {
+            return Ok(None);
+        }
+        Ok(Some(self.system.comment(&t.id, &comment).await?))
+    }
+
+    /// Note a problem on a ticket, once (an internal note marked `[sdx:problem:…]`, named by the text); the new
+    /// note's id.
+    async fn note_problem(&self, t: &Ticket, text: &str) -> Result<Option<String>, SyncError> {
+        let id = problem_id(text);
+        let note =
+            NewComment { public: false, text: format!("SDX-Connector: {text}\n{}", marker(&id)), files: Vec::new() };
+        self.comment_once(t, &id, note).await
     }
 
     /// A case forwarded to this organisation: create its ticket (or find the one created before a crash), write
@@ -850,17 +878,13 @@ impl<S: TicketSystem> Connector<S> {
 
     /// Report a problem with a linked ticket: once as an internal note on it, and in the health state.
     async fn problem(&self, t: &Ticket, case: Option<CaseId>, link: &mut Link, text: &str) -> Result<(), SyncError> {
-        let id = format!("problem:{}", hex::encode(&derived_uuid(&[text]).as_bytes()[..8]));
-        if link.reported.insert(id.clone()) {
+        let id = problem_id(text);
+        if !link.reported.contains(&id) {
             if let Some(case) = case {
                 self.node.report(case, &format!("connector {}: {text}", self.name)).await?;
             }
-            let note = format!("SDX-Connector: {text}\n{}", marker(&id));
-            if !t.comments.iter().any(|c| c.text.contains(&marker(&id))) {
-                let cid =
-                    self.system.comment(&t.id, &NewComment { public: false, text: note, files: Vec::new() }).await?;
-                link.comments.insert(cid);
-            }
+            link.comments.extend(self.note_problem(t, text).await?);
+            link.reported.insert(id);
         }
         self.health(Some(&t.id), case, text).await.map(|_| ())
     }
@@ -868,11 +892,7 @@ impl<S: TicketSystem> Connector<S> {
     /// Report a problem with a ticket that has no link (yet): once as an internal note on it, and in the health
     /// state. The ticket is tried again whenever it changes.
     async fn report_on(&self, t: &Ticket, text: &str) -> Result<(), SyncError> {
-        let id = format!("problem:{}", hex::encode(&derived_uuid(&[text]).as_bytes()[..8]));
-        if !t.comments.iter().any(|c| c.text.contains(&marker(&id))) {
-            let note = format!("SDX-Connector: {text}\n{}", marker(&id));
-            self.system.comment(&t.id, &NewComment { public: false, text: note, files: Vec::new() }).await?;
-        }
+        self.note_problem(t, text).await?;
         self.health(Some(&t.id), None, text).await.map(|_| ())
     }
 
@@ -902,6 +922,11 @@ fn for_role(s: Status, originator: bool) -> Status {
         (Status::Cancelled, false) => Status::Rejected,
         (s, _) => s,
     }
+}
+
+/// The marker id of a problem note: named by its text, so that each problem is noted once.
+fn problem_id(text: &str) -> String {
+    format!("problem:{}", hex::encode(&derived_uuid(&[text]).as_bytes()[..8]))
 }
 
 /// A text without the connector's marker lines.

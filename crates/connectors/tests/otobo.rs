@@ -436,7 +436,7 @@ async fn an_expired_session_logs_in_again() {
     let o = client();
     o.vocabulary().await.expect("first call logs in");
     // Delete every session in OTOBO (as an expiry would); the next call must log in again by itself.
-    let home = support::ts_dir().join("otobo/src");
+    let home = sdx_connectors::scripts::ts_dir().join("otobo/src");
     let out = std::process::Command::new("runuser")
         .args(["-u", "otobo", "--", "perl", "bin/otobo.Console.pl", "Maint::Session::DeleteAll", "--quiet"])
         .current_dir(&home)

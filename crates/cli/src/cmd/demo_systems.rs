@@ -61,22 +61,11 @@ pub fn scripts_dir() -> PathBuf {
     if built.is_dir() { built } else { PathBuf::from("scripts/ticketsystems") }
 }
 
-/// Where the scripts keep state and env files.
-pub fn ts_dir() -> PathBuf {
-    std::env::var_os("SDX_TS_DIR").map_or_else(|| PathBuf::from("/var/tmp/sdx-ts"), PathBuf::from)
-}
+pub use sdx_connectors::scripts::ts_dir;
 
 /// The `KEY=VALUE` lines of `<ts_dir>/<kind>.env`.
 pub fn read_env(kind: &str) -> Result<BTreeMap<String, String>> {
-    let path = ts_dir().join(format!("{kind}.env"));
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(|l| l.trim().trim_start_matches("export ").trim())
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches(|c| c == '"' || c == '\'').to_string()))
-        .collect())
+    Ok(sdx_connectors::scripts::read_env(kind)?)
 }
 
 /// Run `<scripts>/<name>`, its output going to our stderr.
@@ -200,6 +189,26 @@ impl Side {
         self.file.mapping.handover.first().and_then(|h| h.queue.clone()).unwrap_or_default()
     }
 
+    /// A ticket as an agent records it: in the incoming queue, status new, no fields.
+    pub fn new_ticket(&self, title: impl Into<String>, description: impl Into<String>) -> NewTicket {
+        NewTicket {
+            title: title.into(),
+            description: description.into(),
+            status: self.status(Status::New),
+            priority: None,
+            queue: self.file.mapping.incoming.queue.clone(),
+            kind: self.file.mapping.incoming.kind.clone(),
+            requester: None,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// Hand a ticket to the partner: move it into the handover queue.
+    pub async fn hand_over(&self, ticket: &str) -> Result<()> {
+        let change = TicketChange { queue: Some(self.handover_queue()), ..TicketChange::default() };
+        Ok(self.system.update(ticket, &change).await?)
+    }
+
     /// The case field's name.
     pub fn case_field(&self) -> &str {
         self.file.system.case_field()
@@ -308,6 +317,9 @@ const STEP: Duration = Duration::from_secs(60);
 /// `sdx demo --ticket-systems MILA:BELA [--data-dir DIR]`
 pub fn demo(pair: &str, data_dir: Option<PathBuf>) -> Result<Outcome> {
     let (mila, bela) = parse_pair(pair)?;
+    // The connectors' and nodes' warnings (a problem reported, a round retried) on stderr; SDX_LOG sets more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SDX_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
@@ -367,20 +379,18 @@ pub async fn story(s: &Setup) -> Result<()> {
     let ticket = m
         .system
         .create(&NewTicket {
-            title: format!("Wohngeld: Hochladen von Nachweisen schlägt fehl ({stamp})"),
-            description: "Die Antragstellerin kann im Onlinedienst Wohngeld keine Nachweise hochladen.".into(),
-            status: m.status(Status::New),
             priority: m.file.mapping.priority_out(sdx_model::Priority::High).map(str::to_string),
-            queue: m.file.mapping.incoming.queue.clone(),
-            kind: m.file.mapping.incoming.kind.clone(),
             requester: Some(Contact {
                 name: Some("Erika Mustermann".into()),
                 email: Some("erika.mustermann@example.org".into()),
             }),
-            fields: BTreeMap::new(),
+            ..m.new_ticket(
+                format!("Wohngeld: Hochladen von Nachweisen schlägt fehl ({stamp})"),
+                "Die Antragstellerin kann im Onlinedienst Wohngeld keine Nachweise hochladen.",
+            )
         })
         .await?;
-    m.system.update(&ticket, &TicketChange { queue: Some(m.handover_queue()), ..TicketChange::default() }).await?;
+    m.hand_over(&ticket).await?;
     let (mt, took) = m.wait(&ticket, STEP, |t| t.fields.contains_key(m.case_field())).await?;
     let case_id = mt.fields[m.case_field()].clone();
     seen(&format!("MiLa's connector forwarded it: case {case_id} in the ticket's field"), took);
@@ -489,20 +499,9 @@ pub async fn propagation(s: &Setup, n: usize) -> Result<(Vec<Duration>, Vec<Dura
 
 async fn propagation_on_one_ticket(s: &Setup, first: usize, n: usize) -> Result<(Vec<Duration>, Vec<Duration>)> {
     let (m, b) = (&s.mila, &s.bela);
-    let ticket = m
-        .system
-        .create(&NewTicket {
-            title: format!("SDX propagation {}", sdx_model::Timestamp::now()),
-            description: "Messung der Laufzeit von Kommentaren.".into(),
-            status: m.status(Status::New),
-            priority: None,
-            queue: m.file.mapping.incoming.queue.clone(),
-            kind: m.file.mapping.incoming.kind.clone(),
-            requester: None,
-            fields: BTreeMap::new(),
-        })
-        .await?;
-    m.system.update(&ticket, &TicketChange { queue: Some(m.handover_queue()), ..TicketChange::default() }).await?;
+    let title = format!("SDX propagation {}", sdx_model::Timestamp::now());
+    let ticket = m.system.create(&m.new_ticket(title, "Messung der Laufzeit von Kommentaren.")).await?;
+    m.hand_over(&ticket).await?;
     let (mt, _) = m.wait(&ticket, STEP, |t| t.fields.contains_key(m.case_field())).await?;
     let (bt, _) = b.wait_for_case(&mt.fields[m.case_field()], STEP).await?;
     let mut there = Vec::with_capacity(n);
@@ -538,24 +537,12 @@ pub async fn throughput(s: &Setup, n: usize) -> Result<(Duration, Duration)> {
     let (m, b) = (&s.mila, &s.bela);
     let mut tickets = Vec::with_capacity(n);
     for i in 0..n {
-        let t = m
-            .system
-            .create(&NewTicket {
-                title: format!("SDX Durchsatz {i} {}", sdx_model::Timestamp::now()),
-                description: "Messung des Durchsatzes.".into(),
-                status: m.status(Status::New),
-                priority: None,
-                queue: m.file.mapping.incoming.queue.clone(),
-                kind: m.file.mapping.incoming.kind.clone(),
-                requester: None,
-                fields: BTreeMap::new(),
-            })
-            .await?;
-        tickets.push(t);
+        let title = format!("SDX Durchsatz {i} {}", sdx_model::Timestamp::now());
+        tickets.push(m.system.create(&m.new_ticket(title, "Messung des Durchsatzes.")).await?);
     }
     let t0 = Instant::now();
     for t in &tickets {
-        m.system.update(t, &TicketChange { queue: Some(m.handover_queue()), ..TicketChange::default() }).await?;
+        m.hand_over(t).await?;
     }
     let moved = t0.elapsed();
     let mut pending: Vec<String> = tickets.clone();

@@ -15,11 +15,6 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
 }
 
-/// Where the scripts keep state and env files.
-pub fn ts_dir() -> PathBuf {
-    std::env::var_os("SDX_TS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/sdx-ts"))
-}
-
 static STARTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Start `kind` (`otobo`, `rt`, `redmine`) unless this process did already, and return its env file's values.
@@ -49,14 +44,7 @@ pub fn run_script(name: &str) {
 
 /// The values of `<SDX_TS_DIR>/<kind>.env`.
 pub fn read_env(kind: &str) -> BTreeMap<String, String> {
-    let path = ts_dir().join(format!("{kind}.env"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("export ").or(Some(l.trim())))
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches(|c| c == '"' || c == '\'').to_string()))
-        .collect()
+    sdx_connectors::scripts::read_env(kind).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A title no other test run uses.
