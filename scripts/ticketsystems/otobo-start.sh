@@ -15,13 +15,16 @@
 # Environment (defaults in brackets):
 #   SDX_TS_DIR [/var/tmp/sdx-ts]     state in $SDX_TS_DIR/otobo, env file $SDX_TS_DIR/otobo.env
 #   OTOBO_PORT [8580]   PG_PORT [54329]   OTOBO_WORKERS [4]   OTOBO_DAEMON [1]
+#   OTOBO_PUSH_URL [http://127.0.0.1:8591]   where OTOBO tells the SDX connector that a ticket changed (POST
+#                       /push, basic auth, password in OTOBO_PUSH_TOKEN of the env file; see docs/connectors.md)
 #   OTOBO_ROOT_PW [OtoboAdm1n!]   OTOBO_API_USER [sdx-api]   OTOBO_API_PW [SdxApi-Pass1]   OTOBO_DB_PW [otobo-db-pw]
 #   SDX_OTOBO_TARBALL   the OTOBO source (otobo-src.tar.gz, OTOBO 11.0, rel-11_0, commit 9f0e4d92, GPL-3.0);
 #                       else <repo>/../shared/ticketsystems/otobo/otobo-src.tar.gz,
 #                       else /work/shared/ticketsystems/otobo/otobo-src.tar.gz
 #
 # Env file: OTOBO_URL (GenericInterface base of web service SDX), OTOBO_USER, OTOBO_PASSWORD, OTOBO_CASE_FIELD,
-# OTOBO_WEB (agent UI), OTOBO_QUEUE, OTOBO_MAX_FILE_BYTES, OTOBO_ADMIN_USER, OTOBO_ADMIN_PASSWORD.
+# OTOBO_WEB (agent UI), OTOBO_QUEUE, OTOBO_MAX_FILE_BYTES, OTOBO_ADMIN_USER, OTOBO_ADMIN_PASSWORD, OTOBO_PUSH_URL,
+# OTOBO_PUSH_TOKEN.
 set -euo pipefail
 
 TS_DIR=${SDX_TS_DIR:-/var/tmp/sdx-ts}
@@ -34,6 +37,7 @@ ROOT_PW=${OTOBO_ROOT_PW:-OtoboAdm1n!}
 API_USER=${OTOBO_API_USER:-sdx-api}
 API_PW=${OTOBO_API_PW:-SdxApi-Pass1}
 DB_PW=${OTOBO_DB_PW:-otobo-db-pw}
+PUSH_URL=${OTOBO_PUSH_URL:-http://127.0.0.1:8591}
 CASE_FIELD=SDXCase
 QUEUE=Raw
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -88,6 +92,12 @@ if ! flock -n 9; then
   flock -w 1800 9 || die "could not get the lock $TS_DIR/otobo.lock within 30 minutes"
 fi
 mkdir -p "$BASE" "$STATE" "$LOGDIR" "$SETUP"
+# The secret OTOBO sends with its pushes to the connector (made once, kept with the instance). 128 bits: OTOBO
+# base64-encodes "user:password" with a line break after 76 characters, which an HTTP server rightly refuses.
+if [ "$(wc -c <"$STATE/push-token" 2>/dev/null || echo 0)" != 32 ]; then
+  (umask 077; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/push-token")
+fi
+PUSH_TOKEN=$(cat "$STATE/push-token")
 chmod 755 "$BASE"
 
 ########################################################################################
@@ -443,7 +453,7 @@ EOF
 )
 
 # 7c. The web service: REST provider with the ticket operations the connector uses.
-WS_YML=$(cat <<'EOF'
+WS_YML=$(cat <<EOF
 ---
 Debugger:
   DebugThreshold: error
@@ -537,8 +547,35 @@ Provider:
     Type: HTTP::REST
 RemoteSystem: ''
 Requester:
+  Invoker:
+    SDXPush:
+      Description: Tell the SDX connector that a ticket changed (it reads the ticket itself; polling stays the safety net)
+      Events:
+      - {Asynchronous: '0', Event: TicketCreate}
+      - {Asynchronous: '0', Event: TicketStateUpdate}
+      - {Asynchronous: '0', Event: TicketQueueUpdate}
+      - {Asynchronous: '0', Event: TicketPriorityUpdate}
+      - {Asynchronous: '0', Event: TicketTypeUpdate}
+      - {Asynchronous: '0', Event: TicketServiceUpdate}
+      - {Asynchronous: '0', Event: TicketTitleUpdate}
+      - {Asynchronous: '0', Event: ArticleCreate}
+      MappingInbound: {}
+      MappingOutbound: {}
+      Type: Generic::PassThrough
   Transport:
-    Type: ''
+    Config:
+      Authentication:
+        AuthType: BasicAuth
+        BasicAuthUser: otobo
+        BasicAuthPassword: '$PUSH_TOKEN'
+      DefaultCommand: POST
+      Host: '$PUSH_URL'
+      InvokerControllerMapping:
+        SDXPush:
+          Command: POST
+          Controller: /push
+      Timeout: '2'
+    Type: HTTP::REST
 EOF
 )
 SETUP_HASH=$(printf '%s\n' types-v2-queue-sdx "$ROOT_PW" "$API_USER" "$API_PW" "$VOCAB_PM" "$DF_PL" "$WS_YML" | sha1sum | cut -c1-12)
@@ -669,6 +706,8 @@ OTOBO_QUEUE=$QUEUE
 OTOBO_MAX_FILE_BYTES=$MAX_FILE
 OTOBO_ADMIN_USER=root@localhost
 OTOBO_ADMIN_PASSWORD=$ROOT_PW
+OTOBO_PUSH_URL=$PUSH_URL
+OTOBO_PUSH_TOKEN=$PUSH_TOKEN
 EOF
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 

@@ -14,6 +14,8 @@
 #   RT_PORT [9080]  SDX_TS_DIR [/var/tmp/sdx-ts]  RT_WORKERS [2]  RT_MAX_FILE_BYTES [10485760]
 #   RT_ROOT_PASSWORD [sdx-root-pw]  RT_START_TIMEOUT [90] (seconds to wait for REST2)
 #   RT_BCRYPT_COST [6] (bcrypt cost of passwords and tokens; RT's default 12 costs ~0.3 s CPU per REST call)
+#   RT_PUSH_URL [http://127.0.0.1:9082]  where a global scrip tells the SDX connector that a ticket changed (POST
+#   /push, bearer token RT_PUSH_TOKEN of the env file; see docs/connectors.md)
 #
 # State: $SDX_TS_DIR/rt/ (site config, SQLite database, mason cache, mbox of the mails RT would send,
 # token, pid file, logs). Stop with rt-stop.sh (--purge deletes the state).
@@ -27,12 +29,13 @@ MAX_FILE_BYTES=${RT_MAX_FILE_BYTES:-10485760}
 ROOT_PW=${RT_ROOT_PASSWORD:-sdx-root-pw}
 BCRYPT_COST=${RT_BCRYPT_COST:-6}
 START_TIMEOUT=${RT_START_TIMEOUT:-90}
+PUSH_URL=${RT_PUSH_URL:-http://127.0.0.1:9082}
 API_USER=sdx-api
 CASE_FIELD='SDX Case'
 # The queues the API user works in: RT's own "General" (incoming cases) and "SDX" (a ticket moved there is
 # handed to the partner; see crates/connectors/examples/rt.toml). Both get the custom field and the same rights.
 QUEUES=("General" "SDX")
-SETUP_VERSION=3          # bump when the Perl setup below changes: it then runs again on the next start
+SETUP_VERSION=4          # bump when the Perl setup below changes: it then runs again on the next start
 
 RT_SERVER=/usr/share/request-tracker5/libexec/rt-server
 RT_SETUP_DB=/usr/sbin/rt-setup-database-5
@@ -51,6 +54,14 @@ mkdir -p "$TS_DIR"
 exec 9>"$TS_DIR/rt.lock"
 flock -w 900 9 || die "could not lock $TS_DIR/rt.lock within 900 s"
 log "lock taken (port $PORT, state $STATE)"
+
+# The secret of the push scrip (made once, kept with the instance); the setup runs again when it or the URL change.
+mkdir -p "$STATE"
+if [ "$(wc -c <"$STATE/push-token" 2>/dev/null || echo 0)" != 32 ]; then
+  (umask 077; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/push-token")
+fi
+PUSH_TOKEN=$(cat "$STATE/push-token")
+SETUP_STAMP=setup.v$SETUP_VERSION.$(printf '%s %s' "$PUSH_URL" "$PUSH_TOKEN" | sha1sum | cut -c1-12)
 
 # Every RT command must see our config only: RT_SITE_CONFIG_DIR replaces /etc/request-tracker5/RT_SiteConfig.d,
 # so Debian's dbconfig database and its WebPath /rt are not loaded.
@@ -90,6 +101,8 @@ RT_QUEUES="$(IFS=,; echo "${QUEUES[*]}")"
 RT_API_USER=$API_USER
 RT_MAX_FILE_BYTES=$MAX_FILE_BYTES
 RT_STATE=$STATE
+RT_PUSH_URL=$PUSH_URL
+RT_PUSH_TOKEN=$PUSH_TOKEN
 ENV
   chmod 600 "$tmp"
   mv -f "$tmp" "$TS_DIR/rt.env"
@@ -175,7 +188,7 @@ CONF
 )
 
 # Fast path: already running with this config, set up, and answering.
-if [ -n "$(server_pid)" ] && [ -f "$STATE/setup.v$SETUP_VERSION" ] \
+if [ -n "$(server_pid)" ] && [ -f "$STATE/$SETUP_STAMP" ] \
    && [ "$(cat "$RT_SITE_CONFIG" 2>/dev/null)" = "$SITE_CONFIG" ] && api_ok; then
   log "reusing the running RT (pid $(server_pid))"
   write_env
@@ -261,10 +274,10 @@ fi
 ########################################################################################
 # 4. API user, rights, queues, custom field, token (RT's Perl API)
 ########################################################################################
-if [ ! -f "$STATE/setup.v$SETUP_VERSION" ] || [ ! -s "$STATE/token" ]; then
+if [ ! -f "$STATE/$SETUP_STAMP" ] || [ ! -s "$STATE/token" ]; then
   log "setup: user $API_USER, queues ${QUEUES[*]}, custom field '$CASE_FIELD', token"
   SDX_API_USER=$API_USER SDX_CASE_FIELD=$CASE_FIELD SDX_QUEUES=$(IFS=$'\t'; echo "${QUEUES[*]}") \
-  SDX_TOKEN_FILE=$STATE/token perl -e '
+  SDX_TOKEN_FILE=$STATE/token SDX_PUSH_URL=$PUSH_URL SDX_PUSH_TOKEN=$PUSH_TOKEN perl -e '
 use strict; use warnings;
 use lib "/usr/share/request-tracker5/lib";
 use RT; RT::LoadConfig(); RT::Init();
@@ -316,6 +329,23 @@ for my $q (@queues) {
         ok("grant $right on " . $q->Name, $principal->GrantRight(Right => $right, Object => $q));
     }
 }
+# SDX push: a global scrip tells the connector, once per request that changed a ticket (batch stage, after
+# every change of the request is written), which ticket changed. The connector reads the ticket itself; a push
+# that fails (no connector listening) changes nothing in RT, and polling remains the safety net.
+my $push = qq{eval { require LWP::UserAgent; LWP::UserAgent->new(timeout => 2)->post(q{$ENV{SDX_PUSH_URL}/push},
+    Authorization => q{Bearer $ENV{SDX_PUSH_TOKEN}}, q{Content-Type} => q{application/json},
+    Content => q[{"ticket":] . \$self->TicketObj->Id . q[}]) }; return 1;};
+my $scrip = RT::Scrip->new($sys);
+$scrip->LoadByCols(Description => "SDX push");
+if (!$scrip->Id) {
+    ok("create the push scrip", $scrip->Create(Description => "SDX push", ScripCondition => "On Transaction",
+        ScripAction => "User Defined", Template => "Blank", Stage => "TransactionBatch",
+        CustomPrepareCode => "return 1;", CustomCommitCode => $push));
+}
+elsif (($scrip->CustomCommitCode // "") ne $push) {
+    ok("update the push scrip", $scrip->SetCustomCommitCode($push));
+}
+
 # The API token (its secret is shown once, at creation). RT checks the token with bcrypt on every request,
 # trying every token of the user in turn: keep exactly one.
 my $old = RT::AuthTokens->new($sys);
@@ -330,7 +360,7 @@ chmod 0600, "$ENV{SDX_TOKEN_FILE}.new";
 rename "$ENV{SDX_TOKEN_FILE}.new", $ENV{SDX_TOKEN_FILE} or die "$!\n";
 ' >"$STATE/log/setup.log" 2>&1 || { tail -20 "$STATE/log/setup.log" >&2; die "RT setup failed (log: $STATE/log/setup.log)"; }
   rm -f "$STATE"/setup.v*
-  touch "$STATE/setup.v$SETUP_VERSION"
+  touch "$STATE/$SETUP_STAMP"
   log "setup: done"
 fi
 

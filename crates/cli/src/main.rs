@@ -195,6 +195,9 @@ enum BenchCommand {
         /// Then hand this many new tickets over at once and time until all arrived (0: skip).
         #[arg(long, default_value_t = 50)]
         tickets: usize,
+        /// Take the pushes of the systems that can push (OTOBO's invoker, RT's scrip; see docs/connectors.md).
+        #[arg(long)]
+        push: bool,
     },
     /// Forward N cases between two nodes on loopback and wait for every signed receipt; compare with a no-op
     /// mTLS POST on the same stack. With --json the last line is one JSON object.
@@ -360,8 +363,8 @@ fn main() -> ExitCode {
             let opts = cmd::bench::ForwardOptions { count, concurrency, json, rate, preload, database_url, target };
             cmd::bench::forward(opts)
         }
-        Command::Bench { command: BenchCommand::Connectors { ticket_systems, changes, poll_ms, tickets } } => {
-            cmd::demo_systems::bench(&ticket_systems, changes, poll_ms, tickets)
+        Command::Bench { command: BenchCommand::Connectors { ticket_systems, changes, poll_ms, tickets, push } } => {
+            cmd::demo_systems::bench(&ticket_systems, changes, poll_ms, tickets, push)
         }
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&sdx_node::openapi::document()).unwrap_or_default();

@@ -53,7 +53,7 @@ async fn setup(mila: &str, bela: &str, idle: bool) -> (Setup, tempfile::TempDir)
     let s = if idle {
         Setup::start_idle(dir.path(), mila, bela).await
     } else {
-        Setup::start(dir.path(), mila, bela, Duration::from_millis(500)).await
+        Setup::start(dir.path(), mila, bela, Duration::from_millis(500), true).await
     };
     (s.expect("nodes and connectors start"), dir)
 }
@@ -593,5 +593,97 @@ async fn a_subject_longer_than_the_target_takes_arrives_whole_and_is_reported() 
     assert!(t.title.chars().count() < title.chars().count() && t.title.ends_with('…'), "{}", t.title);
     assert!(t.description.contains(&format!("Betreff: {title}")), "the whole subject is kept: {}", t.description);
     assert!(t.comments.iter().any(|c| !c.public && c.text.contains("shortened")), "{:?}", t.comments);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_choose_the_queue_priorities_follow_the_assignee_and_the_requester_can_stay_home() {
+    let _lock = serial();
+    let (mut s, _dir) = setup("otobo", "redmine", true).await;
+    const WOHNGELD: &str = "99107004017000";
+    let service = |queue: Option<&str>, kind: Option<&str>| sdx_connectors::mapping::ServiceMap {
+        leika_key: Some(WOHNGELD.into()),
+        ozg_id: None,
+        name: Some("Wohngeld".into()),
+        queue: queue.map(str::to_string),
+        kind: kind.map(str::to_string),
+        field: None,
+        value: None,
+    };
+    // The MiLa (OTOBO): tickets of type "Incident" are about Wohngeld; the citizen's contact stays home.
+    s.mila.file.mapping.service = vec![service(None, Some("Incident"))];
+    s.mila.file.mapping.travel.requester = false;
+    // The BeLa (Redmine): Wohngeld tickets go into the project sdx-other.
+    s.bela.file.mapping.service = vec![service(Some("sdx-other"), None)];
+    let (m, b) = (&s.mila, &s.bela);
+    let mc = s.connector(m, m.system.clone()).unwrap();
+    let bc = s.connector(b, b.system.clone()).unwrap();
+
+    let mut new = m.new_ticket(unique("Wohngeld"), "Der Antrag lässt sich nicht absenden.");
+    new.kind = Some("Incident".into());
+    new.requester = Some(sdx_connectors::system::Contact {
+        name: Some("Erika Mustermann".into()),
+        email: Some("erika@example.org".into()),
+    });
+    let ticket = m.system.create(&new).await.unwrap();
+    m.hand_over(&ticket).await.unwrap();
+    settle(&mc, &bc).await;
+    let case = m.system.get(&ticket).await.unwrap().fields[m.case_field()].clone();
+    let case_id = CaseId::parse(&case).unwrap();
+    let at_bela = s.node(b).unwrap().case(case_id).await.unwrap().unwrap().case;
+    let leika = at_bela.category.service.as_ref().and_then(|sv| sv.leika_key.as_ref()).map(|k| k.as_str().to_string());
+    assert_eq!(leika.as_deref(), Some(WOHNGELD), "the ticket's type gave the case its service");
+    assert!(at_bela.requester.is_none(), "travel.requester = false keeps the citizen's contact at the MiLa");
+    let bt = tickets_of_case(b, &case).await.remove(0);
+    assert_eq!(bt.queue.as_deref(), Some("sdx-other"), "the service chose the BeLa's project");
+
+    // The BeLa (assignee) raises the priority: the case and the MiLa's ticket follow.
+    let high = b.file.mapping.priority_out(sdx_model::Priority::High).unwrap().to_string();
+    b.system.update(&bt.id, &TicketChange { priority: Some(high), ..TicketChange::default() }).await.unwrap();
+    settle(&mc, &bc).await;
+    let at_mila = s.node(m).unwrap().case(case_id).await.unwrap().unwrap().case;
+    assert_eq!(at_mila.priority, sdx_model::Priority::High);
+    let mt = m.system.get(&ticket).await.unwrap();
+    assert_eq!(mt.priority.as_deref(), m.file.mapping.priority_out(sdx_model::Priority::High));
+
+    // The MiLa's agent lowers it: in SDX the assignee classifies, so it stays and the agent is told.
+    let lowest = m.file.mapping.priority_out(sdx_model::Priority::Planning).unwrap().to_string();
+    m.system
+        .update(&ticket, &TicketChange { priority: Some(lowest.clone()), ..TicketChange::default() })
+        .await
+        .unwrap();
+    settle(&mc, &bc).await;
+    let at_mila = s.node(m).unwrap().case(case_id).await.unwrap().unwrap().case;
+    assert_eq!(at_mila.priority, sdx_model::Priority::High, "the originator does not classify");
+    let mt = m.system.get(&ticket).await.unwrap();
+    let note = mt.comments.iter().find(|c| c.text.contains("SDX-Connector") && c.text.contains(&lowest));
+    assert!(note.is_some_and(|n| !n.public), "an internal note tells the agent: {:?}", mt.comments);
+    let bt = b.system.get(&bt.id).await.unwrap();
+    assert_eq!(bt.priority.as_deref(), b.file.mapping.priority_out(sdx_model::Priority::High), "nothing went over");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_carries_a_change_without_waiting_for_the_poll() {
+    let _lock = serial();
+    ensure_running(&["otobo", "rt"]).await.expect("the ticket systems start");
+    let dir = tempfile::tempdir().unwrap();
+    // Polling once a minute: only the pushes of OTOBO (invoker) and RT (scrip) can carry the changes in time.
+    let s = Setup::start(dir.path(), "otobo", "rt", Duration::from_secs(60), true).await.unwrap();
+    let (m, b) = (&s.mila, &s.bela);
+    assert!(m.pushes() && b.pushes(), "the start scripts set up the pushes");
+    // The connectors' first rounds (at their start) are over before anything happens.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Each step must be seen well inside one polling interval.
+    let step = Duration::from_secs(20);
+    let ticket = m.system.create(&m.new_ticket(unique("Push"), "Eine Änderung ohne Warten.")).await.unwrap();
+    m.hand_over(&ticket).await.unwrap();
+    let (mt, _) =
+        m.wait(&ticket, step, |t| t.fields.contains_key(m.case_field())).await.expect("OTOBO pushed the move");
+    let (bt, _) = b.wait_for_case(&mt.fields[m.case_field()], step).await.unwrap();
+    comment(&b.system, &bt, true, "Antwort per Push").await.unwrap();
+    m.wait(&ticket, step, |t| count(t, "Antwort per Push") == 1).await.expect("RT pushed the comment");
+    comment(&m.system, &ticket, true, "Rückfrage per Push").await.unwrap();
+    b.wait(&bt, step, |t| count(t, "Rückfrage per Push") == 1).await.expect("OTOBO pushed the comment");
     s.stop().await;
 }

@@ -12,6 +12,7 @@ use sdx_model::OrgKey;
 
 use crate::mapping::Mapping;
 use crate::node::NodeClient;
+use crate::push::{MIN_TOKEN, PushListener, PushSettings};
 use crate::secret::Secret;
 use crate::sync::Connector;
 use crate::system::{TicketSystem, Vocabulary};
@@ -32,6 +33,8 @@ pub struct ConnectorFile {
     pub poll_interval_ms: u64,
     /// The node's local API (only when run alone).
     pub node: Option<NodeEndpoint>,
+    /// Where the system pushes "a ticket changed" (OTOBO, RT), so the connector polls at once.
+    pub push: Option<PushSettings>,
     /// The ticket system.
     pub system: SystemConfig,
     /// The mapping.
@@ -94,6 +97,9 @@ impl ConnectorFile {
         if !(100..=3_600_000).contains(&f.poll_interval_ms) {
             return Err("poll_interval_ms: 100 to 3600000".into());
         }
+        if f.push.as_ref().is_some_and(|p| p.token.expose().len() < MIN_TOKEN) {
+            return Err(format!("push.token: at least {MIN_TOKEN} characters"));
+        }
         f.mapping.validate().map_err(|e| e.to_string())?;
         Ok(f)
     }
@@ -121,6 +127,38 @@ impl ConnectorFile {
         ))
     }
 
+    /// Bind the push listener of `[push]`, if any (before [`run`], so that a taken port is an error at start).
+    /// Needs a Tokio runtime.
+    pub fn bind_push(&self) -> std::io::Result<Option<PushListener>> {
+        self.push.as_ref().map(PushSettings::bind).transpose()
+    }
+}
+
+/// Run `connector` until `stop` resolves, serving pushes on `listener` (see [`ConnectorFile::bind_push`]).
+pub async fn run(
+    connector: Connector<AnySystem>,
+    listener: Option<PushListener>,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let name = connector.name().to_string();
+    {
+        let pushes = async {
+            match listener {
+                Some(l) => {
+                    tracing::info!(connector = %name, listen = %l.local_addr()?, "taking pushes");
+                    l.serve(connector.waker()).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = connector.run(stop) => Ok(()),
+            r = pushes => r,
+        }
+    }
+}
+
+impl ConnectorFile {
     /// Check the mapping against the live system: every status, priority, type, queue and field it names must
     /// exist. Returns what the system offers and the problems found (none: ready).
     pub async fn check(&self) -> Result<(Vocabulary, Vec<String>), String> {

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod mapping;
 pub mod node;
+pub mod push;
 pub mod scripts;
 pub mod secret;
 pub mod sync;

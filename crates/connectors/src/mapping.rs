@@ -43,6 +43,14 @@ pub struct Mapping {
     /// The system's type/tracker → SDX ticket type code.
     #[serde(default)]
     pub ticket_type_in: BTreeMap<String, String>,
+    /// The online service (category) of a case by queue, type or field of its ticket, both ways: the first
+    /// entry matching a handed-over ticket gives the case's service; the first entry naming an incoming case's
+    /// service says where its ticket goes.
+    #[serde(default)]
+    pub service: Vec<ServiceMap>,
+    /// Which data travel between the ticket and the case (all by default).
+    #[serde(default)]
+    pub travel: Travel,
     /// Values for what the ticket system does not have, used when a ticket becomes a case.
     #[serde(default)]
     pub defaults: Defaults,
@@ -76,6 +84,81 @@ pub struct Incoming {
     pub queue: String,
     /// Type / tracker of new tickets (when the system has them and `[ticket_type]` does not say).
     pub kind: Option<String>,
+}
+
+/// One online service and where its tickets are (`[[mapping.service]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceMap {
+    /// LeiKa key (14 digits) of the service.
+    pub leika_key: Option<String>,
+    /// OZG id of the service (e.g. `OZG-10270`).
+    pub ozg_id: Option<String>,
+    /// The service's name, e.g. `Wohngeld`.
+    pub name: Option<String>,
+    /// Tickets in this queue (OTOBO, RT) / project (Redmine) …
+    pub queue: Option<String>,
+    /// … or of this type (OTOBO) / tracker (Redmine) …
+    pub kind: Option<String>,
+    /// … or whose custom field `field` …
+    pub field: Option<String>,
+    /// … has this value. Incoming cases of the service get the queue, type and field value named here.
+    pub value: Option<String>,
+}
+
+impl ServiceMap {
+    fn matches(&self, queue: Option<&str>, kind: Option<&str>, fields: &BTreeMap<String, String>) -> bool {
+        let named = self.queue.is_some() || self.kind.is_some() || self.field.is_some();
+        named
+            && self.queue.as_deref().is_none_or(|q| queue == Some(q))
+            && self.kind.as_deref().is_none_or(|k| kind == Some(k))
+            && self.field.as_ref().is_none_or(|f| fields.get(f) == self.value.as_ref())
+    }
+
+    /// The case's service reference.
+    pub fn service_ref(&self) -> sdx_model::ServiceRef {
+        sdx_model::ServiceRef {
+            leika_key: self.leika_key.as_deref().and_then(|k| sdx_model::LeikaKey::parse(k).ok()),
+            ozg_id: self.ozg_id.as_deref().and_then(|k| sdx_model::OzgId::parse(k).ok()),
+            name: self.name.clone(),
+        }
+    }
+
+    fn names(&self, s: &sdx_model::ServiceRef) -> bool {
+        let leika = self.leika_key.as_deref().zip(s.leika_key.as_ref()).is_some_and(|(a, b)| a == b.as_str());
+        let ozg = self.ozg_id.as_deref().zip(s.ozg_id.as_ref()).is_some_and(|(a, b)| a == b.as_str());
+        leika || ozg
+    }
+}
+
+/// Which data travel between a ticket and its case. Personal data of the citizen travel only with `requester`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Travel {
+    /// The requester's name and e-mail address: into the case at the handover, into the ticket of an incoming
+    /// case.
+    #[serde(default = "yes")]
+    pub requester: bool,
+    /// Priority changes after the handover (the assignee's changes to the case; the originator's ticket follows
+    /// them). The priority at the handover always travels.
+    #[serde(default = "yes")]
+    pub priority: bool,
+    /// Files of public comments, both ways.
+    #[serde(default = "yes")]
+    pub files: bool,
+    /// The online service, by `[[mapping.service]]`, both ways.
+    #[serde(default = "yes")]
+    pub service: bool,
+}
+
+impl Default for Travel {
+    fn default() -> Self {
+        Travel { requester: true, priority: true, files: true, service: true }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Values for what the ticket system does not have.
@@ -218,6 +301,28 @@ impl Mapping {
         {
             return err(format!("[defaults] leika_key `{k}` is not a LeiKa key"));
         }
+        for (i, m) in self.service.iter().enumerate() {
+            let at = format!("[[service]] {}", i + 1);
+            if m.leika_key.is_none() && m.ozg_id.is_none() {
+                return err(format!("{at}: name the service by leika_key or ozg_id"));
+            }
+            if let Some(k) = &m.leika_key
+                && sdx_model::LeikaKey::parse(k).is_err()
+            {
+                return err(format!("{at}: leika_key `{k}` is not a LeiKa key"));
+            }
+            if let Some(k) = &m.ozg_id
+                && sdx_model::OzgId::parse(k).is_err()
+            {
+                return err(format!("{at}: ozg_id `{k}` is not an OZG id"));
+            }
+            if m.queue.is_none() && m.kind.is_none() && m.field.is_none() {
+                return err(format!("{at}: name where its tickets are: queue, kind, or field and value"));
+            }
+            if m.field.is_some() != m.value.is_some() {
+                return err(format!("{at}: field and value go together"));
+            }
+        }
         if self.handover.is_empty() {
             return err("[[handover]]: name at least one partner".into());
         }
@@ -286,6 +391,21 @@ impl Mapping {
         })
     }
 
+    /// The service of a handed-over ticket: the first `[[service]]` matching its queue, type and fields.
+    pub fn service_of_ticket(
+        &self,
+        queue: Option<&str>,
+        kind: Option<&str>,
+        fields: &BTreeMap<String, String>,
+    ) -> Option<&ServiceMap> {
+        self.service.iter().find(|m| m.matches(queue, kind, fields))
+    }
+
+    /// Where the ticket of an incoming case of service `s` goes: the first `[[service]]` naming it.
+    pub fn service_for_case(&self, s: &sdx_model::ServiceRef) -> Option<&ServiceMap> {
+        self.service.iter().find(|m| m.names(s))
+    }
+
     /// Every value the mapping names that the system does not offer, and the SDX case field if it is missing
     /// (`sdx connector check`).
     pub fn check(&self, v: &Vocabulary, case_field: &str) -> Vec<String> {
@@ -314,6 +434,17 @@ impl Mapping {
             }
             if let Some(f) = &h.field {
                 need("handover field", f, &v.fields);
+            }
+        }
+        for m in &self.service {
+            if let Some(q) = &m.queue {
+                need("service queue", q, &v.queues);
+            }
+            if let Some(k) = m.kind.as_ref().filter(|_| !v.kinds.is_empty()) {
+                need("service type", k, &v.kinds);
+            }
+            if let Some(f) = &m.field {
+                need("service field", f, &v.fields);
             }
         }
         need("case field", case_field, &v.fields);

@@ -85,6 +85,27 @@ pub struct Link {
     pub items: BTreeSet<String>,
     /// Problems reported on the ticket (their markers), so that each is written once.
     pub reported: BTreeSet<String>,
+    /// The ticket's priority when last synced (`None` on links from before priorities travelled: taken as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_priority: Option<String>,
+    /// The case's priority code when last synced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdx_priority: Option<String>,
+}
+
+impl Link {
+    /// A new link of a ticket and its case, both as they are now.
+    fn new(t: &Ticket, case: &Case) -> Link {
+        Link {
+            case_id: Some(case.case_id),
+            ticket: t.id.clone(),
+            sys_status: t.status.clone(),
+            sdx_status: case.status.code().into(),
+            sys_priority: t.priority.clone(),
+            sdx_priority: Some(case.priority.code().into()),
+            ..Link::default()
+        }
+    }
 }
 
 /// The way back: case → ticket (state key `case:UUID`).
@@ -185,6 +206,8 @@ pub struct Connector<S: TicketSystem> {
     /// link that records it are one step for the polling side, which could otherwise read the written status
     /// with the link from before and send it back as an agent's change.
     one_at_a_time: tokio::sync::Mutex<()>,
+    /// Woken by a push from the system (see [`crate::push`]): poll now instead of at the end of the interval.
+    wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl<S: TicketSystem> Connector<S> {
@@ -207,7 +230,18 @@ impl<S: TicketSystem> Connector<S> {
             case_field: case_field.into(),
             poll,
             one_at_a_time: tokio::sync::Mutex::new(()),
+            wake: Default::default(),
         }
+    }
+
+    /// What a push wakes: the next poll of the system starts at once (or right after the running one).
+    pub fn waker(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
+    /// The connector's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The ticket system.
@@ -219,8 +253,8 @@ impl<S: TicketSystem> Connector<S> {
     /// Transient failures are retried on the next round; nothing is lost because the cursors only move past
     /// what was handled.
     ///
-    /// The two directions run side by side: the system is polled every `poll_interval_ms`, the feed is
-    /// long-polled and written at once. One ticket is synced at a time (the link is read after the ticket, under
+    /// The two directions run side by side: the system is polled every `poll_interval_ms` (and at once when a
+    /// push wakes it, see [`Connector::waker`]), the feed is long-polled and written at once. One ticket is synced at a time (the link is read after the ticket, under
     /// the same lock), so a status the connector writes is never taken for an agent's change.
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) {
         let system = async {
@@ -229,7 +263,10 @@ impl<S: TicketSystem> Connector<S> {
                 if let Err(e) = self.poll_system().await {
                     tracing::warn!(connector = %self.name, error = %e, "ticket system round failed; retrying");
                 }
-                tokio::time::sleep_until(t0 + self.poll).await;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t0 + self.poll) => {}
+                    _ = self.wake.notified() => {}
+                }
             }
         };
         let feed = async {
@@ -306,13 +343,7 @@ impl<S: TicketSystem> Connector<S> {
         let key = format!("{}:forward:{}", self.name, t.id);
         let case = self.node.create_case(&case, None, &key).await?;
         self.system.update(&t.id, &self.case_field_change(case.case_id)).await?;
-        let mut link = Link {
-            case_id: Some(case.case_id),
-            ticket: t.id.clone(),
-            sys_status: t.status.clone(),
-            sdx_status: case.status.code().into(),
-            ..Link::default()
-        };
+        let mut link = Link::new(t, &case);
         link.comments.extend(t.comments.iter().map(|c| c.id.clone()));
         link.items.extend(case.journal.iter().map(|e| e.id.to_string()));
         link.items.extend(case.attachments.iter().map(|a| a.id.to_string()));
@@ -386,11 +417,14 @@ impl<S: TicketSystem> Connector<S> {
             urgency,
             priority,
             category: Category {
-                service: (d.leika_key.is_some() || d.service_name.is_some()).then(|| ServiceRef {
-                    leika_key: d.leika_key.as_deref().and_then(|k| sdx_model::LeikaKey::parse(k).ok()),
-                    ozg_id: None,
-                    name: d.service_name.clone(),
-                }),
+                service: match m.service_of_ticket(t.queue.as_deref(), t.kind.as_deref(), &t.fields) {
+                    Some(s) if m.travel.service => Some(s.service_ref()),
+                    _ => (d.leika_key.is_some() || d.service_name.is_some()).then(|| ServiceRef {
+                        leika_key: d.leika_key.as_deref().and_then(|k| sdx_model::LeikaKey::parse(k).ok()),
+                        ozg_id: None,
+                        name: d.service_name.clone(),
+                    }),
+                },
                 symptom: None,
             },
             region: None,
@@ -407,7 +441,7 @@ impl<S: TicketSystem> Connector<S> {
             ],
             originator: self.me.clone(),
             assignee: partner,
-            requester: t.requester.as_ref().map(|c| Requester {
+            requester: t.requester.as_ref().filter(|_| m.travel.requester).map(|c| Requester {
                 name: c.name.clone(),
                 email: c.email.clone(),
                 phone: None,
@@ -437,7 +471,7 @@ impl<S: TicketSystem> Connector<S> {
 
     async fn attachments_from_comment(&self, t: &Ticket, c: &Comment) -> Result<Vec<Attachment>, SyncError> {
         let mut out = Vec::new();
-        for f in &c.files {
+        for f in c.files.iter().filter(|_| self.mapping.travel.files) {
             if f.size > sdx_model::rules::limits::MAX_INLINE_ATTACHMENT_BYTES {
                 return Err(SyncError::Unsyncable(format!(
                     "file {} has {} bytes; SDX carries at most {} inline",
@@ -476,13 +510,7 @@ impl<S: TicketSystem> Connector<S> {
             return self.health(Some(&t.id), Some(case_id), &text).await.map(|_| ());
         };
         let case = &view.case;
-        let mut link = Link {
-            case_id: Some(case_id),
-            ticket: t.id.clone(),
-            sys_status: t.status.clone(),
-            sdx_status: case.status.code().into(),
-            ..Link::default()
-        };
+        let mut link = Link::new(t, case);
         // Comments already in the case (made from this ticket, or written into it with a marker) are handled.
         for c in &t.comments {
             let id = ItemId::from_uuid(derived_uuid(&[&self.name, "comment", &t.id, &c.id]));
@@ -561,9 +589,71 @@ impl<S: TicketSystem> Connector<S> {
             }
             link.sys_status = t.status.clone();
         }
+        self.priority_from_ticket(t, case_id, &mut link, version).await?;
         if link != before {
             self.store_link(&link, version).await?;
         }
+        Ok(())
+    }
+
+    /// A priority an agent set on a linked ticket: a change of the case's priority (impact kept, urgency from
+    /// the matrix) when this organisation is the assignee; reported when it is not (the assignee classifies).
+    async fn priority_from_ticket(
+        &self,
+        t: &Ticket,
+        case_id: CaseId,
+        link: &mut Link,
+        version: u64,
+    ) -> Result<(), SyncError> {
+        let Some(now) = t.priority.clone() else { return Ok(()) };
+        if link.sys_priority.is_none() || !self.mapping.travel.priority {
+            link.sys_priority = Some(now);
+            return Ok(());
+        }
+        if link.sys_priority.as_deref() == Some(now.as_str()) {
+            return Ok(());
+        }
+        let p = match self.mapping.priority_in(&now) {
+            Ok(p) => p,
+            Err(e) => {
+                let text = format!("{e}: the priority change was not sent to SDX; add it to the mapping");
+                self.problem(t, Some(case_id), link, &text).await?;
+                link.sys_priority = Some(now);
+                return Ok(());
+            }
+        };
+        let Some(view) = self.node.case(case_id).await? else { return Ok(()) };
+        let case = &view.case;
+        if case.priority != p {
+            if case.assignee != self.me {
+                let text = format!(
+                    "the priority `{now}` stays here: in SDX the partner ({}) sets the priority, now `{}`",
+                    case.assignee,
+                    self.mapping.priority_out(case.priority).unwrap_or(case.priority.code())
+                );
+                self.problem(t, Some(case_id), link, &text).await?;
+            } else {
+                let (impact, urgency) = matrix_for(p, case.impact);
+                let body = Body::Update(Update {
+                    impact: Some(impact),
+                    urgency: Some(urgency),
+                    priority: Some(p),
+                    ..Update::default()
+                });
+                let key = format!("{}:priority:{}:{version}:{}", self.name, t.id, p.code());
+                match self.node.change(case_id, &body, &key).await {
+                    Ok(case) => link.sdx_priority = Some(case.priority.code().into()),
+                    Err(e) if e.is_transient() => return Err(e.into()),
+                    Err(e) => {
+                        let text = format!("the priority `{now}` was not sent to SDX: {e}");
+                        self.problem(t, Some(case_id), link, &text).await?;
+                    }
+                }
+            }
+        } else {
+            link.sdx_priority = Some(p.code().into());
+        }
+        link.sys_priority = Some(now);
         Ok(())
     }
 
@@ -693,9 +783,39 @@ impl<S: TicketSystem> Connector<S> {
             }
             link.sdx_status = case.status.code().into();
         }
+        self.priority_into_ticket(&t, case, &mut link).await?;
         if link != before {
             self.store_link(&link, version).await?;
         }
+        Ok(())
+    }
+
+    /// The case's priority into the ticket when it changed in SDX (the assignee classified the case).
+    async fn priority_into_ticket(&self, t: &Ticket, case: &Case, link: &mut Link) -> Result<(), SyncError> {
+        let code = case.priority.code();
+        if link.sdx_priority.as_deref() == Some(code) {
+            return Ok(());
+        }
+        let target = self.mapping.priority_out(case.priority).filter(|_| self.mapping.travel.priority);
+        if link.sdx_priority.is_none() || target.is_none() {
+            link.sdx_priority = Some(code.into());
+            link.sys_priority = t.priority.clone();
+            return Ok(());
+        }
+        let target = target.unwrap_or_default();
+        if t.priority.as_deref() != Some(target) {
+            let change = TicketChange { priority: Some(target.into()), ..TicketChange::default() };
+            match self.system.update(&t.id, &change).await {
+                Ok(()) => {}
+                Err(SystemError::Refused { detail, .. }) => {
+                    let text = format!("the SDX priority `{code}` (`{target}`) could not be set: {detail}");
+                    self.problem(t, Some(case.case_id), link, &text).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        link.sys_priority = Some(target.into());
+        link.sdx_priority = Some(code.into());
         Ok(())
     }
 
@@ -727,6 +847,10 @@ impl<S: TicketSystem> Connector<S> {
         for a in &case.attachments {
             let id = a.id.to_string();
             if link.items.contains(&id) || a.added_by == self.me {
+                continue;
+            }
+            if !self.mapping.travel.files {
+                link.items.insert(id);
                 continue;
             }
             let Some(content) = a.content.as_deref() else {
@@ -807,18 +931,27 @@ impl<S: TicketSystem> Connector<S> {
         let ticket = match self.system.find_by_field(&self.case_field, &id).await? {
             Some(t) => t,
             None => {
+                let service = case.category.service.as_ref().filter(|_| m.travel.service);
+                let place = service.and_then(|s| m.service_for_case(s));
+                let mut fields = BTreeMap::from([(self.case_field.clone(), id.clone())]);
+                if let Some((f, v)) = place.and_then(|p| p.field.clone().zip(p.value.clone())) {
+                    fields.insert(f, v);
+                }
                 let new = NewTicket {
                     title: case.subject.clone(),
                     description: case.description.clone(),
                     status: status.into(),
                     priority: m.priority_out(case.priority).map(str::to_string),
-                    queue: m.incoming.queue.clone(),
-                    kind: m.ticket_type_out(case.ticket_type).map(str::to_string),
+                    queue: place.and_then(|p| p.queue.clone()).unwrap_or_else(|| m.incoming.queue.clone()),
+                    kind: place
+                        .and_then(|p| p.kind.clone())
+                        .or_else(|| m.ticket_type_out(case.ticket_type).map(str::to_string)),
                     requester: case
                         .requester
                         .as_ref()
+                        .filter(|_| m.travel.requester)
                         .map(|r| Contact { name: r.name.clone(), email: r.email.clone() }),
-                    fields: BTreeMap::from([(self.case_field.clone(), id.clone())]),
+                    fields,
                 };
                 match self.system.create(&new).await {
                     Err(SystemError::TooLarge { what, limit, .. }) if what.starts_with("title") => {
@@ -836,14 +969,9 @@ impl<S: TicketSystem> Connector<S> {
             }
         };
         let t = self.system.get(&ticket).await?;
-        let mut link = Link {
-            case_id: Some(case.case_id),
-            ticket: ticket.clone(),
-            sys_status: t.status.clone(),
-            sdx_status: case.status.code().into(),
-            ..Link::default()
-        };
-        link.comments.extend(t.comments.iter().map(|c| c.id.clone()));
+        // No comment of the ticket is taken as handled here: the connector's own carry markers, and an agent may
+        // have answered in the moment since the ticket was created (sent with the next round).
+        let mut link = Link::new(&t, case);
         self.write_case_items(&t, case, &mut link).await?;
         if shortened {
             let text = "the case's subject is longer than this system's titles take: the title is shortened, the \

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use sdx_connectors::config::ConnectorFile;
 use sdx_connectors::secret::Secret;
 use sdx_node::settings::{ApiClient, Settings};
@@ -51,8 +51,9 @@ pub fn run(config: &Path) -> Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let stop = crate::cmd::serve::shutdown_signal()?;
+        let push = file.bind_push().with_context(|| format!("connector {}: [push] listen", file.name))?;
         tracing::info!(connector = %file.name, "connector started");
-        connector.run(stop).await;
+        sdx_connectors::config::run(connector, push, stop).await?;
         tracing::info!(connector = %file.name, "connector stopped");
         Ok(Outcome::Valid)
     })
@@ -92,12 +93,15 @@ pub fn prepare(settings: &mut Settings) -> Result<Prepared> {
 pub fn start_all(prepared: Prepared, api: &str, stop: &std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
     for (file, token) in prepared.files {
         let connector = file.connector(Some((api, Secret::new(token)))).map_err(anyhow::Error::msg)?;
+        let push = file.bind_push().with_context(|| format!("connector {}: [push] listen", file.name))?;
         let stop = stop.clone();
         let name = file.name.clone();
         tokio::spawn(async move {
             tracing::info!(connector = %name, "connector started");
-            connector.run(stop.notified()).await;
-            tracing::info!(connector = %name, "connector stopped");
+            match sdx_connectors::config::run(connector, push, stop.notified()).await {
+                Ok(()) => tracing::info!(connector = %name, "connector stopped"),
+                Err(e) => tracing::error!(connector = %name, error = %e, "push listener failed; connector stopped"),
+            }
         });
     }
     Ok(())

@@ -110,6 +110,19 @@ fn system_table(kind: &str, env: &BTreeMap<String, String>) -> Result<toml::Tabl
     Ok(t)
 }
 
+/// The `[push]` table for a system whose start script set up a push (OTOBO, RT: `<KIND>_PUSH_URL`, `_TOKEN`).
+fn push_table(kind: &str, env: &BTreeMap<String, String>) -> Option<toml::Table> {
+    let prefix = kind.to_uppercase();
+    let url = env.get(&format!("{prefix}_PUSH_URL"))?;
+    let token = env.get(&format!("{prefix}_PUSH_TOKEN"))?;
+    let listen = url.strip_prefix("http://")?.trim_end_matches('/');
+    listen.parse::<std::net::SocketAddr>().ok()?;
+    let mut t = toml::Table::new();
+    t.insert("listen".into(), listen.into());
+    t.insert("token".into(), token.as_str().into());
+    Some(t)
+}
+
 /// The connector file of one side: the system's example, for organisation `org` handing over to `partner`,
 /// reaching the running system as its env file says.
 pub fn connector_file(kind: &str, name: &str, org: &str, partner: (&str, &str)) -> Result<(ConnectorFile, String)> {
@@ -117,7 +130,11 @@ pub fn connector_file(kind: &str, name: &str, org: &str, partner: (&str, &str)) 
     let mut doc: toml::Table = toml::from_str(text).context("example connector file")?;
     doc.insert("name".into(), name.into());
     doc.insert("organisation".into(), org.into());
-    doc.insert("system".into(), toml::Value::Table(system_table(kind, &read_env(kind)?)?));
+    let env = read_env(kind)?;
+    doc.insert("system".into(), toml::Value::Table(system_table(kind, &env)?));
+    if let Some(push) = push_table(kind, &env) {
+        doc.insert("push".into(), toml::Value::Table(push));
+    }
     if let Some(toml::Value::Array(hs)) = doc.get_mut("mapping").and_then(|m| m.get_mut("handover")) {
         for h in hs.iter_mut().filter_map(toml::Value::as_table_mut) {
             h.insert("partner".into(), partner.0.into());
@@ -177,6 +194,11 @@ impl Side {
         crate::cmd::init::write_file(&dir.join(format!("{name}.toml")), text.as_bytes(), true, true)?;
         let system = AnySystem::new(&file.system).map_err(|e| anyhow::anyhow!("{kind}: {e}"))?;
         Ok(Side { role, kind: kind.to_string(), file, system })
+    }
+
+    /// Whether the system tells its connector at once that a ticket changed (its start script set up a push).
+    pub fn pushes(&self) -> bool {
+        self.file.push.is_some()
     }
 
     /// The system's name of an SDX status.
@@ -258,15 +280,24 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Start both nodes (SQLite in `dir`) and both connectors, polling every `poll`.
-    pub async fn start(dir: &Path, mila: &str, bela: &str, poll: Duration) -> Result<Setup> {
+    /// Start both nodes (SQLite in `dir`) and both connectors, polling every `poll`, and with `push` taking the
+    /// pushes of the systems that can push (OTOBO, RT; see [`Side::pushes`]).
+    pub async fn start(dir: &Path, mila: &str, bela: &str, poll: Duration, push: bool) -> Result<Setup> {
         let mut s = Self::start_idle(dir, mila, bela).await?;
         for (side, api) in [(&s.mila, &s.pair.mila_api), (&s.bela, &s.pair.bela_api)] {
             let mut file = side.file.clone();
             file.poll_interval_ms = poll.as_millis() as u64;
+            if !push {
+                file.push = None;
+            }
             let c = file.connector(Some((api, Secret::new(s.pair.api_token.clone())))).map_err(anyhow::Error::msg)?;
+            let listener = file.bind_push().with_context(|| format!("{}: [push] listen", file.name))?;
             let stop = s.stop.clone();
-            s.runs.push(tokio::spawn(async move { c.run(stop.notified()).await }));
+            s.runs.push(tokio::spawn(async move {
+                if let Err(e) = sdx_connectors::config::run(c, listener, stop.notified()).await {
+                    tracing::error!(error = %e, "push listener failed");
+                }
+            }));
         }
         Ok(s)
     }
@@ -334,7 +365,7 @@ pub fn demo(pair: &str, data_dir: Option<PathBuf>) -> Result<Outcome> {
         let started = ensure_running(&[&mila, &bela]).await?;
         let result = async {
             println!("== two SDX nodes (mutual TLS, temporary PKI) and two connectors in {}", dir.display());
-            let setup = Setup::start(&dir, &mila, &bela, Duration::from_secs(1)).await?;
+            let setup = Setup::start(&dir, &mila, &bela, Duration::from_secs(1), true).await?;
             let r = story(&setup).await;
             setup.stop().await;
             r
@@ -586,7 +617,7 @@ pub fn quantile(d: &[Duration], q: f64) -> f64 {
 }
 
 /// `sdx bench connectors --ticket-systems MILA:BELA --changes N --poll-ms P`
-pub fn bench(pair: &str, changes: usize, poll_ms: u64, tickets: usize) -> Result<Outcome> {
+pub fn bench(pair: &str, changes: usize, poll_ms: u64, tickets: usize, push: bool) -> Result<Outcome> {
     let (mila, bela) = parse_pair(pair)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -594,7 +625,9 @@ pub fn bench(pair: &str, changes: usize, poll_ms: u64, tickets: usize) -> Result
         let started = ensure_running(&[&mila, &bela]).await?;
         let dir = scratch_dir("sdx-bench-ts")?;
         let result = async {
-            let setup = Setup::start(&dir, &mila, &bela, Duration::from_millis(poll_ms)).await?;
+            let setup = Setup::start(&dir, &mila, &bela, Duration::from_millis(poll_ms), push).await?;
+            let pushing: Vec<String> =
+                [&setup.mila, &setup.bela].into_iter().filter(|s| push && s.pushes()).map(|s| s.kind.clone()).collect();
             let t0 = Instant::now();
             let r = propagation(&setup, changes).await;
             let took = t0.elapsed();
@@ -603,7 +636,8 @@ pub fn bench(pair: &str, changes: usize, poll_ms: u64, tickets: usize) -> Result
             let (there, back) = r?;
             println!(
                 "propagation of public comments, {changes} each way ({CHANGES_PER_TICKET} per ticket), polling every \
-                 {poll_ms} ms (SDX → ticket: change feed)"
+                 {poll_ms} ms, pushes from: {} (SDX → ticket: change feed)",
+                if pushing.is_empty() { "none".to_string() } else { pushing.join(", ") }
             );
             for (name, d) in [(format!("{mila} → {bela}"), &there), (format!("{bela} → {mila}"), &back)] {
                 println!(
