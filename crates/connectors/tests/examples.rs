@@ -28,6 +28,9 @@ fn broken_mappings_are_refused_with_the_reason() {
         ("name = \"otobo\"", "name = \"mit leerzeichen\"", "1 to 64"),
         ("poll_interval_ms = 1000", "poll_interval_ms = 10", "poll_interval_ms"),
         ("unmapped = \"error\"", "unmapped = \"drop\"", "unknown variant"),
+        ("leika_key = \"99107004017000\"", "leika_key = \"991070\"", "is not a LeiKa key"),
+        ("kind = \"Service Request\"", "", "name where its tickets are"),
+        ("service = true", "service = \"ja\"", "invalid type"),
     ] {
         assert!(text.contains(from), "{from}");
         let err = ConnectorFile::parse(&text.replacen(from, to, 1)).unwrap_err();
