@@ -687,3 +687,92 @@ async fn a_push_carries_a_change_without_waiting_for_the_poll() {
     b.wait(&bt, step, |t| count(t, "Rückfrage per Push") == 1).await.expect("OTOBO pushed the comment");
     s.stop().await;
 }
+
+/// A system whose writes take a while after they happened: the moment between a connector's write and the link
+/// that records it, stretched so that a poll of the same connector surely falls into it.
+#[derive(Clone)]
+struct SlowAfterWrite {
+    inner: AnySystem,
+    written: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl TicketSystem for SlowAfterWrite {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn changed_since(&self, since: OffsetDateTime) -> SystemResult<Vec<TicketId>> {
+        self.inner.changed_since(since).await
+    }
+    async fn get(&self, id: &str) -> SystemResult<Ticket> {
+        self.inner.get(id).await
+    }
+    async fn find_by_field(&self, field: &str, value: &str) -> SystemResult<Option<TicketId>> {
+        self.inner.find_by_field(field, value).await
+    }
+    async fn create(&self, ticket: &NewTicket) -> SystemResult<TicketId> {
+        self.inner.create(ticket).await
+    }
+    async fn update(&self, id: &str, change: &TicketChange) -> SystemResult<()> {
+        self.inner.update(id, change).await?;
+        self.written.notify_one();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(())
+    }
+    async fn comment(&self, id: &str, comment: &NewComment) -> SystemResult<String> {
+        self.inner.comment(id, comment).await
+    }
+    async fn download(&self, id: &str, file: &FileInfo) -> SystemResult<Vec<u8>> {
+        self.inner.download(id, file).await
+    }
+    async fn vocabulary(&self) -> SystemResult<Vocabulary> {
+        self.inner.vocabulary().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_written_from_sdx_is_not_read_back_as_the_agents_before_its_link_is_stored() {
+    let _lock = serial();
+    let (s, _dir) = setup("otobo", "rt", true).await;
+    let (m, b) = (&s.mila, &s.bela);
+    let Linked { mc, bc, ticket, case, .. } = linked(&s, "Kein Echo").await;
+    let case_id = CaseId::parse(&case).unwrap();
+
+    // The BeLa acknowledges. OTOBO shows it as "open", which an agent's hand would mean "in progress": read back
+    // as the agent's change, it would go out and undo the BeLa's status (or be refused and reported).
+    let ack = sdx_model::Body::Update(sdx_model::Update {
+        status: Some(Status::Acknowledged),
+        ..sdx_model::Update::default()
+    });
+    s.node(b).unwrap().change(case_id, &ack, "test:acknowledge").await.unwrap();
+    let mila_node = s.node(m).unwrap();
+    for _ in 0..100 {
+        if mila_node.case(case_id).await.unwrap().unwrap().case.status == Status::Acknowledged {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The MiLa's connector writes the status and, while the write is still unrecorded, polls its system.
+    let written = std::sync::Arc::new(tokio::sync::Notify::new());
+    let slow = s.connector(m, SlowAfterWrite { inner: m.system.clone(), written: written.clone() }).unwrap();
+    let (fed, polled) = tokio::join!(slow.follow_feed(Duration::from_secs(5)), async {
+        written.notified().await;
+        slow.poll_system().await
+    });
+    // A round that lost a race for the link is retried (transient); only the end state counts.
+    for r in [fed, polled] {
+        if let Err(e) = r {
+            assert!(e.is_transient(), "{e}");
+        }
+    }
+    settle(&mc, &bc).await;
+
+    let at_mila = mila_node.case(case_id).await.unwrap().unwrap().case;
+    assert_eq!(at_mila.status, Status::Acknowledged, "the BeLa's status stands: {:?}", at_mila.status_history);
+    let last = at_mila.status_history.last().unwrap();
+    assert_eq!(last.changed_by.to_string(), b.file.organisation, "no change of the MiLa's after it");
+    let mt = m.system.get(&ticket).await.unwrap();
+    assert_eq!(mt.status, m.status(Status::Acknowledged));
+    assert!(!mt.comments.iter().any(|c| c.text.contains("SDX-Connector")), "nothing to report: {:?}", mt.comments);
+    s.stop().await;
+}
