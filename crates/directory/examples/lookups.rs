@@ -72,16 +72,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let texts: Vec<(String, String)> = queries
         .iter()
         .map(|(s, a, _)| {
-            (
-                format!(
-                    "{}",
-                    match s {
-                        ServiceId::LeikaKey(k) => k.as_str(),
-                        ServiceId::OzgId(o) => o.as_str(),
-                    }
-                ),
-                a.to_string(),
-            )
+            let s = match s {
+                ServiceId::LeikaKey(k) => k.as_str(),
+                ServiceId::OzgId(o) => o.as_str(),
+            };
+            (s.to_owned(), a.to_string())
         })
         .collect();
 

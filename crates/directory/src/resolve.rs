@@ -18,7 +18,7 @@ use sdx_model::{Ars, Coded, OrgKey, SupportLevel};
 use crate::document::{Directory, Organisation, Region, RegionLevel, ServiceId};
 use crate::error::{Error, Result};
 
-/// A small, fast hasher for the index's integer keys (the Fx hash of rustc). The keys come from the signed
+/// A small, fast hasher for the index's keys (the Fx hash of rustc). The keys in the tables come from the signed
 /// directory, so there is no attacker choosing them to collide.
 #[derive(Default, Clone, Copy)]
 struct FxHasher(u64);
@@ -91,8 +91,8 @@ const PREFIX_LENGTHS: [usize; 5] = [12, 9, 5, 3, 2];
 /// The lookup structures of one directory, built once when it is loaded.
 #[derive(Clone, Default)]
 pub struct Index {
-    services: HashMap<ServiceId, u32>,
-    organisations: HashMap<OrgKey, u32>,
+    services: HashMap<ServiceId, u32, Fx>,
+    organisations: HashMap<OrgKey, u32, Fx>,
     table: HashMap<Key, Vec<Slot>, Fx>,
     assignments: usize,
 }
@@ -117,11 +117,11 @@ impl Index {
     /// after [`Directory::check`]); [`Error::Malformed`] if the directory is larger than the index can address.
     pub fn build(dir: &Directory) -> Result<Index> {
         let too_many = || Error::malformed("", "more than 2^32 organisations, responsibilities or regions");
-        let mut organisations = HashMap::with_capacity(dir.organisations.len());
+        let mut organisations: HashMap<OrgKey, u32, Fx> = HashMap::default();
         for (i, o) in dir.organisations.iter().enumerate() {
             organisations.insert(o.key.clone(), u32::try_from(i).map_err(|_| too_many())?);
         }
-        let mut services: HashMap<ServiceId, u32> = HashMap::new();
+        let mut services: HashMap<ServiceId, u32, Fx> = HashMap::default();
         let mut table: HashMap<Key, Vec<Slot>, Fx> = HashMap::default();
         let mut assignments = 0usize;
         for (ri, r) in dir.responsibilities.iter().enumerate() {

@@ -566,17 +566,18 @@ fn the_schema_accepts_the_example_and_rejects_broken_ones() {
     assert!(val.is_valid(
         &serde_json::to_value(synthetic::synthetic(Shape { lands: 2, kreise_per_land: 3, services: 2 })).unwrap()
     ));
-    let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("region", Box::new(|v| v["responsibilities"][0]["regions"][0] = json!("0100"))),
-        ("missing key", Box::new(|v| drop(v["organisations"][0].as_object_mut().unwrap().remove("key")))),
-        ("unknown member", Box::new(|v| v["organisations"][0]["colour"] = json!("blue"))),
-        ("level", Box::new(|v| v["responsibilities"][0]["level"] = json!("fourthLevel"))),
-        ("http", Box::new(|v| v["organisations"][0]["endpoint"] = json!("http://x.example/"))),
-        ("two services in one", Box::new(|v| v["responsibilities"][0]["services"][0]["ozgId"] = json!("X"))),
-        ("private key", Box::new(|v| v["organisations"][5]["signingKeys"][0]["d"] = json!("AAAA"))),
-        ("timestamp", Box::new(|v| v["expiresAt"] = json!("2027-12-31T23:59:59"))),
-        ("version 0", Box::new(|v| v["version"] = json!(0))),
-        ("no services", Box::new(|v| v["responsibilities"][0]["services"] = json!([]))),
+    type Breakage = (&'static str, fn(&mut Value));
+    let broken: Vec<Breakage> = vec![
+        ("region", |v| v["responsibilities"][0]["regions"][0] = json!("0100")),
+        ("missing key", |v| drop(v["organisations"][0].as_object_mut().unwrap().remove("key"))),
+        ("unknown member", |v| v["organisations"][0]["colour"] = json!("blue")),
+        ("level", |v| v["responsibilities"][0]["level"] = json!("fourthLevel")),
+        ("http", |v| v["organisations"][0]["endpoint"] = json!("http://x.example/")),
+        ("two services in one", |v| v["responsibilities"][0]["services"][0]["ozgId"] = json!("X")),
+        ("private key", |v| v["organisations"][5]["signingKeys"][0]["d"] = json!("AAAA")),
+        ("timestamp", |v| v["expiresAt"] = json!("2027-12-31T23:59:59")),
+        ("version 0", |v| v["version"] = json!(0)),
+        ("no services", |v| v["responsibilities"][0]["services"] = json!([])),
     ];
     for (what, f) in broken {
         let mut v = example_value();
