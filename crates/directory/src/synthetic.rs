@@ -12,9 +12,9 @@ use crate::document::{
 /// The size of a synthetic directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
-    /// Länder (at most 99).
+    /// Länder (at most 99; more are cut to 99).
     pub lands: u32,
-    /// Kreise per Land (at most 1000), each with its own organisation.
+    /// Kreise per Land (at most 1000; more are cut to 1000), each with its own organisation.
     pub kreise_per_land: u32,
     /// Services, every one offered everywhere.
     pub services: u32,
@@ -35,7 +35,7 @@ pub fn service(i: u32) -> ServiceId {
 /// `k % 100`.
 #[must_use]
 pub fn kreis_prefix(l: u32, k: u32) -> String {
-    format!("{:02}{}{:02}", l + 1, (k / 100) % 10, k % 100)
+    format!("{:02}{}{:02}", l % 99 + 1, (k / 100) % 10, k % 100)
 }
 
 /// A 12-digit ARS of a Gemeinde in Kreis `k` of Land `l`; `n` picks the Gemeinde.
@@ -68,6 +68,7 @@ fn org(key_: &str, name: String, roles: Vec<Role>, url: Option<String>, n: u64) 
 /// Build the synthetic directory (version 1, valid 2026-01-01 to 2100-01-01, issuer `dir:sdx`).
 #[must_use]
 pub fn synthetic(shape: Shape) -> Directory {
+    let shape = Shape { lands: shape.lands.min(99), kreise_per_land: shape.kreise_per_land.min(1000), ..shape };
     let all: Vec<ServiceId> = (0..shape.services).map(service).collect();
     let mut organisations = vec![
         org("hub:bund", "Bundes-Hub".into(), vec![Role::Hub], Some("https://hub.sdx.example/sdx/v1".into()), 1),
@@ -88,15 +89,15 @@ pub fn synthetic(shape: Shape) -> Directory {
     }];
     let mut n = 10u64;
     for l in 0..shape.lands {
-        let land = key(Ars::parse(format!("{:02}", l + 1)));
+        let land = key(Ars::parse(format!("{:02}", l % 99 + 1)));
         for (suffix, level) in [("115", SupportLevel::FirstLevel), ("002", SupportLevel::SecondLevel)] {
-            let k = format!("psw:{:02}000{suffix}", l + 1);
+            let k = format!("psw:{:02}000{suffix}", l % 99 + 1);
             n += 1;
             organisations.push(org(
                 &k,
-                format!("Land {:02} {level}", l + 1),
+                format!("Land {:02} {level}", l % 99 + 1),
                 vec![Role::Member],
-                Some(format!("https://sdx.land{:02}.example/{suffix}", l + 1)),
+                Some(format!("https://sdx.land{:02}.example/{suffix}", l % 99 + 1)),
                 n,
             ));
             responsibilities.push(Responsibility {
