@@ -9,6 +9,7 @@
 //! - `cmd::jose`: `keys generate`, `sign`, `verify`, `encrypt`, `decrypt`.
 //! - `cmd::pki`: `pki init`, `pki issue`, `pki request` (federation CA and node certificates, no openssl);
 //!   `cmd::init`: `init` (a new node directory; also the typed settings `demo` and `bench` write).
+//! - `cmd::directory`: `directory resolve|sign|verify|diff|schema` (the signed directory of responsibilities).
 //! - `cmd::serve`: `serve --config node.toml`; `cmd::demo`: `demo` (use cases 2.1 and 2.2 between two nodes).
 //! - `io`: reading inputs within the documented limits, writing outputs.
 #![forbid(unsafe_code)]
@@ -119,6 +120,11 @@ enum Command {
     },
     /// Print the OpenAPI 3.1 document of the node's local API and peer endpoint.
     Openapi,
+    /// The signed directory of responsibilities: resolve, sign, verify, diff, schema (docs/routing.md).
+    Directory {
+        #[command(subcommand)]
+        command: cmd::directory::DirectoryCommand,
+    },
     /// Key management.
     Keys {
         #[command(subcommand)]
@@ -370,6 +376,7 @@ fn main() -> ExitCode {
             let doc = serde_json::to_string_pretty(&sdx_node::openapi::document()).unwrap_or_default();
             sdx_cli::io::stdout(format!("{doc}\n").as_bytes()).map(|()| Outcome::Valid)
         }
+        Command::Directory { command } => cmd::directory::run(command),
         Command::Demo { data_dir, database_url: _, ticket_systems: Some(pair) } => {
             cmd::demo_systems::demo(&pair, data_dir)
         }
