@@ -342,6 +342,12 @@ impl Setup {
     }
 }
 
+/// The connectors' and nodes' warnings (a problem reported, a round retried) on stderr; `SDX_LOG` sets more.
+fn log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SDX_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+}
+
 /// How long the demo waits for each step.
 const STEP: Duration = Duration::from_secs(60);
 
@@ -349,8 +355,7 @@ const STEP: Duration = Duration::from_secs(60);
 pub fn demo(pair: &str, data_dir: Option<PathBuf>) -> Result<Outcome> {
     let (mila, bela) = parse_pair(pair)?;
     // The connectors' and nodes' warnings (a problem reported, a round retried) on stderr; SDX_LOG sets more.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SDX_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+    log_to_stderr();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
@@ -619,6 +624,7 @@ pub fn quantile(d: &[Duration], q: f64) -> f64 {
 /// `sdx bench connectors --ticket-systems MILA:BELA --changes N --poll-ms P`
 pub fn bench(pair: &str, changes: usize, poll_ms: u64, tickets: usize, push: bool) -> Result<Outcome> {
     let (mila, bela) = parse_pair(pair)?;
+    log_to_stderr();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
