@@ -1,7 +1,8 @@
 //! Push: a ticket system that can say "a ticket changed" (OTOBO's GenericInterface invoker, an RT scrip; see
-//! `scripts/ticketsystems/`) posts to the connector's `POST /push`, and the connector polls at once instead of
-//! at the end of its interval. The body is neither needed nor trusted: the connector reads the system itself, so
-//! a lost, repeated or forged push changes nothing but the timing, and polling stays the safety net.
+//! `scripts/ticketsystems/`) posts to the connector's `POST /push`, and the connector syncs that ticket at once
+//! instead of at its next poll. The body only names the ticket (`{"TicketID": 7}` from OTOBO, `{"ticket": 7}`
+//! from RT; a body naming none starts a whole round): the connector reads the ticket itself, so a lost, repeated
+//! or forged push changes nothing but the timing, and polling stays the safety net.
 //!
 //! The listener wants the shared token as `Authorization: Bearer TOKEN` or as the password of basic auth (the
 //! user name is ignored; OTOBO's requester only speaks basic auth). Answers: 204 done, 401 without the token,
@@ -10,14 +11,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::secret::Secret;
+use crate::sync::Wake;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use base64::Engine as _;
 use serde::Deserialize;
-use tokio::sync::Notify;
-
-use crate::secret::Secret;
 
 /// The largest push body taken (OTOBO sends the event's ticket data along).
 const MAX_BODY: usize = 64 * 1024;
@@ -55,8 +55,8 @@ impl PushListener {
         self.listener.local_addr()
     }
 
-    /// Serve pushes until the task is dropped, waking `wake` for each accepted one.
-    pub async fn serve(self, wake: Arc<Notify>) -> std::io::Result<()> {
+    /// Serve pushes until the task is dropped, telling `wake` of each accepted one.
+    pub async fn serve(self, wake: Arc<Wake>) -> std::io::Result<()> {
         let app = axum::Router::new()
             .route("/push", post(push))
             .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -67,10 +67,10 @@ impl PushListener {
 
 struct Pushed {
     token: Secret,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
 }
 
-async fn push(State(p): State<Arc<Pushed>>, headers: HeaderMap, _body: axum::body::Bytes) -> StatusCode {
+async fn push(State(p): State<Arc<Pushed>>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(token_of);
     let ok = given.is_some_and(|g| {
         aws_lc_rs::constant_time::verify_slices_are_equal(g.as_bytes(), p.token.expose().as_bytes()).is_ok()
@@ -79,8 +79,21 @@ async fn push(State(p): State<Arc<Pushed>>, headers: HeaderMap, _body: axum::bod
         tracing::warn!("push without the right token refused");
         return StatusCode::UNAUTHORIZED;
     }
-    p.wake.notify_one();
+    p.wake.push(ticket_in(&body));
     StatusCode::NO_CONTENT
+}
+
+/// The ticket a push body names: `TicketID` (OTOBO) or `ticket` (RT), a number or a short id.
+fn ticket_in(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let id = v.get("TicketID").or_else(|| v.get("ticket"))?;
+    let id = match id {
+        serde_json::Value::Number(n) => n.as_u64()?.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => return None,
+    };
+    let ok = !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then_some(id)
 }
 
 /// The token of an `Authorization` value: a bearer token, or the password of basic auth.
@@ -108,5 +121,15 @@ mod tests {
         assert_eq!(token_of("Basic !!!"), None);
         assert_eq!(token_of("Digest x"), None);
         assert_eq!(token_of("Bearer"), None);
+    }
+
+    #[test]
+    fn a_push_names_its_ticket_or_none() {
+        assert_eq!(ticket_in(br#"{"Event":"ArticleCreate","TicketID":273}"#).as_deref(), Some("273"));
+        assert_eq!(ticket_in(br#"{"ticket":150}"#).as_deref(), Some("150"));
+        assert_eq!(ticket_in(br#"{"ticket":"../etc"}"#), None);
+        assert_eq!(ticket_in(br#"{"ticket":-1}"#), None);
+        assert_eq!(ticket_in(b"not json"), None);
+        assert_eq!(ticket_in(b""), None);
     }
 }

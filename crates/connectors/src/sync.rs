@@ -67,6 +67,44 @@ impl SyncError {
     }
 }
 
+/// What pushes leave for the connector: the tickets they named, or "poll" when one named none.
+#[derive(Default)]
+pub struct Wake {
+    notify: tokio::sync::Notify,
+    pushed: std::sync::Mutex<Pushed>,
+}
+
+#[derive(Default)]
+struct Pushed {
+    tickets: BTreeSet<String>,
+    round: bool,
+}
+
+/// More named tickets than this waiting: a whole round instead.
+const MAX_PUSHED: usize = 1000;
+
+impl Wake {
+    /// A push naming `ticket` (or none: a whole round).
+    pub fn push(&self, ticket: Option<String>) {
+        if let Ok(mut p) = self.pushed.lock() {
+            match ticket {
+                Some(t) if p.tickets.len() < MAX_PUSHED => {
+                    p.tickets.insert(t);
+                }
+                _ => p.round = true,
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// The tickets pushed since the last call, or `None` when a whole round is due.
+    fn take(&self) -> Option<BTreeSet<String>> {
+        let mut p = self.pushed.lock().ok()?;
+        let p = std::mem::take(&mut *p);
+        (!p.round).then_some(p.tickets)
+    }
+}
+
 /// What the connector remembers about one linked ticket (state key `ticket:ID`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -206,8 +244,9 @@ pub struct Connector<S: TicketSystem> {
     /// link that records it are one step for the polling side, which could otherwise read the written status
     /// with the link from before and send it back as an agent's change.
     one_at_a_time: tokio::sync::Mutex<()>,
-    /// Woken by a push from the system (see [`crate::push`]): poll now instead of at the end of the interval.
-    wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Woken by a push from the system (see [`crate::push`]): sync the named tickets (or poll) now instead of at
+    /// the end of the interval.
+    wake: std::sync::Arc<Wake>,
 }
 
 impl<S: TicketSystem> Connector<S> {
@@ -234,8 +273,9 @@ impl<S: TicketSystem> Connector<S> {
         }
     }
 
-    /// What a push wakes: the next poll of the system starts at once (or right after the running one).
-    pub fn waker(&self) -> std::sync::Arc<tokio::sync::Notify> {
+    /// What a push wakes: the tickets it names are synced at once (or right after the running round); a push
+    /// that names none starts a whole round.
+    pub fn waker(&self) -> std::sync::Arc<Wake> {
         self.wake.clone()
     }
 
@@ -263,9 +303,17 @@ impl<S: TicketSystem> Connector<S> {
                 if let Err(e) = self.poll_system().await {
                     tracing::warn!(connector = %self.name, error = %e, "ticket system round failed; retrying");
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep_until(t0 + self.poll) => {}
-                    _ = self.wake.notified() => {}
+                // Until the next round: the tickets pushes name, one by one (the cursor stays for the round).
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t0 + self.poll) => break,
+                        _ = self.wake.notify.notified() => {}
+                    }
+                    let Some(tickets) = self.wake.take() else { break };
+                    if let Err(e) = self.sync_pushed(tickets).await {
+                        tracing::warn!(connector = %self.name, error = %e, "pushed ticket failed; polling");
+                        break;
+                    }
                 }
             }
         };
@@ -315,6 +363,23 @@ impl<S: TicketSystem> Connector<S> {
             self.node.put_state("cursor.system", &newest.unix_timestamp(), None).await?;
         }
         Ok(handled)
+    }
+
+    /// The tickets a push named: each read and synced as in a round (a problem is reported on the ticket).
+    async fn sync_pushed(&self, tickets: BTreeSet<String>) -> Result<(), SyncError> {
+        for id in tickets {
+            let t = match self.system.get(&id).await {
+                Ok(t) => t,
+                Err(SystemError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match self.sync_ticket(&t).await {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => self.report_on(&t, &e.to_string()).await?,
+            }
+        }
+        Ok(())
     }
 
     /// Bring one ticket's changes to SDX.
