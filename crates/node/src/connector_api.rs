@@ -171,12 +171,22 @@ async fn events<S: Store>(State(st): State<Shared<S>>, Query(p): Query<FeedParam
     }
     let deadline = Instant::now() + Duration::from_secs(wait).min(st.feed_max_wait);
     let store = st.engine.store();
+    let signal = st.engine.feed_signal();
     let found = loop {
+        // Registered before the store is read, so a commit in between is not missed; the store is read again
+        // every FEED_POLL anyway (events of the delivery worker, other processes on one database).
+        let committed = signal.notified();
+        tokio::pin!(committed);
+        committed.as_mut().enable();
         let found = store.feed(after, limit).await?;
         if !found.is_empty() || Instant::now() >= deadline {
             break found;
         }
-        tokio::time::sleep(FEED_POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        let poll = FEED_POLL.min(deadline.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            _ = committed => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
     };
     Ok(axum::Json(feed_page(found, after)))
 }

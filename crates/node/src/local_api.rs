@@ -342,6 +342,7 @@ async fn create<S: Store>(
     };
     let forward = sdx_codec::validate::validate_forward(&body).map_err(ApiError::invalid)?;
     let s = st.engine.forward_keyed(forward.case, forward.note, key.as_deref()).await?;
+    st.engine.feed_signal().notify_waiters();
     let (id, replayed) = (s.message_id, s.replayed);
     let mut answer = sent(s);
     if let Some(secs) = wait {
@@ -393,6 +394,7 @@ async fn change<S: Store>(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::MessageTypeMismatch, detail));
     }
     let s = st.engine.change_keyed(id, body, key.as_deref()).await?;
+    st.engine.feed_signal().notify_waiters();
     let replayed = s.replayed;
     Ok(sent_answer(StatusCode::OK, sent(s), replayed))
 }

@@ -172,6 +172,7 @@ async fn receive_batch<S: Store>(
     }
     let wires: Vec<&[u8]> = req.messages.iter().map(|m| m.as_bytes()).collect();
     let answers = engine.receive_batch(&wires, &peer.org).await?;
+    engine.feed_signal().notify_waiters();
     let results = answers
         .into_iter()
         .map(|a| match a {
@@ -207,7 +208,9 @@ async fn receive<S: Store>(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let body = read(body)?;
-    match engine.receive(&body, &peer.org).await? {
+    let answer = engine.receive(&body, &peer.org).await?;
+    engine.feed_signal().notify_waiters();
+    match answer {
         Answer::Receipt { jws, .. } => {
             let mut r = (StatusCode::OK, jws).into_response();
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(WIRE_MEDIA_TYPE));

@@ -194,6 +194,8 @@ struct Inner<S> {
     delivery: DeliverySettings,
     /// Signalled after a commit that put something into the outbox.
     wake: Arc<tokio::sync::Notify>,
+    /// Signalled after messages from a peer or local changes were committed (change feed requests wait on it).
+    feed: tokio::sync::Notify,
     /// Callers waiting for a message's receipt ([`Engine::wait_delivered`]): `true` when it was delivered.
     waiters: std::sync::Mutex<HashMap<MessageId, Vec<tokio::sync::oneshot::Sender<bool>>>>,
     /// Where deliveries and applied messages are counted.
@@ -250,7 +252,8 @@ impl<S: Store> Engine<S> {
         let peers = peers.into_iter().map(|p| (p.org.clone(), p)).collect();
         let wake = Arc::new(tokio::sync::Notify::new());
         let waiters = std::sync::Mutex::new(HashMap::new());
-        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake, waiters, metrics }) }
+        let feed = tokio::sync::Notify::new();
+        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake, feed, waiters, metrics }) }
     }
 
     /// Where this engine records its metrics.
@@ -294,6 +297,12 @@ impl<S: Store> Engine<S> {
     /// Signalled whenever a commit put a message into the outbox (the delivery worker waits on it).
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
         Arc::clone(&self.inner.wake)
+    }
+
+    /// Signalled (`notify_waiters`) by the HTTP surfaces after messages from a peer or local changes were
+    /// committed: change feed requests wait on it instead of only polling the store.
+    pub fn feed_signal(&self) -> &tokio::sync::Notify {
+        &self.inner.feed
     }
 
     /// This node's organisation.
