@@ -268,11 +268,7 @@ async fn upkeep(engine: Engine<AnyStore>, metrics: Metrics, mut stop: tokio::syn
     }
 }
 
-/// How often the delivery worker claims from the store even if nothing told it to (retries, other processes).
-const CLAIM_EVERY: Duration = Duration::from_millis(500);
-
-/// Deliver whenever something was enqueued (handed over in memory, see [`Engine::next_due`]), and claim from the
-/// store at least every [`CLAIM_EVERY`] for retries. Up to `concurrency`
+/// Deliver whenever something was enqueued, and at least every 500 ms for retries. Up to `concurrency`
 /// requests are in flight, each carrying up to `batch` messages for one peer; a finished request frees its
 /// slot at once (no waiting for the slowest).
 async fn delivery_worker(
@@ -285,19 +281,13 @@ async fn delivery_worker(
     let wake = engine.outbox_signal();
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1) as usize));
     let mut in_flight = tokio::task::JoinSet::new();
-    let mut last_claim = tokio::time::Instant::now();
     loop {
         while in_flight.try_join_next().is_some() {}
-        if last_claim.elapsed() >= CLAIM_EVERY {
-            // Retries that came due, and messages of other processes on the same database.
-            engine.want_claim();
-            last_claim = tokio::time::Instant::now();
-        }
         let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
         let mut claimed = 0;
         let limit = free.saturating_mul(batch.max(1));
         if free > 0 {
-            match engine.next_due(limit).await {
+            match engine.claim_due(limit).await {
                 Ok(due) => {
                     claimed = due.len();
                     for b in engine.batches(due) {
@@ -322,7 +312,7 @@ async fn delivery_worker(
         }
         let stopping = tokio::select! {
             _ = wake.notified() => false,
-            _ = tokio::time::sleep(CLAIM_EVERY) => false,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
         if stopping {

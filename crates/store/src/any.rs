@@ -178,9 +178,6 @@ impl StoreTx for AnyTx {
     async fn enqueue(&mut self, d: &Delivery) -> Result<()> {
         delegate_tx!(self, t => t.enqueue(d))
     }
-    async fn enqueue_leased(&mut self, d: &Delivery, lease_until: Timestamp) -> Result<bool> {
-        delegate_tx!(self, t => t.enqueue_leased(d, lease_until))
-    }
     async fn claim_due(&mut self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Delivery>> {
         delegate_tx!(self, t => t.claim_due(now, lease_until, limit))
     }

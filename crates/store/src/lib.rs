@@ -148,12 +148,6 @@ pub trait StoreTx: Send {
     /// [`Error::Duplicate`].
     fn enqueue(&mut self, d: &Delivery) -> impl Future<Output = Result<()>> + Send;
 
-    /// [`StoreTx::enqueue`] and, if the delivery is claimable now (pending, due, no earlier message of its case to
-    /// its peer pending or dead — insert the message first), claim it in the same transaction: leased until
-    /// `lease_until` as [`StoreTx::claim_due`] would lease it. Returns whether it was leased; the caller then sends
-    /// it without claiming it (should the caller die first, the lease runs out or is released at the next start).
-    fn enqueue_leased(&mut self, d: &Delivery, lease_until: Timestamp) -> impl Future<Output = Result<bool>> + Send;
-
     /// Due pending deliveries (`next_attempt_at <= now`, lease expired), earliest first, at most `limit`,
     /// leased until `lease_until` so that another worker or process does not take them before then
     /// (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: the single writer).

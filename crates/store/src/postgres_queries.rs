@@ -308,25 +308,6 @@ pub(crate) async fn held_messages(c: &mut Conn, case: CaseId, peer: &OrgKey) -> 
     rows.iter().map(message_row).collect()
 }
 
-pub(crate) async fn enqueue_leased(c: &mut Conn, d: &Delivery, lease_until: Timestamp) -> Result<bool> {
-    let lease: Option<i64> = sqlx::query_scalar(q::ENQUEUE_LEASED)
-        .bind(d.message_id.to_string())
-        .bind(d.peer.as_str())
-        .bind(d.state.as_str())
-        .bind(i64::from(d.attempts))
-        .bind(ms(&d.created_at))
-        .bind(ms(&d.next_attempt_at))
-        .bind(d.last_error.as_deref())
-        .bind(d.delivered_at.as_ref().map(ms))
-        .bind(ms(&lease_until))
-        .fetch_optional(&mut *c)
-        .await?;
-    match lease {
-        Some(l) => Ok(l != 0),
-        None => Err(Error::Duplicate),
-    }
-}
-
 pub(crate) async fn enqueue(c: &mut Conn, d: &Delivery) -> Result<()> {
     let done = sqlx::query(q::ENQUEUE)
         .bind(d.message_id.to_string())
@@ -512,9 +493,6 @@ impl crate::StoreTx for crate::postgres::PgTx {
     }
     async fn enqueue(&mut self, d: &Delivery) -> Result<()> {
         enqueue(self.conn()?, d).await
-    }
-    async fn enqueue_leased(&mut self, d: &Delivery, lease_until: Timestamp) -> Result<bool> {
-        enqueue_leased(self.conn()?, d, lease_until).await
     }
     async fn claim_due(&mut self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Delivery>> {
         claim_due(self.conn()?, now, lease_until, limit).await

@@ -59,16 +59,6 @@ pub(crate) const HELD: &str = "SELECT message_id, case_id, direction, peer, mess
 pub(crate) const ENQUEUE: &str = "INSERT INTO deliveries \
     (message_id, peer, state, attempts, created_at, next_attempt_at, lease_until, last_error, delivered_at) \
     VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8) ON CONFLICT (message_id) DO NOTHING";
-/// Queue a delivery leased to the caller until `$9` if it is claimable now (the same condition as
-/// `claimable!`: no earlier message of its case to its peer pending or dead; the message row is inserted first);
-/// returns the lease (0: not leased). Saves the sender a claim transaction per message.
-pub(crate) const ENQUEUE_LEASED: &str = "INSERT INTO deliveries \
-    (message_id, peer, state, attempts, created_at, next_attempt_at, lease_until, last_error, delivered_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN EXISTS (\
-    SELECT 1 FROM messages m JOIN messages e ON e.case_id = m.case_id AND e.peer = m.peer \
-    AND e.direction = 'out' AND e.state IN ('pending', 'dead') AND e.sequence < m.sequence \
-    WHERE m.message_id = $1) THEN 0 ELSE $9 END, $7, $8) \
-    ON CONFLICT (message_id) DO NOTHING RETURNING lease_until";
 /// The claimable deliveries: pending, due, not leased, and no earlier message of the same case to the same peer
 /// still pending or dead (so a case's messages reach the peer one after the other, in sequence order, and none
 /// goes out past a dead letter, which the peer does not have). `$1` now.

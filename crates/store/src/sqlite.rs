@@ -734,9 +734,6 @@ impl crate::StoreTx for SqliteTx {
     async fn enqueue(&mut self, d: &Delivery) -> Result<()> {
         sql::enqueue(self.conn()?, d)
     }
-    async fn enqueue_leased(&mut self, d: &Delivery, lease_until: sdx_model::Timestamp) -> Result<bool> {
-        sql::enqueue_leased(self.conn()?, d, lease_until)
-    }
     async fn claim_due(
         &mut self,
         now: sdx_model::Timestamp,

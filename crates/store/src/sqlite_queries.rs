@@ -286,29 +286,6 @@ pub(crate) fn enqueue(c: &Connection, d: &Delivery) -> Result<()> {
     if done == 1 { Ok(()) } else { Err(Error::Duplicate) }
 }
 
-pub(crate) fn enqueue_leased(c: &Connection, d: &Delivery, lease_until: Timestamp) -> Result<bool> {
-    let lease = one(
-        c,
-        q::ENQUEUE_LEASED,
-        params![
-            d.message_id.to_string(),
-            d.peer.as_str(),
-            d.state.as_str(),
-            i64::from(d.attempts),
-            ms(&d.created_at),
-            ms(&d.next_attempt_at),
-            d.last_error.as_deref(),
-            d.delivered_at.as_ref().map(ms),
-            ms(&lease_until),
-        ],
-        |r| Ok(r.get::<_, i64>(0)?),
-    )?;
-    match lease {
-        Some(l) => Ok(l != 0),
-        None => Err(Error::Duplicate),
-    }
-}
-
 pub(crate) fn claim_due(c: &Connection, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Delivery>> {
     let limit = i64::from(limit.min(crate::record::MAX_PAGE));
     let mut out =

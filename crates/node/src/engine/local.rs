@@ -7,7 +7,7 @@ use sdx_model::{Body, Case, CaseId, ErrorCode, Message, MessageId, OrgKey, Times
 use sdx_store::{CaseRecord, Delivery, DeliveryState, Direction, EventKind, MessageRecord, MessageState, OurRole};
 use sdx_store::{Store, StoreTx};
 
-use super::{Engine, EngineError, LEASE, Queued, Sent, event, later, now, refusal, status_event};
+use super::{Engine, EngineError, Sent, event, now, refusal, status_event};
 use crate::protocol::Sealed;
 
 /// The `revision` a body says it leads to.
@@ -106,11 +106,10 @@ impl<S: Store> Engine<S> {
         }
         let rec = CaseRecord { case: case.clone(), partner: to, our_role: OurRole::Originator, updated_at: at };
         tx.put_case(&rec, None).await?;
-        let queued = self.enqueue(&mut tx, out, Some(presealed)).await?;
-        let message_id = queued.message_id();
+        let message_id = self.enqueue(&mut tx, out, Some(presealed)).await?;
         remember(&mut tx, key, case.case_id, message_id, at).await?;
         tx.commit().await?;
-        self.hand_over(vec![queued]);
+        self.inner.wake.notify_one();
         Ok(Sent { message_id, case, replayed: false })
     }
 
@@ -136,14 +135,13 @@ impl<S: Store> Engine<S> {
         tx.put_case(&updated, Some(rec.case.revision)).await?;
         let acknowledged = tx.last_in_sequence(case_id, &rec.partner).await?;
         let out = Outgoing { to: rec.partner.clone(), case_id, body, created_at: at, acknowledged: Some(acknowledged) };
-        let queued = self.enqueue(&mut tx, out, None).await?;
-        let message_id = queued.message_id();
+        let message_id = self.enqueue(&mut tx, out, None).await?;
         if let Some(ev) = status_event(case_id, &rec.case, &new, Some(message_id)) {
             tx.add_event(&ev).await?;
         }
         remember(&mut tx, key, case_id, message_id, at).await?;
         tx.commit().await?;
-        self.hand_over(vec![queued]);
+        self.inner.wake.notify_one();
         Ok(Sent { message_id, case: new, replayed: false })
     }
 
@@ -163,35 +161,32 @@ impl<S: Store> Engine<S> {
     }
 
     /// Seal `out` with the next sequence number of its case and peer and put it into the outbox. `presealed` is
-    /// the message already sealed with the number expected (used if that is the number). Once `tx` is committed,
-    /// hand the result to [`Engine::hand_over`].
+    /// the message already sealed with the number expected (used if that is the number).
     pub(super) async fn enqueue(
         &self,
         tx: &mut S::Tx,
         out: Outgoing,
         presealed: Option<(Message, Sealed)>,
-    ) -> Result<Queued, EngineError> {
+    ) -> Result<MessageId, EngineError> {
         let seq = tx.next_out_sequence(out.case_id, &out.to).await?;
         self.enqueue_numbered(tx, &out, seq, presealed).await
     }
 
-    /// Put `out`, sealed with sequence number `seq`, into the outbox — leased to this node's delivery worker at
-    /// once if it can go out now (nothing before it waits), so that the worker need not claim it. Once `tx` is
-    /// committed, hand the result to [`Engine::hand_over`].
+    /// Put `out`, sealed with sequence number `seq`, into the outbox.
     pub(super) async fn enqueue_numbered(
         &self,
         tx: &mut S::Tx,
         out: &Outgoing,
         seq: u64,
         presealed: Option<(Message, Sealed)>,
-    ) -> Result<Queued, EngineError> {
+    ) -> Result<MessageId, EngineError> {
         let (m, Sealed { jws, digest }) = match presealed {
             Some((m, sealed)) if m.header.sequence == Some(seq) => (m, sealed),
             _ => self.seal_out(out, seq)?,
         };
         let at = now();
         let id = m.header.message_id;
-        let record = MessageRecord {
+        tx.insert_message(&MessageRecord {
             message_id: id,
             case_id: Some(out.case_id),
             direction: Direction::Out,
@@ -203,9 +198,9 @@ impl<S: Store> Engine<S> {
             jws,
             digest,
             state: MessageState::Pending,
-        };
-        tx.insert_message(&record).await?;
-        let delivery = Delivery {
+        })
+        .await?;
+        tx.enqueue(&Delivery {
             message_id: id,
             peer: out.to.clone(),
             state: DeliveryState::Pending,
@@ -214,15 +209,10 @@ impl<S: Store> Engine<S> {
             next_attempt_at: at,
             last_error: None,
             delivered_at: None,
-        };
-        let leased = if self.may_hand_over() {
-            tx.enqueue_leased(&delivery, later(at, LEASE)).await?
-        } else {
-            tx.enqueue(&delivery).await?;
-            false
-        };
+        })
+        .await?;
         let detail = format!("{} #{seq} to {}", m.header.message_type, out.to);
         tx.add_event(&event(out.case_id, EventKind::MessageSent, Some(id), detail)).await?;
-        Ok(Queued { delivery, message: record, case_id: out.case_id, leased })
+        Ok(id)
     }
 }

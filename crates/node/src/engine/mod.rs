@@ -15,15 +15,14 @@
 //! - `replay` — recomputing a case from its messages in the one order of [`sdx_model::convergence`], when
 //!   concurrent changes of both organisations met; both copies end identical (`docs/protocol.md`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sdx_crypto::PublicKey;
 use sdx_model::lifecycle::Refusal;
 use sdx_model::{Case, CaseId, ErrorCode, MessageId, OrgKey, ReceiptResult, Timestamp};
-use sdx_store::{Delivery, EventKind, MessageRecord, Store, TimelineEvent};
+use sdx_store::{EventKind, Store, TimelineEvent};
 
 use crate::metrics::Metrics;
 use crate::protocol::Identity;
@@ -188,32 +187,6 @@ pub trait Transport: Send + Sync {
     }
 }
 
-/// How long a claimed delivery is leased to the worker that claimed it.
-const LEASE: Duration = Duration::from_secs(60);
-
-/// Most deliveries leased at enqueue that wait in memory for the delivery worker; beyond, messages are queued
-/// unleased and claimed (an engine without a worker does not pile them up).
-const MAX_HANDED: usize = 4096;
-
-/// A message put into the outbox by a transaction not yet committed.
-pub(super) struct Queued {
-    /// Its delivery.
-    delivery: Delivery,
-    /// The message as stored (what the worker sends: no need to read it back).
-    message: MessageRecord,
-    /// Its case.
-    case_id: CaseId,
-    /// Leased to this node in the same transaction: handed to the worker in memory once committed.
-    leased: bool,
-}
-
-impl Queued {
-    /// The message's id.
-    pub(super) fn message_id(&self) -> MessageId {
-        self.delivery.message_id
-    }
-}
-
 struct Inner<S> {
     me: Identity,
     store: S,
@@ -225,14 +198,6 @@ struct Inner<S> {
     waiters: std::sync::Mutex<HashMap<MessageId, Vec<tokio::sync::oneshot::Sender<bool>>>>,
     /// Where deliveries and applied messages are counted.
     metrics: Metrics,
-    /// Deliveries leased when they were enqueued, for the worker to send without claiming them.
-    handed: std::sync::Mutex<VecDeque<(Delivery, MessageRecord)>>,
-    /// The messages of deliveries taken from `handed`, until they are sent ([`Engine::deliver`]).
-    taken: std::sync::Mutex<HashMap<MessageId, MessageRecord>>,
-    /// Something may be claimable in the store that was not handed over (see [`Engine::next_due`]).
-    claim_wanted: AtomicBool,
-    /// Cases with a message queued unleased behind an earlier one: their next outcome frees it.
-    behind: std::sync::Mutex<HashSet<CaseId>>,
 }
 
 /// The engine of one node. Cheap to clone.
@@ -285,83 +250,7 @@ impl<S: Store> Engine<S> {
         let peers = peers.into_iter().map(|p| (p.org.clone(), p)).collect();
         let wake = Arc::new(tokio::sync::Notify::new());
         let waiters = std::sync::Mutex::new(HashMap::new());
-        Engine {
-            inner: Arc::new(Inner {
-                me,
-                store,
-                peers,
-                delivery,
-                wake,
-                waiters,
-                metrics,
-                handed: std::sync::Mutex::new(VecDeque::new()),
-                taken: std::sync::Mutex::new(HashMap::new()),
-                claim_wanted: AtomicBool::new(true),
-                behind: std::sync::Mutex::new(HashSet::new()),
-            }),
-        }
-    }
-
-    /// After the commit of messages put into the outbox: the leased ones go to the delivery worker in memory;
-    /// for the others (waiting behind an earlier message of their case) the worker is told to claim. Wakes it.
-    pub(super) fn hand_over(&self, queued: Vec<Queued>) {
-        let mut claim = false;
-        {
-            let mut handed = self.inner.handed.lock().unwrap_or_else(|p| p.into_inner());
-            for q in queued {
-                if q.leased {
-                    handed.push_back((q.delivery, q.message));
-                } else {
-                    self.inner.behind.lock().unwrap_or_else(|p| p.into_inner()).insert(q.case_id);
-                    claim = true;
-                }
-            }
-        }
-        if claim {
-            self.inner.claim_wanted.store(true, Ordering::SeqCst);
-        }
-        self.inner.wake.notify_one();
-    }
-
-    /// Whether a message enqueued now may be leased to the worker (the queue in memory has room).
-    pub(super) fn may_hand_over(&self) -> bool {
-        self.inner.handed.lock().unwrap_or_else(|p| p.into_inner()).len() < MAX_HANDED
-    }
-
-    /// Up to `limit` deliveries handed over, oldest first (their messages kept for [`Engine::deliver`]).
-    fn take_handed(&self, limit: u32) -> Vec<Delivery> {
-        let taken: Vec<(Delivery, MessageRecord)> = {
-            let mut handed = self.inner.handed.lock().unwrap_or_else(|p| p.into_inner());
-            let n = handed.len().min(limit as usize);
-            handed.drain(..n).collect()
-        };
-        let mut messages = self.inner.taken.lock().unwrap_or_else(|p| p.into_inner());
-        taken
-            .into_iter()
-            .map(|(d, m)| {
-                // Bounded like the queue (a caller that claims and never delivers does not pile them up).
-                if messages.len() < MAX_HANDED {
-                    messages.insert(m.message_id, m);
-                }
-                d
-            })
-            .collect()
-    }
-
-    /// The message of a delivery to send: kept from the hand-over, else read from the store.
-    async fn message_to_send(&self, id: MessageId) -> Result<Option<MessageRecord>, EngineError> {
-        let kept = self.inner.taken.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-        match kept {
-            Some(m) => Ok(Some(m)),
-            None => Ok(self.inner.store.get_message(id).await?),
-        }
-    }
-
-    /// Tell the delivery worker to claim from the store at its next round (and wake it): something may be due
-    /// that was not handed over — a retry, a message freed by an outcome or an operator, another process's.
-    pub fn want_claim(&self) {
-        self.inner.claim_wanted.store(true, Ordering::SeqCst);
-        self.inner.wake.notify_one();
+        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake, waiters, metrics }) }
     }
 
     /// Where this engine records its metrics.

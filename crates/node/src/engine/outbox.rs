@@ -1,8 +1,6 @@
 //! Delivery: the one owner of a delivery's state. Due deliveries are claimed (leased for a minute; a case's next
-//! message only when the one before it is delivered or rejected, never past a dead letter) — a message that can
-//! go out at once is leased in the transaction that enqueues it and handed to the worker in memory
-//! ([`Engine::next_due`]) —, sent per peer as batches through a [`Transport`], and every answer is judged and
-//! recorded in one transaction:
+//! message only when the one before it is delivered or rejected, never past a dead letter), sent per peer as
+//! batches through a [`Transport`], and every answer is judged and recorded in one transaction:
 //!
 //! | answer | delivery becomes | the case |
 //! |---|---|---|
@@ -17,7 +15,7 @@
 //! them for ever) until an operator retries the dead letter ([`Engine::retry_dead`]) or skips it
 //! ([`Engine::skip_dead`]: withdrawn from the case, the messages behind it renumbered).
 
-use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use sdx_model::{ErrorCode, MessageId, OrgKey, Receipt, ReceiptResult, Timestamp};
 use sdx_store::{Delivery, Direction, EventKind, MessageRecord, MessageState, ReceiptRecord};
@@ -25,7 +23,7 @@ use sdx_store::{Store, StoreTx};
 
 use super::inbox::decode_stored;
 use super::local::Outgoing;
-use super::{Engine, EngineError, LEASE, Peer, Transport, TransportError, event, later, now, refusal};
+use super::{Engine, EngineError, Peer, Transport, TransportError, event, later, now, refusal};
 use crate::metrics::DeliveryOutcome;
 use crate::protocol;
 
@@ -69,38 +67,12 @@ impl<S: Store> Engine<S> {
         Ok(n)
     }
 
-    /// Claim up to `limit` due deliveries (leased for a minute, so no other worker or process takes them): those
-    /// leased when they were enqueued first, then claimed ones.
+    /// Claim up to `limit` due deliveries (leased for a minute, so no other worker or process takes them).
     pub async fn claim_due(&self, limit: u32) -> Result<Vec<Delivery>, EngineError> {
         let at = now();
-        let mut due = self.take_handed(limit);
-        let rest = limit.saturating_sub(u32::try_from(due.len()).unwrap_or(u32::MAX));
-        if rest > 0 {
-            let mut tx = self.inner.store.begin().await?;
-            due.extend(tx.claim_due(at, later(at, LEASE), rest).await?);
-            tx.commit().await?;
-        }
-        Ok(due)
-    }
-
-    /// What the delivery worker sends next, at most `limit`: the deliveries leased when they were enqueued
-    /// ([`Engine::hand_over`]), then — only when something may wait in the store ([`Engine::want_claim`]: at start,
-    /// when a message was queued behind another, when an outcome may have freed one, and on the worker's clock
-    /// for retries and other processes' messages) — claimed ones. Saves a claim transaction per message.
-    pub async fn next_due(&self, limit: u32) -> Result<Vec<Delivery>, EngineError> {
-        let mut due = self.take_handed(limit);
-        let rest = limit.saturating_sub(u32::try_from(due.len()).unwrap_or(u32::MAX));
-        if rest > 0 && self.inner.claim_wanted.swap(false, Ordering::SeqCst) {
-            let at = now();
-            let mut tx = self.inner.store.begin().await?;
-            let claimed = tx.claim_due(at, later(at, LEASE), rest).await?;
-            tx.commit().await?;
-            if claimed.len() >= rest as usize {
-                // There may be more.
-                self.inner.claim_wanted.store(true, Ordering::SeqCst);
-            }
-            due.extend(claimed);
-        }
+        let mut tx = self.inner.store.begin().await?;
+        let due = tx.claim_due(at, later(at, Duration::from_secs(60)), limit).await?;
+        tx.commit().await?;
         Ok(due)
     }
 
@@ -174,7 +146,7 @@ impl<S: Store> Engine<S> {
         let _guard = span.enter();
         let mut msgs = Vec::with_capacity(ds.len());
         for d in &ds {
-            let Some(msg) = self.message_to_send(d.message_id).await? else {
+            let Some(msg) = self.inner.store.get_message(d.message_id).await? else {
                 return Err(EngineError::Store(sdx_store::Error::Corrupt(format!(
                     "delivery without message {}",
                     d.message_id
@@ -220,19 +192,9 @@ impl<S: Store> Engine<S> {
                 Recorded::Retry => m.delivery_attempt(&d.peer, DeliveryOutcome::Retry),
             }
         }
-        // A delivered or rejected message frees the next one of its case, if one was queued behind it; a retry
-        // or dead letter changes what is due, too.
-        let freed = {
-            let mut behind = self.inner.behind.lock().unwrap_or_else(|p| p.into_inner());
-            let mut freed = false;
-            for (msg, r) in msgs.iter().zip(&recorded) {
-                let was_behind = msg.case_id.is_some_and(|c| behind.remove(&c));
-                freed |= was_behind || *r != Recorded::Delivered;
-            }
-            freed
-        };
-        if freed {
-            self.want_claim();
+        if recorded.contains(&Recorded::Rejected) {
+            // A rejected change may have freed the next message of its case.
+            self.inner.wake.notify_one();
         }
         Ok(delivered)
     }
@@ -378,7 +340,7 @@ impl<S: Store> Engine<S> {
         }
         tx.commit().await?;
         if ok {
-            self.want_claim();
+            self.inner.wake.notify_one();
         }
         Ok(ok)
     }
@@ -414,7 +376,6 @@ impl<S: Store> Engine<S> {
             .collect();
         behind.sort_by_key(|m| m.sequence);
         let mut next = seq;
-        let mut queued = Vec::with_capacity(behind.len());
         for old in &behind {
             let m = decode_stored(old)?;
             tx.supersede(old.message_id).await?;
@@ -425,7 +386,7 @@ impl<S: Store> Engine<S> {
                 created_at: m.header.created_at,
                 acknowledged: m.header.acknowledged_sequence,
             };
-            queued.push(self.enqueue_numbered(&mut tx, &out, next, None).await?);
+            self.enqueue_numbered(&mut tx, &out, next, None).await?;
             next += 1;
         }
         tx.set_last_out_sequence(case_id, &dead.peer, next - 1).await?;
@@ -438,8 +399,7 @@ impl<S: Store> Engine<S> {
         tx.add_event(&event(case_id, EventKind::Skipped, Some(id), detail)).await?;
         let _withdrawn = self.recompute_all(&mut tx, &rec).await?;
         tx.commit().await?;
-        self.hand_over(queued);
-        self.want_claim();
+        self.inner.wake.notify_one();
         Ok(true)
     }
 }

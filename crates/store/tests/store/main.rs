@@ -243,56 +243,6 @@ async fn claim_due_leases<D: TestDb>(db: &D) -> Result<()> {
     Ok(())
 }
 
-/// A delivery queued with `enqueue_leased` is claimed in the same transaction when it is claimable (the sender
-/// sends it without a claim transaction), and queued unleased when an earlier message of its case waits; a lease
-/// taken so runs out and is released like any other.
-async fn enqueue_leased_claims_when_claimable<D: TestDb>(db: &D) -> Result<()> {
-    let s = db.store();
-    let case = CaseId::new_random();
-    let first = message(Some(case), Direction::Out, &bela(), Some(1), MessageState::Pending);
-    let second = message(Some(case), Direction::Out, &bela(), Some(2), MessageState::Pending);
-    let mut tx = s.begin().await?;
-    tx.insert_message(&first).await?;
-    assert!(tx.enqueue_leased(&delivery(&first, t(0)), t(60_000)).await?, "nothing before it: leased");
-    tx.insert_message(&second).await?;
-    assert!(!tx.enqueue_leased(&delivery(&second, t(0)), t(60_000)).await?, "behind #1: not leased");
-    assert!(matches!(tx.enqueue_leased(&delivery(&second, t(0)), t(60_000)).await, Err(Error::Duplicate)));
-    tx.commit().await?;
-    let claim = |now: i64| {
-        let s = s.clone();
-        async move {
-            let mut tx = s.begin().await?;
-            let got = tx.claim_due(t(now), t(now + 1), 10).await?;
-            tx.commit().await?;
-            anyhow::Ok(got.into_iter().map(|d| d.message_id).collect::<Vec<_>>())
-        }
-    };
-    assert!(claim(1_000).await?.is_empty(), "#1 is leased, #2 waits behind it");
-    let listed = s.list_deliveries(Some(DeliveryState::Pending), 10).await?;
-    assert_eq!(listed.len(), 2, "both are queued, pending");
-    let mut tx = s.begin().await?;
-    tx.mark_delivered(first.message_id, &receipt(first.message_id, Direction::In, ReceiptResult::Accepted, t(1_500)))
-        .await?;
-    tx.commit().await?;
-    assert_eq!(claim(2_000).await?, vec![second.message_id], "#1 delivered: #2 is claimable");
-
-    // A lease taken at enqueue runs out, and a starting process releases it, like a claim's.
-    let third = message(Some(CaseId::new_random()), Direction::Out, &bela(), Some(1), MessageState::Pending);
-    let mut tx = s.begin().await?;
-    let r = receipt(second.message_id, Direction::In, ReceiptResult::Accepted, t(2_500));
-    tx.mark_delivered(second.message_id, &r).await?;
-    tx.insert_message(&third).await?;
-    assert!(tx.enqueue_leased(&delivery(&third, t(0)), t(60_000)).await?);
-    tx.commit().await?;
-    assert!(claim(59_000).await?.is_empty());
-    assert_eq!(claim(60_000).await?, vec![third.message_id], "the lease ran out");
-    let mut tx = s.begin().await?;
-    tx.release_leases().await?;
-    tx.commit().await?;
-    assert_eq!(claim(60_000).await?, vec![third.message_id], "released");
-    Ok(())
-}
-
 /// A case's messages to one peer are claimed one after the other, in sequence order: the next only when the one
 /// before is delivered or dead; other cases and other peers are not held up.
 async fn claim_keeps_each_case_in_order<D: TestDb>(db: &D) -> Result<()> {
@@ -1145,7 +1095,6 @@ suite!(
     duplicate_message_changes_nothing,
     held_messages_by_sequence,
     claim_due_leases,
-    enqueue_leased_claims_when_claimable,
     claim_keeps_each_case_in_order,
     delivered_failed_dead_retry,
     concurrent_claims_never_overlap,
