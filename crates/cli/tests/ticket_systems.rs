@@ -646,7 +646,7 @@ async fn services_choose_the_queue_priorities_follow_the_assignee_and_the_reques
     let mt = m.system.get(&ticket).await.unwrap();
     assert_eq!(mt.priority.as_deref(), m.file.mapping.priority_out(sdx_model::Priority::High));
 
-    // The MiLa's agent lowers it: in SDX the assignee classifies, so it stays and the agent is told.
+    // The MiLa's agent lowers it: in SDX the assignee classifies, so the ticket is set back and the agent told.
     let lowest = m.file.mapping.priority_out(sdx_model::Priority::Planning).unwrap().to_string();
     m.system
         .update(&ticket, &TicketChange { priority: Some(lowest.clone()), ..TicketChange::default() })
@@ -658,6 +658,7 @@ async fn services_choose_the_queue_priorities_follow_the_assignee_and_the_reques
     let mt = m.system.get(&ticket).await.unwrap();
     let note = mt.comments.iter().find(|c| c.text.contains("SDX-Connector") && c.text.contains(&lowest));
     assert!(note.is_some_and(|n| !n.public), "an internal note tells the agent: {:?}", mt.comments);
+    assert_eq!(mt.priority.as_deref(), m.file.mapping.priority_out(sdx_model::Priority::High), "set back");
     let bt = b.system.get(&bt.id).await.unwrap();
     assert_eq!(bt.priority.as_deref(), b.file.mapping.priority_out(sdx_model::Priority::High), "nothing went over");
     s.stop().await;

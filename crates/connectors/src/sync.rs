@@ -691,12 +691,22 @@ impl<S: TicketSystem> Connector<S> {
         let case = &view.case;
         if case.priority != p {
             if case.assignee != self.me {
+                // The ticket goes back to the case's priority (both sides show one state); the note says why.
+                let back = self.mapping.priority_out(case.priority);
                 let text = format!(
-                    "the priority `{now}` stays here: in SDX the partner ({}) sets the priority, now `{}`",
+                    "the priority `{now}` was not sent: in SDX the partner ({}) sets the priority; the ticket is set \
+                     back to `{}`",
                     case.assignee,
-                    self.mapping.priority_out(case.priority).unwrap_or(case.priority.code())
+                    back.unwrap_or(case.priority.code())
                 );
                 self.problem(t, Some(case_id), link, &text).await?;
+                if let Some(back) = back {
+                    let change = TicketChange { priority: Some(back.into()), ..TicketChange::default() };
+                    self.system.update(&t.id, &change).await?;
+                    link.sys_priority = Some(back.into());
+                    link.sdx_priority = Some(case.priority.code().into());
+                    return Ok(());
+                }
             } else {
                 let (impact, urgency) = matrix_for(p, case.impact);
                 let body = Body::Update(Update {

@@ -894,10 +894,8 @@ impl TicketSystem for Rt {
         let history_url = self.url(&["ticket", id, "history"])?;
         let history_filter = json!([{"field": "Type", "operator": "IN", "value": ["Create", "Correspond", "Comment"]}]);
         let history_fields = [("fields", "Type,Creator,Created".to_string())];
-        let (core, history) = tokio::join!(
-            self.core(id),
-            self.collect(history_url, &history_fields, Some(&history_filter), false)
-        );
+        let (core, history) =
+            tokio::join!(self.core(id), self.collect(history_url, &history_fields, Some(&history_filter), false));
         let (core, history) = (core?, history?);
         let mut txns: Vec<(u64, String, Option<String>, OffsetDateTime)> = history
             .iter()
