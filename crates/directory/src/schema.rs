@@ -177,10 +177,24 @@ pub fn json_schema() -> Value {
     })
 }
 
-/// The schema as the committed file holds it: pretty-printed with a final newline.
+/// The schema as the committed file holds it: pretty-printed, keys sorted (whether or not serde_json keeps
+/// insertion order in this build), with a final newline.
 #[must_use]
 pub fn json_schema_text() -> String {
-    let mut s = serde_json::to_string_pretty(&json_schema()).unwrap_or_default();
+    let mut s = serde_json::to_string_pretty(&sorted(json_schema())).unwrap_or_default();
     s.push('\n');
     s
+}
+
+/// `v` with every object's keys in sorted order.
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
