@@ -168,6 +168,18 @@ json_component!(
     ConnectorStateVersionDoc = "ConnectorStateVersion"
 );
 json_component!(
+    /// The request of `POST /api/v1/notices`: a service notice, `noticeId` optional.
+    PublishNoticeDoc = "PublishNotice"
+);
+json_component!(
+    /// The answer to a publication of a service notice.
+    PublishedDoc = "PublishedNotice"
+);
+json_component!(
+    /// The active service notices.
+    NoticePageDoc = "NoticePage"
+);
+json_component!(
     /// The OpenAPI document itself.
     OpenApiDoc = "OpenApiDocument"
 );
@@ -200,7 +212,46 @@ fn json_components() -> Vec<(&'static str, Value)> {
         p["case"] = case;
         p
     };
+    // The notice of the SDX JSON Schema, as the base of what the notice endpoints take and give.
+    let notice = sdx_schemas().get("ServiceNotice").cloned().unwrap_or_else(|| json!({"type": "object"}));
+    let mut publish = notice.clone();
+    if let Some(req) = publish.get_mut("required").and_then(Value::as_array_mut) {
+        req.retain(|r| r != "noticeId");
+    }
+    publish["description"] = json!(
+        "A service notice (as at /body/serviceNotice of a message); without noticeId a new notice, which the node gives an id. Checked like a message by the SDX decoder and rules."
+    );
+    let mut listed = notice.clone();
+    listed["description"] = json!(
+        "An active service notice with the organisation that issued it, when this version was issued and when this node stored it."
+    );
+    if let Some(p) = listed.get_mut("properties").and_then(Value::as_object_mut) {
+        p.insert("origin".into(), json!({"$ref": "#/components/schemas/Organisationskennung"}));
+        p.insert("issuedAt".into(), json!({"$ref": "#/components/schemas/Zeitpunkt"}));
+        p.insert("receivedAt".into(), json!({"$ref": "#/components/schemas/Zeitpunkt"}));
+    }
+    if let Some(req) = listed.get_mut("required").and_then(Value::as_array_mut) {
+        req.extend([json!("origin"), json!("issuedAt"), json!("receivedAt")]);
+    }
     vec![
+        ("PublishNotice", publish),
+        ("ListedNotice", listed),
+        (
+            "PublishedNotice",
+            json!({"type": "object", "required": ["noticeId", "issuedAt", "recipients", "messageIds", "notice"], "additionalProperties": false,
+                   "properties": {"noticeId": {"$ref": "#/components/schemas/UUID"},
+                                  "issuedAt": {"$ref": "#/components/schemas/Zeitpunkt"},
+                                  "recipients": {"type": "array", "items": {"$ref": "#/components/schemas/Organisationskennung"},
+                                                 "description": "The organisations it is sent to (for now every configured peer)."},
+                                  "messageIds": {"type": "array", "items": {"$ref": "#/components/schemas/UUID"},
+                                                 "description": "The message to each recipient, in the same order; see GET /api/v1/deliveries."},
+                                  "notice": {"$ref": "#/components/schemas/ServiceNotice"}}}),
+        ),
+        (
+            "NoticePage",
+            json!({"type": "object", "required": ["items"], "additionalProperties": false,
+                   "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/ListedNotice"}}}}),
+        ),
         (
             "CreateCase",
             json!({"type": "object", "required": ["case"], "additionalProperties": false,

@@ -249,6 +249,11 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound(id) => {
                 Self::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id} is not known here"))
             }
+            EngineError::UnknownNotice(id) => Self::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::SchemaViolation,
+                format!("notice {id} is not an active notice of this node"),
+            ),
             EngineError::UnknownPeer(org) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorCode::WrongRecipient,

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod local_api;
 pub mod metrics;
+pub mod notices_api;
 pub mod openapi;
 pub mod ops_api;
 pub mod peer_api;

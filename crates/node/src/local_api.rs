@@ -12,6 +12,8 @@
 //! | `POST /api/v1/deliveries/{messageId}/retry` | put a dead letter back into delivery (attempts and age start afresh) |
 //! | `POST /api/v1/deliveries/{messageId}/skip` | give a dead letter up: its change is withdrawn from the case and the messages behind it are renumbered and sent |
 //! | `GET /api/v1/blocked?limit=` | cases whose outgoing messages wait behind a dead letter, with the reason |
+//! | `POST /api/v1/notices`, `GET /api/v1/notices`, `DELETE /api/v1/notices/{id}` | service notices: publish or update, list the active ones, end (`crate::notices_api`) |
+//! | `GET /notices.atom` | the active service notices as an Atom feed for portals (no token needed: public data) |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document (no token needed) |
 //!
 //! `fields` (TMF621 attribute selection) is a comma-separated list of names to return. A name is either a
@@ -103,9 +105,12 @@ pub fn router_with<S: Store>(engine: Engine<S>, clients: &[ApiClient], feed_max_
     let state: Shared<S> = Arc::new(ApiState { engine, tokens, feed_max_wait });
     let (protected, local) = routes::<S>().split_for_parts();
     let (public, doc) = document_route().split_for_parts();
-    let document = Arc::new(apidoc::finish(merged([local, doc, crate::ops_api::api(), crate::peer_api::api()])));
+    let (feed, feed_doc) = crate::notices_api::public_routes::<S>().split_for_parts();
+    let document =
+        Arc::new(apidoc::finish(merged([local, doc, feed_doc, crate::ops_api::api(), crate::peer_api::api()])));
     protected
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate::<S>))
+        .merge(feed)
         .with_state(state)
         .merge(public.with_state(document))
         .layer(DefaultBodyLimit::max(sdx_model::rules::limits::MAX_DOCUMENT_BYTES))
@@ -125,6 +130,7 @@ fn routes<S: Store>() -> OpenApiRouter<Shared<S>> {
         .routes(op::<__path_skip, _, _, _>(skip::<S>))
         .routes(op::<__path_blocked, _, _, _>(blocked::<S>))
         .merge(crate::connector_api::routes::<S>())
+        .merge(crate::notices_api::routes::<S>())
 }
 
 fn document_route() -> OpenApiRouter<Arc<Value>> {
@@ -144,6 +150,7 @@ pub fn api() -> OpenApi {
     merged([
         routes::<sdx_store::AnyStore>().into_openapi(),
         document_route().into_openapi(),
+        crate::notices_api::public_routes::<sdx_store::AnyStore>().into_openapi(),
         crate::ops_api::api(),
         crate::peer_api::api(),
     ])
@@ -205,6 +212,11 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 impl PathId {
     pub(crate) fn case_id(&self) -> ApiResult<CaseId> {
         CaseId::parse(&self.0).map_err(|e| ApiError::bad_request(ErrorCode::InvalidIdentifier, e.to_string()))
+    }
+
+    pub(crate) fn item_id(&self) -> ApiResult<sdx_model::ItemId> {
+        sdx_model::ItemId::parse(&self.0)
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidIdentifier, e.to_string()))
     }
 
     fn message_id(&self) -> ApiResult<MessageId> {

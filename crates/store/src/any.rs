@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::postgres::{PgStore, PgTx};
 use crate::record::{
     BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, FeedCursor, FeedEvent,
-    IdempotentResult, MessageRecord, MessageState, Page, ReceiptRecord, StateEntry, TimelineEvent,
+    IdempotentResult, MessageRecord, MessageState, NoticeRecord, Page, ReceiptRecord, StateEntry, TimelineEvent,
 };
 use crate::sqlite::{SqliteStore, SqliteTx};
 use crate::{Store, StoreTx};
@@ -124,6 +124,9 @@ impl Store for AnyStore {
     async fn connector_state(&self, connector: &str, key: &str) -> Result<Option<StateEntry>> {
         delegate!(self, s => s.connector_state(connector, key))
     }
+    async fn active_notices(&self, now: Timestamp, limit: u32) -> Result<Vec<NoticeRecord>> {
+        delegate!(self, s => s.active_notices(now, limit))
+    }
 }
 
 impl StoreTx for AnyTx {
@@ -217,6 +220,12 @@ impl StoreTx for AnyTx {
         expected: Option<u64>,
     ) -> Result<u64> {
         delegate_tx!(self, t => t.put_connector_state(connector, key, value, expected))
+    }
+    async fn put_notice(&mut self, rec: &NoticeRecord) -> Result<bool> {
+        delegate_tx!(self, t => t.put_notice(rec))
+    }
+    async fn get_notice(&mut self, origin: &OrgKey, id: sdx_model::ItemId) -> Result<Option<NoticeRecord>> {
+        delegate_tx!(self, t => t.get_notice(origin, id))
     }
     async fn idempotent(&mut self, key: &str) -> Result<Option<IdempotentResult>> {
         delegate_tx!(self, t => t.idempotent(key))

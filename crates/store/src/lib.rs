@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use sdx_model::{CaseId, MessageId, OrgKey, Timestamp};
+use sdx_model::{CaseId, ItemId, MessageId, OrgKey, Timestamp};
 
 mod any;
 pub mod error;
@@ -19,8 +19,8 @@ pub use error::{Error, Result};
 pub use postgres::{PgStore, PgTx};
 pub use record::{
     BlockedCase, CaseQuery, CaseRecord, Delivery, DeliveryState, DeliveryStats, Direction, EventKind, FeedCursor,
-    FeedEvent, IdempotentResult, MAX_PAGE, MessageRecord, MessageState, OpenDeliveries, OurRole, Page, ReceiptRecord,
-    StateEntry, TimelineEvent,
+    FeedEvent, IdempotentResult, MAX_PAGE, MessageRecord, MessageState, NoticeRecord, OpenDeliveries, OurRole, Page,
+    ReceiptRecord, StateEntry, TimelineEvent,
 };
 pub use sqlite::{CommitStats, SqliteStore, SqliteTx};
 
@@ -73,6 +73,10 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// A value connector `connector` keeps under `key`.
     fn connector_state(&self, connector: &str, key: &str) -> impl Future<Output = Result<Option<StateEntry>>> + Send;
+
+    /// The service notices active at `now` (see [`NoticeRecord`]: not a resolution, not ended; those that start
+    /// later included), ordered by start, origin and notice id, at most `limit` (capped at [`MAX_PAGE`]).
+    fn active_notices(&self, now: Timestamp, limit: u32) -> impl Future<Output = Result<Vec<NoticeRecord>>> + Send;
 }
 
 /// One write transaction. Every method runs inside it; nothing is visible to others before [`StoreTx::commit`],
@@ -226,6 +230,15 @@ pub trait StoreTx: Send {
         value: Option<&str>,
         expected: Option<u64>,
     ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Store a version of a service notice if it is later than the one stored for (`origin`, notice id) by
+    /// (`issued_at`, `message_id`) — see [`NoticeRecord`]. Returns whether it was stored; `false` (a version as
+    /// late or later is stored: a duplicate or a version that arrived late) changes nothing.
+    fn put_notice(&mut self, rec: &NoticeRecord) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The stored version of the notice `id` of `origin`, as this transaction sees it (locked until the
+    /// transaction ends on PostgreSQL, so versions of one notice are made one after the other).
+    fn get_notice(&mut self, origin: &OrgKey, id: ItemId) -> impl Future<Output = Result<Option<NoticeRecord>>> + Send;
 
     /// What the local change sent with idempotency key `key` produced, if one was committed.
     fn idempotent(&mut self, key: &str) -> impl Future<Output = Result<Option<IdempotentResult>>> + Send;

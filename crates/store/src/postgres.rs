@@ -105,6 +105,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (2, "outbox order", include_str!("../migrations/postgres/0002_outbox_order.sql")),
         (3, "replay and blocking", include_str!("../migrations/postgres/0003_replay_and_blocking.sql")),
         (4, "feed and connectors", include_str!("../migrations/postgres/0004_feed_and_connectors.sql")),
+        (5, "notices", include_str!("../migrations/postgres/0005_notices.sql")),
     ])
 }
 
@@ -161,5 +162,9 @@ impl crate::Store for PgStore {
 
     async fn connector_state(&self, connector: &str, key: &str) -> Result<Option<crate::StateEntry>> {
         sql::connector_state(&self.pool, connector, key).await
+    }
+
+    async fn active_notices(&self, now: sdx_model::Timestamp, limit: u32) -> Result<Vec<crate::NoticeRecord>> {
+        sql::active_notices(&self.pool, now, limit).await
     }
 }

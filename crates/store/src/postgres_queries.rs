@@ -442,6 +442,33 @@ pub(crate) async fn add_event(c: &mut Conn, ev: &TimelineEvent) -> Result<()> {
     Ok(())
 }
 
+pub(crate) async fn active_notices(
+    pool: &sqlx::PgPool,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<crate::record::NoticeRecord>> {
+    let limit = i64::from(limit.clamp(1, crate::record::MAX_PAGE));
+    let rows = sqlx::query(q::ACTIVE_NOTICES).bind(ms(&now)).bind(limit).fetch_all(pool).await?;
+    rows.iter().map(q::notice_row).collect()
+}
+
+async fn put_notice(c: &mut Conn, rec: &crate::record::NoticeRecord) -> Result<bool> {
+    let b = q::notice_binds(rec)?;
+    let n = sqlx::query(q::PUT_NOTICE)
+        .bind(b.origin)
+        .bind(b.notice_id)
+        .bind(b.notice_type)
+        .bind(b.starts_at)
+        .bind(b.ends_at)
+        .bind(b.issued_at)
+        .bind(b.message_id)
+        .bind(b.received_at)
+        .bind(b.doc)
+        .execute(&mut *c)
+        .await?;
+    Ok(n.rows_affected() == 1)
+}
+
 impl crate::StoreTx for crate::postgres::PgTx {
     async fn commit(self) -> Result<()> {
         self.finish().await
@@ -533,6 +560,21 @@ impl crate::StoreTx for crate::postgres::PgTx {
         expected: Option<u64>,
     ) -> Result<u64> {
         put_connector_state(self.conn()?, connector, key, value, expected).await
+    }
+    async fn put_notice(&mut self, rec: &crate::record::NoticeRecord) -> Result<bool> {
+        put_notice(self.conn()?, rec).await
+    }
+    async fn get_notice(
+        &mut self,
+        origin: &OrgKey,
+        id: sdx_model::ItemId,
+    ) -> Result<Option<crate::record::NoticeRecord>> {
+        let row = sqlx::query(q::GET_NOTICE_FOR_UPDATE)
+            .bind(origin.as_str())
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.conn()?)
+            .await?;
+        row.as_ref().map(q::notice_row).transpose()
     }
     async fn idempotent(&mut self, key: &str) -> Result<Option<IdempotentResult>> {
         let row = sqlx::query(q::GET_IDEMPOTENT).bind(key).fetch_optional(&mut *self.conn()?).await?;

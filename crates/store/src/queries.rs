@@ -13,6 +13,17 @@ use crate::record::{
     Page, ReceiptRecord, TimelineEvent, from_ms, ms, parse_id, seq_from_db,
 };
 
+/// `SELECT` of one notice by (origin, notice id), with a suffix (`FOR UPDATE` on PostgreSQL).
+macro_rules! const_format_notice {
+    ($suffix:literal) => {
+        concat!(
+            "SELECT origin, notice_id, notice_type, starts_at, ends_at, issued_at, message_id, received_at, doc ",
+            "FROM notices WHERE origin = $1 AND notice_id = $2",
+            $suffix
+        )
+    };
+}
+
 pub(crate) const CASE_COLS: &str = "doc, partner, our_role, updated_at, case_id";
 pub(crate) const GET_CASE: &str = "SELECT doc, partner, our_role, updated_at, case_id FROM cases WHERE case_id = $1";
 /// The case row, locked until the transaction ends (PostgreSQL; SQLite's single writer serialises anyway): every
@@ -104,14 +115,15 @@ pub(crate) const SUPERSEDE: &str =
 /// Open deliveries per peer and state. (`IN` as in the partial index's predicate.)
 pub(crate) const OPEN_DELIVERIES: &str = "SELECT peer, state, COUNT(*) AS n, MIN(created_at) AS oldest \
     FROM deliveries WHERE state IN ('pending', 'dead') GROUP BY peer, state ORDER BY peer, state";
-/// Cases with a dead letter. (The `IN` term matches the predicate of `messages_out_open`, so SQLite uses it.)
+/// Cases with a dead letter. (The `IN` term matches the predicate of `messages_out_open`, so SQLite uses it.) A
+/// dead service notice (no case) blocks nothing: notices are not ordered behind each other.
 pub(crate) const BLOCKED_COUNT: &str = "SELECT COUNT(*) AS n FROM (SELECT DISTINCT case_id, peer FROM messages \
-    WHERE direction = 'out' AND state IN ('pending', 'dead') AND state = 'dead') AS b";
+    WHERE direction = 'out' AND state IN ('pending', 'dead') AND state = 'dead' AND case_id IS NOT NULL) AS b";
 pub(crate) const LIST_BLOCKED: &str = "SELECT m.case_id, m.peer, m.message_id, m.message_type, m.sequence, \
     d.attempts, d.last_error, (SELECT COUNT(*) FROM messages w WHERE w.case_id = m.case_id AND w.peer = m.peer \
     AND w.direction = 'out' AND w.state IN ('pending', 'dead') AND w.sequence > m.sequence) AS waiting \
     FROM messages m JOIN deliveries d ON d.message_id = m.message_id \
-    WHERE m.direction = 'out' AND m.state IN ('pending', 'dead') AND m.state = 'dead' \
+    WHERE m.direction = 'out' AND m.state IN ('pending', 'dead') AND m.state = 'dead' AND m.case_id IS NOT NULL \
     ORDER BY m.stored_at, m.message_id LIMIT $1";
 pub(crate) const LIST_DELIVERIES: &str = "SELECT message_id, peer, state, attempts, created_at, next_attempt_at, \
     last_error, delivered_at FROM deliveries WHERE state = $1 ORDER BY created_at, message_id LIMIT $2";
@@ -155,6 +167,61 @@ pub(crate) const DELETE_STATE_IF: &str =
 pub(crate) const GET_IDEMPOTENT: &str = "SELECT case_id, message_id FROM idempotency WHERE key = $1";
 pub(crate) const PUT_IDEMPOTENT: &str = "INSERT INTO idempotency (key, case_id, message_id, at) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING";
+
+/// Insert a notice, or replace the stored version if this one is later by (issued_at, message_id).
+pub(crate) const PUT_NOTICE: &str = "INSERT INTO notices \
+    (origin, notice_id, notice_type, starts_at, ends_at, issued_at, message_id, received_at, doc) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (origin, notice_id) DO UPDATE SET \
+    notice_type = excluded.notice_type, starts_at = excluded.starts_at, ends_at = excluded.ends_at, \
+    issued_at = excluded.issued_at, message_id = excluded.message_id, received_at = excluded.received_at, \
+    doc = excluded.doc WHERE (notices.issued_at, notices.message_id) < (excluded.issued_at, excluded.message_id)";
+pub(crate) const GET_NOTICE: &str = const_format_notice!("");
+pub(crate) const GET_NOTICE_FOR_UPDATE: &str = const_format_notice!(" FOR UPDATE");
+/// The active notices at `$1` (the `notice_type` term is the predicate of `notices_active`), `$2` limit.
+pub(crate) const ACTIVE_NOTICES: &str = "SELECT origin, notice_id, notice_type, starts_at, ends_at, issued_at, \
+    message_id, received_at, doc FROM notices WHERE notice_type <> 'resolution' AND (ends_at IS NULL OR ends_at > $1) \
+    ORDER BY starts_at, origin, notice_id LIMIT $2";
+
+/// A notice row.
+pub(crate) fn notice_row(r: &impl RowGet) -> Result<crate::record::NoticeRecord> {
+    let doc = r.text("doc")?;
+    let notice = serde_json::from_str(&doc).map_err(|e| Error::Corrupt(format!("stored notice: {e}")))?;
+    Ok(crate::record::NoticeRecord {
+        origin: parse_id("origin", &r.text("origin")?, |s: &str| OrgKey::parse(s))?,
+        notice,
+        message_id: parse_id("message id", &r.text("message_id")?, MessageId::parse)?,
+        issued_at: from_ms(r.int("issued_at")?)?,
+        received_at: from_ms(r.int("received_at")?)?,
+    })
+}
+
+/// The bound values of [`PUT_NOTICE`], in order: texts and integers.
+pub(crate) struct NoticeBinds {
+    pub origin: String,
+    pub notice_id: String,
+    pub notice_type: &'static str,
+    pub starts_at: i64,
+    pub ends_at: Option<i64>,
+    pub issued_at: i64,
+    pub message_id: String,
+    pub received_at: i64,
+    pub doc: String,
+}
+
+pub(crate) fn notice_binds(rec: &crate::record::NoticeRecord) -> Result<NoticeBinds> {
+    let n = &rec.notice;
+    Ok(NoticeBinds {
+        origin: rec.origin.to_string(),
+        notice_id: n.notice_id.to_string(),
+        notice_type: n.notice_type.code(),
+        starts_at: ms(&n.starts_at),
+        ends_at: n.ends_at.as_ref().map(ms),
+        issued_at: ms(&rec.issued_at),
+        message_id: rec.message_id.to_string(),
+        received_at: ms(&rec.received_at),
+        doc: serde_json::to_string(n).map_err(|e| Error::Invalid(format!("notice does not serialize: {e}")))?,
+    })
+}
 
 /// A feed row: the cursor and the event.
 pub(crate) fn feed_row(r: &impl RowGet) -> Result<crate::record::FeedEvent> {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use sdx_model::{
-    Ars, Case, CaseId, LeikaKey, MessageId, MessageType, OrgKey, Priority, ReceiptResult, Sha256Hex, Status,
-    TicketType, Timestamp,
+    Ars, Case, CaseId, LeikaKey, MessageId, MessageType, NoticeType, OrgKey, Priority, ReceiptResult, ServiceNotice,
+    Sha256Hex, Status, TicketType, Timestamp,
 };
 
 use crate::error::{Error, Result};
@@ -360,6 +360,40 @@ pub struct IdempotentResult {
     pub case_id: CaseId,
     /// The message the change made.
     pub message_id: MessageId,
+}
+
+/// The latest version of a service notice this node holds (its own or a peer's), keyed by (`origin`,
+/// `notice.notice_id`).
+///
+/// **Which version wins**: the one with the later (`issued_at`, `message_id`) — the issuing message's
+/// `createdAt` (to the millisecond), then its time-ordered id. [`crate::StoreTx::put_notice`] keeps a stored
+/// version that is as late or later, so a version that arrives late changes nothing and the same message stored
+/// twice counts once. A notice is **active** at `now` while it is not a `resolution` and has not ended (`ends_at`
+/// absent or after `now`); one that starts later (an announced maintenance window) is active too, so that portals
+/// can announce it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoticeRecord {
+    /// The organisation that issued it (the author of its messages).
+    pub origin: OrgKey,
+    /// The notice as issued.
+    pub notice: ServiceNotice,
+    /// The message that carried this version (of our own notices: the first of the messages sent, or an id of its
+    /// own when there was no recipient).
+    pub message_id: MessageId,
+    /// When this version was issued: the message's `createdAt`.
+    pub issued_at: Timestamp,
+    /// When this node stored it (of our own notices: when it was published).
+    pub received_at: Timestamp,
+}
+
+impl NoticeRecord {
+    /// Whether the notice is active at `now`: not a resolution, and not ended (`ends_at` absent or after `now`).
+    /// Notices that start later count.
+    pub fn is_active(&self, now: &Timestamp) -> bool {
+        self.notice.notice_type != NoticeType::Resolution
+            && self.notice.ends_at.as_ref().is_none_or(|e| ms(e) > ms(now))
+    }
 }
 
 /// Maximum page size of [`CaseQuery`].

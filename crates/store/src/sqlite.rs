@@ -615,6 +615,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "outbox order", include_str!("../migrations/sqlite/0002_outbox_order.sql")),
     (3, "replay and blocking", include_str!("../migrations/sqlite/0003_replay_and_blocking.sql")),
     (4, "feed and connectors", include_str!("../migrations/sqlite/0004_feed_and_connectors.sql")),
+    (5, "notices", include_str!("../migrations/sqlite/0005_notices.sql")),
 ];
 
 /// The embedded SQLite migrations as a `sqlx` migrator.
@@ -679,6 +680,10 @@ impl crate::Store for SqliteStore {
     async fn connector_state(&self, connector: &str, key: &str) -> Result<Option<crate::StateEntry>> {
         let (connector, key) = (connector.to_string(), key.to_string());
         self.read(move |c| sql::connector_state(c, &connector, &key)).await
+    }
+
+    async fn active_notices(&self, now: sdx_model::Timestamp, limit: u32) -> Result<Vec<crate::NoticeRecord>> {
+        self.read_long(move |c| sql::active_notices(c, now, limit)).await
     }
 }
 
@@ -782,6 +787,16 @@ impl crate::StoreTx for SqliteTx {
         expected: Option<u64>,
     ) -> Result<u64> {
         sql::put_connector_state(self.conn()?, connector, key, value, expected, sdx_model::Timestamp::now())
+    }
+    async fn put_notice(&mut self, rec: &crate::NoticeRecord) -> Result<bool> {
+        sql::put_notice(self.conn()?, rec)
+    }
+    async fn get_notice(
+        &mut self,
+        origin: &sdx_model::OrgKey,
+        id: sdx_model::ItemId,
+    ) -> Result<Option<crate::NoticeRecord>> {
+        sql::get_notice(self.conn()?, origin, id)
     }
     async fn idempotent(&mut self, key: &str) -> Result<Option<crate::IdempotentResult>> {
         sql::idempotent(self.conn()?, key)

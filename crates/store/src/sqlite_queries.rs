@@ -433,6 +433,39 @@ pub(crate) fn put_idempotent(c: &Connection, key: &str, res: IdempotentResult, a
     }
 }
 
+pub(crate) fn put_notice(c: &Connection, rec: &crate::record::NoticeRecord) -> Result<bool> {
+    let b = q::notice_binds(rec)?;
+    let n = execute(
+        c,
+        q::PUT_NOTICE,
+        params![
+            b.origin,
+            b.notice_id,
+            b.notice_type,
+            b.starts_at,
+            b.ends_at,
+            b.issued_at,
+            b.message_id,
+            b.received_at,
+            b.doc
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+pub(crate) fn get_notice(
+    c: &Connection,
+    origin: &OrgKey,
+    id: sdx_model::ItemId,
+) -> Result<Option<crate::record::NoticeRecord>> {
+    one(c, q::GET_NOTICE, params![origin.as_str(), id.to_string()], |r| q::notice_row(r))
+}
+
+pub(crate) fn active_notices(c: &Connection, now: Timestamp, limit: u32) -> Result<Vec<crate::record::NoticeRecord>> {
+    let limit = i64::from(limit.clamp(1, crate::record::MAX_PAGE));
+    all(c, sqlite_form(q::ACTIVE_NOTICES), params![ms(&now), limit], |r| q::notice_row(r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::numbered;

@@ -1,7 +1,8 @@
 //! Messages from peers. Each is opened (verified) before anything is stored, then — in one transaction — the
 //! case row and the (case, peer) sequence are locked, the message is deduplicated, ordered (an early one is held),
 //! stored, applied at its place in the case's one order of changes, and answered with a signed receipt that is
-//! stored too; the answer leaves only after the commit.
+//! stored too; the answer leaves only after the commit. A service notice (no case, no sequence) is deduplicated
+//! the same way and stored as the notice's latest version if it is (`engine::notices`).
 //!
 //! A receipt quotes the message's digest exactly when this node keeps the message: a positive receipt always; a
 //! negative one when the message was stored and judged, and refused (its sequence number is used up, later ones
@@ -10,7 +11,7 @@
 use sdx_crypto::jws;
 use sdx_model::lifecycle::{self, Refusal};
 use sdx_model::{Body, ErrorCode, Message, MessageId, OrgKey, ReceiptResult, Sha256Hex};
-use sdx_store::{CaseRecord, Direction, EventKind, MessageRecord, MessageState, OurRole, ReceiptRecord};
+use sdx_store::{CaseRecord, Direction, EventKind, MessageRecord, MessageState, NoticeRecord, OurRole, ReceiptRecord};
 use sdx_store::{Store, StoreTx};
 
 use super::{Answer, Engine, EngineError, event, now, refusal, status_event};
@@ -160,7 +161,24 @@ impl<S: Store> Engine<S> {
                 let r = refusal(ErrorCode::SchemaViolation, "receipts travel in responses");
                 return Ok((self.negative(&m, None, r)?, false));
             }
-            (Body::ServiceNotice(_), ..) => tx.insert_message(&record).await?,
+            (Body::ServiceNotice(n), None, None) => {
+                // Stored as a message and, if it is the latest version of the notice, as the notice; a version
+                // that arrives after a later one is kept as a message only (and answered positively).
+                tx.insert_message(&record).await?;
+                let notice = NoticeRecord {
+                    origin: tls_peer.clone(),
+                    notice: n.clone(),
+                    message_id: id,
+                    issued_at: m.header.created_at,
+                    received_at: at,
+                };
+                let latest = tx.put_notice(&notice).await?;
+                tracing::debug!(notice_id = %n.notice_id, latest, "service notice received");
+            }
+            (Body::ServiceNotice(_), ..) => {
+                let r = refusal(ErrorCode::SchemaViolation, "a service notice carries no case id and no sequence");
+                return Ok((self.negative(&m, None, r)?, false));
+            }
             (_, Some(case_id), Some(seq)) => {
                 let last = last_in.unwrap_or(0);
                 if seq <= last {

@@ -12,6 +12,9 @@
 //!   answer and records the outcome — the one owner of a delivery's state: delivered, rejected (the change lost),
 //!   retried with backoff and jitter (transient failures only, bounded by attempts and age) or dead (the case is
 //!   blocked until an operator retries or skips it).
+//! - `notices` — service notices ([`Engine::publish_notice`], [`Engine::end_notice`]): stored as the latest
+//!   version and, in the same transaction, one sealed message per recipient ([`Engine::notice_recipients`]) put
+//!   into the outbox; received ones are stored by `inbox` in the transaction that answers them.
 //! - `replay` — recomputing a case from its messages in the one order of [`sdx_model::convergence`], when
 //!   concurrent changes of both organisations met; both copies end identical (`docs/protocol.md`).
 
@@ -28,8 +31,11 @@ use crate::metrics::Metrics;
 use crate::protocol::Identity;
 use crate::settings::DeliverySettings;
 
+pub use notices::Published;
+
 mod inbox;
 mod local;
+mod notices;
 mod outbox;
 mod replay;
 
@@ -53,6 +59,9 @@ pub enum EngineError {
     /// No such case here.
     #[error("case {0} is not known here")]
     NotFound(CaseId),
+    /// This node has no active notice with this id.
+    #[error("notice {0} is not an active notice of this node")]
+    UnknownNotice(sdx_model::ItemId),
     /// No such peer configured.
     #[error("no peer {0} is configured")]
     UnknownPeer(OrgKey),

@@ -4,6 +4,7 @@
 
 mod helpers;
 mod lock;
+mod notices;
 mod pg;
 
 use std::collections::BTreeSet;
@@ -16,6 +17,7 @@ use sdx_store::{
 };
 
 use helpers::*;
+use notices::{notice_latest_version_wins, notice_messages_are_not_ordered_or_blocked, notices_active_at_a_time};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Cases
@@ -1112,4 +1114,7 @@ suite!(
     feed_in_commit_order_never_skips,
     connector_state_compare_and_set,
     idempotency_keys,
+    notice_latest_version_wins,
+    notices_active_at_a_time,
+    notice_messages_are_not_ordered_or_blocked,
 );
