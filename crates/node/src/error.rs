@@ -252,7 +252,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownNotice(id) => Self::new(
                 StatusCode::NOT_FOUND,
                 ErrorCode::SchemaViolation,
-                format!("notice {id} is not an active notice of this node"),
+                format!("this node never published a notice {id}"),
             ),
             EngineError::UnknownPeer(org) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -5,7 +5,7 @@
 //! | method and path | token | does |
 //! |---|---|---|
 //! | `POST /api/v1/notices` | yes | publish or update a notice (the notice's members; `noticeId` absent: a new notice, the node gives it an id) and send it to every recipient ([`crate::engine::Engine::notice_recipients`]) → 201 new, 200 updated |
-//! | `DELETE /api/v1/notices/{id}` | yes | end one of this node's active notices: it is sent again as a `resolution` |
+//! | `DELETE /api/v1/notices/{id}` | yes | end one of this node's notices: it is sent again as a `resolution` (ending an ended one again sends nothing) |
 //! | `GET /api/v1/notices` | yes | the active notices (own and received), JSON |
 //! | `GET /notices.atom` | **no** | the same as an Atom feed, for portals to embed |
 //!
@@ -167,20 +167,21 @@ fn unwrapped(e: sdx_codec::validate::Invalid) -> sdx_codec::validate::Invalid {
     }
 }
 
-/// End one of this node's active notices.
+/// End one of this node's notices.
 ///
 /// The notice is published again as a `resolution` (ending now, or at its start for a window that has not begun)
-/// and sent to every recipient; it is no longer listed.
+/// and sent to every recipient; it is no longer listed. Ending an ended notice again changes and sends nothing and
+/// answers with the ended version (no recipients).
 #[utoipa::path(
     delete,
     path = "/api/v1/notices/{id}",
     operation_id = "endNotice",
     params(NoticeIdParam),
     responses(
-        (status = 200, description = "Ended; the resolution is in the outbox for every recipient", body = apidoc::PublishedDoc),
+        (status = 200, description = "Ended; the resolution is in the outbox for every recipient (none if it was ended already)", body = apidoc::PublishedDoc),
         (status = 400, description = "Not a notice id (invalidIdentifier)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "This node has no active notice with this id (schemaViolation)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "This node never published a notice with this id (schemaViolation)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
     ),

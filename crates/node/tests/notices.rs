@@ -311,7 +311,7 @@ async fn a_notice_is_published_updated_and_ended_between_two_nodes() {
     assert_eq!(deliveries(mila.api.clone()).await, sent, "nothing queued");
     assert_eq!(listed(&mila).await[0]["title"], "Störung Wohngeld: Ursache gefunden", "nothing stored");
 
-    // MiLa ends it: BeLa no longer lists it; ending it again is 404.
+    // MiLa ends it: BeLa no longer lists it; ending it again sends nothing; an id never published is 404.
     let (status, p) = call(reqwest::Method::DELETE, &format!("{notices}/{id}"), None).await;
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["notice"]["noticeType"], "resolution");
@@ -319,6 +319,8 @@ async fn a_notice_is_published_updated_and_ended_between_two_nodes() {
     assert!(atom(&bela).await.1.is_empty());
     assert!(listed(&mila).await.is_empty());
     let (status, v) = call(reqwest::Method::DELETE, &format!("{notices}/{id}"), None).await;
+    assert_eq!((status, &v["notice"]["noticeType"], &v["recipients"]), (200, &json!("resolution"), &json!([])), "{v}");
+    let (status, v) = call(reqwest::Method::DELETE, &format!("{notices}/{}", ItemId::new_random()), None).await;
     assert_eq!(status, 404, "{v}");
     let (status, v) = call(reqwest::Method::DELETE, &format!("{notices}/not-a-uuid"), None).await;
     assert_eq!((status, v["errorCode"].as_str()), (400, Some("invalidIdentifier")), "{v}");
@@ -445,8 +447,13 @@ async fn refused_and_duplicate_notices(db: Db) {
     pair.settle(50).await;
     assert!(mila.store().list_deliveries(Some(DeliveryState::Pending), 10).await.unwrap().is_empty());
     assert_eq!(active().await.len(), 2);
-    mila.end_notice(p.notice.notice_id).await.unwrap();
-    assert!(matches!(mila.end_notice(p.notice.notice_id).await, Err(sdx_node::engine::EngineError::UnknownNotice(_))));
+    let ended = mila.end_notice(p.notice.notice_id).await.unwrap();
+    let again = mila.end_notice(p.notice.notice_id).await.unwrap();
+    assert_eq!((again.notice, again.message_ids.len()), (ended.notice, 0), "ending twice sends once");
+    assert!(matches!(
+        mila.end_notice(ItemId::new_random()).await,
+        Err(sdx_node::engine::EngineError::UnknownNotice(_))
+    ));
     pair.settle(50).await;
     assert_eq!(active().await.len(), 1);
     assert!(mila.store().active_notices(Timestamp::now(), 10).await.unwrap().is_empty());

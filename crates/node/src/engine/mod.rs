@@ -59,8 +59,8 @@ pub enum EngineError {
     /// No such case here.
     #[error("case {0} is not known here")]
     NotFound(CaseId),
-    /// This node has no active notice with this id.
-    #[error("notice {0} is not an active notice of this node")]
+    /// This node never published a notice with this id.
+    #[error("this node never published a notice {0}")]
     UnknownNotice(sdx_model::ItemId),
     /// No such peer configured.
     #[error("no peer {0} is configured")]

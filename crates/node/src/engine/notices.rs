@@ -121,18 +121,28 @@ impl<S: Store> Engine<S> {
         Ok(Published { notice, issued_at: at, recipients, message_ids, created: existing.is_none() })
     }
 
-    /// End one of this organisation's active notices: publish it again as a `resolution`, ending now (or at its
-    /// start, for a window that has not begun). [`EngineError::UnknownNotice`] if this node has no active notice
-    /// with that id.
+    /// End one of this organisation's notices: publish it again as a `resolution`, ending now (or at its start,
+    /// for a window that has not begun). Ending a notice that is ended already (a resolution) is idempotent: it
+    /// returns that version and sends nothing. [`EngineError::UnknownNotice`] if this node never published a
+    /// notice with that id.
     pub async fn end_notice(&self, id: ItemId) -> Result<Published, EngineError> {
         let current = {
             let mut tx = self.inner.store.begin().await?;
             tx.get_notice(&self.inner.me.org, id).await?
             // dropped: read only
         };
-        let Some(current) = current.filter(|c| c.notice.notice_type != NoticeType::Resolution) else {
+        let Some(current) = current else {
             return Err(EngineError::UnknownNotice(id));
         };
+        if current.notice.notice_type == NoticeType::Resolution {
+            return Ok(Published {
+                notice: current.notice,
+                issued_at: current.issued_at,
+                recipients: Vec::new(),
+                message_ids: Vec::new(),
+                created: false,
+            });
+        }
         let mut end = current.notice;
         let at = now();
         end.ends_at = Some(if at < end.starts_at { end.starts_at } else { at });
