@@ -32,6 +32,7 @@
 //!   [`Capabilities`], [`ServiceId`], [`Region`]) and its checks ([`Directory::from_json`]).
 //! - [`signed`]: the signed envelope ([`sign`], [`Verifier`]) and a verified, indexed [`LoadedDirectory`] with
 //!   [`LoadedDirectory::resolve`] and [`LoadedDirectory::peer`] (how to reach an organisation).
+//! - [`capability`]: checking a case against a partner's published capabilities before it is sent.
 //! - [`resolve`]: the [`Index`] built at load time and the [`Resolution`] with its explanation.
 //! - [`holder`]: [`DirectoryHolder`], the current directory behind an `Arc` swap, reloaded without restart.
 //! - [`diff`]: [`Diff`] of two directories.
@@ -40,6 +41,7 @@
 //! - [`error`]: [`Error`] with stable codes, and the [`Result`] alias.
 #![forbid(unsafe_code)]
 
+pub mod capability;
 pub mod diff;
 pub mod document;
 pub mod error;
@@ -49,6 +51,7 @@ pub mod schema;
 pub mod signed;
 pub mod synthetic;
 
+pub use capability::Unsupported;
 pub use diff::Diff;
 pub use document::{
     Capabilities, CertificatePem, Directory, Endpoint, NodeUrl, Organisation, Region, RegionLevel, Responsibility,

@@ -255,7 +255,7 @@ fn json_components() -> Vec<(&'static str, Value)> {
         (
             "CreateCase",
             json!({"type": "object", "required": ["case"], "additionalProperties": false,
-                   "description": "The body of a forward (as at /body/forward of a message): the case and a note for the assignee's team. Checked like a message by the SDX decoder and rules.",
+                   "description": "The body of a forward (as at /body/forward of a message): the case and a note for the assignee's team. Checked like a message by the SDX decoder and rules. On a node with a directory of responsibilities the case may leave out `assignee`: the node routes it by its service (category.service leikaKey or ozgId), region and support level, adds the chosen organisation as a party (role bela, or vendor at thirdLevel) and answers with `routing`.",
                    "properties": {"case": {"$ref": "#/components/schemas/Case"},
                                   "note": {"type": "string", "minLength": 1, "maxLength": sdx_model::rules::limits::MAX_TEXT_CHARS}}}),
         ),
@@ -264,7 +264,13 @@ fn json_components() -> Vec<(&'static str, Value)> {
             json!({"type": "object", "required": ["messageId", "case"], "additionalProperties": false,
                    "properties": {"messageId": {"$ref": "#/components/schemas/UUID"},
                                   "case": {"$ref": "#/components/schemas/Case"},
-                                  "delivered": {"type": "boolean", "description": "Only with waitForReceipt: whether the assignee's signed receipt is stored."}}}),
+                                  "delivered": {"type": "boolean", "description": "Only with waitForReceipt: whether the assignee's signed receipt is stored."},
+                                  "routing": {"type": "object", "required": ["assignee", "name", "reason", "directoryVersion"], "additionalProperties": false,
+                                              "description": "Only for a case routed by the directory (sent without assignee): who was chosen and why.",
+                                              "properties": {"assignee": {"$ref": "#/components/schemas/Organisationskennung"},
+                                                             "name": {"type": "string"},
+                                                             "reason": {"type": "string"},
+                                                             "directoryVersion": {"type": "integer", "minimum": 0}}}}}),
         ),
         (
             "CaseView",

@@ -79,6 +79,9 @@ pub enum AppError {
     /// TLS set-up failed.
     #[error("TLS set-up")]
     Tls(#[from] tls::TlsError),
+    /// The directory of responsibilities could not be loaded.
+    #[error("directory")]
+    Directory(#[from] Box<crate::directory::DirectoryError>),
 }
 
 fn read(path: &Path) -> Result<String, AppError> {
@@ -109,6 +112,8 @@ pub struct App {
     metrics: Metrics,
     /// Webhooks with their HMAC keys.
     webhooks: Vec<(crate::webhooks::WebhookSettings, Vec<u8>)>,
+    /// The directory's source and the peers of the settings (merged with the directory's on every reload).
+    directory: Option<(crate::directory::DirectorySource, Vec<Peer>)>,
 }
 
 impl App {
@@ -147,7 +152,7 @@ impl App {
         for p in &settings.peers {
             let key = PublicKey::from_jwk(&read(&p.signing_key)?)
                 .map_err(|e| material("peer signing key (JWK)", &p.signing_key, e))?;
-            peers.push(Peer { org: p.org.clone(), url: p.url.clone(), key });
+            peers.push(Peer::new(p.org.clone(), p.url.clone(), key));
         }
         let server_config = tls::server_config(&cert, &ca_pem)?;
         let client = tls::http_client(&cert, &ca_pem)?;
@@ -157,7 +162,22 @@ impl App {
         let batch = u32::try_from(settings.delivery.batch).unwrap_or(1);
         // One registry per node (see `crate::metrics`); the engine records into it too.
         let metrics = Metrics::new();
-        let engine = Engine::with_metrics(identity, store, peers, settings.delivery.clone(), metrics.clone());
+        let directory = match &settings.directory {
+            Some(d) => {
+                let (source, reload) = crate::directory::open(d).await.map_err(Box::new)?;
+                crate::directory::report_start(&metrics, &source, reload);
+                Some(source)
+            }
+            None => None,
+        };
+        let configured = peers.clone();
+        let peers = crate::directory::peers(
+            directory.as_ref().and_then(|d| d.holder().current()).as_deref(),
+            &identity.org,
+            &peers,
+        );
+        let holder = directory.as_ref().map(|d| Arc::clone(d.holder()));
+        let engine = Engine::with_directory(identity, store, peers, holder, settings.delivery.clone(), metrics.clone());
         let released = match engine.release_leases().await {
             Ok(n) => n,
             Err(EngineError::Store(e)) => return Err(AppError::Store(e)),
@@ -182,6 +202,7 @@ impl App {
             limits: settings.limits.clone(),
             metrics,
             webhooks,
+            directory: directory.map(|d| (d, configured)),
         })
     }
 
@@ -229,6 +250,10 @@ impl App {
             .into_iter()
             .map(|(hook, key)| tokio::spawn(crate::webhooks::run(self.engine.clone(), hook, key, stop_rx.clone())))
             .collect();
+        let reloads = self.directory.map(|(source, configured)| {
+            let (engine, metrics) = (self.engine.clone(), self.metrics.clone());
+            tokio::spawn(crate::directory::run_reloads(engine, source, configured, metrics, stop_rx.clone()))
+        });
         let worker =
             tokio::spawn(delivery_worker(self.engine.clone(), self.transport, self.concurrency, self.batch, stop_rx));
         shutdown.await;
@@ -241,6 +266,9 @@ impl App {
         let served = joined(ListenerKind::Peer, server.await);
         let _ = worker.await;
         let _ = upkeep.await;
+        if let Some(r) = reloads {
+            let _ = r.await;
+        }
         for h in hooks {
             let _ = h.await;
         }

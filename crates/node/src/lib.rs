@@ -4,6 +4,7 @@
 pub mod apidoc;
 pub mod app;
 pub mod connector_api;
+pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod local_api;

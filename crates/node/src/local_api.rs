@@ -352,17 +352,74 @@ async fn create<S: Store>(
         }
         w => w,
     };
+    let routed = route_unassigned(&st.engine, &body)?;
+    let body = routed.as_ref().map_or(body, |(b, _)| axum::body::Bytes::from(b.clone()));
     let forward = sdx_codec::validate::validate_forward(&body).map_err(ApiError::invalid)?;
-    let s = st.engine.forward_keyed(forward.case, forward.note, key.as_deref()).await?;
+    let why = routed
+        .as_ref()
+        .map(|(_, r)| format!("to {} ({}), directory version {}: {}", r.org, r.name, r.directory_version, r.reason));
+    let s = st.engine.forward_routed(forward.case, forward.note, key.as_deref(), why).await?;
     st.engine.feed_signal().notify_waiters();
     let (id, replayed) = (s.message_id, s.replayed);
     let mut answer = sent(s);
+    if let Some((_, r)) = routed {
+        answer["routing"] =
+            json!({"assignee": r.org, "name": r.name, "reason": r.reason, "directoryVersion": r.directory_version});
+    }
     if let Some(secs) = wait {
         // The forward is committed either way; this only says whether the receipt is there yet.
         let delivered = st.engine.wait_delivered(id, std::time::Duration::from_secs(secs)).await?;
         answer["delivered"] = json!(delivered);
     }
     Ok(sent_answer(StatusCode::CREATED, answer, replayed))
+}
+
+/// A forward whose case names no `assignee`, routed by the directory: the body with the chosen organisation as
+/// assignee (and as a party, if it is not one), and the routing. `None` when the case names its assignee or the
+/// body is not a JSON object with a `case` object (the decoder says what is wrong with it then).
+fn route_unassigned<S: Store>(
+    engine: &crate::engine::Engine<S>,
+    body: &[u8],
+) -> ApiResult<Option<(Vec<u8>, crate::directory::Routed)>> {
+    use sdx_directory::ServiceId;
+    let Ok(Value::Object(mut doc)) = serde_json::from_slice::<Value>(body) else { return Ok(None) };
+    let Some(Value::Object(case)) = doc.get_mut("case") else { return Ok(None) };
+    if case.contains_key("assignee") {
+        return Ok(None);
+    }
+    let Some(level) = case
+        .get("supportLevel")
+        .and_then(Value::as_str)
+        .and_then(|c| <sdx_model::SupportLevel as sdx_model::Coded>::parse(c).ok())
+    else {
+        return Ok(None);
+    };
+    let service_ref = case.get("category").and_then(|c| c.get("service"));
+    let service = service_ref
+        .and_then(|s| s.get("leikaKey"))
+        .and_then(Value::as_str)
+        .and_then(|k| sdx_model::LeikaKey::parse(k).ok())
+        .map(ServiceId::LeikaKey)
+        .or_else(|| {
+            service_ref
+                .and_then(|s| s.get("ozgId"))
+                .and_then(Value::as_str)
+                .and_then(|k| sdx_model::OzgId::parse(k).ok())
+                .map(ServiceId::OzgId)
+        });
+    let region = case.get("region").and_then(Value::as_str).and_then(|r| sdx_model::Ars::parse(r).ok());
+    let routed = crate::directory::route(engine, service, region.as_ref(), level, &[])
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WrongRecipient, e.to_string()))?;
+    case.insert("assignee".into(), json!(routed.org));
+    let role = if level == sdx_model::SupportLevel::ThirdLevel { "vendor" } else { "bela" };
+    let parties = case.entry("parties").or_insert_with(|| json!([]));
+    if let Value::Array(list) = parties
+        && !list.iter().any(|p| p.get("organisation").and_then(Value::as_str) == Some(routed.org.as_str()))
+    {
+        list.push(json!({"role": role, "organisation": routed.org, "name": routed.name}));
+    }
+    let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::internal("re-encoding the routed case", &e, false))?;
+    Ok(Some((bytes, routed)))
 }
 
 /// Apply a change and send it to the partner.

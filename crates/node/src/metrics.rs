@@ -68,6 +68,12 @@ pub const DELIVERIES: &str = "sdx_deliveries";
 pub const OUTBOX_OLDEST_PENDING_AGE: &str = "sdx_outbox_oldest_pending_age_seconds";
 /// `sdx_blocked_cases`
 pub const BLOCKED_CASES: &str = "sdx_blocked_cases";
+/// Gauge: version of the directory of responsibilities held now (absent without a directory).
+pub const DIRECTORY_VERSION: &str = "sdx_directory_version";
+/// Gauge: Unix time (seconds) at which the held directory expires.
+pub const DIRECTORY_EXPIRES: &str = "sdx_directory_expires_at_seconds";
+/// Counter: directory reloads, by outcome (`installed`, `unchanged`) or by the error code of a refused one.
+pub const DIRECTORY_RELOADS: &str = "sdx_directory_reloads_total";
 
 /// Every metric: name, kind, unit, help text (the `# HELP` line).
 const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
@@ -84,6 +90,14 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
     (DELIVERIES, Kind::Gauge, None, "Open outbox entries by peer and state (pending, dead)."),
     (OUTBOX_OLDEST_PENDING_AGE, Kind::Gauge, Some(Unit::Seconds), "Age of the oldest pending delivery, by peer."),
     (BLOCKED_CASES, Kind::Gauge, None, "Cases whose delivery is blocked by an earlier dead letter."),
+    (DIRECTORY_VERSION, Kind::Gauge, None, "Version of the directory of responsibilities held now."),
+    (DIRECTORY_EXPIRES, Kind::Gauge, Some(Unit::Seconds), "Unix time at which the held directory expires."),
+    (
+        DIRECTORY_RELOADS,
+        Kind::Counter,
+        None,
+        "Directory loads by outcome: installed, unchanged, or the refusal's code.",
+    ),
 ];
 
 #[derive(Clone, Copy)]
@@ -216,6 +230,16 @@ impl Metrics {
     /// A received message was applied and committed; it arrived at `started`.
     pub fn applied(&self, started: Instant) {
         self.histogram(APPLY_LATENCY, Vec::new()).record(started.elapsed().as_secs_f64());
+    }
+
+    /// A directory load ended with `outcome` (`installed`, `unchanged` or an error code); `held` is the directory
+    /// held afterwards (version and expiry).
+    pub fn directory_loaded(&self, outcome: &str, held: Option<(u64, Timestamp)>) {
+        self.counter(DIRECTORY_RELOADS, vec![Label::new("outcome", outcome.to_string())]).increment(1);
+        if let Some((version, expires)) = held {
+            self.gauge(DIRECTORY_VERSION, Vec::new()).set(version as f64);
+            self.gauge(DIRECTORY_EXPIRES, Vec::new()).set((expires.unix_millis() / 1000) as f64);
+        }
     }
 
     /// A message to `peer` became a dead letter.

@@ -22,9 +22,13 @@ pub struct Settings {
     pub keys: KeySettings,
     /// Storage.
     pub storage: StorageSettings,
-    /// Partners this node exchanges cases with.
+    /// Partners this node exchanges cases with (besides those of the directory; these win for their
+    /// organisation).
     #[serde(default)]
     pub peers: Vec<PeerSettings>,
+    /// The signed directory of responsibilities: peers and routing come from it (see [`crate::directory`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectorySettings>,
     /// Delivery of outgoing messages.
     #[serde(default)]
     pub delivery: DeliverySettings,
@@ -95,6 +99,34 @@ pub struct PeerSettings {
     pub url: String,
     /// Its public signing key (JWK file).
     pub signing_key: PathBuf,
+}
+
+/// Where the directory of responsibilities comes from and who may sign it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySettings {
+    /// A file (relative to the settings file) or an `https://` (or, on loopback and in tests, `http://`) URL of
+    /// the signed directory (JWS). The signature, not the transport, makes it trustworthy.
+    pub source: String,
+    /// The directory authority's public signing keys (JWK files): a directory signed by none of them is refused.
+    pub authority_keys: Vec<PathBuf>,
+    /// If set, the directory's `issuer` must be this organisation key.
+    #[serde(default)]
+    pub issuer: Option<OrgKey>,
+    /// How often the source is read again, in seconds (a newer version replaces the held one without restart).
+    #[serde(default = "default_directory_reload_s")]
+    pub reload_s: u64,
+}
+
+fn default_directory_reload_s() -> u64 {
+    300
+}
+
+impl DirectorySettings {
+    /// Whether `source` is a URL (else a file path).
+    pub fn is_url(&self) -> bool {
+        self.source.starts_with("https://") || self.source.starts_with("http://")
+    }
 }
 
 /// Retry policy of the delivery worker.
@@ -297,7 +329,7 @@ impl Settings {
         }
         // Only variables of the settings' sections (SDX_NODE__ORG, SDX_STORAGE__URL, …); other SDX_ variables,
         // such as SDX_TEST_DATABASE_URL, belong to other tools.
-        let sections = ["node__", "keys__", "storage__", "peers", "delivery__", "api__", "limits__"];
+        let sections = ["node__", "keys__", "storage__", "peers", "directory__", "delivery__", "api__", "limits__"];
         let env = Env::prefixed("SDX_")
             .filter(move |k| {
                 let k = k.as_str().to_ascii_lowercase();
@@ -334,6 +366,14 @@ impl Settings {
         fix(&mut self.keys.federation_ca);
         for p in &mut self.peers {
             fix(&mut p.signing_key);
+        }
+        if let Some(d) = &mut self.directory {
+            for k in &mut d.authority_keys {
+                fix(k);
+            }
+            if !d.is_url() && Path::new(&d.source).is_relative() {
+                d.source = base.join(&d.source).display().to_string();
+            }
         }
         for c in &mut self.connectors {
             fix(&mut c.file);
@@ -373,6 +413,19 @@ impl Settings {
             }
             if !p.url.starts_with("https://") {
                 return Err(SettingsError(format!("peer {} url must be https://", p.org)));
+            }
+        }
+        if let Some(d) = &self.directory {
+            if d.source.is_empty() {
+                return Err(SettingsError("directory.source: a file or an https:// URL".into()));
+            }
+            if d.authority_keys.is_empty() {
+                return Err(SettingsError(
+                    "directory.authority_keys: at least one key of the directory authority (JWK file)".into(),
+                ));
+            }
+            if !(1..=86_400).contains(&d.reload_s) {
+                return Err(SettingsError("directory.reload_s: 1 to 86400 seconds".into()));
             }
         }
         for c in &self.api.clients {

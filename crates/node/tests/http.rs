@@ -72,13 +72,13 @@ async fn forward_and_return_over_mutual_tls_with_a_receiver_that_was_down() {
     let mila = Engine::new(
         Identity { org: m_org.clone(), name: None, signing_key: m_key },
         SqliteStore::open(&url("mila.db")).await.unwrap(),
-        vec![Peer { org: b_org.clone(), url: format!("https://localhost:{}", b_addr.port()), key: b_pub }],
+        vec![Peer::new(b_org.clone(), format!("https://localhost:{}", b_addr.port()), b_pub)],
         fast.clone(),
     );
     let bela = Engine::new(
         Identity { org: b_org.clone(), name: None, signing_key: b_key },
         SqliteStore::open(&url("bela.db")).await.unwrap(),
-        vec![Peer { org: m_org.clone(), url: format!("https://localhost:{}", m_addr.port()), key: m_pub }],
+        vec![Peer::new(m_org.clone(), format!("https://localhost:{}", m_addr.port()), m_pub)],
         fast,
     );
     let to_bela = HttpTransport::new(tls::http_client(&m_cert, ca.cert_pem()).unwrap());
@@ -182,7 +182,7 @@ async fn batch_endpoint_answers_every_message_in_order_and_refuses_bad_batches()
     let bela = Engine::new(
         Identity { org: b_org.clone(), name: None, signing_key: b_key },
         b_store.clone(),
-        vec![Peer { org: m_org.clone(), url: "https://localhost:1".into(), key: m_pub }],
+        vec![Peer::new(m_org.clone(), "https://localhost:1", m_pub)],
         DeliverySettings::default(),
     );
     let srv = serve(b_addr, bela, &b_cert, &ca);

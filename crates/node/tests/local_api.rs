@@ -31,7 +31,7 @@ async fn start_with_engine() -> (String, tempfile::TempDir, Engine<SqliteStore>)
         },
         store,
         // The peer is not running: forwards stay in the outbox.
-        vec![Peer { org: OrgKey::parse(BELA).unwrap(), url: "https://localhost:1".into(), key: bela_key }],
+        vec![Peer::new(OrgKey::parse(BELA).unwrap(), "https://localhost:1", bela_key)],
         DeliverySettings::default(),
     );
     let clients = vec![ApiClient { name: "rt".into(), token_sha256: sha256(TOKEN.as_bytes()).to_string() }];

@@ -156,6 +156,9 @@ text_enum!(
         /// A connector (or another local client) reported a problem with the case, e.g. a value its ticket system
         /// cannot take; kept here, not sent to the partner.
         Reported = "reported",
+        /// The case was routed by the directory of responsibilities: the detail names the organisation chosen,
+        /// the directory version and why.
+        Routed = "routed",
     }
 );
 

@@ -80,6 +80,7 @@ pub fn settings(
         },
         storage,
         peers: Vec::new(),
+        directory: None,
         delivery: DeliverySettings::default(),
         api: ApiSettings { listen: api_listen, clients, ..ApiSettings::default() },
         limits: LimitSettings::default(),

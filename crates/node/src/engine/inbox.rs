@@ -88,13 +88,13 @@ impl<S: Store> Engine<S> {
     /// Verify a received message: `Ok(Err(answer))` if it cannot be opened (the answer says why).
     fn open_received(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<Result<Opened, Answer>, EngineError> {
         let me = &self.inner.me;
-        let Some(peer) = self.inner.peers.get(tls_peer) else {
+        let Some(peer) = self.peer(tls_peer) else {
             return Ok(Err(Answer::Problem {
                 code: ErrorCode::UnknownSender,
                 detail: format!("{tls_peer} is not a configured peer of {}", me.org),
             }));
         };
-        match protocol::open(wire, &peer.key, tls_peer, &me.org) {
+        match protocol::open(wire, peer.key_for(wire), tls_peer, &me.org) {
             Ok(o) => Ok(Ok(o)),
             Err(r) => Ok(Err(self.refuse_unopened(wire, tls_peer, r)?)),
         }

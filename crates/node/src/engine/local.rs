@@ -37,6 +37,11 @@ pub(super) struct Outgoing {
     pub acknowledged: Option<u64>,
 }
 
+/// The refusal of a change the partner's published capabilities cannot take (the directory's `capabilities`).
+fn partner_cannot(partner: &OrgKey, u: sdx_directory::Unsupported) -> EngineError {
+    refusal(u.code, format!("{partner} cannot take this (its capabilities in the directory): {}", u.detail)).into()
+}
+
 /// The earlier change made with idempotency `key`, if there was one, with the case as it is now.
 async fn replayed<T: StoreTx>(tx: &mut T, key: Option<&str>) -> Result<Option<Sent>, EngineError> {
     let Some(key) = key else { return Ok(None) };
@@ -73,16 +78,31 @@ impl<S: Store> Engine<S> {
         note: Option<String>,
         key: Option<&str>,
     ) -> Result<Sent, EngineError> {
+        self.forward_routed(case, note, key, None).await
+    }
+
+    /// [`Engine::forward_keyed`] of a case whose assignee the directory chose: `routing` (why) is kept in the
+    /// case's timeline as a `routed` event, in the forward's transaction.
+    pub async fn forward_routed(
+        &self,
+        case: Case,
+        note: Option<String>,
+        key: Option<&str>,
+        routing: Option<String>,
+    ) -> Result<Sent, EngineError> {
         let me = &self.inner.me;
         let to = case.assignee.clone();
-        if !self.inner.peers.contains_key(&to) {
+        let Some(peer) = self.peer(&to) else {
             return Err(EngineError::UnknownPeer(to));
-        }
+        };
         if case.originator != me.org {
             return Err(refusal(ErrorCode::NotPermitted, "a node forwards the cases it originates").into());
         }
         if let Some(i) = sdx_model::rules::check_case_issues(&case).into_iter().next() {
             return Err(refusal(i.code, format!("{} (at {})", i.message, i.pointer)).into());
+        }
+        if let Some(caps) = &peer.capabilities {
+            caps.check(None, &case).map_err(|u| partner_cannot(&to, u))?;
         }
         let forward = sdx_model::Forward { case: case.clone(), note };
         // What the assignee will check (every authorship claim is ours), refused here already.
@@ -106,6 +126,9 @@ impl<S: Store> Engine<S> {
         }
         let rec = CaseRecord { case: case.clone(), partner: to, our_role: OurRole::Originator, updated_at: at };
         tx.put_case(&rec, None).await?;
+        if let Some(why) = routing {
+            tx.add_event(&event(case.case_id, EventKind::Routed, None, why)).await?;
+        }
         let message_id = self.enqueue(&mut tx, out, Some(presealed)).await?;
         remember(&mut tx, key, case.case_id, message_id, at).await?;
         tx.commit().await?;
@@ -130,6 +153,9 @@ impl<S: Store> Engine<S> {
         let rec = tx.get_case(case_id).await?.ok_or(EngineError::NotFound(case_id))?;
         let at = now();
         let new = lifecycle::apply(&rec.case, &me.org, &rec.partner, &body, at)?;
+        if let Some(caps) = self.peer(&rec.partner).and_then(|p| p.capabilities.clone()) {
+            caps.check(Some(&rec.case), &new).map_err(|u| partner_cannot(&rec.partner, u))?;
+        }
         set_revision(&mut body, new.revision);
         let updated = CaseRecord { case: new.clone(), updated_at: at, ..rec.clone() };
         tx.put_case(&updated, Some(rec.case.revision)).await?;

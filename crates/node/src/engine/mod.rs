@@ -39,16 +39,56 @@ mod notices;
 mod outbox;
 mod replay;
 
-/// A partner node as the engine knows it.
+/// A partner node as the engine knows it: from the settings' `[[peers]]` or from the directory.
 #[derive(Debug, Clone)]
 pub struct Peer {
     /// Organisation key.
     pub org: OrgKey,
     /// Base URL of its peer endpoint.
     pub url: String,
-    /// Its public signing key.
+    /// Its public signing key (the first, if it has several).
     pub key: PublicKey,
+    /// Further signing keys it may use (a key rollover published in the directory); picked by the JWS `kid`.
+    pub other_keys: Vec<PublicKey>,
+    /// What its workflow can take, as the directory publishes it (`None`: everything SDX allows).
+    pub capabilities: Option<sdx_directory::Capabilities>,
+    /// Message types its node accepts (`None`: every type).
+    pub message_types: Option<Vec<sdx_model::MessageType>>,
+    /// The directory version it comes from (`None`: from the settings).
+    pub directory_version: Option<u64>,
 }
+
+impl Peer {
+    /// A peer from the settings: one key, no published capabilities.
+    #[must_use]
+    pub fn new(org: OrgKey, url: impl Into<String>, key: PublicKey) -> Peer {
+        Peer {
+            org,
+            url: url.into(),
+            key,
+            other_keys: Vec::new(),
+            capabilities: None,
+            message_types: None,
+            directory_version: None,
+        }
+    }
+
+    /// The key to verify `jws` with: the one its `kid` names, else the first.
+    #[must_use]
+    pub fn key_for(&self, jws: &[u8]) -> &PublicKey {
+        if self.other_keys.is_empty() {
+            return &self.key;
+        }
+        let kid = std::str::from_utf8(jws)
+            .ok()
+            .and_then(|t| sdx_crypto::jws::decode_unverified(t.trim()).ok())
+            .and_then(|(h, _)| h.kid);
+        kid.and_then(|k| std::iter::once(&self.key).chain(&self.other_keys).find(|p| p.kid() == k)).unwrap_or(&self.key)
+    }
+}
+
+/// The peers a node knows, replaced as a whole when the directory is reloaded.
+type PeerBook = Arc<HashMap<OrgKey, Arc<Peer>>>;
 
 /// What went wrong in the engine. The HTTP layers decide what each means to their callers.
 #[derive(Debug, thiserror::Error)]
@@ -199,7 +239,10 @@ pub trait Transport: Send + Sync {
 struct Inner<S> {
     me: Identity,
     store: S,
-    peers: HashMap<OrgKey, Peer>,
+    /// The peers now (a snapshot is taken per use; [`Engine::set_peers`] swaps it).
+    peers: std::sync::RwLock<PeerBook>,
+    /// The directory of responsibilities, if the node routes by one (`crate::directory`).
+    directory: Option<Arc<sdx_directory::DirectoryHolder>>,
     delivery: DeliverySettings,
     /// Signalled after a commit that put something into the outbox.
     wake: Arc<tokio::sync::Notify>,
@@ -220,6 +263,10 @@ impl<S: Store> Clone for Engine<S> {
     fn clone(&self) -> Self {
         Engine { inner: Arc::clone(&self.inner) }
     }
+}
+
+fn book(peers: Vec<Peer>) -> PeerBook {
+    Arc::new(peers.into_iter().map(|p| (p.org.clone(), Arc::new(p))).collect())
 }
 
 fn now() -> Timestamp {
@@ -258,11 +305,49 @@ impl<S: Store> Engine<S> {
         delivery: DeliverySettings,
         metrics: Metrics,
     ) -> Self {
-        let peers = peers.into_iter().map(|p| (p.org.clone(), p)).collect();
+        Engine::with_directory(me, store, peers, None, delivery, metrics)
+    }
+
+    /// [`Engine::with_metrics`] for a node that routes by a directory of responsibilities: `peers` are the
+    /// settings' and the directory's together (see [`crate::directory::peers`]).
+    pub fn with_directory(
+        me: Identity,
+        store: S,
+        peers: Vec<Peer>,
+        directory: Option<Arc<sdx_directory::DirectoryHolder>>,
+        delivery: DeliverySettings,
+        metrics: Metrics,
+    ) -> Self {
+        let peers = std::sync::RwLock::new(book(peers));
         let wake = Arc::new(tokio::sync::Notify::new());
         let waiters = std::sync::Mutex::new(HashMap::new());
         let feed = tokio::sync::Notify::new();
-        Engine { inner: Arc::new(Inner { me, store, peers, delivery, wake, feed, waiters, metrics }) }
+        Engine { inner: Arc::new(Inner { me, store, peers, directory, delivery, wake, feed, waiters, metrics }) }
+    }
+
+    /// Replace the peers (after the directory was reloaded). Messages already in the outbox go to the new
+    /// addresses; a peer that is gone makes its deliveries fail as "no longer configured".
+    pub fn set_peers(&self, peers: Vec<Peer>) {
+        let new = book(peers);
+        *self.inner.peers.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+    }
+
+    /// The peer with this organisation key, now.
+    pub fn peer(&self, org: &OrgKey) -> Option<Arc<Peer>> {
+        self.inner.peers.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(org).cloned()
+    }
+
+    /// Every peer now, by organisation key.
+    pub fn peers(&self) -> Vec<Arc<Peer>> {
+        let book = self.inner.peers.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let mut all: Vec<Arc<Peer>> = book.values().cloned().collect();
+        all.sort_by(|a, b| a.org.as_str().cmp(b.org.as_str()));
+        all
+    }
+
+    /// The directory this node routes by, if it has one.
+    pub fn directory(&self) -> Option<&Arc<sdx_directory::DirectoryHolder>> {
+        self.inner.directory.as_ref()
     }
 
     /// Where this engine records its metrics.
@@ -321,7 +406,7 @@ impl<S: Store> Engine<S> {
 
     /// Whether `org` is a configured peer of this node.
     pub fn is_peer(&self, org: &OrgKey) -> bool {
-        self.inner.peers.contains_key(org)
+        self.peer(org).is_some()
     }
 
     /// The store.

@@ -42,9 +42,11 @@ impl<S: Store> Engine<S> {
     /// the one function the directory will replace (the members responsible for or using `notice`'s services in
     /// its regions, and portals).
     pub fn notice_recipients(&self, _notice: &ServiceNotice) -> Vec<OrgKey> {
-        let mut orgs: Vec<OrgKey> = self.inner.peers.keys().cloned().collect();
-        orgs.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        orgs
+        self.peers()
+            .iter()
+            .filter(|p| p.message_types.as_ref().is_none_or(|t| t.contains(&MessageType::ServiceNotice)))
+            .map(|p| p.org.clone())
+            .collect()
     }
 
     /// Publish (or update, same notice id) one of this organisation's notices: store it as the latest version and

@@ -154,12 +154,13 @@ impl<S: Store> Engine<S> {
             };
             msgs.push(msg);
         }
-        let outcomes: Vec<Outcome> = match ds.first().and_then(|d| self.inner.peers.get(&d.peer)) {
+        let outcomes: Vec<Outcome> = match ds.first().and_then(|d| self.peer(&d.peer)) {
             None => {
                 let e = Outcome::Failed { error: "the peer is no longer configured".into(), permanent: true };
                 ds.iter().map(|_| e.clone()).collect()
             }
             Some(peer) => {
+                let peer = &*peer;
                 let answers = post_all(transport, peer, &msgs).await;
                 msgs.iter().zip(answers).map(|(msg, a)| self.judge(peer, msg, a)).collect()
             }
@@ -205,7 +206,14 @@ impl<S: Store> Engine<S> {
             Ok(b) => b,
             Err(e) => return Outcome::Failed { permanent: !e.is_transient(), error: e.to_string() },
         };
-        match protocol::open_receipt(&body, &peer.key, &peer.org, &self.inner.me.org, msg.message_id, &msg.digest) {
+        match protocol::open_receipt(
+            &body,
+            peer.key_for(&body),
+            &peer.org,
+            &self.inner.me.org,
+            msg.message_id,
+            &msg.digest,
+        ) {
             Ok((receipt_msg, receipt)) => Outcome::Receipt {
                 jws: String::from_utf8_lossy(&body).trim().to_string(),
                 receipt_id: receipt_msg.header.message_id,

@@ -160,10 +160,8 @@ impl Pair {
             schema,
             peer,
         };
-        let m_peer =
-            Peer { org: b_org.clone(), url: "https://bela.invalid".into(), key: b_key.public_key(Alg::Es256).unwrap() };
-        let b_peer =
-            Peer { org: m_org.clone(), url: "https://mila.invalid".into(), key: m_key.public_key(Alg::Es256).unwrap() };
+        let m_peer = Peer::new(b_org.clone(), "https://bela.invalid", b_key.public_key(Alg::Es256).unwrap());
+        let b_peer = Peer::new(m_org.clone(), "https://mila.invalid", m_key.public_key(Alg::Es256).unwrap());
         let specs = HashMap::from([
             (m_org.clone(), spec(&m_org, &m_key, location("mila"), m_peer)),
             (b_org.clone(), spec(&b_org, &b_key, location("bela"), b_peer)),

@@ -1,0 +1,311 @@
+//! The node and the signed directory of responsibilities (issue 9). Three real nodes started through
+//! `App::build`, none with `[[peers]]`: every peer comes from one signed directory file that all of them read and
+//! reload every second. A case sent without assignee is routed by the directory (service, region, support level)
+//! and delivered over mutual TLS; a newer directory adds an organisation responsible for a narrower region and the
+//! next case goes there without a restart; the partner's published capabilities refuse, at the source, a text it
+//! cannot take; an older, unsigned or tampered directory is refused and the last good one kept; a node whose
+//! directory is not signed by its authority does not start.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use sdx_crypto::{Alg, PrivateKey};
+use sdx_directory::Directory;
+use sdx_model::sample::{BELA, MILA};
+use sdx_model::*;
+use sdx_node::app::App;
+use sdx_node::pki::Ca;
+use sdx_node::settings::Settings;
+
+const TOKEN: &str = "directory-test-token";
+/// Responsible in Schleswig-Holstein (region `01`) once the second directory names it.
+const KREIS: &str = "psw:01060002";
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+struct Org {
+    key: &'static str,
+    addr: SocketAddr,
+    signing: PrivateKey,
+    dir: tempfile::TempDir,
+}
+
+impl Org {
+    fn new(key: &'static str) -> Org {
+        Org {
+            key,
+            addr: free_addr(),
+            signing: PrivateKey::generate(Alg::Es256).unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn entry(&self, extra: Value) -> Value {
+        let mut o = json!({
+            "key": self.key,
+            "name": format!("Node {}", self.key),
+            "roles": ["member"],
+            "endpoint": format!("https://localhost:{}/sdx/v1", self.addr.port()),
+            "signingKeys": [self.signing.public_key(Alg::Es256).unwrap().to_jwk()],
+        });
+        if let (Value::Object(o), Value::Object(x)) = (&mut o, extra) {
+            o.extend(x);
+        }
+        o
+    }
+
+    /// Settings without peers, reading the directory `file` signed by `authority_jwk`.
+    fn settings(&self, ca: &Ca, file: &Path, authority_jwk: &Path) -> Settings {
+        let d = self.dir.path();
+        let cert = ca.issue_node(&OrgKey::parse(self.key).unwrap(), &[]).unwrap();
+        std::fs::write(d.join("ca.pem"), ca.cert_pem()).unwrap();
+        std::fs::write(d.join("tls.crt"), cert.cert_pem()).unwrap();
+        std::fs::write(d.join("tls.key"), cert.key_pem()).unwrap();
+        std::fs::write(d.join("signing.pem"), self.signing.to_pkcs8_pem()).unwrap();
+        let token = sdx_node::protocol::sha256(TOKEN.as_bytes());
+        let toml = format!(
+            r#"[node]
+org = "{}"
+listen = "{}"
+[keys]
+signing_key = "signing.pem"
+tls_cert = "tls.crt"
+tls_key = "tls.key"
+federation_ca = "ca.pem"
+[storage]
+url = "sqlite://node.db?mode=rwc"
+[api]
+listen = "127.0.0.1:0"
+clients = [{{ name = "test", token_sha256 = "{token}" }}]
+[directory]
+source = "{}"
+authority_keys = ["{}"]
+issuer = "dir:test"
+reload_s = 1
+"#,
+            self.key,
+            self.addr,
+            file.display(),
+            authority_jwk.display()
+        );
+        let f = d.join("node.toml");
+        std::fs::write(&f, toml).unwrap();
+        Settings::load(Some(&f)).unwrap()
+    }
+}
+
+/// A directory of `version` with `organisations` and `responsibilities`, signed by `key`.
+fn signed(key: &PrivateKey, version: u64, organisations: Vec<Value>, responsibilities: Value) -> String {
+    let doc = document(version, organisations, responsibilities);
+    let dir = Directory::from_json(doc.to_string().as_bytes()).unwrap();
+    sdx_directory::sign(&dir, key).unwrap()
+}
+
+/// The directory document (unsigned).
+fn document(version: u64, organisations: Vec<Value>, responsibilities: Value) -> Value {
+    json!({
+        "schemaVersion": "1.0",
+        "version": version,
+        "issuedAt": "2026-01-01T00:00:00Z",
+        "expiresAt": "2099-12-31T23:59:59Z",
+        "issuer": "dir:test",
+        "organisations": organisations,
+        "responsibilities": responsibilities,
+    })
+}
+
+struct Node {
+    api: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    run: tokio::task::JoinHandle<Result<(), sdx_node::app::AppError>>,
+}
+
+async fn start(settings: Settings) -> Node {
+    let app = App::build(settings).await.unwrap();
+    let api = format!("http://{}", app.api_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    Node { api, stop, run }
+}
+
+impl Node {
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        self.run.await.unwrap().unwrap();
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut r = reqwest::Client::new().request(method, format!("{}{path}", self.api)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn metric(&self, line_start: &str) -> Option<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.api)).await.unwrap().text().await.unwrap();
+        text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Wait until `/metrics` shows directory version `v` (reloads run every second).
+    async fn until_version(&self, v: u64) {
+        let t = Instant::now();
+        while self.metric("sdx_directory_version ").await != Some(v as f64) {
+            assert!(t.elapsed() < Duration::from_secs(20), "directory version {v} not loaded");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The sample case without assignee and without the assignee's party, in `region`.
+fn unassigned(region: &str) -> Value {
+    let mut case = serde_json::to_value(sample::typical_case()).unwrap();
+    case["caseId"] = json!(CaseId::new_random());
+    case["region"] = json!(region);
+    let o = case.as_object_mut().unwrap();
+    o.remove("assignee");
+    let parties = o.get_mut("parties").unwrap().as_array_mut().unwrap();
+    parties.retain(|p| p["organisation"] == MILA);
+    json!({"case": case, "note": "Bitte übernehmen."})
+}
+
+fn write(path: &PathBuf, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
+    let ca = Ca::generate("SDX test federation").unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let authority = PrivateKey::generate(Alg::Es256).unwrap();
+    let authority_jwk = shared.path().join("authority.jwk");
+    std::fs::write(&authority_jwk, authority.public_key(Alg::Es256).unwrap().to_jwk_string()).unwrap();
+    let file = shared.path().join("directory.jws");
+    let (mila, bela, kreis) = (Org::new(MILA), Org::new(BELA), Org::new(KREIS));
+    let leika = "99107004017000";
+
+    // Version 1: MiLa and BeLa; BeLa is responsible nationwide at the second level.
+    let nationwide = json!({"services": [{"leikaKey": leika}], "regions": ["nationwide"], "level": "secondLevel",
+        "organisation": BELA});
+    let v1 = signed(&authority, 1, vec![mila.entry(json!({})), bela.entry(json!({}))], json!([nationwide.clone()]));
+    write(&file, &v1);
+    let m = start(mila.settings(&ca, &file, &authority_jwk)).await;
+    let b = start(bela.settings(&ca, &file, &authority_jwk)).await;
+    m.until_version(1).await;
+
+    // A case without assignee goes to BeLa, with the reason, and is delivered (BeLa knows MiLa from the
+    // directory too: the receipt verifies).
+    let (s, v) =
+        m.call(reqwest::Method::POST, "/api/v1/cases?waitForReceipt=20", Some(&unassigned("010020000000"))).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!((v["routing"]["assignee"].as_str(), v["delivered"].as_bool()), (Some(BELA), Some(true)), "{v}");
+    assert_eq!(v["routing"]["directoryVersion"], 1);
+    assert!(v["routing"]["reason"].as_str().unwrap().contains("nationwide"), "{v}");
+    assert!(v["case"]["parties"].as_array().unwrap().iter().any(|p| p["organisation"] == BELA && p["role"] == "bela"));
+    let id = v["case"]["caseId"].as_str().unwrap().to_string();
+    let (_, at_bela) = b.call(reqwest::Method::GET, &format!("/api/v1/cases/{id}"), None).await;
+    assert_eq!(at_bela["case"]["assignee"], BELA, "{at_bela}");
+    let (_, at_mila) = m.call(reqwest::Method::GET, &format!("/api/v1/cases/{id}"), None).await;
+    let routed: Vec<&Value> =
+        at_mila["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "routed").collect();
+    assert_eq!(routed.len(), 1, "{at_mila}");
+    assert!(routed[0]["detail"].as_str().unwrap().contains("directory version 1"), "{at_mila}");
+
+    // Nothing to route by: no region.
+    let mut no_region = unassigned("010020000000");
+    no_region["case"].as_object_mut().unwrap().remove("region");
+    let (s, v) = m.call(reqwest::Method::POST, "/api/v1/cases", Some(&no_region)).await;
+    assert_eq!((s, v["errorCode"].as_str()), (422, Some("wrongRecipient")), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("no region"), "{v}");
+
+    // Version 2 adds the Kreis, responsible in Schleswig-Holstein, whose fields take at most 400 characters.
+    let kreis_entry = kreis.entry(json!({"capabilities": {"maxTextChars": 400}}));
+    let sh =
+        json!({"services": [{"leikaKey": leika}], "regions": ["01"], "level": "secondLevel", "organisation": KREIS});
+    let v2 = signed(
+        &authority,
+        2,
+        vec![mila.entry(json!({})), bela.entry(json!({})), kreis_entry],
+        json!([nationwide.clone(), sh]),
+    );
+    write(&file, &v2);
+    let k = start(kreis.settings(&ca, &file, &authority_jwk)).await;
+    m.until_version(2).await;
+    let (s, v) =
+        m.call(reqwest::Method::POST, "/api/v1/cases?waitForReceipt=20", Some(&unassigned("010020000000"))).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!((v["routing"]["assignee"].as_str(), v["delivered"].as_bool()), (Some(KREIS), Some(true)), "{v}");
+    let kreis_case = v["case"]["caseId"].as_str().unwrap().to_string();
+    // Outside Schleswig-Holstein it is still BeLa.
+    let (s, v) = m.call(reqwest::Method::POST, "/api/v1/cases", Some(&unassigned("064120000000"))).await;
+    assert_eq!((s, v["routing"]["assignee"].as_str()), (201, Some(BELA)), "{v}");
+
+    // The Kreis's published limit refuses a long text at the source; nothing is queued.
+    let (_, before) = m.call(reqwest::Method::GET, "/api/v1/deliveries", None).await;
+    let entry = |text: String| {
+        json!({"id": ItemId::new_random(), "visibility": "public", "author": {"organisation": MILA},
+               "createdAt": "2026-11-30T10:00:00Z", "text": text})
+    };
+    let path = format!("/api/v1/cases/{kreis_case}/changes");
+    let long = json!({"update": {"revision": 0, "journal": [entry("x".repeat(401))]}});
+    let (s, v) = m.call(reqwest::Method::POST, &path, Some(&long)).await;
+    assert_eq!((s, v["errorCode"].as_str()), (422, Some("tooLarge")), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains(KREIS), "{v}");
+    let (_, after) = m.call(reqwest::Method::GET, "/api/v1/deliveries", None).await;
+    assert_eq!(before, after, "nothing queued");
+    let short = json!({"update": {"revision": 0, "journal": [entry("x".repeat(400))]}});
+    let (s, v) = m.call(reqwest::Method::POST, &path, Some(&short)).await;
+    assert_eq!(s, 200, "{v}");
+
+    // An older directory, an unsigned one and a tampered one are refused; version 2 stays in use.
+    for (bad, code) in [
+        (v1.clone(), "olderVersion"),
+        (document(3, vec![mila.entry(json!({}))], json!([])).to_string(), "unsigned"),
+        (tamper(&v2), "signatureInvalid"),
+    ] {
+        let counted = format!("sdx_directory_reloads_total{{outcome=\"{code}\"}} ");
+        write(&file, &bad);
+        let t = Instant::now();
+        while m.metric(&counted).await.is_none() {
+            assert!(t.elapsed() < Duration::from_secs(20), "{code} not counted");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(m.metric("sdx_directory_version ").await, Some(2.0), "{code}: the last good one is kept");
+    }
+    let (s, v) = m.call(reqwest::Method::POST, "/api/v1/cases", Some(&unassigned("010020000000"))).await;
+    assert_eq!((s, v["routing"]["assignee"].as_str()), (201, Some(KREIS)), "{v}");
+
+    for n in [m, b, k] {
+        n.shutdown().await;
+    }
+
+    // A node whose directory is signed by another authority does not start, and says why.
+    let stranger = PrivateKey::generate(Alg::Es256).unwrap();
+    write(&file, &signed(&stranger, 3, vec![mila.entry(json!({})), bela.entry(json!({}))], json!([nationwide])));
+    let err = App::build(mila.settings(&ca, &file, &authority_jwk)).await.err().expect("refused");
+    let chain = format!("{err}: {}", std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default());
+    assert!(chain.contains("directory"), "{chain}");
+    assert!(matches!(err, sdx_node::app::AppError::Directory(ref e) if e.code() == "unknownAuthority"), "{chain}");
+}
+
+/// `jws` with one character of its payload changed.
+fn tamper(jws: &str) -> String {
+    let mut parts: Vec<String> = jws.split('.').map(str::to_string).collect();
+    let p = &mut parts[1];
+    let i = p.len() / 2;
+    let c = if &p[i..=i] == "A" { "B" } else { "A" };
+    p.replace_range(i..=i, c);
+    parts.join(".")
+}
