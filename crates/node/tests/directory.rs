@@ -232,13 +232,16 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
 
     // Version 2 adds the Kreis, responsible in Schleswig-Holstein, whose fields take at most 400 characters.
     let kreis_entry = kreis.entry(json!({"capabilities": {"maxTextChars": 400}}));
+    // In Schleswig-Holstein BeLa is the second candidate (rank 1), after the Kreis.
     let sh =
         json!({"services": [{"leikaKey": leika}], "regions": ["01"], "level": "secondLevel", "organisation": KREIS});
+    let sh_second = json!({"services": [{"leikaKey": leika}], "regions": ["01"], "level": "secondLevel",
+        "organisation": BELA, "rank": 1});
     let v2 = signed(
         &authority,
         2,
         vec![mila.entry(json!({})), bela.entry(json!({})), kreis_entry],
-        json!([nationwide.clone(), sh]),
+        json!([nationwide.clone(), sh, sh_second]),
     );
     write(&file, &v2);
     let k = start(kreis.settings(&ca, &file, &authority_jwk)).await;
@@ -269,6 +272,50 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
     let (s, v) = m.call(reqwest::Method::POST, &path, Some(&short)).await;
     assert_eq!(s, 200, "{v}");
 
+    // The Kreis rejects the case as not responsible: MiLa's node forwards it to the next candidate, BeLa.
+    settle(&m).await;
+    let reject = json!({"reject": {"revision": 0, "reason": "notResponsible", "text": "Zuständig ist die HZD."}});
+    let (s, v) = k.call(reqwest::Method::POST, &path, Some(&reject)).await;
+    assert_eq!(s, 200, "{v}");
+    let case_path = format!("/api/v1/cases/{kreis_case}");
+    let t = Instant::now();
+    while b.call(reqwest::Method::GET, &case_path, None).await.0 != 200 {
+        assert!(t.elapsed() < Duration::from_secs(20), "the rerouted case did not reach BeLa");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, v) = m.call(reqwest::Method::GET, &case_path, None).await;
+    assert_eq!((v["case"]["assignee"].as_str(), v["partner"].as_str()), (Some(BELA), Some(BELA)), "{v}");
+    let routed: Vec<&str> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "routed")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    let expected = format!("{KREIS} rejected it as not responsible (Zuständig ist die HZD.); rerouted to {BELA}");
+    assert!(routed.iter().any(|d| d.contains(&expected)), "{routed:?}");
+    let (_, at_bela) = b.call(reqwest::Method::GET, &case_path, None).await;
+    let c = &at_bela["case"];
+    assert_eq!((c["assignee"].as_str(), c["status"].as_str()), (Some(BELA), Some("new")), "{at_bela}");
+    assert!(!c["parties"].as_array().unwrap().iter().any(|p| p["organisation"] == KREIS), "{at_bela}");
+    // BeLa rejects it too: nobody is left, the case stays with MiLa, rejected, and the timeline says why.
+    settle(&m).await;
+    let (s, v) = b.call(reqwest::Method::POST, &path, Some(&reject)).await;
+    assert_eq!(s, 200, "{v}");
+    let t = Instant::now();
+    loop {
+        let (_, v) = m.call(reqwest::Method::GET, &case_path, None).await;
+        if v["case"]["status"] == "rejected" {
+            assert_eq!(v["case"]["assignee"], MILA, "{v}");
+            let events = v["timeline"].as_array().unwrap();
+            let last = events.iter().rev().find(|e| e["kind"] == "routed").unwrap();
+            assert!(last["detail"].as_str().unwrap().contains("not rerouted"), "{last}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "BeLa's rejection did not arrive: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // An older directory, an unsigned one and a tampered one are refused; version 2 stays in use.
     for (bad, code) in [
         (v1.clone(), "olderVersion"),
@@ -298,6 +345,19 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
     let chain = format!("{err}: {}", std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default());
     assert!(chain.contains("directory"), "{chain}");
     assert!(matches!(err, sdx_node::app::AppError::Directory(ref e) if e.code() == "unknownAuthority"), "{chain}");
+}
+
+/// Wait until `n` has no pending delivery.
+async fn settle(n: &Node) {
+    let t = Instant::now();
+    loop {
+        let (_, v) = n.call(reqwest::Method::GET, "/api/v1/deliveries?state=pending", None).await;
+        if v["items"].as_array().is_some_and(Vec::is_empty) {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "deliveries still pending: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `jws` with one character of its payload changed.

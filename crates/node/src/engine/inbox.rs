@@ -244,7 +244,12 @@ impl<S: Store> Engine<S> {
     ) -> Result<Result<(), Refusal>, EngineError> {
         let id = m.header.message_id;
         let result = self.apply_one(tx, m, from, existing).await?;
-        let Err(r) = result else { return Ok(Ok(())) };
+        let Err(r) = result else {
+            if let Some(case_id) = m.header.case_id {
+                self.reroute_if_rejected(tx, case_id, from, &m.body).await?;
+            }
+            return Ok(Ok(()));
+        };
         tx.set_inbound_state(id, MessageState::Refused).await?;
         let Some(case_id) = m.header.case_id else { return Ok(Err(r)) };
         let Some(rec) = tx.get_case(case_id).await? else { return Ok(Err(r)) };

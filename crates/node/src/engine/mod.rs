@@ -15,6 +15,8 @@
 //! - `notices` — service notices ([`Engine::publish_notice`], [`Engine::end_notice`]): stored as the latest
 //!   version and, in the same transaction, one sealed message per recipient ([`Engine::notice_recipients`]) put
 //!   into the outbox; received ones are stored by `inbox` in the transaction that answers them.
+//! - `reroute` — a case its assignee rejected as not responsible goes, in the same transaction, to the next
+//!   organisation the directory names (`crate::directory::route`), or stays here with the reason.
 //! - `replay` — recomputing a case from its messages in the one order of [`sdx_model::convergence`], when
 //!   concurrent changes of both organisations met; both copies end identical (`docs/protocol.md`).
 
@@ -38,6 +40,7 @@ mod local;
 mod notices;
 mod outbox;
 mod replay;
+mod reroute;
 
 /// A partner node as the engine knows it: from the settings' `[[peers]]` or from the directory.
 #[derive(Debug, Clone)]
