@@ -273,6 +273,37 @@ impl LoadedDirectory {
         self.index.organisation_position(key).and_then(|i| self.directory.organisations.get(i))
     }
 
+    /// Who gets a service notice for `services` in `regions` (empty: everywhere): every organisation responsible
+    /// for one of the services at any support level in a region that overlaps one of `regions` (one is a prefix of
+    /// the other, or nationwide), and every portal and service desk; sorted by key, without duplicates. Hubs are
+    /// not recipients (they relay).
+    #[must_use]
+    pub fn notice_audience(&self, services: &[ServiceId], regions: &[Ars]) -> Vec<OrgKey> {
+        use crate::document::{Region, Role};
+        let overlaps = |r: &Region| match r {
+            Region::Nationwide => true,
+            Region::Prefix(p) => {
+                regions.is_empty()
+                    || regions.iter().any(|n| n.as_str().starts_with(p.as_str()) || p.as_str().starts_with(n.as_str()))
+            }
+        };
+        let mut out: std::collections::BTreeSet<OrgKey> = self
+            .directory
+            .responsibilities
+            .iter()
+            .filter(|r| r.services.iter().any(|s| services.contains(s)) && r.regions.iter().any(overlaps))
+            .map(|r| r.organisation.clone())
+            .collect();
+        out.extend(
+            self.directory
+                .organisations
+                .iter()
+                .filter(|o| o.has_role(Role::Portal) || o.has_role(Role::ServiceDesk))
+                .map(|o| o.key.clone()),
+        );
+        out.into_iter().collect()
+    }
+
     /// How to reach the organisation with this key (for the node's delivery worker).
     #[must_use]
     pub fn peer(&self, key: &OrgKey) -> Option<Peer<'_>> {

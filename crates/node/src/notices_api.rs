@@ -95,9 +95,9 @@ const WRAP: &str = "{\"serviceNotice\":";
 ///
 /// The body is a notice (`/body/serviceNotice` of a message) whose `noticeId` may be left out for a new notice;
 /// it is checked like `sdx validate` checks a message. Sending the same `noticeId` again publishes a new version,
-/// which replaces the earlier one everywhere (a retry after a lost answer is therefore harmless). Recipients: for
-/// now every configured peer; with the directory, the organisations responsible for or using the services in the
-/// regions, and portals.
+/// which replaces the earlier one everywhere (a retry after a lost answer is therefore harmless). Recipients: with
+/// a directory, the peers responsible for the services in the regions, and portals and service desks; without one,
+/// every peer.
 #[utoipa::path(
     post,
     path = "/api/v1/notices",

@@ -316,6 +316,27 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A notice goes to those responsible for its service in its regions: in Hessen BeLa only (nationwide), in
+    // Schleswig-Holstein the Kreis too; a notice for a service nobody is responsible for goes to nobody.
+    for (regions, expected) in
+        [(json!(["06"]), json!([BELA])), (json!(["01060"]), json!([KREIS, BELA])), (json!([]), json!([KREIS, BELA]))]
+    {
+        let notice = json!({"noticeType": "maintenance", "services": [{"leikaKey": leika}], "regions": regions,
+            "startsAt": "2099-01-01T08:00:00Z", "endsAt": "2099-01-01T12:00:00Z", "title": "Wartung",
+            "text": "Wartungsfenster."});
+        let (s, v) = m.call(reqwest::Method::POST, "/api/v1/notices", Some(&notice)).await;
+        assert_eq!(s, 201, "{v}");
+        let mut got: Vec<String> = serde_json::from_value(v["recipients"].clone()).unwrap();
+        got.sort();
+        let mut want: Vec<String> = serde_json::from_value(expected).unwrap();
+        want.sort();
+        assert_eq!(got, want, "{regions}");
+    }
+    let other = json!({"noticeType": "disruption", "services": [{"leikaKey": "99036004000000"}],
+        "startsAt": "2099-01-01T08:00:00Z", "title": "Störung", "text": "Gestört."});
+    let (s, v) = m.call(reqwest::Method::POST, "/api/v1/notices", Some(&other)).await;
+    assert_eq!((s, &v["recipients"]), (201, &json!([])), "{v}");
+
     // An older directory, an unsigned one and a tampered one are refused; version 2 stays in use.
     for (bad, code) in [
         (v1.clone(), "olderVersion"),

@@ -10,9 +10,9 @@
 //! later (`createdAt`, then message id) wins wherever it arrives (`sdx_store::NoticeRecord`); this node makes each
 //! version it publishes later than the one it holds.
 //!
-//! Who gets a notice is decided in one place, [`Engine::notice_recipients`]: for now every configured peer. With
-//! the directory of responsibilities it will be the organisations responsible for or using the notice's services
-//! in its regions, and portals.
+//! Who gets a notice is decided in one place, [`Engine::notice_recipients`]: with the directory of
+//! responsibilities the organisations responsible for the notice's services in its regions, and portals and service
+//! desks; without one every peer.
 
 use std::time::Duration;
 
@@ -38,13 +38,29 @@ pub struct Published {
 }
 
 impl<S: Store> Engine<S> {
-    /// The organisations a notice goes to. For now every configured peer, ordered by organisation key; this is
-    /// the one function the directory will replace (the members responsible for or using `notice`'s services in
-    /// its regions, and portals).
-    pub fn notice_recipients(&self, _notice: &ServiceNotice) -> Vec<OrgKey> {
+    /// The organisations a notice goes to: the peers that accept service notices — with a directory, only those
+    /// responsible for one of its services in (a region overlapping) its regions, and portals and service desks
+    /// ([`sdx_directory::LoadedDirectory::notice_audience`]); without one, every such peer. Ordered by key.
+    pub fn notice_recipients(&self, notice: &ServiceNotice) -> Vec<OrgKey> {
+        let accepts =
+            |p: &super::Peer| p.message_types.as_ref().is_none_or(|t| t.contains(&MessageType::ServiceNotice));
+        let audience = self.directory().and_then(|h| h.current()).map(|d| {
+            let services: Vec<sdx_directory::ServiceId> = notice
+                .services
+                .iter()
+                .flat_map(|s| {
+                    s.leika_key
+                        .clone()
+                        .map(sdx_directory::ServiceId::LeikaKey)
+                        .into_iter()
+                        .chain(s.ozg_id.clone().map(sdx_directory::ServiceId::OzgId))
+                })
+                .collect();
+            d.notice_audience(&services, &notice.regions)
+        });
         self.peers()
             .iter()
-            .filter(|p| p.message_types.as_ref().is_none_or(|t| t.contains(&MessageType::ServiceNotice)))
+            .filter(|p| accepts(p) && audience.as_ref().is_none_or(|a| a.contains(&p.org)))
             .map(|p| p.org.clone())
             .collect()
     }
