@@ -205,6 +205,12 @@ fn organisation_changes(o: &Organisation, n: &Organisation) -> Vec<FieldChange> 
         strings(o.signing_keys.iter().map(|k| k.kid())),
         strings(n.signing_keys.iter().map(|k| k.kid())),
     );
+    set(
+        &mut c,
+        "encryptionKeys",
+        strings(o.encryption_keys.iter().map(|k| k.kid())),
+        strings(n.encryption_keys.iter().map(|k| k.kid())),
+    );
     let types = |x: &Organisation| match &x.message_types {
         None => BTreeSet::from(["(all)".to_owned()]),
         Some(l) => strings(l),

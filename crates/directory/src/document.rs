@@ -68,6 +68,9 @@ pub struct Organisation {
     /// Public keys its node signs messages with (JWK, `kid` = RFC 7638 thumbprint).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signing_keys: Vec<SigningKey>,
+    /// Public keys messages to it are encrypted to when they travel through a hub (JWK, RSA-OAEP-256).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encryption_keys: Vec<EncryptionKey>,
     /// Message types its node accepts; absent: every type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_types: Option<Vec<MessageType>>,
@@ -352,86 +355,123 @@ impl From<CertificatePem> for String {
     }
 }
 
-/// A public signing key (JWK, ES256 or PS512) whose `kid` is its RFC 7638 thumbprint.
-///
-/// Kept as given (so that the canonical form of a decoded directory is the one that was signed) and as a parsed
-/// [`PublicKey`].
-#[derive(Clone)]
-pub struct SigningKey {
-    jwk: Value,
-    key: PublicKey,
-}
-
-impl SigningKey {
-    /// Parse a public JWK: a signature key (ES256 or PS512) whose `kid`, if present, is its RFC 7638 thumbprint.
-    ///
-    /// # Errors
-    /// A text saying why the key is refused.
-    pub fn from_jwk(jwk: Value) -> std::result::Result<SigningKey, String> {
-        if !jwk.is_object() {
-            return Err("a signing key must be a JWK object".into());
+/// A public key published in the directory (JWK) whose `kid`, if present, is its RFC 7638 thumbprint, for one
+/// purpose: [`SigningKey`] or [`EncryptionKey`]. Kept as given (so that the canonical form of a decoded directory
+/// is the one that was signed) and as a parsed [`PublicKey`].
+macro_rules! published_key {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            jwk: Value,
+            key: PublicKey,
         }
-        let key = PublicKey::from_jwk(&jwk.to_string()).map_err(|e| format!("unusable JWK: {e}"))?;
-        if !key.alg().is_signature() {
-            return Err(format!("a signing key must be ES256 or PS512, not {}", key.alg().as_str()));
+
+        impl $name {
+            /// Parse a public JWK of this purpose whose `kid`, if present, is its RFC 7638 thumbprint.
+            ///
+            /// # Errors
+            /// A text saying why the key is refused.
+            pub fn from_jwk(jwk: Value) -> std::result::Result<$name, String> {
+                if !jwk.is_object() {
+                    return Err(concat!("a ", $what, " must be a JWK object").into());
+                }
+                let key = PublicKey::from_jwk(&jwk.to_string()).map_err(|e| format!("unusable JWK: {e}"))?;
+                let check: fn(&PublicKey) -> std::result::Result<(), String> = $check;
+                check(&key)?;
+                if key.kid() != key.thumbprint() {
+                    return Err(format!(
+                        "kid {:?} is not the key's RFC 7638 thumbprint {}",
+                        key.kid(),
+                        key.thumbprint()
+                    ));
+                }
+                Ok($name { jwk, key })
+            }
+
+            /// From a parsed key (its JWK as [`PublicKey::to_jwk`] writes it).
+            ///
+            /// # Errors
+            /// As [`Self::from_jwk`].
+            pub fn from_public_key(key: &PublicKey) -> std::result::Result<$name, String> {
+                $name::from_jwk(key.to_jwk())
+            }
+
+            /// The parsed key.
+            #[must_use]
+            pub fn public_key(&self) -> &PublicKey {
+                &self.key
+            }
+
+            /// Its key id (the RFC 7638 thumbprint).
+            #[must_use]
+            pub fn kid(&self) -> &str {
+                self.key.kid()
+            }
+
+            /// The JWK as given.
+            #[must_use]
+            pub fn jwk(&self) -> &Value {
+                &self.jwk
+            }
         }
-        if key.kid() != key.thumbprint() {
-            return Err(format!("kid {:?} is not the key's RFC 7638 thumbprint {}", key.kid(), key.thumbprint()));
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("alg", &self.key.alg().as_str())
+                    .field("kid", &self.key.kid())
+                    .finish()
+            }
         }
-        Ok(SigningKey { jwk, key })
-    }
 
-    /// From a parsed key (its JWK as [`PublicKey::to_jwk`] writes it).
-    ///
-    /// # Errors
-    /// As [`SigningKey::from_jwk`].
-    pub fn from_public_key(key: &PublicKey) -> std::result::Result<SigningKey, String> {
-        SigningKey::from_jwk(key.to_jwk())
-    }
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.jwk == other.jwk
+            }
+        }
+        impl Eq for $name {}
 
-    /// The parsed key.
-    #[must_use]
-    pub fn public_key(&self) -> &PublicKey {
-        &self.key
-    }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                self.jwk.serialize(s)
+            }
+        }
 
-    /// Its key id (the RFC 7638 thumbprint).
-    #[must_use]
-    pub fn kid(&self) -> &str {
-        self.key.kid()
-    }
-
-    /// The JWK as given.
-    #[must_use]
-    pub fn jwk(&self) -> &Value {
-        &self.jwk
-    }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                $name::from_jwk(Value::deserialize(d)?).map_err(de::Error::custom)
+            }
+        }
+    };
 }
 
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey").field("alg", &self.key.alg().as_str()).field("kid", &self.key.kid()).finish()
+published_key!(
+    /// A public signing key (JWK, ES256 or PS512): verifies the organisation's messages and receipts.
+    SigningKey,
+    "signing key",
+    |key| {
+        if key.alg().is_signature() {
+            Ok(())
+        } else {
+            Err(format!("a signing key must be ES256 or PS512, not {}", key.alg().as_str()))
+        }
     }
-}
+);
 
-impl PartialEq for SigningKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.jwk == other.jwk
+published_key!(
+    /// A public encryption key (JWK, RSA-OAEP-256, at least 3072 bits as the crypto crate requires): messages
+    /// that travel through a hub are encrypted to it end to end (JWE), so that the hub cannot read them.
+    EncryptionKey,
+    "encryption key",
+    |key| {
+        if key.alg() == sdx_crypto::Alg::RsaOaep256 {
+            Ok(())
+        } else {
+            Err(format!("an encryption key must be RSA-OAEP-256, not {}", key.alg().as_str()))
+        }
     }
-}
-impl Eq for SigningKey {}
-
-impl Serialize for SigningKey {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.jwk.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for SigningKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        SigningKey::from_jwk(Value::deserialize(d)?).map_err(de::Error::custom)
-    }
-}
+);
 
 /// What an organisation's workflow supports. Absent members mean "as SDX": every status, every transition of the
 /// SDX lifecycle between supported statuses, the SDX limits (`docs/limits.md`).
@@ -790,6 +830,12 @@ fn check_organisation(o: &Organisation, p: &str) -> Result<()> {
     for (j, k) in o.signing_keys.iter().enumerate() {
         if !kids.insert(k.kid()) {
             return Err(Error::malformed(format!("{p}/signingKeys/{j}"), "the same key appears twice"));
+        }
+    }
+    let mut kids = BTreeSet::new();
+    for (j, k) in o.encryption_keys.iter().enumerate() {
+        if !kids.insert(k.kid()) {
+            return Err(Error::malformed(format!("{p}/encryptionKeys/{j}"), "the same key appears twice"));
         }
     }
     if let Some(c) = &o.capabilities {

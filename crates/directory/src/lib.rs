@@ -54,7 +54,7 @@ pub mod synthetic;
 pub use capability::Unsupported;
 pub use diff::Diff;
 pub use document::{
-    Capabilities, CertificatePem, Directory, Endpoint, NodeUrl, Organisation, Region, RegionLevel, Responsibility,
+    Capabilities, CertificatePem, Directory, EncryptionKey, Endpoint, NodeUrl, Organisation, Region, RegionLevel, Responsibility,
     Role, ServiceId, SigningKey, Tls, Transition,
 };
 pub use error::{Error, Result};

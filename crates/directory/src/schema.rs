@@ -67,6 +67,7 @@ pub fn json_schema() -> Value {
                     "endpoint": { "$ref": "#/$defs/Endpoint" },
                     "tls": { "$ref": "#/$defs/Tls" },
                     "signingKeys": { "type": "array", "items": { "$ref": "#/$defs/SigningKey" }, "uniqueItems": true },
+                    "encryptionKeys": { "type": "array", "items": { "$ref": "#/$defs/EncryptionKey" }, "uniqueItems": true },
                     "messageTypes": list("Code.MessageType", 0),
                     "capabilities": { "$ref": "#/$defs/Capabilities" }
                 }
@@ -95,6 +96,18 @@ pub fn json_schema() -> Value {
                     "kty": { "enum": ["EC", "RSA"] },
                     "alg": { "enum": ["ES256", "PS512"] },
                     "use": { "const": "sig" },
+                    "kid": { "type": "string", "minLength": 1 }
+                },
+                "not": { "anyOf": [ { "required": ["d"] }, { "required": ["p"] }, { "required": ["q"] }, { "required": ["k"] } ] }
+            },
+            "EncryptionKey": {
+                "type": "object",
+                "description": "Public JWK (RFC 7517) of an RSA-OAEP-256 key (RSA, at least 3072 bits) that messages through a hub are encrypted to; kid, if present, is the RFC 7638 thumbprint. No private members.",
+                "required": ["kty"],
+                "properties": {
+                    "kty": { "const": "RSA" },
+                    "alg": { "const": "RSA-OAEP-256" },
+                    "use": { "const": "enc" },
                     "kid": { "type": "string", "minLength": 1 }
                 },
                 "not": { "anyOf": [ { "required": ["d"] }, { "required": ["p"] }, { "required": ["q"] }, { "required": ["k"] } ] }

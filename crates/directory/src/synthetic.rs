@@ -60,6 +60,7 @@ fn org(key_: &str, name: String, roles: Vec<Role>, url: Option<String>, n: u64) 
         },
         tls: Tls { certificate_sha256: vec![key(Sha256Hex::parse(format!("{n:064x}")))], certificates: Vec::new() },
         signing_keys: Vec::new(),
+        encryption_keys: Vec::new(),
         message_types: None,
         capabilities: Some(Capabilities { max_attachment_bytes: Some(10 * 1024 * 1024), ..Capabilities::default() }),
     }
