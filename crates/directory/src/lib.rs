@@ -54,8 +54,8 @@ pub mod synthetic;
 pub use capability::Unsupported;
 pub use diff::Diff;
 pub use document::{
-    Capabilities, CertificatePem, Directory, EncryptionKey, Endpoint, NodeUrl, Organisation, Region, RegionLevel, Responsibility,
-    Role, ServiceId, SigningKey, Tls, Transition,
+    Capabilities, CertificatePem, Directory, EncryptionKey, Endpoint, NodeUrl, Organisation, Region, RegionLevel,
+    Responsibility, Role, ServiceId, SigningKey, Tls, Transition,
 };
 pub use error::{Error, Result};
 pub use holder::{DirectoryHolder, Reload};

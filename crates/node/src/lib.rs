@@ -6,6 +6,7 @@ pub mod app;
 pub mod connector_api;
 pub mod directory;
 pub mod engine;
+pub mod envelope;
 pub mod error;
 pub mod local_api;
 pub mod metrics;
