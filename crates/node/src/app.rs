@@ -112,6 +112,8 @@ pub struct App {
     metrics: Metrics,
     /// Webhooks with their HMAC keys.
     webhooks: Vec<(crate::webhooks::WebhookSettings, Vec<u8>)>,
+    /// Node or hub.
+    role: crate::settings::NodeRole,
     /// The directory's source and the peers of the settings (merged with the directory's on every reload).
     directory: Option<(crate::directory::DirectorySource, Vec<Peer>)>,
 }
@@ -178,6 +180,14 @@ impl App {
         );
         let holder = directory.as_ref().map(|d| Arc::clone(d.holder()));
         let engine = Engine::with_directory(identity, store, peers, holder, settings.delivery.clone(), metrics.clone());
+        if let Some(path) = &k.encryption_key {
+            let key = PrivateKey::from_pkcs8_pem(&read(path)?)
+                .map_err(|e| material("encryption key (PKCS#8 PEM)", path, e))?;
+            if key.signing_alg() != sdx_crypto::Alg::Ps512 {
+                return Err(material("encryption key", path, "must be an RSA key (RSA-OAEP-256)"));
+            }
+            engine.set_decryption_key(key);
+        }
         let released = match engine.release_leases().await {
             Ok(n) => n,
             Err(EngineError::Store(e)) => return Err(AppError::Store(e)),
@@ -203,6 +213,7 @@ impl App {
             metrics,
             webhooks,
             directory: directory.map(|d| (d, configured)),
+            role: settings.node.role,
         })
     }
 
@@ -234,8 +245,13 @@ impl App {
         };
         let (peer_limits, api_limits) = (ServerLimits::peer(&self.limits), ServerLimits::api(&self.limits));
         let server = tokio::spawn({
-            let (router, config, metrics) =
-                (peer_api::router(self.engine.clone()), self.server_config, self.metrics.clone());
+            let router = match self.role {
+                crate::settings::NodeRole::Node => peer_api::router(self.engine.clone()),
+                crate::settings::NodeRole::Hub => {
+                    crate::hub::router(self.engine.clone(), self.transport.clone(), self.metrics.clone())
+                }
+            };
+            let (config, metrics) = (self.server_config, self.metrics.clone());
             let stop = stopped(stop_rx.clone());
             async move { tls::serve_mtls_with(self.listener, router, config, &peer_limits, &metrics, stop).await }
         });

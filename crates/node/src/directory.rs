@@ -8,8 +8,8 @@
 //!   (`sdx_directory_reloads_total{outcome=CODE}`) and the last good one is kept.
 //! - **Peers**: [`peers`] — every member with its own node URL and at least one signing key, with the capabilities
 //!   and message types it publishes; a `[[peers]]` entry of the settings wins for its organisation (its URL and
-//!   key), and takes the directory's capabilities. Organisations reached via a hub are not peers of a bilateral
-//!   node (hub mode comes later).
+//!   key), and takes the directory's capabilities. An organisation reached via a hub is a peer at the hub's URL
+//!   if it publishes an encryption key (its messages travel in envelopes, `crate::envelope`).
 //! - **Routing**: [`route`] — who gets a case that names no assignee: the directory's candidates for its service,
 //!   region and support level, in order, the first that is a peer of this node.
 //!
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sdx_crypto::PublicKey;
-use sdx_directory::{DirectoryHolder, Endpoint, LoadedDirectory, Reload, Role, ServiceId, Verifier};
+use sdx_directory::{DirectoryHolder, LoadedDirectory, Reload, Role, ServiceId, Verifier};
 use sdx_model::{Ars, OrgKey, SupportLevel, Timestamp};
 use sdx_store::Store;
 
@@ -165,6 +165,7 @@ pub fn peers(dir: Option<&LoadedDirectory>, me: &OrgKey, configured: &[Peer]) ->
             if let Some(o) = dir.organisation(&p.org) {
                 p.capabilities = o.capabilities.clone();
                 p.message_types = o.message_types.clone();
+                p.encryption_key = o.encryption_keys.first().map(|k| k.public_key().clone());
             }
             p
         })
@@ -173,17 +174,25 @@ pub fn peers(dir: Option<&LoadedDirectory>, me: &OrgKey, configured: &[Peer]) ->
         if &o.key == me || !o.has_role(Role::Member) || configured.iter().any(|p| p.org == o.key) {
             continue;
         }
-        let Endpoint::Url(url) = &o.endpoint else { continue };
+        // Reached directly, or through a hub (then only with a key to encrypt to, and never through ourselves).
+        let Some(reach) = dir.peer(&o.key) else { continue };
+        let via_hub = reach.via_hub.map(|h| h.key.clone());
+        let encryption_key = o.encryption_keys.first().map(|k| k.public_key().clone());
+        if via_hub.as_ref().is_some_and(|h| h == me) || (via_hub.is_some() && encryption_key.is_none()) {
+            continue;
+        }
         let mut keys = o.signing_keys.iter().map(|k| k.public_key().clone());
         let Some(key) = keys.next() else { continue };
         out.push(Peer {
             org: o.key.clone(),
-            url: base_url(url.as_str()),
+            url: base_url(reach.url.as_str()),
             key,
             other_keys: keys.collect(),
             capabilities: o.capabilities.clone(),
             message_types: o.message_types.clone(),
             directory_version: Some(version),
+            via_hub,
+            encryption_key,
         });
     }
     out

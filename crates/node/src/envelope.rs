@@ -71,7 +71,7 @@ pub fn is_envelope(wire: &[u8]) -> bool {
     std::str::from_utf8(wire)
         .ok()
         .and_then(|t| t.trim().split('.').next())
-        .and_then(|h| base64_json_typ(h))
+        .and_then(base64_json_typ)
         .is_some_and(|t| t == ENVELOPE_TYP)
 }
 

@@ -8,6 +8,7 @@ pub mod directory;
 pub mod engine;
 pub mod envelope;
 pub mod error;
+pub mod hub;
 pub mod local_api;
 pub mod metrics;
 pub mod notices_api;

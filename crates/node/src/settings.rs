@@ -58,6 +58,21 @@ pub struct NodeSettings {
     /// Address of the peer endpoint (mutual TLS); port 0 picks a free port.
     #[serde(default = "default_peer_listen")]
     pub listen: SocketAddr,
+    /// `node` (default: exchanges cases) or `hub` (relays members' enveloped messages, reads none of them; see
+    /// [`crate::hub`]).
+    #[serde(default)]
+    pub role: NodeRole,
+}
+
+/// What a node is in the federation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// Exchanges cases with its peers (directly or through a hub).
+    #[default]
+    Node,
+    /// Relays enveloped messages between members by their route; has no cases of its own.
+    Hub,
 }
 
 /// Key material, as file paths (relative paths are relative to the settings file).
@@ -72,6 +87,10 @@ pub struct KeySettings {
     pub tls_key: PathBuf,
     /// The federation CA certificate (PEM): the only trust anchor for peers.
     pub federation_ca: PathBuf,
+    /// RSA private key (PKCS#8 PEM, RSA-OAEP-256, ≥ 3072 bits) that decrypts messages which reach this node through
+    /// a hub; its public key is published in the directory (`encryptionKeys`). Optional for nodes not behind a hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<PathBuf>,
 }
 
 /// Where the node keeps its state.
@@ -364,6 +383,9 @@ impl Settings {
         fix(&mut self.keys.tls_cert);
         fix(&mut self.keys.tls_key);
         fix(&mut self.keys.federation_ca);
+        if let Some(k) = &mut self.keys.encryption_key {
+            fix(k);
+        }
         for p in &mut self.peers {
             fix(&mut p.signing_key);
         }

@@ -6,166 +6,19 @@
 //! cannot take; an older, unsigned or tampered directory is refused and the last good one kept; a node whose
 //! directory is not signed by its authority does not start.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+mod federation;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use sdx_crypto::{Alg, PrivateKey};
-use sdx_directory::Directory;
 use sdx_model::sample::{BELA, MILA};
 use sdx_model::*;
 use sdx_node::app::App;
 use sdx_node::pki::Ca;
-use sdx_node::settings::Settings;
 
-const TOKEN: &str = "directory-test-token";
-/// Responsible in Schleswig-Holstein (region `01`) once the second directory names it.
-const KREIS: &str = "psw:01060002";
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-struct Org {
-    key: &'static str,
-    addr: SocketAddr,
-    signing: PrivateKey,
-    dir: tempfile::TempDir,
-}
-
-impl Org {
-    fn new(key: &'static str) -> Org {
-        Org {
-            key,
-            addr: free_addr(),
-            signing: PrivateKey::generate(Alg::Es256).unwrap(),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn entry(&self, extra: Value) -> Value {
-        let mut o = json!({
-            "key": self.key,
-            "name": format!("Node {}", self.key),
-            "roles": ["member"],
-            "endpoint": format!("https://localhost:{}/sdx/v1", self.addr.port()),
-            "signingKeys": [self.signing.public_key(Alg::Es256).unwrap().to_jwk()],
-        });
-        if let (Value::Object(o), Value::Object(x)) = (&mut o, extra) {
-            o.extend(x);
-        }
-        o
-    }
-
-    /// Settings without peers, reading the directory `file` signed by `authority_jwk`.
-    fn settings(&self, ca: &Ca, file: &Path, authority_jwk: &Path) -> Settings {
-        let d = self.dir.path();
-        let cert = ca.issue_node(&OrgKey::parse(self.key).unwrap(), &[]).unwrap();
-        std::fs::write(d.join("ca.pem"), ca.cert_pem()).unwrap();
-        std::fs::write(d.join("tls.crt"), cert.cert_pem()).unwrap();
-        std::fs::write(d.join("tls.key"), cert.key_pem()).unwrap();
-        std::fs::write(d.join("signing.pem"), self.signing.to_pkcs8_pem()).unwrap();
-        let token = sdx_node::protocol::sha256(TOKEN.as_bytes());
-        let toml = format!(
-            r#"[node]
-org = "{}"
-listen = "{}"
-[keys]
-signing_key = "signing.pem"
-tls_cert = "tls.crt"
-tls_key = "tls.key"
-federation_ca = "ca.pem"
-[storage]
-url = "sqlite://node.db?mode=rwc"
-[api]
-listen = "127.0.0.1:0"
-clients = [{{ name = "test", token_sha256 = "{token}" }}]
-[directory]
-source = "{}"
-authority_keys = ["{}"]
-issuer = "dir:test"
-reload_s = 1
-"#,
-            self.key,
-            self.addr,
-            file.display(),
-            authority_jwk.display()
-        );
-        let f = d.join("node.toml");
-        std::fs::write(&f, toml).unwrap();
-        Settings::load(Some(&f)).unwrap()
-    }
-}
-
-/// A directory of `version` with `organisations` and `responsibilities`, signed by `key`.
-fn signed(key: &PrivateKey, version: u64, organisations: Vec<Value>, responsibilities: Value) -> String {
-    let doc = document(version, organisations, responsibilities);
-    let dir = Directory::from_json(doc.to_string().as_bytes()).unwrap();
-    sdx_directory::sign(&dir, key).unwrap()
-}
-
-/// The directory document (unsigned).
-fn document(version: u64, organisations: Vec<Value>, responsibilities: Value) -> Value {
-    json!({
-        "schemaVersion": "1.0",
-        "version": version,
-        "issuedAt": "2026-01-01T00:00:00Z",
-        "expiresAt": "2099-12-31T23:59:59Z",
-        "issuer": "dir:test",
-        "organisations": organisations,
-        "responsibilities": responsibilities,
-    })
-}
-
-struct Node {
-    api: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    run: tokio::task::JoinHandle<Result<(), sdx_node::app::AppError>>,
-}
-
-async fn start(settings: Settings) -> Node {
-    let app = App::build(settings).await.unwrap();
-    let api = format!("http://{}", app.api_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    Node { api, stop, run }
-}
-
-impl Node {
-    async fn shutdown(self) {
-        let _ = self.stop.send(());
-        self.run.await.unwrap().unwrap();
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut r = reqwest::Client::new().request(method, format!("{}{path}", self.api)).bearer_auth(TOKEN);
-        if let Some(b) = body {
-            r = r.json(b);
-        }
-        let r = r.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn metric(&self, line_start: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.api)).await.unwrap().text().await.unwrap();
-        text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-    }
-
-    /// Wait until `/metrics` shows directory version `v` (reloads run every second).
-    async fn until_version(&self, v: u64) {
-        let t = Instant::now();
-        while self.metric("sdx_directory_version ").await != Some(v as f64) {
-            assert!(t.elapsed() < Duration::from_secs(20), "directory version {v} not loaded");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
+use federation::*;
 
 /// The sample case without assignee and without the assignee's party, in `region`.
 fn unassigned(region: &str) -> Value {
@@ -177,12 +30,6 @@ fn unassigned(region: &str) -> Value {
     let parties = o.get_mut("parties").unwrap().as_array_mut().unwrap();
     parties.retain(|p| p["organisation"] == MILA);
     json!({"case": case, "note": "Bitte übernehmen."})
-}
-
-fn write(path: &PathBuf, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,27 +213,4 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
     let chain = format!("{err}: {}", std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default());
     assert!(chain.contains("directory"), "{chain}");
     assert!(matches!(err, sdx_node::app::AppError::Directory(ref e) if e.code() == "unknownAuthority"), "{chain}");
-}
-
-/// Wait until `n` has no pending delivery.
-async fn settle(n: &Node) {
-    let t = Instant::now();
-    loop {
-        let (_, v) = n.call(reqwest::Method::GET, "/api/v1/deliveries?state=pending", None).await;
-        if v["items"].as_array().is_some_and(Vec::is_empty) {
-            return;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "deliveries still pending: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// `jws` with one character of its payload changed.
-fn tamper(jws: &str) -> String {
-    let mut parts: Vec<String> = jws.split('.').map(str::to_string).collect();
-    let p = &mut parts[1];
-    let i = p.len() / 2;
-    let c = if &p[i..=i] == "A" { "B" } else { "A" };
-    p.replace_range(i..=i, c);
-    parts.join(".")
 }

@@ -71,12 +71,13 @@ pub fn settings(
     clients: Vec<ApiClient>,
 ) -> Settings {
     Settings {
-        node: NodeSettings { org, name, listen },
+        node: NodeSettings { org, name, listen, role: Default::default() },
         keys: KeySettings {
             signing_key: SIGNING_KEY_FILE.into(),
             tls_cert: pki::NODE_CERT_FILE.into(),
             tls_key: pki::NODE_KEY_FILE.into(),
             federation_ca: pki::CA_CERT_FILE.into(),
+            encryption_key: None,
         },
         storage,
         peers: Vec::new(),

@@ -18,8 +18,63 @@ use super::{Answer, Engine, EngineError, event, now, refusal, status_event};
 use crate::protocol::{self, Opened, Sealed};
 
 impl<S: Store> Engine<S> {
-    /// Handle a message that a peer POSTed over mutual TLS.
+    /// Handle a message that a peer POSTed over mutual TLS — or, in an envelope, that a hub relayed from its
+    /// author (`crate::envelope`): then it is handled as if the author had posted it.
     pub async fn receive(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<Answer, EngineError> {
+        if crate::envelope::is_envelope(wire) {
+            return match self.unwrap_envelope(wire, tls_peer) {
+                Ok((inner, author)) => self.receive_direct(inner.as_bytes(), &author).await,
+                Err(answer) => Ok(answer),
+            };
+        }
+        self.receive_direct(wire, tls_peer).await
+    }
+
+    /// The message inside an envelope relayed by the hub `tls_peer`, and its author: the envelope's signature,
+    /// route and encryption checked (the inner message's own signature is checked when it is opened).
+    fn unwrap_envelope(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<(String, OrgKey), Answer> {
+        use crate::envelope;
+        let problem = |code: ErrorCode, detail: String| Answer::Problem { code, detail };
+        let from_hub = self
+            .directory()
+            .and_then(|h| h.current())
+            .and_then(|d| d.organisation(tls_peer).map(|o| o.has_role(sdx_directory::Role::Hub)))
+            .unwrap_or(false);
+        if !from_hub {
+            let detail = format!("envelopes come through a hub; {tls_peer} is not a hub of this node's directory");
+            return Err(problem(ErrorCode::UnknownSender, detail));
+        }
+        let r = |r: Refusal| problem(r.code, r.message);
+        let route = envelope::peek(wire).map_err(r)?;
+        let me = &self.inner.me.org;
+        if &route.reader != me {
+            return Err(problem(
+                ErrorCode::WrongRecipient,
+                format!("the envelope is for {}, this node is {me}", route.reader),
+            ));
+        }
+        let Some(author) = self.peer(&route.author) else {
+            return Err(problem(ErrorCode::UnknownSender, format!("{} is not a peer of {me}", route.author)));
+        };
+        let (route, sealed) = envelope::open(wire, &route.author, author.key_for(wire)).map_err(r)?;
+        let Some(key) = self.inner.decryption_key.get() else {
+            return Err(problem(
+                ErrorCode::DecryptionFailed,
+                format!("{me} has no encryption key (keys.encryption_key)"),
+            ));
+        };
+        let inner = envelope::decrypt(&sealed, key).map_err(r)?;
+        let header = jws::decode_unverified(&inner)
+            .ok()
+            .and_then(|(_, payload)| sdx_codec::json::decode(&payload).ok())
+            .map(|m| m.header)
+            .ok_or_else(|| problem(ErrorCode::Malformed, "the enveloped message is not an SDX message".into()))?;
+        envelope::check_route(&route, &header).map_err(r)?;
+        Ok((inner, route.author))
+    }
+
+    /// Handle a message from `tls_peer` (its author).
+    async fn receive_direct(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<Answer, EngineError> {
         let started = std::time::Instant::now();
         let opened = match self.open_received(wire, tls_peer)? {
             Ok(o) => o,
@@ -48,6 +103,14 @@ impl<S: Store> Engine<S> {
         let mut answers = Vec::with_capacity(wires.len());
         let mut opened = Vec::with_capacity(wires.len());
         for wire in wires {
+            if crate::envelope::is_envelope(wire) {
+                opened.push(None);
+                answers.push(Some(Answer::Problem {
+                    code: ErrorCode::Malformed,
+                    detail: "an envelope is posted on its own, not in a batch".into(),
+                }));
+                continue;
+            }
             match self.open_received(wire, tls_peer)? {
                 Ok(o) => {
                     opened.push(Some(o));

@@ -59,6 +59,10 @@ pub struct Peer {
     pub message_types: Option<Vec<sdx_model::MessageType>>,
     /// The directory version it comes from (`None`: from the settings).
     pub directory_version: Option<u64>,
+    /// The hub it is reached through (then `url` is the hub's, and messages travel in envelopes).
+    pub via_hub: Option<OrgKey>,
+    /// Its published encryption key: messages through a hub are encrypted to it end to end.
+    pub encryption_key: Option<PublicKey>,
 }
 
 impl Peer {
@@ -73,6 +77,8 @@ impl Peer {
             capabilities: None,
             message_types: None,
             directory_version: None,
+            via_hub: None,
+            encryption_key: None,
         }
     }
 
@@ -244,6 +250,8 @@ struct Inner<S> {
     store: S,
     /// The peers now (a snapshot is taken per use; [`Engine::set_peers`] swaps it).
     peers: std::sync::RwLock<PeerBook>,
+    /// The key that decrypts messages reaching this node through a hub (`crate::envelope`), if it has one.
+    decryption_key: std::sync::OnceLock<sdx_crypto::PrivateKey>,
     /// The directory of responsibilities, if the node routes by one (`crate::directory`).
     directory: Option<Arc<sdx_directory::DirectoryHolder>>,
     delivery: DeliverySettings,
@@ -325,7 +333,21 @@ impl<S: Store> Engine<S> {
         let wake = Arc::new(tokio::sync::Notify::new());
         let waiters = std::sync::Mutex::new(HashMap::new());
         let feed = tokio::sync::Notify::new();
-        Engine { inner: Arc::new(Inner { me, store, peers, directory, delivery, wake, feed, waiters, metrics }) }
+        let decryption_key = std::sync::OnceLock::new();
+        Engine {
+            inner: Arc::new(Inner {
+                me,
+                store,
+                peers,
+                decryption_key,
+                directory,
+                delivery,
+                wake,
+                feed,
+                waiters,
+                metrics,
+            }),
+        }
     }
 
     /// Replace the peers (after the directory was reloaded). Messages already in the outbox go to the new
@@ -333,6 +355,11 @@ impl<S: Store> Engine<S> {
     pub fn set_peers(&self, peers: Vec<Peer>) {
         let new = book(peers);
         *self.inner.peers.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+    }
+
+    /// Set the key that decrypts messages reaching this node through a hub (once; later calls change nothing).
+    pub fn set_decryption_key(&self, key: sdx_crypto::PrivateKey) {
+        let _ = self.inner.decryption_key.set(key);
     }
 
     /// The peer with this organisation key, now.

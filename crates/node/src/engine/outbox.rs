@@ -161,7 +161,11 @@ impl<S: Store> Engine<S> {
             }
             Some(peer) => {
                 let peer = &*peer;
-                let answers = post_all(transport, peer, &msgs).await;
+                let answers = if peer.via_hub.is_some() {
+                    self.post_enveloped(transport, peer, &msgs).await
+                } else {
+                    post_all(transport, peer, &msgs).await
+                };
                 msgs.iter().zip(answers).map(|(msg, a)| self.judge(peer, msg, a)).collect()
             }
         };
@@ -409,6 +413,33 @@ impl<S: Store> Engine<S> {
         tx.commit().await?;
         self.inner.wake.notify_one();
         Ok(true)
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// Post the messages to `peer`, reached through a hub, one by one, each in an envelope: encrypted to the
+    /// peer's key, signed by us (`crate::envelope`). A new envelope per attempt; what the receipt quotes is the
+    /// message inside.
+    async fn post_enveloped<T: Transport>(
+        &self,
+        transport: &T,
+        peer: &Peer,
+        msgs: &[MessageRecord],
+    ) -> Vec<Result<Vec<u8>, TransportError>> {
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let wire = match (&peer.encryption_key, super::inbox::decode_stored(m)) {
+                (None, _) => Err(format!("{} is reached through a hub but publishes no encryption key", peer.org)),
+                (_, Err(e)) => Err(e.to_string()),
+                (Some(key), Ok(msg)) => crate::envelope::seal(&m.jws, &msg.header, key, &self.inner.me.signing_key)
+                    .map_err(|e| format!("sealing the envelope: {e}")),
+            };
+            out.push(match wire {
+                Ok(w) => transport.post(peer, &w).await,
+                Err(e) => Err(TransportError::Protocol(e)),
+            });
+        }
+        out
     }
 }
 
