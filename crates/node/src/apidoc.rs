@@ -152,6 +152,14 @@ json_component!(
     ReportDoc = "Report"
 );
 json_component!(
+    /// The request of an escalation.
+    EscalateDoc = "Escalate"
+);
+json_component!(
+    /// The answer to an escalation.
+    EscalatedDoc = "Escalated"
+);
+json_component!(
     /// A page of the change feed.
     FeedPageDoc = "FeedPage"
 );
@@ -357,6 +365,20 @@ fn json_components() -> Vec<(&'static str, Value)> {
             json!({"type": "object", "required": ["detail"], "additionalProperties": false,
                    "properties": {"detail": {"type": "string", "minLength": 1, "maxLength": crate::connector_api::MAX_REPORT_CHARS,
                                              "pattern": "\\S", "description": "What is wrong (codes and ids, no personal data)."}}}),
+        ),
+        (
+            "Escalate",
+            json!({"type": "object", "additionalProperties": false,
+                   "description": "Escalate a case this node works on to a vendor (3rd level). Without `to` the directory names the organisation responsible for the case's service and region at thirdLevel.",
+                   "properties": {"to": {"$ref": "#/components/schemas/Organisationskennung"},
+                                  "note": {"type": "string", "minLength": 1, "maxLength": sdx_model::rules::limits::MAX_TEXT_CHARS, "pattern": "\\S"}}}),
+        ),
+        (
+            "Escalated",
+            json!({"type": "object", "required": ["child", "parent", "reason"], "additionalProperties": false,
+                   "properties": {"child": {"$ref": "#/components/schemas/Sent", "description": "The child case (childOf the escalated one), forwarded to the vendor."},
+                                  "parent": {"$ref": "#/components/schemas/Sent", "description": "The escalated case after its update (thirdLevel, the vendor a party, parentOf the child), sent to its partner."},
+                                  "reason": {"type": "string", "description": "How the vendor was chosen."}}}),
         ),
         (
             "FeedEvent",

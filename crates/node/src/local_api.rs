@@ -11,6 +11,7 @@
 //! | `GET /api/v1/deliveries?state=pending\|delivered\|rejected\|dead\|skipped\|superseded&limit=` | the outbox |
 //! | `POST /api/v1/deliveries/{messageId}/retry` | put a dead letter back into delivery (attempts and age start afresh) |
 //! | `POST /api/v1/deliveries/{messageId}/skip` | give a dead letter up: its change is withdrawn from the case and the messages behind it are renumbered and sent |
+//! | `POST /api/v1/cases/{id}/escalations` | escalate a case this node works on to its vendor: a child case to the vendor, the case follows its status (`engine::escalate`) |
 //! | `GET /api/v1/blocked?limit=` | cases whose outgoing messages wait behind a dead letter, with the reason |
 //! | `POST /api/v1/notices`, `GET /api/v1/notices`, `DELETE /api/v1/notices/{id}` | service notices: publish or update, list the active ones, end (`crate::notices_api`) |
 //! | `GET /notices.atom` | the active service notices as an Atom feed for portals (no token needed: public data) |
@@ -129,6 +130,7 @@ fn routes<S: Store>() -> OpenApiRouter<Shared<S>> {
         .routes(op::<__path_retry, _, _, _>(retry::<S>))
         .routes(op::<__path_skip, _, _, _>(skip::<S>))
         .routes(op::<__path_blocked, _, _, _>(blocked::<S>))
+        .routes(op::<__path_escalate, _, _, _>(escalate::<S>))
         .merge(crate::connector_api::routes::<S>())
         .merge(crate::notices_api::routes::<S>())
 }
@@ -845,6 +847,71 @@ async fn retry<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<a
     } else {
         Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("no dead letter {id}")))
     }
+}
+
+/// Escalate a case this node works on to its vendor (3rd level).
+///
+/// A child case — this organisation's restatement of the case, without requester, journal or attachments,
+/// `childOf` it — is forwarded to the vendor (`to`, or the directory's organisation for the case's service and
+/// region at thirdLevel); the case itself is updated (thirdLevel, the vendor a party, `parentOf` the child,
+/// inProgress if it was new or acknowledged) and the update sent to its partner. From then on the case follows the
+/// child's status (inProgress, pending, onHold, resolved with the vendor's solution), and closing it closes the
+/// resolved child.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/escalations",
+    operation_id = "escalateCase",
+    params(CaseIdParam),
+    request_body(content = apidoc::EscalateDoc, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Committed: the child case's forward and the case's update are in the outbox", body = apidoc::EscalatedDoc),
+        (status = 400, description = "A bad case id (invalidIdentifier) or body (schemaViolation, malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "This node does not work on the case (notPermitted)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case here (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The case changed meanwhile; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json (malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not escalated: a resolved or ended case (invalidTransition), no vendor to be found or not a peer (wrongRecipient), the vendor's capabilities", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn escalate<S: Store>(
+    State(st): State<Shared<S>>,
+    id: PathId,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult<Response> {
+    let id = id.case_id()?;
+    let bad = |d: String| ApiError::bad_request(ErrorCode::SchemaViolation, d);
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("escalation: {e}")))?;
+    let Value::Object(m) = v else { return Err(bad("escalation: a JSON object (to, note)".into())) };
+    if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "to" | "note")) {
+        return Err(bad(format!("escalation: unknown member `{k}`; allowed: to, note")));
+    }
+    let to = match m.get("to") {
+        None => None,
+        Some(Value::String(s)) => Some(
+            OrgKey::parse(s.as_str())
+                .map_err(|e| ApiError::bad_request(ErrorCode::InvalidIdentifier, format!("/to: {e}")))?,
+        ),
+        Some(_) => return Err(bad("/to: an organisation key".into())),
+    };
+    let note = match m.get("note") {
+        None => None,
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.chars().count() <= sdx_model::rules::limits::MAX_TEXT_CHARS =>
+        {
+            Some(s.clone())
+        }
+        Some(_) => return Err(bad("/note: a text of 1 to 65,536 characters".into())),
+    };
+    let e = st.engine.escalate(id, to, note).await?;
+    st.engine.feed_signal().notify_waiters();
+    let answer = json!({"child": sent(e.child), "parent": sent(e.parent), "reason": e.reason});
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
 
 /// Give a dead letter up: its change is withdrawn from our copy of the case and the messages of the case that wait

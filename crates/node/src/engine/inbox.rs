@@ -306,10 +306,18 @@ impl<S: Store> Engine<S> {
         existing: Option<CaseRecord>,
     ) -> Result<Result<(), Refusal>, EngineError> {
         let id = m.header.message_id;
+        // A case in a chain (escalated, or an escalation) may move its relatives: keep how it was.
+        let before = existing.as_ref().filter(|r| !r.case.related_cases.is_empty()).map(|r| r.case.clone());
         let result = self.apply_one(tx, m, from, existing).await?;
         let Err(r) = result else {
             if let Some(case_id) = m.header.case_id {
                 self.reroute_if_rejected(tx, case_id, from, &m.body).await?;
+                if let Some(before) = before
+                    && let Some(after) = tx.get_case(case_id).await?
+                {
+                    self.propagate_to_parent(tx, &before, &after.case).await?;
+                    self.close_children(tx, &before, &after.case).await?;
+                }
             }
             return Ok(Ok(()));
         };

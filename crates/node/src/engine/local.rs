@@ -145,30 +145,50 @@ impl<S: Store> Engine<S> {
     /// answers with the first call's message and the case as it is now (even if the first was about another
     /// case: the key names one change).
     pub async fn change_keyed(&self, case_id: CaseId, mut body: Body, key: Option<&str>) -> Result<Sent, EngineError> {
-        let me = &self.inner.me;
         let mut tx = self.inner.store.begin().await?;
         if let Some(sent) = replayed(&mut tx, key).await? {
             return Ok(sent);
         }
         let rec = tx.get_case(case_id).await?.ok_or(EngineError::NotFound(case_id))?;
         let at = now();
-        let new = lifecycle::apply(&rec.case, &me.org, &rec.partner, &body, at)?;
-        if let Some(caps) = self.peer(&rec.partner).and_then(|p| p.capabilities.clone()) {
-            caps.check(Some(&rec.case), &new).map_err(|u| partner_cannot(&rec.partner, u))?;
-        }
-        set_revision(&mut body, new.revision);
-        let updated = CaseRecord { case: new.clone(), updated_at: at, ..rec.clone() };
-        tx.put_case(&updated, Some(rec.case.revision)).await?;
-        let acknowledged = tx.last_in_sequence(case_id, &rec.partner).await?;
-        let out = Outgoing { to: rec.partner.clone(), case_id, body, created_at: at, acknowledged: Some(acknowledged) };
-        let message_id = self.enqueue(&mut tx, out, None).await?;
-        if let Some(ev) = status_event(case_id, &rec.case, &new, Some(message_id)) {
-            tx.add_event(&ev).await?;
-        }
+        let (message_id, new) = self.change_in(&mut tx, &rec, &mut body, at).await?;
         remember(&mut tx, key, case_id, message_id, at).await?;
         tx.commit().await?;
         self.inner.wake.notify_one();
         Ok(Sent { message_id, case: new, replayed: false })
+    }
+
+    /// Apply our change `body` to the case of `rec` (locked in `tx`), checked by the lifecycle and the partner's
+    /// capabilities, store it and put the message into the outbox, in `tx`. Returns the message and the case.
+    pub(super) async fn change_in(
+        &self,
+        tx: &mut S::Tx,
+        rec: &CaseRecord,
+        body: &mut Body,
+        at: Timestamp,
+    ) -> Result<(MessageId, Case), EngineError> {
+        let me = &self.inner.me;
+        let case_id = rec.case.case_id;
+        let new = lifecycle::apply(&rec.case, &me.org, &rec.partner, body, at)?;
+        if let Some(caps) = self.peer(&rec.partner).and_then(|p| p.capabilities.clone()) {
+            caps.check(Some(&rec.case), &new).map_err(|u| partner_cannot(&rec.partner, u))?;
+        }
+        set_revision(body, new.revision);
+        let updated = CaseRecord { case: new.clone(), updated_at: at, ..rec.clone() };
+        tx.put_case(&updated, Some(rec.case.revision)).await?;
+        let acknowledged = tx.last_in_sequence(case_id, &rec.partner).await?;
+        let out = Outgoing {
+            to: rec.partner.clone(),
+            case_id,
+            body: body.clone(),
+            created_at: at,
+            acknowledged: Some(acknowledged),
+        };
+        let message_id = self.enqueue(tx, out, None).await?;
+        if let Some(ev) = status_event(case_id, &rec.case, &new, Some(message_id)) {
+            tx.add_event(&ev).await?;
+        }
+        Ok((message_id, new))
     }
 
     /// Build, check and seal the message with sequence number `seq` (CPU work: done before the transaction

@@ -15,6 +15,8 @@
 //! - `notices` — service notices ([`Engine::publish_notice`], [`Engine::end_notice`]): stored as the latest
 //!   version and, in the same transaction, one sealed message per recipient ([`Engine::notice_recipients`]) put
 //!   into the outbox; received ones are stored by `inbox` in the transaction that answers them.
+//! - `escalate` — chains of parties: a case escalated to the vendor as a child case ([`Engine::escalate`]), the
+//!   parent following the child's status, closing flowing down.
 //! - `reroute` — a case its assignee rejected as not responsible goes, in the same transaction, to the next
 //!   organisation the directory names (`crate::directory::route`), or stays here with the reason.
 //! - `replay` — recomputing a case from its messages in the one order of [`sdx_model::convergence`], when
@@ -33,8 +35,10 @@ use crate::metrics::Metrics;
 use crate::protocol::Identity;
 use crate::settings::DeliverySettings;
 
+pub use escalate::Escalated;
 pub use notices::Published;
 
+mod escalate;
 mod inbox;
 mod local;
 mod notices;

@@ -1,0 +1,124 @@
+//! Chains of parties (use case 2.3, issue 9). Three real nodes through `App::build` over mutual TLS, peers from a
+//! signed directory: MiLa's case is routed to BeLa (2nd level), BeLa escalates it to the vendor the directory names
+//! for the 3rd level; the vendor's progress and solution flow back along the chain to MiLa without anybody
+//! re-typing them, and MiLa closing the case closes the vendor's case too. The vendor never sees the requester.
+
+mod federation;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use sdx_crypto::{Alg, PrivateKey};
+use sdx_model::sample::{BELA, MILA};
+use sdx_model::*;
+use sdx_node::pki::Ca;
+
+use federation::*;
+
+const VENDOR: &str = "psw:09162000";
+
+/// Wait until `node`'s copy of `case` satisfies `ok`.
+async fn until(node: &Node, case: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let t = Instant::now();
+    loop {
+        let (s, v) = node.call(reqwest::Method::GET, &format!("/api/v1/cases/{case}"), None).await;
+        if s == 200 && ok(&v["case"]) {
+            return v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{what}: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendors_progress_flows_back_along_the_chain() {
+    let ca = Ca::generate("SDX test federation").unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let authority = PrivateKey::generate(Alg::Es256).unwrap();
+    let authority_jwk = shared.path().join("authority.jwk");
+    std::fs::write(&authority_jwk, authority.public_key(Alg::Es256).unwrap().to_jwk_string()).unwrap();
+    let file = shared.path().join("directory.jws");
+    let (mila, bela, vendor) = (Org::new(MILA), Org::new(BELA), Org::new(VENDOR));
+    let leika = "99107004017000";
+    let at = |level: &str, org: &str| json!({"services": [{"leikaKey": leika}], "regions": ["nationwide"], "level": level, "organisation": org});
+    let dir = signed(
+        &authority,
+        1,
+        vec![mila.entry(json!({})), bela.entry(json!({})), vendor.entry(json!({"roles": ["member", "vendor"]}))],
+        json!([at("secondLevel", BELA), at("thirdLevel", VENDOR)]),
+    );
+    write(&file, &dir);
+    let m = start(mila.settings(&ca, &file, &authority_jwk)).await;
+    let b = start(bela.settings(&ca, &file, &authority_jwk)).await;
+    let v = start(vendor.settings(&ca, &file, &authority_jwk)).await;
+
+    // MiLa's case, routed to BeLa.
+    let mut case = serde_json::to_value(sample::typical_case()).unwrap();
+    let id = CaseId::new_random().to_string();
+    case["caseId"] = json!(id);
+    let o = case.as_object_mut().unwrap();
+    o.remove("assignee");
+    o.get_mut("parties").unwrap().as_array_mut().unwrap().retain(|p| p["organisation"] == MILA);
+    assert!(case["requester"].is_object(), "the sample names a requester");
+    let (s, r) = m.call(reqwest::Method::POST, "/api/v1/cases?waitForReceipt=20", Some(&json!({"case": case}))).await;
+    assert_eq!((s, r["routing"]["assignee"].as_str()), (201, Some(BELA)), "{r}");
+
+    // BeLa escalates: the directory names the vendor.
+    let path = format!("/api/v1/cases/{id}/escalations");
+    let (s, e) = b.call(reqwest::Method::POST, &path, Some(&json!({"note": "Fehler im Fachverfahren?"}))).await;
+    assert_eq!(s, 201, "{e}");
+    let child = e["child"]["case"]["caseId"].as_str().unwrap().to_string();
+    assert_eq!(e["child"]["case"]["assignee"], VENDOR, "{e}");
+    assert!(e["reason"].as_str().unwrap().contains("thirdLevel"), "{e}");
+    let at_vendor = until(&v, &child, "the escalation at the vendor", |c| c["status"] == "new").await;
+    let c = &at_vendor["case"];
+    assert_eq!((c["originator"].as_str(), c["supportLevel"].as_str()), (Some(BELA), Some("thirdLevel")), "{c}");
+    assert!(c["requester"].is_null(), "the vendor does not get the requester: {c}");
+    assert_eq!(c["relatedCases"], json!([{"caseId": id, "relation": "childOf"}]));
+    // MiLa sees the escalation: third level, the vendor a party, in progress.
+    let at_mila = until(&m, &id, "the escalation at MiLa", |c| c["supportLevel"] == "thirdLevel").await;
+    let c = &at_mila["case"];
+    assert_eq!(c["status"], "inProgress", "{c}");
+    assert!(c["parties"].as_array().unwrap().iter().any(|p| p["organisation"] == VENDOR && p["role"] == "vendor"));
+    assert_eq!(c["relatedCases"], json!([{"caseId": child, "relation": "parentOf"}]));
+
+    // The vendor asks for information: pending flows to BeLa's and MiLa's copies.
+    let child_path = format!("/api/v1/cases/{child}/changes");
+    let pending = json!({"update": {"revision": 0, "status": "pending", "pendingReason": "waitingForThirdParty"}});
+    let (s, r) = v.call(reqwest::Method::POST, &child_path, Some(&pending)).await;
+    assert_eq!(s, 200, "{r}");
+    until(&m, &id, "pending at MiLa", |c| c["status"] == "pending" && c["pendingReason"] == "waitingForThirdParty")
+        .await;
+    // The vendor resolves: the solution reaches MiLa, as BeLa's.
+    let resolve = json!({"resolve": {"revision": 0, "solution": {"code": "fixed", "text": "Fehler im Fachverfahren behoben (Version 2.4.1).",
+        "resolvedAt": "2026-11-30T12:00:00Z", "resolvedBy": VENDOR}}});
+    let (s, r) = v.call(reqwest::Method::POST, &child_path, Some(&resolve)).await;
+    assert_eq!(s, 200, "{r}");
+    let at_mila = until(&m, &id, "resolved at MiLa", |c| c["status"] == "resolved").await;
+    let solution = &at_mila["case"]["solution"];
+    assert_eq!(
+        (solution["text"].as_str(), solution["resolvedBy"].as_str()),
+        (Some("Fehler im Fachverfahren behoben (Version 2.4.1)."), Some(BELA))
+    );
+
+    // MiLa closes: BeLa's case closes, and the vendor's with it.
+    let (s, r) = m
+        .call(reqwest::Method::POST, &format!("/api/v1/cases/{id}/changes"), Some(&json!({"close": {"revision": 0}})))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    until(&b, &id, "closed at BeLa", |c| c["status"] == "closed").await;
+    until(&v, &child, "closed at the vendor", |c| c["status"] == "closed").await;
+
+    // Refused: escalating what this node does not work on, or an ended case.
+    let (s, r) = m.call(reqwest::Method::POST, &path, Some(&json!({}))).await;
+    assert_eq!((s, r["errorCode"].as_str()), (403, Some("notPermitted")), "{r}");
+    let (s, r) = b.call(reqwest::Method::POST, &path, Some(&json!({}))).await;
+    assert_eq!((s, r["errorCode"].as_str()), (422, Some("invalidTransition")), "{r}");
+    let (s, r) = b.call(reqwest::Method::POST, &path, Some(&json!({"to": 1}))).await;
+    assert_eq!((s, r["errorCode"].as_str()), (400, Some("schemaViolation")), "{r}");
+
+    for n in [m, b, v] {
+        n.shutdown().await;
+    }
+}
