@@ -369,15 +369,15 @@ fn json_components() -> Vec<(&'static str, Value)> {
         (
             "Escalate",
             json!({"type": "object", "additionalProperties": false,
-                   "description": "Escalate a case this node works on to a vendor (3rd level). Without `to` the directory names the organisation responsible for the case's service and region at thirdLevel.",
+                   "description": "Escalate a case this node works on to the next support level (e.g. to its vendor at thirdLevel). Without `to` the directory names the organisation responsible for the case's service and region at that level.",
                    "properties": {"to": {"$ref": "#/components/schemas/Organisationskennung"},
                                   "note": {"type": "string", "minLength": 1, "maxLength": sdx_model::rules::limits::MAX_TEXT_CHARS, "pattern": "\\S"}}}),
         ),
         (
             "Escalated",
             json!({"type": "object", "required": ["child", "parent", "reason"], "additionalProperties": false,
-                   "properties": {"child": {"$ref": "#/components/schemas/Sent", "description": "The child case (childOf the escalated one), forwarded to the vendor."},
-                                  "parent": {"$ref": "#/components/schemas/Sent", "description": "The escalated case after its update (thirdLevel, the vendor a party, parentOf the child), sent to its partner."},
+                   "properties": {"child": {"$ref": "#/components/schemas/Sent", "description": "The child case (childOf the escalated one), forwarded to the next level."},
+                                  "parent": {"$ref": "#/components/schemas/Sent", "description": "The escalated case after its update (the next level, its organisation a party, parentOf the child), sent to its partner."},
                                   "reason": {"type": "string", "description": "How the vendor was chosen."}}}),
         ),
         (

@@ -11,7 +11,7 @@
 //! | `GET /api/v1/deliveries?state=pending\|delivered\|rejected\|dead\|skipped\|superseded&limit=` | the outbox |
 //! | `POST /api/v1/deliveries/{messageId}/retry` | put a dead letter back into delivery (attempts and age start afresh) |
 //! | `POST /api/v1/deliveries/{messageId}/skip` | give a dead letter up: its change is withdrawn from the case and the messages behind it are renumbered and sent |
-//! | `POST /api/v1/cases/{id}/escalations` | escalate a case this node works on to its vendor: a child case to the vendor, the case follows its status (`engine::escalate`) |
+//! | `POST /api/v1/cases/{id}/escalations` | escalate a case this node works on to the next support level (e.g. to its vendor): a child case goes there, the case follows its status (`engine::escalate`) |
 //! | `GET /api/v1/blocked?limit=` | cases whose outgoing messages wait behind a dead letter, with the reason |
 //! | `POST /api/v1/notices`, `GET /api/v1/notices`, `DELETE /api/v1/notices/{id}` | service notices: publish or update, list the active ones, end (`crate::notices_api`) |
 //! | `GET /notices.atom` | the active service notices as an Atom feed for portals (no token needed: public data) |
@@ -849,11 +849,11 @@ async fn retry<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<a
     }
 }
 
-/// Escalate a case this node works on to its vendor (3rd level).
+/// Escalate a case this node works on to the next support level (1st → 2nd, 2nd → 3rd: its vendor).
 ///
 /// A child case — this organisation's restatement of the case, without requester, journal or attachments,
-/// `childOf` it — is forwarded to the vendor (`to`, or the directory's organisation for the case's service and
-/// region at thirdLevel); the case itself is updated (thirdLevel, the vendor a party, `parentOf` the child,
+/// `childOf` it — is forwarded to `to`, or to the directory's organisation for the case's service and region at the
+/// next level; the case itself is updated (that level, the organisation a party, `parentOf` the child,
 /// inProgress if it was new or acknowledged) and the update sent to its partner. From then on the case follows the
 /// child's status (inProgress, pending, onHold, resolved with the vendor's solution), and closing it closes the
 /// resolved child.
@@ -872,7 +872,7 @@ async fn retry<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<a
         (status = 409, description = "The case changed meanwhile; retry", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (malformed)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not escalated: a resolved or ended case (invalidTransition), no vendor to be found or not a peer (wrongRecipient), the vendor's capabilities", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not escalated: a resolved or ended case, or one at thirdLevel (invalidTransition), no vendor to be found or not a peer (wrongRecipient), the vendor's capabilities", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
     ),

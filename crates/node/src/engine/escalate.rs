@@ -1,12 +1,14 @@
-//! Chains of parties (use case 2.3, issue 9): the assignee of a case escalates it to its vendor (3rd level), and
-//! status flows back along the chain.
+//! Chains of parties (use case 2.3, issue 9): the organisation working on a case escalates it to the next support
+//! level — a service desk or MiLa (1st) to the operator (2nd), the operator to its vendor (3rd) — and status flows
+//! back along the chain.
 //!
 //! - **Escalating** ([`Engine::escalate`]) case X that this node works on (as assignee) makes, in one
 //!   transaction, a **child case** Y — this organisation's own restatement of X (new id, originator: us, assignee:
-//!   the vendor, status `new`, subject, description, classification, region; no requester, journal or attachments:
+//!   the next level's organisation, status `new`, subject, description, classification, region, the next level;
+//!   no requester, journal or attachments:
 //!   every claim in a forward must be its sender's, and personal data travels only where it is needed), related
-//!   `childOf` X, forwarded to the vendor — and an update of X to its partner: support level `thirdLevel`, the
-//!   vendor as a party, the relation `parentOf` Y, and `inProgress` if X was still `new` or `acknowledged`.
+//!   `childOf` X, forwarded to it — and an update of X to its partner: the next support level, that organisation
+//!   as a party, the relation `parentOf` Y, and `inProgress` if X was still `new` or `acknowledged`.
 //! - **Status flows back** ([`Engine::propagate_to_parent`], called by `inbox` after a message of the vendor was
 //!   applied to Y): when Y becomes `inProgress`, `pending` (with its reason), `onHold` or `resolved` (with the
 //!   vendor's solution, as ours), X follows in the same transaction if the lifecycle lets it, and the change goes to
@@ -35,7 +37,7 @@ pub struct Escalated {
 
 impl<S: Store> Engine<S> {
     /// Escalate case `parent_id` (which this node works on as assignee) to `to`, or to the organisation the
-    /// directory names for its service and region at the third level; see the module docs.
+    /// directory names for its service and region at the next support level; see the module docs.
     pub async fn escalate(
         &self,
         parent_id: CaseId,
@@ -52,6 +54,13 @@ impl<S: Store> Engine<S> {
             let detail = format!("a `{}` case is not escalated", parent.case.status);
             return Err(refusal(ErrorCode::InvalidTransition, detail).into());
         }
+        let level = match parent.case.support_level {
+            SupportLevel::FirstLevel => SupportLevel::SecondLevel,
+            SupportLevel::SecondLevel => SupportLevel::ThirdLevel,
+            SupportLevel::ThirdLevel => {
+                return Err(refusal(ErrorCode::InvalidTransition, "a case at thirdLevel has no level above").into());
+            }
+        };
         let (vendor, name, reason) = match to {
             Some(org) => {
                 let name = org.to_string();
@@ -65,7 +74,7 @@ impl<S: Store> Engine<S> {
                         .map(sdx_directory::ServiceId::LeikaKey)
                         .or_else(|| s.ozg_id.clone().map(sdx_directory::ServiceId::OzgId))
                 });
-                let r = crate::directory::route(self, service, c.region.as_ref(), SupportLevel::ThirdLevel, &[])
+                let r = crate::directory::route(self, service, c.region.as_ref(), level, &[])
                     .map_err(|e| refusal(ErrorCode::WrongRecipient, e.to_string()))?;
                 (r.org, r.name, format!("directory version {}: {}", r.directory_version, r.reason))
             }
@@ -75,7 +84,7 @@ impl<S: Store> Engine<S> {
         }
         let Some(peer) = self.peer(&vendor) else { return Err(EngineError::UnknownPeer(vendor)) };
         let at = now();
-        let child = child_case(&parent.case, &me, &vendor, &name, at);
+        let child = child_case(&parent.case, &me, &vendor, &name, level, at);
         let forward = Forward { case: child.clone(), note };
         sdx_model::lifecycle::case_from_forward(&forward, &me, &vendor)?;
         if let Some(i) = sdx_model::rules::check_case_issues(&child).into_iter().next() {
@@ -101,12 +110,12 @@ impl<S: Store> Engine<S> {
         // The parent: third level, the vendor a party, the relation, and in progress.
         let mut update = Update {
             revision: 0,
-            support_level: Some(SupportLevel::ThirdLevel),
+            support_level: Some(level),
             related_cases: vec![RelatedCase { case_id: child.case_id, relation: RelationType::ParentOf }],
             ..Update::default()
         };
         if !parent.case.parties.iter().any(|p| p.organisation == vendor) {
-            update.parties.push(Party { role: PartyRole::Vendor, organisation: vendor.clone(), name, contact: None });
+            update.parties.push(Party { role: role_at(level), organisation: vendor.clone(), name, contact: None });
         }
         if matches!(parent.case.status, Status::New | Status::Acknowledged) {
             update.status = Some(Status::InProgress);
@@ -207,8 +216,24 @@ impl<S: Store> Engine<S> {
     }
 }
 
-/// The child case: our restatement of `parent` for `vendor`.
-fn child_case(parent: &Case, me: &OrgKey, vendor: &OrgKey, vendor_name: &str, at: sdx_model::Timestamp) -> Case {
+/// The role of the organisation that works on a case at `level`.
+fn role_at(level: SupportLevel) -> PartyRole {
+    match level {
+        SupportLevel::FirstLevel => PartyRole::ServiceDesk,
+        SupportLevel::SecondLevel => PartyRole::Bela,
+        SupportLevel::ThirdLevel => PartyRole::Vendor,
+    }
+}
+
+/// The child case: our restatement of `parent` for `vendor`, at `level`.
+fn child_case(
+    parent: &Case,
+    me: &OrgKey,
+    vendor: &OrgKey,
+    vendor_name: &str,
+    level: SupportLevel,
+    at: sdx_model::Timestamp,
+) -> Case {
     let my_party = parent.parties.iter().find(|p| &p.organisation == me).cloned().unwrap_or_else(|| Party {
         role: PartyRole::Bela,
         organisation: me.clone(),
@@ -234,7 +259,7 @@ fn child_case(parent: &Case, me: &OrgKey, vendor: &OrgKey, vendor_name: &str, at
         priority: parent.priority,
         category: parent.category.clone(),
         region: parent.region.clone(),
-        support_level: SupportLevel::ThirdLevel,
+        support_level: level,
         channel: None,
         parties: vec![
             my_party,
