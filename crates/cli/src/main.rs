@@ -105,13 +105,18 @@ enum Command {
         /// Keep the databases (SQLite files), keys and settings in DIR.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Run both nodes on this PostgreSQL server, each in its own schema (sdx_demo_mila, sdx_demo_bela).
+        /// Run the nodes on this PostgreSQL server, each in its own schema (sdx_demo_mila, sdx_demo_bela; with
+        /// --topology: sdx_topo_<node>).
         #[arg(long, conflicts_with = "ticket_systems")]
         database_url: Option<String>,
         /// Exchange a ticket between two real ticket systems instead (MILA:BELA of otobo, rt, redmine; default
         /// otobo:redmine), through two nodes and two connectors; starts what is not running and stops it again.
         #[arg(long, num_args = 0..=1, default_missing_value = "otobo:redmine", value_name = "MILA:BELA")]
         ticket_systems: Option<String>,
+        /// Run a federation instead: `hub` — a portal, a MiLa, two candidate BeLas and a vendor behind one hub,
+        /// routed by a signed directory (docs/routing.md). Exit 0 only if every party's view is consistent.
+        #[arg(long, value_name = "TOPOLOGY", conflicts_with = "ticket_systems")]
+        topology: Option<String>,
     },
     /// Benchmarks of the node.
     Bench {
@@ -377,10 +382,14 @@ fn main() -> ExitCode {
             sdx_cli::io::stdout(format!("{doc}\n").as_bytes()).map(|()| Outcome::Valid)
         }
         Command::Directory { command } => cmd::directory::run(command),
-        Command::Demo { data_dir, database_url: _, ticket_systems: Some(pair) } => {
+        Command::Demo { data_dir, database_url, topology: Some(t), .. } => match t.as_str() {
+            "hub" => cmd::demo_topology::hub(data_dir, database_url),
+            other => Err(anyhow::anyhow!("unknown topology `{other}` (known: hub)")),
+        },
+        Command::Demo { data_dir, database_url: _, ticket_systems: Some(pair), .. } => {
             cmd::demo_systems::demo(&pair, data_dir)
         }
-        Command::Demo { data_dir, database_url, ticket_systems: None } => {
+        Command::Demo { data_dir, database_url, ticket_systems: None, topology: None } => {
             cmd::demo::demo(cmd::demo::DemoOptions { data_dir, database_url })
         }
         Command::Keys { command: KeysCommand::Generate { alg, out, force } } => cmd::jose::generate(&alg, &out, force),

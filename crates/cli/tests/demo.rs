@@ -1,4 +1,5 @@
-//! `sdx demo` end to end: two nodes on loopback with mutual TLS run use cases 2.1 and 2.2 and agree — on the
+//! `sdx demo` end to end: two nodes on loopback with mutual TLS run use cases 2.1 and 2.2 and agree, and
+//! `sdx demo --topology hub` runs a portal, a MiLa, two BeLa candidates and a vendor behind a hub — on the
 //! embedded default (SQLite) and on PostgreSQL (the server `scripts/test.sh` starts; its URL comes in
 //! `SDX_TEST_DATABASE_URL`); `sdx bench forward` keeps its output contract.
 
@@ -21,6 +22,36 @@ fn demo_on_sqlite_keeps_its_databases_when_asked() {
     // A second run on the same databases works too (new case, same nodes).
     let (code, out) = demo(&["--data-dir", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn demo_topology_hub_on_sqlite() {
+    let (code, out) = demo(&["--topology", "hub"]);
+    assert_eq!(code, 0, "{out}");
+    for seen in [
+        "routed by the directory (1st level",
+        "rejects it as not responsible",
+        "rerouted to the next candidate",
+        "(3rd level)",
+        "status flowed back: vendor → BeLa → MiLa → portal",
+        "maintenance notice is in the portal's feed",
+        "the hub's files hold no case content",
+        "every party's view is consistent",
+    ] {
+        assert!(out.contains(seen), "{seen}: {out}");
+    }
+    let (code, out) = demo(&["--topology", "federation-of-one"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("unknown topology"), "{out}");
+}
+
+#[test]
+fn demo_topology_hub_on_postgresql() {
+    let url = std::env::var("SDX_TEST_DATABASE_URL")
+        .expect("SDX_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh, which starts PostgreSQL");
+    let (code, out) = demo(&["--topology", "hub", "--database-url", &url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("PostgreSQL, a schema per node") && out.contains("every party's view is consistent"), "{out}");
 }
 
 #[test]

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod connector;
 pub mod demo;
 pub mod demo_systems;
+pub mod demo_topology;
 pub mod directory;
 pub mod document;
 pub mod init;

@@ -37,15 +37,7 @@ pub fn node_files(
     storage: (&str, Option<&str>),
     api_token: &str,
 ) -> Result<Settings> {
-    let d = dir.join(name);
-    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
-    let cert = ca.issue_node(org, &[])?;
-    let write = |file: &str, contents: &[u8], secret: bool| init::write_file(&d.join(file), contents, secret, true);
-    write(pki::NODE_CERT_FILE, cert.cert_pem().as_bytes(), false)?;
-    write(pki::NODE_KEY_FILE, cert.key_pem().as_bytes(), true)?;
-    write(pki::CA_CERT_FILE, ca.cert_pem().as_bytes(), false)?;
-    write(init::SIGNING_KEY_FILE, key.to_pkcs8_pem().as_bytes(), true)?;
-    write(init::SIGNING_JWK_FILE, key.public_key(Alg::Es256)?.to_jwk_string().as_bytes(), false)?;
+    let d = node_material(dir, name, org, ca, key)?;
     let peer_name = if name == "mila" { "bela" } else { "mila" };
     let storage = StorageSettings { url: storage.0.to_string(), schema: storage.1.map(str::to_string) };
     let client = ApiClient {
@@ -67,6 +59,21 @@ pub fn node_files(
     settings.resolve_paths(&std::path::absolute(&d)?)?;
     settings.check()?;
     Ok(settings)
+}
+
+/// Create `dir/<name>` and write a node's key material into it as `sdx init` lays it out: TLS certificate and key
+/// issued by `ca`, the CA's certificate, the signing key and its public JWK. Returns the node's directory.
+pub fn node_material(dir: &Path, name: &str, org: &OrgKey, ca: &Ca, key: &PrivateKey) -> Result<PathBuf> {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    let cert = ca.issue_node(org, &[])?;
+    let write = |file: &str, contents: &[u8], secret: bool| init::write_file(&d.join(file), contents, secret, true);
+    write(pki::NODE_CERT_FILE, cert.cert_pem().as_bytes(), false)?;
+    write(pki::NODE_KEY_FILE, cert.key_pem().as_bytes(), true)?;
+    write(pki::CA_CERT_FILE, ca.cert_pem().as_bytes(), false)?;
+    write(init::SIGNING_KEY_FILE, key.to_pkcs8_pem().as_bytes(), true)?;
+    write(init::SIGNING_JWK_FILE, key.public_key(Alg::Es256)?.to_jwk_string().as_bytes(), false)?;
+    Ok(d)
 }
 
 /// A fresh directory under the system's temporary directory, named `<prefix>-<uuid>`.

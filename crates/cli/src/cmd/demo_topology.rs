@@ -1,0 +1,429 @@
+//! `sdx demo --topology hub` (issue 9): a federation on loopback in which every member is reached through one hub
+//! (`role = "hub"`, mutual TLS from a temporary federation PKI, messages encrypted end to end to their readers)
+//! and every peer and responsibility comes from one signed directory. It runs, through the members' local APIs:
+//! a portal submits a citizen's request, the directory routes it to the MiLa (1st level); the MiLa escalates it
+//! by directory lookup (2nd level); the first candidate rejects it as not responsible and the case is rerouted to
+//! the next; the BeLa escalates to its vendor (3rd level); the vendor's solution flows back along the chain to
+//! the portal; the BeLa's maintenance notice reaches the portal's Atom feed. It exits 0 only if every party's
+//! view is consistent and the hub kept nothing of the case.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use sdx_crypto::{Alg, PrivateKey};
+use sdx_model::{CaseId, OrgKey, sample};
+use sdx_node::app::App;
+use sdx_node::pki::Ca;
+use sdx_node::settings::{
+    ApiClient, DeliverySettings, DirectorySettings, NodeRole, PeerSettings, Settings, StorageSettings,
+};
+
+use crate::Outcome;
+use crate::cmd::init;
+use crate::cmd::pair::{free_port, node_material, scratch_dir};
+
+/// The Wohngeld service (LeiKa) every case of the demo is about.
+const LEIKA: &str = "99107004017000";
+/// A region in Schleswig-Holstein (Flensburg).
+const REGION: &str = "010020000000";
+/// The directory authority.
+const AUTHORITY: &str = "dir:demo";
+/// The local APIs' bearer token (client `ticket-system`).
+const TOKEN: &str = "sdx-demo-topology-token";
+
+/// One organisation of the demo.
+struct Spec {
+    name: &'static str,
+    key: &'static str,
+    display: &'static str,
+    roles: &'static [&'static str],
+}
+
+const HUB: Spec = Spec { name: "hub", key: "hub:demo", display: "SDX-Hub (Demo)", roles: &["hub"] };
+const PORTAL: Spec = Spec {
+    name: "portal",
+    key: "ptl:sh-portal",
+    display: "Serviceportal Schleswig-Holstein",
+    roles: &["portal", "member"],
+};
+const MILA: Spec = Spec {
+    name: "mila",
+    key: "psw:01000115",
+    display: "115-Servicecenter Schleswig-Holstein",
+    roles: &["serviceDesk", "member"],
+};
+const FIRST: Spec = Spec {
+    name: "dataport",
+    key: "psw:01000002",
+    display: "Dataport, 2nd level Schleswig-Holstein",
+    roles: &["member"],
+};
+const BELA: Spec = Spec {
+    name: "hzd",
+    key: "psw:06000042",
+    display: "Hessische Zentrale für Datenverarbeitung (Wohngeld)",
+    roles: &["member"],
+};
+const VENDOR: Spec = Spec {
+    name: "vendor",
+    key: "ven:wohngeld-fv",
+    display: "Hersteller Fachverfahren Wohngeld",
+    roles: &["member", "vendor"],
+};
+const MEMBERS: [&Spec; 5] = [&PORTAL, &MILA, &FIRST, &BELA, &VENDOR];
+
+/// A started node and its local API.
+struct Node {
+    spec: &'static Spec,
+    api: String,
+    dir: PathBuf,
+}
+
+/// `sdx demo --topology hub`.
+/// On SQLite (a file per node) or, with `database_url`, on PostgreSQL (a schema `sdx_topo_<node>` per node).
+pub fn hub(data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<Outcome> {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(run(data_dir, database_url))
+}
+
+async fn run(data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<Outcome> {
+    let dir = match data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            d
+        }
+        None => scratch_dir("sdx-demo-hub")?,
+    };
+    let t0 = Instant::now();
+    println!("== setting up in {}: federation CA, a signed directory, a hub and five members behind it", dir.display());
+    let ca = Ca::generate("SDX demo federation")?;
+    let authority = PrivateKey::generate(Alg::Es256)?;
+    let authority_jwk = dir.join("authority.jwk");
+    init::write_file(&authority_jwk, authority.public_key(Alg::Es256)?.to_jwk_string().as_bytes(), false, true)?;
+    let all: Vec<&'static Spec> = MEMBERS.into_iter().chain(std::iter::once(&HUB)).collect();
+    let mut keys = Vec::new();
+    for s in &all {
+        let signing = PrivateKey::generate(Alg::Es256)?;
+        let encryption = if s.roles.contains(&"hub") { None } else { Some(PrivateKey::generate(Alg::RsaOaep256)?) };
+        keys.push((signing, encryption, free_port()?));
+    }
+    // The directory: every member behind the hub; responsibilities for Wohngeld at three levels.
+    let mut organisations = Vec::new();
+    for (s, (signing, encryption, port)) in all.iter().zip(&keys) {
+        let mut o = json!({"key": s.key, "name": s.display, "roles": s.roles,
+            "signingKeys": [signing.public_key(Alg::Es256)?.to_jwk()]});
+        if let Some(e) = encryption {
+            o["endpoint"] = json!({"viaHub": HUB.key});
+            o["encryptionKeys"] = json!([e.public_key(Alg::RsaOaep256)?.to_jwk()]);
+        } else {
+            o["endpoint"] = json!(format!("https://localhost:{port}"));
+        }
+        organisations.push(o);
+    }
+    let duty = |level: &str, region: &str, org: &str, rank: u32| json!({"services": [{"leikaKey": LEIKA}], "regions": [region], "level": level, "organisation": org, "rank": rank});
+    let now = sdx_model::Timestamp::now();
+    let expires =
+        sdx_model::Timestamp::from_offset_date_time(now.as_offset_date_time() + Duration::from_secs(30 * 86_400));
+    let document = json!({
+        "schemaVersion": "1.0", "version": 1, "issuedAt": now, "expiresAt": expires, "issuer": AUTHORITY,
+        "organisations": organisations,
+        "responsibilities": [
+            duty("firstLevel", "01", MILA.key, 0),
+            duty("secondLevel", "01", FIRST.key, 0),
+            duty("secondLevel", "01", BELA.key, 1),
+            duty("secondLevel", "nationwide", BELA.key, 0),
+            duty("thirdLevel", "nationwide", VENDOR.key, 0),
+        ],
+    });
+    let directory = sdx_directory::Directory::from_json(document.to_string().as_bytes())?;
+    let directory_file = dir.join("directory.jws");
+    init::write_file(&directory_file, sdx_directory::sign(&directory, &authority)?.as_bytes(), false, true)?;
+
+    // The nodes: members first, then the hub, which knows where its members' nodes are.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut runs = Vec::new();
+    let member_peers: Vec<PeerSettings> = all
+        .iter()
+        .zip(&keys)
+        .filter(|(s, _)| s.key != HUB.key)
+        .map(|(s, (_, _, port))| {
+            Ok(PeerSettings {
+                org: OrgKey::parse(s.key)?,
+                name: Some(s.display.into()),
+                url: format!("https://localhost:{port}"),
+                signing_key: PathBuf::from("..").join(s.name).join(init::SIGNING_JWK_FILE),
+            })
+        })
+        .collect::<Result<_>>()?;
+    for (s, (signing, encryption, port)) in all.iter().zip(keys) {
+        let d = node_material(&dir, s.name, &OrgKey::parse(s.key)?, &ca, &signing)?;
+        let storage = match &database_url {
+            Some(url) => StorageSettings { url: url.clone(), schema: Some(format!("sdx_topo_{}", s.name)) },
+            None => StorageSettings { url: "sqlite://node.db?mode=rwc".into(), schema: None },
+        };
+        let mut settings = node_settings(s, port, storage, &directory_file, &authority_jwk)?;
+        match encryption {
+            Some(e) => {
+                init::write_file(&d.join("encryption.pem"), e.to_pkcs8_pem().as_bytes(), true, true)?;
+                settings.keys.encryption_key = Some(PathBuf::from("encryption.pem"));
+            }
+            None => {
+                settings.node.role = NodeRole::Hub;
+                settings.peers = member_peers.clone();
+            }
+        }
+        let header = format!("Settings of the {} node of `sdx demo --topology hub` (replaced on every run).", s.name);
+        init::write_settings(&d.join(init::SETTINGS_FILE), &settings, &header, true)?;
+        settings.resolve_paths(&std::path::absolute(&d)?)?;
+        settings.check()?;
+        let app = App::build(settings).await.with_context(|| format!("starting the {} node", s.name))?;
+        let api = format!("http://{}/api/v1", app.api_addr()?);
+        let mut rx = stopped.clone();
+        runs.push(tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })));
+        println!("   {:<8} {:<16} {} — peer port {port}", s.name, s.key, s.display);
+        nodes.push(Node { spec: s, api, dir: d });
+    }
+    let storage = if database_url.is_some() { "PostgreSQL, a schema per node" } else { "SQLite, a file per node" };
+    println!("   set up in {:.1} s ({storage})", t0.elapsed().as_secs_f64());
+    let result = scenario(&nodes, Instant::now()).await;
+    let _ = stop.send(true);
+    for r in runs {
+        let _ = r.await;
+    }
+    match result {
+        Ok(()) => {
+            println!("== every party's view is consistent; files in {}", dir.display());
+            Ok(Outcome::Valid)
+        }
+        Err(e) => {
+            println!("== FAILED: {e:#}");
+            Ok(Outcome::Invalid)
+        }
+    }
+}
+
+/// A member's local API.
+struct Api<'a> {
+    node: &'a Node,
+    http: reqwest::Client,
+}
+
+impl Api<'_> {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        let mut rq = self.http.request(method.clone(), format!("{}{path}", self.node.api)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            rq = rq.json(b);
+        }
+        let r = rq.send().await.with_context(|| format!("{method} {path} at {}", self.node.spec.name))?;
+        let status = r.status().as_u16();
+        Ok((status, serde_json::from_slice(&r.bytes().await?).unwrap_or(Value::Null)))
+    }
+
+    /// POST and expect `want`.
+    async fn post(&self, path: &str, body: &Value, want: u16) -> Result<Value> {
+        match self.call(reqwest::Method::POST, path, Some(body)).await? {
+            (s, v) if s == want => Ok(v),
+            (s, v) => bail!("{}: POST {path} answered {s}: {}", self.node.spec.name, v["detail"]),
+        }
+    }
+
+    /// Wait (up to 30 s) until the case `id` here satisfies `ok`; the case view.
+    async fn until(&self, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Result<Value> {
+        let t = Instant::now();
+        loop {
+            let (s, v) = self.call(reqwest::Method::GET, &format!("/cases/{id}"), None).await?;
+            if s == 200 && ok(&v["case"]) {
+                return Ok(v);
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("{}: {what} not seen within 30 s (case {id}: {})", self.node.spec.name, v["case"]["status"]);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn step(t0: Instant, text: &str) {
+    println!("   {:>7.2} s  {text}", t0.elapsed().as_secs_f64());
+}
+
+async fn scenario(nodes: &[Node], t0: Instant) -> Result<()> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let api = |spec: &Spec| -> Result<Api<'_>> {
+        let node = nodes.iter().find(|n| n.spec.key == spec.key).context("node")?;
+        Ok(Api { node, http: http.clone() })
+    };
+    let (portal, mila, first, bela, vendor) = (api(&PORTAL)?, api(&MILA)?, api(&FIRST)?, api(&BELA)?, api(&VENDOR)?);
+    println!("== a citizen's request, through the hub");
+
+    // 1. The portal submits the citizen's request; the directory routes it to the MiLa (1st level).
+    let secret =
+        format!("Antrag {} — Wohngeld-Online bricht beim Hochladen der Mietbescheinigung ab.", CaseId::new_random());
+    let case = portal_case(&secret)?;
+    let v = portal
+        .post("/cases?waitForReceipt=20", &json!({"case": case, "note": "Anfrage über das Serviceportal"}), 201)
+        .await?;
+    let id = v["case"]["caseId"].as_str().context("caseId")?.to_string();
+    if v["routing"]["assignee"] != MILA.key || v["delivered"] != true {
+        bail!("the portal's request went to {} (delivered: {})", v["routing"]["assignee"], v["delivered"]);
+    }
+    step(t0, &format!("portal → MiLa {}: case {id} routed by the directory (1st level, region {REGION})", MILA.key));
+    mila.until(&id, "the portal's request", |c| c["status"] == "new").await?;
+
+    // 2. The MiLa escalates by directory lookup (2nd level): the first candidate is Dataport.
+    let e = mila
+        .post(&format!("/cases/{id}/escalations"), &json!({"note": "Bitte prüfen: Upload bricht ab."}), 201)
+        .await?;
+    let child = e["child"]["case"]["caseId"].as_str().context("child")?.to_string();
+    if e["child"]["case"]["assignee"] != FIRST.key {
+        bail!("the escalation went to {}, not the first candidate", e["child"]["case"]["assignee"]);
+    }
+    step(t0, &format!("MiLa escalates to {} by directory lookup (2nd level): case {child}", FIRST.key));
+
+    // 3. Dataport rejects as not responsible; the MiLa's node reroutes to the next candidate.
+    first.until(&child, "the escalation at Dataport", |c| c["status"] == "new").await?;
+    let reject =
+        json!({"reject": {"revision": 0, "reason": "notResponsible", "text": "Wohngeld betreibt die HZD (EfA)."}});
+    first.post(&format!("/cases/{child}/changes"), &reject, 200).await?;
+    step(t0, &format!("{} rejects it as not responsible", FIRST.key));
+    bela.until(&child, "the rerouted case at the BeLa", |c| c["status"] == "new").await?;
+    step(t0, &format!("rerouted to the next candidate, BeLa {}", BELA.key));
+
+    // 4. The BeLa escalates to its vendor (3rd level).
+    let e =
+        bela.post(&format!("/cases/{child}/escalations"), &json!({"note": "Fehler im Fachverfahren?"}), 201).await?;
+    let third = e["child"]["case"]["caseId"].as_str().context("child")?.to_string();
+    let at_vendor = vendor.until(&third, "the escalation at the vendor", |c| c["status"] == "new").await?;
+    if !at_vendor["case"]["requester"].is_null() {
+        bail!("the vendor got the citizen's data");
+    }
+    step(t0, &format!("BeLa escalates to the vendor {} (3rd level): case {third}, without the requester", VENDOR.key));
+
+    // 5. The vendor resolves; the solution flows back along the chain to the portal.
+    let text = "Fehler im Upload-Modul behoben (Version 2.4.1); bitte erneut hochladen.";
+    let resolve = json!({"resolve": {"revision": 0, "solution": {"code": "fixed", "text": text,
+        "resolvedAt": sdx_model::Timestamp::now(), "resolvedBy": VENDOR.key}}});
+    vendor.post(&format!("/cases/{third}/changes"), &resolve, 200).await?;
+    step(t0, "the vendor resolves its case");
+    bela.until(&child, "the solution at the BeLa", |c| c["status"] == "resolved").await?;
+    mila.until(&child, "the solution at the MiLa (escalation)", |c| c["status"] == "resolved").await?;
+    mila.until(&id, "the solution at the MiLa (request)", |c| c["status"] == "resolved").await?;
+    let at_portal = portal.until(&id, "the solution at the portal", |c| c["status"] == "resolved").await?;
+    if at_portal["case"]["solution"]["text"] != text {
+        bail!("the portal shows another solution: {}", at_portal["case"]["solution"]);
+    }
+    step(t0, "status flowed back: vendor → BeLa → MiLa → portal, the vendor's solution text unchanged");
+
+    // 6. A maintenance notice of the BeLa reaches the portal's feed.
+    let notice = json!({"noticeType": "maintenance", "services": [{"leikaKey": LEIKA, "name": "Wohngeld"}],
+        "regions": ["01"], "startsAt": sdx_model::Timestamp::now(), "title": "Wartung Wohngeld-Online",
+        "text": "Am Samstag von 8 bis 12 Uhr ist Wohngeld-Online nicht erreichbar."});
+    let p = bela.post("/notices", &notice, 201).await?;
+    if !p["recipients"].as_array().is_some_and(|r| r.iter().any(|o| o == PORTAL.key)) {
+        bail!("the notice is not addressed to the portal: {}", p["recipients"]);
+    }
+    let feed = portal.node.api.replace("/api/v1", "/notices.atom");
+    let t = Instant::now();
+    loop {
+        let atom = reqwest::get(&feed).await?.text().await?;
+        if atom.contains("Wartung Wohngeld-Online") {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("the notice did not reach the portal's feed");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    step(t0, &format!("BeLa's maintenance notice is in the portal's feed ({feed})"));
+
+    // 7. Every view; the hub kept nothing.
+    let views = [
+        (&portal, id.as_str(), "resolved"),
+        (&mila, id.as_str(), "resolved"),
+        (&mila, child.as_str(), "resolved"),
+        (&first, child.as_str(), "rejected"),
+        (&bela, child.as_str(), "resolved"),
+        (&bela, third.as_str(), "resolved"),
+        (&vendor, third.as_str(), "resolved"),
+    ];
+    for (a, case, status) in views {
+        let (_, v) = a.call(reqwest::Method::GET, &format!("/cases/{case}"), None).await?;
+        if v["case"]["status"] != status {
+            bail!("{} holds case {case} as {}, not {status}", a.node.spec.name, v["case"]["status"]);
+        }
+    }
+    let hub = nodes.iter().find(|n| n.spec.key == HUB.key).context("hub")?;
+    for e in std::fs::read_dir(&hub.dir)? {
+        let p = e?.path();
+        if p.is_file() {
+            let bytes = std::fs::read(&p)?;
+            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
+                || bytes.windows(text.len()).any(|w| w == text.as_bytes())
+            {
+                bail!("the hub keeps case content in {}", p.display());
+            }
+        }
+    }
+    step(t0, "seven views agree; the hub's files hold no case content");
+    Ok(())
+}
+
+/// The portal's request: the sample case as the portal's own (every claim in it the portal's).
+fn portal_case(description: &str) -> Result<Value> {
+    let mut c = serde_json::to_value(sample::typical_case())?;
+    c["caseId"] = json!(CaseId::new_random());
+    c["description"] = json!(description);
+    c["region"] = json!(REGION);
+    c["supportLevel"] = json!("firstLevel");
+    c["channel"] = json!("portal");
+    c["originator"] = json!(PORTAL.key);
+    c["parties"] = json!([{"role": "portal", "organisation": PORTAL.key, "name": PORTAL.display}]);
+    for s in c["statusHistory"].as_array_mut().context("statusHistory")? {
+        s["changedBy"] = json!(PORTAL.key);
+    }
+    let o = c.as_object_mut().context("case")?;
+    for k in ["assignee", "references", "journal", "attachments", "relatedCases", "solution"] {
+        o.remove(k);
+    }
+    Ok(c)
+}
+
+/// A member's settings, as `sdx init` writes them, with the directory.
+fn node_settings(
+    s: &Spec,
+    port: u16,
+    storage: StorageSettings,
+    directory: &Path,
+    authority: &Path,
+) -> Result<Settings> {
+    let client = ApiClient {
+        name: "ticket-system".into(),
+        token_sha256: sdx_codec::validate::sha256(TOKEN.as_bytes()).to_string(),
+    };
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let mut settings = init::settings(
+        OrgKey::parse(s.key)?,
+        Some(s.display.into()),
+        loopback(port),
+        loopback(0),
+        storage,
+        vec![client],
+    );
+    settings.delivery =
+        DeliverySettings { backoff_initial_ms: 100, backoff_max_ms: 2000, dead_after_s: 3600, ..settings.delivery };
+    settings.directory = Some(DirectorySettings {
+        source: directory.display().to_string(),
+        authority_keys: vec![authority.to_path_buf()],
+        issuer: Some(OrgKey::parse(AUTHORITY)?),
+        reload_s: 300,
+    });
+    Ok(settings)
+}
