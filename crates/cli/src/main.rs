@@ -114,7 +114,8 @@ enum Command {
         #[arg(long, num_args = 0..=1, default_missing_value = "otobo:redmine", value_name = "MILA:BELA")]
         ticket_systems: Option<String>,
         /// Run a federation instead: `hub` — a portal, a MiLa, two candidate BeLas and a vendor behind one hub,
-        /// routed by a signed directory (docs/routing.md). Exit 0 only if every party's view is consistent.
+        /// routed by a signed directory (docs/routing.md); `federation` — 16 Land nodes and a hub, cases between
+        /// random pairs. Exit 0 only if every party's view is consistent.
         #[arg(long, value_name = "TOPOLOGY", conflicts_with = "ticket_systems")]
         topology: Option<String>,
     },
@@ -382,10 +383,9 @@ fn main() -> ExitCode {
             sdx_cli::io::stdout(format!("{doc}\n").as_bytes()).map(|()| Outcome::Valid)
         }
         Command::Directory { command } => cmd::directory::run(command),
-        Command::Demo { data_dir, database_url, topology: Some(t), .. } => match t.as_str() {
-            "hub" => cmd::demo_topology::hub(data_dir, database_url),
-            other => Err(anyhow::anyhow!("unknown topology `{other}` (known: hub)")),
-        },
+        Command::Demo { data_dir, database_url, topology: Some(t), .. } => {
+            cmd::demo_topology::demo(&t, data_dir, database_url)
+        }
         Command::Demo { data_dir, database_url: _, ticket_systems: Some(pair), .. } => {
             cmd::demo_systems::demo(&pair, data_dir)
         }

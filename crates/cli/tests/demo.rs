@@ -1,5 +1,6 @@
 //! `sdx demo` end to end: two nodes on loopback with mutual TLS run use cases 2.1 and 2.2 and agree, and
-//! `sdx demo --topology hub` runs a portal, a MiLa, two BeLa candidates and a vendor behind a hub — on the
+//! `sdx demo --topology hub|federation` runs a portal, a MiLa, two BeLa candidates and a vendor, or 16 Länder, behind
+//! a hub — on the
 //! embedded default (SQLite) and on PostgreSQL (the server `scripts/test.sh` starts; its URL comes in
 //! `SDX_TEST_DATABASE_URL`); `sdx bench forward` keeps its output contract.
 
@@ -40,18 +41,32 @@ fn demo_topology_hub_on_sqlite() {
     ] {
         assert!(out.contains(seen), "{seen}: {out}");
     }
-    let (code, out) = demo(&["--topology", "federation-of-one"]);
+    let (code, out) = demo(&["--topology", "star"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("unknown topology"), "{out}");
 }
 
 #[test]
-fn demo_topology_hub_on_postgresql() {
+fn demo_topology_federation_routes_every_case_once_and_back() {
+    let (code, out) = demo(&["--topology", "federation"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("160 cases between random pairs of 16 Länder"), "{out}");
+    assert!(out.contains("every case arrived once"), "{out}");
+    assert!(out.contains("160 resolutions flowed back"), "{out}");
+}
+
+#[test]
+fn demo_topologies_on_postgresql() {
     let url = std::env::var("SDX_TEST_DATABASE_URL")
         .expect("SDX_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh, which starts PostgreSQL");
-    let (code, out) = demo(&["--topology", "hub", "--database-url", &url]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("PostgreSQL, a schema per node") && out.contains("every party's view is consistent"), "{out}");
+    for topology in ["hub", "federation"] {
+        let (code, out) = demo(&["--topology", topology, "--database-url", &url]);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("PostgreSQL, a schema per node") && out.contains("every party's view is consistent"),
+            "{out}"
+        );
+    }
 }
 
 #[test]

@@ -83,121 +83,52 @@ struct Node {
     dir: PathBuf,
 }
 
-/// `sdx demo --topology hub`.
-/// On SQLite (a file per node) or, with `database_url`, on PostgreSQL (a schema `sdx_topo_<node>` per node).
-pub fn hub(data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<Outcome> {
+/// `sdx demo --topology hub` or `federation`, on SQLite (a file per node) or, with `database_url`, on PostgreSQL (a
+/// schema `sdx_topo_<node>` per node).
+pub fn demo(topology: &str, data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<Outcome> {
+    if !matches!(topology, "hub" | "federation") {
+        bail!("unknown topology `{topology}` (known: hub, federation)");
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
-    runtime.block_on(run(data_dir, database_url))
+    runtime.block_on(run(topology, data_dir, database_url))
 }
 
-async fn run(data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<Outcome> {
+async fn run(topology: &str, data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<Outcome> {
     let dir = match data_dir {
         Some(d) => {
             std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
             d
         }
-        None => scratch_dir("sdx-demo-hub")?,
+        None => scratch_dir(&format!("sdx-demo-{topology}"))?,
     };
     let t0 = Instant::now();
-    println!("== setting up in {}: federation CA, a signed directory, a hub and five members behind it", dir.display());
-    let ca = Ca::generate("SDX demo federation")?;
-    let authority = PrivateKey::generate(Alg::Es256)?;
-    let authority_jwk = dir.join("authority.jwk");
-    init::write_file(&authority_jwk, authority.public_key(Alg::Es256)?.to_jwk_string().as_bytes(), false, true)?;
-    let all: Vec<&'static Spec> = MEMBERS.into_iter().chain(std::iter::once(&HUB)).collect();
-    let mut keys = Vec::new();
-    for s in &all {
-        let signing = PrivateKey::generate(Alg::Es256)?;
-        let encryption = if s.roles.contains(&"hub") { None } else { Some(PrivateKey::generate(Alg::RsaOaep256)?) };
-        keys.push((signing, encryption, free_port()?));
-    }
-    // The directory: every member behind the hub; responsibilities for Wohngeld at three levels.
-    let mut organisations = Vec::new();
-    for (s, (signing, encryption, port)) in all.iter().zip(&keys) {
-        let mut o = json!({"key": s.key, "name": s.display, "roles": s.roles,
-            "signingKeys": [signing.public_key(Alg::Es256)?.to_jwk()]});
-        if let Some(e) = encryption {
-            o["endpoint"] = json!({"viaHub": HUB.key});
-            o["encryptionKeys"] = json!([e.public_key(Alg::RsaOaep256)?.to_jwk()]);
-        } else {
-            o["endpoint"] = json!(format!("https://localhost:{port}"));
-        }
-        organisations.push(o);
-    }
-    let duty = |level: &str, region: &str, org: &str, rank: u32| json!({"services": [{"leikaKey": LEIKA}], "regions": [region], "level": level, "organisation": org, "rank": rank});
-    let now = sdx_model::Timestamp::now();
-    let expires =
-        sdx_model::Timestamp::from_offset_date_time(now.as_offset_date_time() + Duration::from_secs(30 * 86_400));
-    let document = json!({
-        "schemaVersion": "1.0", "version": 1, "issuedAt": now, "expiresAt": expires, "issuer": AUTHORITY,
-        "organisations": organisations,
-        "responsibilities": [
-            duty("firstLevel", "01", MILA.key, 0),
-            duty("secondLevel", "01", FIRST.key, 0),
-            duty("secondLevel", "01", BELA.key, 1),
-            duty("secondLevel", "nationwide", BELA.key, 0),
-            duty("thirdLevel", "nationwide", VENDOR.key, 0),
-        ],
-    });
-    let directory = sdx_directory::Directory::from_json(document.to_string().as_bytes())?;
-    let directory_file = dir.join("directory.jws");
-    init::write_file(&directory_file, sdx_directory::sign(&directory, &authority)?.as_bytes(), false, true)?;
-
-    // The nodes: members first, then the hub, which knows where its members' nodes are.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut runs = Vec::new();
-    let member_peers: Vec<PeerSettings> = all
-        .iter()
-        .zip(&keys)
-        .filter(|(s, _)| s.key != HUB.key)
-        .map(|(s, (_, _, port))| {
-            Ok(PeerSettings {
-                org: OrgKey::parse(s.key)?,
-                name: Some(s.display.into()),
-                url: format!("https://localhost:{port}"),
-                signing_key: PathBuf::from("..").join(s.name).join(init::SIGNING_JWK_FILE),
-            })
-        })
-        .collect::<Result<_>>()?;
-    for (s, (signing, encryption, port)) in all.iter().zip(keys) {
-        let d = node_material(&dir, s.name, &OrgKey::parse(s.key)?, &ca, &signing)?;
-        let storage = match &database_url {
-            Some(url) => StorageSettings { url: url.clone(), schema: Some(format!("sdx_topo_{}", s.name)) },
-            None => StorageSettings { url: "sqlite://node.db?mode=rwc".into(), schema: None },
-        };
-        let mut settings = node_settings(s, port, storage, &directory_file, &authority_jwk)?;
-        match encryption {
-            Some(e) => {
-                init::write_file(&d.join("encryption.pem"), e.to_pkcs8_pem().as_bytes(), true, true)?;
-                settings.keys.encryption_key = Some(PathBuf::from("encryption.pem"));
-            }
-            None => {
-                settings.node.role = NodeRole::Hub;
-                settings.peers = member_peers.clone();
-            }
-        }
-        let header = format!("Settings of the {} node of `sdx demo --topology hub` (replaced on every run).", s.name);
-        init::write_settings(&d.join(init::SETTINGS_FILE), &settings, &header, true)?;
-        settings.resolve_paths(&std::path::absolute(&d)?)?;
-        settings.check()?;
-        let app = App::build(settings).await.with_context(|| format!("starting the {} node", s.name))?;
-        let api = format!("http://{}/api/v1", app.api_addr()?);
-        let mut rx = stopped.clone();
-        runs.push(tokio::spawn(app.run_until_stopped(async move {
-            let _ = rx.wait_for(|s| *s).await;
-        })));
-        println!("   {:<8} {:<16} {} — peer port {port}", s.name, s.key, s.display);
-        nodes.push(Node { spec: s, api, dir: d });
-    }
+    let (members, responsibilities): (Vec<&'static Spec>, Vec<Value>) = if topology == "hub" {
+        let duty = |level: &str, region: &str, org: &str, rank: u32| json!({"services": [{"leikaKey": LEIKA}], "regions": [region], "level": level, "organisation": org, "rank": rank});
+        (
+            MEMBERS.to_vec(),
+            vec![
+                duty("firstLevel", "01", MILA.key, 0),
+                duty("secondLevel", "01", FIRST.key, 0),
+                duty("secondLevel", "01", BELA.key, 1),
+                duty("secondLevel", "nationwide", BELA.key, 0),
+                duty("thirdLevel", "nationwide", VENDOR.key, 0),
+            ],
+        )
+    } else {
+        federation::members()
+    };
+    println!(
+        "== setting up in {}: federation CA, a signed directory, a hub and {} members behind it",
+        dir.display(),
+        members.len()
+    );
+    let f = Federation::start(&dir, database_url.as_deref(), &members, responsibilities).await?;
     let storage = if database_url.is_some() { "PostgreSQL, a schema per node" } else { "SQLite, a file per node" };
     println!("   set up in {:.1} s ({storage})", t0.elapsed().as_secs_f64());
-    let result = scenario(&nodes, Instant::now()).await;
-    let _ = stop.send(true);
-    for r in runs {
-        let _ = r.await;
-    }
+    let result =
+        if topology == "hub" { scenario(&f.nodes, Instant::now()).await } else { federation::scenario(&f.nodes).await };
+    f.stop().await;
     match result {
         Ok(()) => {
             println!("== every party's view is consistent; files in {}", dir.display());
@@ -206,6 +137,126 @@ async fn run(data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<
         Err(e) => {
             println!("== FAILED: {e:#}");
             Ok(Outcome::Invalid)
+        }
+    }
+}
+
+/// A free port for a peer endpoint, below the kernel's ephemeral range (32768 and up), so that the local APIs the
+/// nodes bind to port 0 meanwhile cannot take it before its node starts.
+fn peer_port() -> Result<u16> {
+    for _ in 0..200 {
+        let port = 20_000 + (free_port()? % 12_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port between 20000 and 32000")
+}
+
+/// Running nodes: the members and their hub.
+struct Federation {
+    nodes: Vec<Node>,
+    stop: tokio::sync::watch::Sender<bool>,
+    runs: Vec<tokio::task::JoinHandle<Result<(), sdx_node::app::AppError>>>,
+}
+
+impl Federation {
+    /// Write PKI, keys, a signed directory (every member behind the hub, `responsibilities`) and settings into
+    /// `dir`, and start the members and then the hub (which knows where its members' nodes are).
+    async fn start(
+        dir: &Path,
+        database_url: Option<&str>,
+        members: &[&'static Spec],
+        responsibilities: Vec<Value>,
+    ) -> Result<Federation> {
+        let ca = Ca::generate("SDX demo federation")?;
+        let authority = PrivateKey::generate(Alg::Es256)?;
+        let authority_jwk = dir.join("authority.jwk");
+        init::write_file(&authority_jwk, authority.public_key(Alg::Es256)?.to_jwk_string().as_bytes(), false, true)?;
+        let all: Vec<&'static Spec> = members.iter().copied().chain(std::iter::once(&HUB)).collect();
+        let mut keys = Vec::new();
+        for s in &all {
+            let signing = PrivateKey::generate(Alg::Es256)?;
+            let encryption = if s.roles.contains(&"hub") { None } else { Some(PrivateKey::generate(Alg::RsaOaep256)?) };
+            keys.push((signing, encryption, peer_port()?));
+        }
+        let mut organisations = Vec::new();
+        for (s, (signing, encryption, port)) in all.iter().zip(&keys) {
+            let mut o = json!({"key": s.key, "name": s.display, "roles": s.roles,
+                "signingKeys": [signing.public_key(Alg::Es256)?.to_jwk()]});
+            if let Some(e) = encryption {
+                o["endpoint"] = json!({"viaHub": HUB.key});
+                o["encryptionKeys"] = json!([e.public_key(Alg::RsaOaep256)?.to_jwk()]);
+            } else {
+                o["endpoint"] = json!(format!("https://localhost:{port}"));
+            }
+            organisations.push(o);
+        }
+        let now = sdx_model::Timestamp::now();
+        let expires =
+            sdx_model::Timestamp::from_offset_date_time(now.as_offset_date_time() + Duration::from_secs(30 * 86_400));
+        let document = json!({
+            "schemaVersion": "1.0", "version": 1, "issuedAt": now, "expiresAt": expires, "issuer": AUTHORITY,
+            "organisations": organisations, "responsibilities": responsibilities,
+        });
+        let directory = sdx_directory::Directory::from_json(document.to_string().as_bytes())?;
+        let directory_file = dir.join("directory.jws");
+        init::write_file(&directory_file, sdx_directory::sign(&directory, &authority)?.as_bytes(), false, true)?;
+
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut runs = Vec::new();
+        let member_peers: Vec<PeerSettings> = all
+            .iter()
+            .zip(&keys)
+            .filter(|(s, _)| s.key != HUB.key)
+            .map(|(s, (_, _, port))| {
+                Ok(PeerSettings {
+                    org: OrgKey::parse(s.key)?,
+                    name: Some(s.display.into()),
+                    url: format!("https://localhost:{port}"),
+                    signing_key: PathBuf::from("..").join(s.name).join(init::SIGNING_JWK_FILE),
+                })
+            })
+            .collect::<Result<_>>()?;
+        for (s, (signing, encryption, port)) in all.iter().zip(keys) {
+            let d = node_material(dir, s.name, &OrgKey::parse(s.key)?, &ca, &signing)?;
+            let storage = match database_url {
+                Some(url) => StorageSettings { url: url.to_string(), schema: Some(format!("sdx_topo_{}", s.name)) },
+                None => StorageSettings { url: "sqlite://node.db?mode=rwc".into(), schema: None },
+            };
+            let mut settings = node_settings(s, port, storage, &directory_file, &authority_jwk)?;
+            match encryption {
+                Some(e) => {
+                    init::write_file(&d.join("encryption.pem"), e.to_pkcs8_pem().as_bytes(), true, true)?;
+                    settings.keys.encryption_key = Some(PathBuf::from("encryption.pem"));
+                }
+                None => {
+                    settings.node.role = NodeRole::Hub;
+                    settings.peers = member_peers.clone();
+                }
+            }
+            let header = format!("Settings of the {} node of `sdx demo --topology` (replaced on every run).", s.name);
+            init::write_settings(&d.join(init::SETTINGS_FILE), &settings, &header, true)?;
+            settings.resolve_paths(&std::path::absolute(&d)?)?;
+            settings.check()?;
+            let app = App::build(settings).await.with_context(|| format!("starting the {} node", s.name))?;
+            let api = format!("http://{}/api/v1", app.api_addr()?);
+            let mut rx = stopped.clone();
+            runs.push(tokio::spawn(app.run_until_stopped(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })));
+            println!("   {:<8} {:<16} {} — peer port {port}", s.name, s.key, s.display);
+            nodes.push(Node { spec: s, api, dir: d });
+        }
+        Ok(Federation { nodes, stop, runs })
+    }
+
+    /// Stop every node and wait for it.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for r in self.runs {
+            let _ = r.await;
         }
     }
 }
@@ -426,4 +477,192 @@ fn node_settings(
         reload_s: 300,
     });
     Ok(settings)
+}
+
+/// `sdx demo --topology federation`: the 16 Länder behind one hub, each responsible for Wohngeld at the second
+/// level in its own region; cases between random pairs, routed by the directory, resolved by their assignees.
+mod federation {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    use anyhow::{Context, Result, bail};
+    use serde_json::{Value, json};
+
+    use sdx_model::{CaseId, sample};
+
+    use super::{Api, HUB, LEIKA, Node, Spec};
+
+    /// Cases per Land (each Land originates this many, to random other Länder).
+    const CASES_PER_LAND: usize = 10;
+    /// Requests in flight at a time.
+    const IN_FLIGHT: usize = 16;
+
+    const LAENDER: [&str; 16] = [
+        "Schleswig-Holstein",
+        "Hamburg",
+        "Niedersachsen",
+        "Bremen",
+        "Nordrhein-Westfalen",
+        "Hessen",
+        "Rheinland-Pfalz",
+        "Baden-Württemberg",
+        "Bayern",
+        "Saarland",
+        "Berlin",
+        "Brandenburg",
+        "Mecklenburg-Vorpommern",
+        "Sachsen",
+        "Sachsen-Anhalt",
+        "Thüringen",
+    ];
+
+    /// The 16 Land members and their responsibilities (Wohngeld, second level, the Land's ARS prefix).
+    pub(super) fn members() -> (Vec<&'static Spec>, Vec<Value>) {
+        let mut specs = Vec::new();
+        let mut duties = Vec::new();
+        for (i, name) in LAENDER.iter().enumerate() {
+            let code = format!("{:02}", i + 1);
+            let spec: &'static Spec = Box::leak(Box::new(Spec {
+                name: Box::leak(format!("land{code}").into_boxed_str()),
+                key: Box::leak(format!("psw:{code}000000").into_boxed_str()),
+                display: Box::leak(format!("IT-Dienstleister {name}").into_boxed_str()),
+                roles: &["member"],
+            }));
+            duties.push(json!({"services": [{"leikaKey": LEIKA}], "regions": [code], "level": "secondLevel",
+                "organisation": spec.key}));
+            specs.push(spec);
+        }
+        (specs, duties)
+    }
+
+    /// A case of Land `from` about a citizen in Land `to` (index 0–15), without assignee.
+    fn case_of(from: &Spec, to: usize) -> Result<Value> {
+        let mut c = serde_json::to_value(sample::typical_case())?;
+        c["caseId"] = json!(CaseId::new_random());
+        c["region"] = json!(format!("{:02}0000000000", to + 1));
+        c["originator"] = json!(from.key);
+        c["parties"] = json!([{"role": "mila", "organisation": from.key, "name": from.display}]);
+        for s in c["statusHistory"].as_array_mut().context("statusHistory")? {
+            s["changedBy"] = json!(from.key);
+        }
+        let o = c.as_object_mut().context("case")?;
+        for k in ["assignee", "references", "journal", "attachments", "relatedCases", "solution", "requester"] {
+            o.remove(k);
+        }
+        Ok(json!({"case": c}))
+    }
+
+    /// A small deterministic generator for the random pairs (xorshift; the pairs need no secrecy).
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    pub(super) async fn scenario(nodes: &[Node]) -> Result<()> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+        let lands: Vec<Api<'_>> =
+            nodes.iter().filter(|n| n.spec.key != HUB.key).map(|node| Api { node, http: http.clone() }).collect();
+        let n = lands.len();
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(std::process::id());
+        let mut plan = Vec::new();
+        for k in 0..n * CASES_PER_LAND {
+            let from = k % n;
+            let to = (from + 1 + (next(&mut seed) % (n as u64 - 1)) as usize) % n;
+            plan.push((from, to, case_of(lands[from].node.spec, to)?));
+        }
+        println!(
+            "== {} cases between random pairs of {n} Länder, through the hub, {IN_FLIGHT} requests at a time",
+            plan.len()
+        );
+
+        // Forward: every case routed by the directory to its region's Land.
+        let t = Instant::now();
+        let mut sent: Vec<(usize, usize, String)> = Vec::new();
+        for chunk in plan.chunks(IN_FLIGHT) {
+            let calls = chunk.iter().map(|(from, _, body)| lands[*from].post("/cases", body, 201));
+            for ((from, to, _), answer) in chunk.iter().zip(futures_util::future::join_all(calls).await) {
+                let v = answer?;
+                if v["routing"]["assignee"] != lands[*to].node.spec.key {
+                    bail!("a case for Land {} went to {}", to + 1, v["routing"]["assignee"]);
+                }
+                sent.push((*from, *to, v["case"]["caseId"].as_str().context("caseId")?.to_string()));
+            }
+        }
+        for l in &lands {
+            until_settled(l).await?;
+        }
+        let forward = t.elapsed();
+        println!(
+            "   {:>7.2} s  {} cases forwarded, each acknowledged by its Land's signed receipt ({:.0} cases/s)",
+            forward.as_secs_f64(),
+            sent.len(),
+            sent.len() as f64 / forward.as_secs_f64()
+        );
+
+        // Once each: every Land holds exactly the cases routed to it.
+        let mut expected: HashMap<usize, usize> = HashMap::new();
+        for (_, to, _) in &sent {
+            *expected.entry(*to).or_default() += 1;
+        }
+        for (j, l) in lands.iter().enumerate() {
+            let (_, v) = l.call(reqwest::Method::GET, "/cases?limit=500", None).await?;
+            let held =
+                v["items"].as_array().map_or(0, |items| items.iter().filter(|c| c["ourRole"] == "assignee").count());
+            let want = expected.get(&j).copied().unwrap_or(0);
+            if held != want {
+                bail!("Land {} holds {held} cases as assignee, {want} were routed to it", j + 1);
+            }
+        }
+        println!("              every case arrived once, at the Land of its region");
+
+        // Back: each Land resolves its cases; every originator sees the solution.
+        let t = Instant::now();
+        for chunk in sent.chunks(IN_FLIGHT) {
+            let lands = &lands;
+            let calls = chunk.iter().map(|(_, to, id)| {
+                let body = json!({"resolve": {"revision": 0, "solution": {"code": "fixed",
+                    "text": format!("Gelöst in Land {}.", to + 1), "resolvedAt": sdx_model::Timestamp::now(),
+                    "resolvedBy": lands[*to].node.spec.key}}});
+                let path = format!("/cases/{id}/changes");
+                async move { lands[*to].post(&path, &body, 200).await }
+            });
+            for r in futures_util::future::join_all(calls).await {
+                r?;
+            }
+        }
+        for l in &lands {
+            until_settled(l).await?;
+        }
+        for (from, to, id) in &sent {
+            let v = lands[*from].until(id, "the solution", |c| c["status"] == "resolved").await?;
+            if v["case"]["solution"]["text"] != format!("Gelöst in Land {}.", to + 1) {
+                bail!("case {id} at Land {} shows another solution", from + 1);
+            }
+        }
+        let back = t.elapsed();
+        println!(
+            "   {:>7.2} s  {} resolutions flowed back to their originators ({:.0} cases/s)",
+            back.as_secs_f64(),
+            sent.len(),
+            sent.len() as f64 / back.as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Wait until `l` has no pending delivery.
+    async fn until_settled(l: &Api<'_>) -> Result<()> {
+        let t = Instant::now();
+        loop {
+            let (_, v) = l.call(reqwest::Method::GET, "/deliveries?state=pending&limit=1", None).await?;
+            if v["items"].as_array().is_some_and(Vec::is_empty) {
+                return Ok(());
+            }
+            if t.elapsed() > Duration::from_secs(120) {
+                bail!("{}: deliveries still pending after 120 s", l.node.spec.name);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
