@@ -560,6 +560,10 @@ mod tests {
         assert!(s.connectors[0].file.is_absolute(), "resolved from the file's directory");
         assert_eq!(s.webhooks.len(), 1);
         assert!(s.webhooks[0].secret_file.is_absolute());
+        assert_eq!(s.node.role, NodeRole::Node);
+        let d = s.directory.as_ref().expect("the example has a directory");
+        assert!(Path::new(&d.source).is_absolute() && d.authority_keys[0].is_absolute(), "resolved from the file");
+        assert_eq!(d.reload_s, 300);
     }
 
     #[test]
