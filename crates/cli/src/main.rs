@@ -211,6 +211,19 @@ enum BenchCommand {
         #[arg(long)]
         push: bool,
     },
+    /// The hub's cost: forward N cases MiLa → BeLa once bilateral and once through a hub (end-to-end encrypted),
+    /// in one run; cases/s, p50/p99 and the p50 the hub adds. With --json the last line is one JSON object.
+    Hub {
+        /// How many cases per topology.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// How many in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// End with one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Forward N cases between two nodes on loopback and wait for every signed receipt; compare with a no-op
     /// mTLS POST on the same stack. With --json the last line is one JSON object.
     Forward {
@@ -374,6 +387,9 @@ fn main() -> ExitCode {
             };
             let opts = cmd::bench::ForwardOptions { count, concurrency, json, rate, preload, database_url, target };
             cmd::bench::forward(opts)
+        }
+        Command::Bench { command: BenchCommand::Hub { count, concurrency, json } } => {
+            cmd::demo_topology::bench_hub(count, concurrency, json)
         }
         Command::Bench { command: BenchCommand::Connectors { ticket_systems, changes, poll_ms, tickets, push } } => {
             cmd::demo_systems::bench(&ticket_systems, changes, poll_ms, tickets, push)

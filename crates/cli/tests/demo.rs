@@ -93,3 +93,19 @@ fn bench_forward_ends_with_the_promised_json_line() {
     }
     assert_eq!(v["count"], 30);
 }
+
+#[test]
+fn bench_hub_compares_bilateral_and_hub_in_one_json_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sdx"))
+        .args(["bench", "hub", "--count", "40", "--concurrency", "4", "--json"])
+        .output()
+        .expect("sdx bench hub runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    for k in ["bilateral_per_s", "hub_per_s", "bilateral_p50_ms", "hub_p50_ms", "added_p50_ms"] {
+        assert!(last[k].is_number(), "{k}: {last}");
+    }
+    assert!(last["hub_per_s"].as_f64().unwrap() > 0.0 && last["bilateral_per_s"].as_f64().unwrap() > 0.0, "{last}");
+    assert_eq!(last["count"], 40);
+}

@@ -81,6 +81,7 @@ struct Node {
     spec: &'static Spec,
     api: String,
     dir: PathBuf,
+    engine: sdx_node::engine::Engine<sdx_store::AnyStore>,
 }
 
 /// `sdx demo --topology hub` or `federation`, on SQLite (a file per node) or, with `database_url`, on PostgreSQL (a
@@ -153,6 +154,77 @@ fn peer_port() -> Result<u16> {
     bail!("no free port between 20000 and 32000")
 }
 
+/// `sdx bench hub`: the same two members (MiLa, BeLa) once bilateral and once behind the hub, in one run: `count`
+/// cases forwarded with `concurrency` in flight, each timed from the forward to its stored signed receipt.
+pub fn bench_hub(count: usize, concurrency: usize, json: bool) -> Result<Outcome> {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let mut results = Vec::new();
+        for behind_hub in [false, true] {
+            let dir = scratch_dir("sdx-bench-hub")?;
+            let duty = json!({"services": [{"leikaKey": LEIKA}], "regions": ["nationwide"], "level": "secondLevel",
+                "organisation": BELA.key});
+            let f = Federation::start_with(&dir, None, &[&MILA, &BELA], vec![duty], behind_hub).await?;
+            let mila = f.nodes.iter().find(|n| n.spec.key == MILA.key).context("mila")?.engine.clone();
+            let measured = forward_timed(&mila, count, concurrency).await;
+            f.stop().await;
+            let _ = std::fs::remove_dir_all(&dir);
+            results.push(measured?);
+        }
+        let [(bi_rate, bi_p50, bi_p99), (hub_rate, hub_p50, hub_p99)] = [results[0], results[1]];
+        println!("{count} cases, {concurrency} in flight, MiLa → BeLa, forward → stored signed receipt:");
+        println!("  bilateral:        {bi_rate:.0} cases/s, p50 {bi_p50:.1} ms, p99 {bi_p99:.1} ms");
+        println!("  through the hub:  {hub_rate:.0} cases/s, p50 {hub_p50:.1} ms, p99 {hub_p99:.1} ms (end-to-end encrypted)");
+        println!("  the hub adds {:.1} ms at p50", hub_p50 - bi_p50);
+        if json {
+            println!(
+                "{}",
+                json!({"count": count, "concurrency": concurrency, "bilateral_per_s": bi_rate, "bilateral_p50_ms": bi_p50,
+                    "bilateral_p99_ms": bi_p99, "hub_per_s": hub_rate, "hub_p50_ms": hub_p50, "hub_p99_ms": hub_p99,
+                    "added_p50_ms": hub_p50 - bi_p50})
+            );
+        }
+        Ok(Outcome::Valid)
+    })
+}
+
+/// Forward `count` copies of the sample case from `mila` with `concurrency` in flight; (cases/s, p50 ms, p99 ms).
+async fn forward_timed(
+    mila: &sdx_node::engine::Engine<sdx_store::AnyStore>,
+    count: usize,
+    concurrency: usize,
+) -> Result<(f64, f64, f64)> {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (mila, next) = (mila.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                let mut case = sample::typical_case();
+                case.case_id = CaseId::new_random();
+                let started = Instant::now();
+                let sent = mila.forward(case, None).await?;
+                if !mila.wait_delivered(sent.message_id, Duration::from_secs(60)).await? {
+                    bail!("no receipt for {} within 60 s", sent.message_id);
+                }
+                lat.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    let at = |p: f64| all.get(((all.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    Ok((all.len() as f64 / elapsed, at(0.5), at(0.99)))
+}
+
 /// Running nodes: the members and their hub.
 struct Federation {
     nodes: Vec<Node>,
@@ -168,6 +240,18 @@ impl Federation {
         database_url: Option<&str>,
         members: &[&'static Spec],
         responsibilities: Vec<Value>,
+    ) -> Result<Federation> {
+        Federation::start_with(dir, database_url, members, responsibilities, true).await
+    }
+
+    /// [`Federation::start`]; with `behind_hub` false the members reach each other directly (bilateral; the hub
+    /// runs but relays nothing).
+    async fn start_with(
+        dir: &Path,
+        database_url: Option<&str>,
+        members: &[&'static Spec],
+        responsibilities: Vec<Value>,
+        behind_hub: bool,
     ) -> Result<Federation> {
         let ca = Ca::generate("SDX demo federation")?;
         let authority = PrivateKey::generate(Alg::Es256)?;
@@ -185,7 +269,8 @@ impl Federation {
             let mut o = json!({"key": s.key, "name": s.display, "roles": s.roles,
                 "signingKeys": [signing.public_key(Alg::Es256)?.to_jwk()]});
             if let Some(e) = encryption {
-                o["endpoint"] = json!({"viaHub": HUB.key});
+                o["endpoint"] =
+                    if behind_hub { json!({"viaHub": HUB.key}) } else { json!(format!("https://localhost:{port}")) };
                 o["encryptionKeys"] = json!([e.public_key(Alg::RsaOaep256)?.to_jwk()]);
             } else {
                 o["endpoint"] = json!(format!("https://localhost:{port}"));
@@ -242,12 +327,13 @@ impl Federation {
             settings.check()?;
             let app = App::build(settings).await.with_context(|| format!("starting the {} node", s.name))?;
             let api = format!("http://{}/api/v1", app.api_addr()?);
+            let engine = app.engine().clone();
             let mut rx = stopped.clone();
             runs.push(tokio::spawn(app.run_until_stopped(async move {
                 let _ = rx.wait_for(|s| *s).await;
             })));
             println!("   {:<8} {:<16} {} — peer port {port}", s.name, s.key, s.display);
-            nodes.push(Node { spec: s, api, dir: d });
+            nodes.push(Node { spec: s, api, dir: d, engine });
         }
         Ok(Federation { nodes, stop, runs })
     }
