@@ -3,8 +3,10 @@
 //! reload every second. A case sent without assignee is routed by the directory (service, region, support level)
 //! and delivered over mutual TLS; a newer directory adds an organisation responsible for a narrower region and the
 //! next case goes there without a restart; the partner's published capabilities refuse, at the source, a text it
-//! cannot take; an older, unsigned or tampered directory is refused and the last good one kept; a node whose
-//! directory is not signed by its authority does not start.
+//! cannot take; a case rejected as not responsible goes to the next candidate, and stays with its originator when
+//! nobody is left; notices go to those responsible for their services in their regions; an older, unsigned or
+//! tampered directory is refused and the last good one kept; a node whose directory is not signed by its authority
+//! does not start.
 
 mod federation;
 
