@@ -562,6 +562,19 @@ pub enum ServiceId {
 }
 
 impl ServiceId {
+    /// The ids a service reference of a case or notice names: its LeiKa key, then its OZG id (none for a reference
+    /// by name only).
+    #[must_use]
+    pub fn all_of(s: &sdx_model::ServiceRef) -> Vec<ServiceId> {
+        s.leika_key.clone().map(ServiceId::LeikaKey).into_iter().chain(s.ozg_id.clone().map(ServiceId::OzgId)).collect()
+    }
+
+    /// The id to route a service reference by: its LeiKa key, else its OZG id.
+    #[must_use]
+    pub fn of(s: &sdx_model::ServiceRef) -> Option<ServiceId> {
+        ServiceId::all_of(s).into_iter().next()
+    }
+
     /// Parse a service as given on a command line: `leika:KEY`, `ozg:ID`, or a bare value, which is a LeiKa key
     /// if it has the LeiKa form (14 digits starting with 99) and an OZG id otherwise.
     ///

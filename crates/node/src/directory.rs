@@ -305,6 +305,20 @@ pub enum RouteError {
     },
 }
 
+/// Who gets `case` at `level`: [`route`] by its service (LeiKa key, else OZG id) and region.
+///
+/// # Errors
+/// [`RouteError`].
+pub fn route_case<S: Store>(
+    engine: &Engine<S>,
+    case: &sdx_model::Case,
+    level: SupportLevel,
+    exclude: &[OrgKey],
+) -> Result<Routed, RouteError> {
+    let service = case.category.service.as_ref().and_then(ServiceId::of);
+    route(engine, service, case.region.as_ref(), level, exclude)
+}
+
 /// Who gets a case for `service` in `region` at `level`: the directory's candidates in order (the responsible
 /// organisation first), the first that is a peer of this node and accepts forwards, skipping `exclude` (those
 /// that refused the case already).

@@ -354,17 +354,25 @@ async fn create<S: Store>(
         }
         w => w,
     };
-    let routed = route_unassigned(&st.engine, &body)?;
-    let body = routed.as_ref().map_or(body, |(b, _)| axum::body::Bytes::from(b.clone()));
-    let forward = sdx_codec::validate::validate_forward(&body).map_err(ApiError::invalid)?;
+    // A case that names its assignee decodes at once; only one that does not is read as JSON and routed by the
+    // directory, then decoded with the chosen assignee.
+    let (forward, routed) = match sdx_codec::validate::validate_forward(&body) {
+        Ok(f) => (f, None),
+        Err(invalid) => match route_unassigned(&st.engine, &body)? {
+            None => return Err(ApiError::invalid(invalid)),
+            Some((routed_body, r)) => {
+                (sdx_codec::validate::validate_forward(&routed_body).map_err(ApiError::invalid)?, Some(r))
+            }
+        },
+    };
     let why = routed
         .as_ref()
-        .map(|(_, r)| format!("to {} ({}), directory version {}: {}", r.org, r.name, r.directory_version, r.reason));
+        .map(|r| format!("to {} ({}), directory version {}: {}", r.org, r.name, r.directory_version, r.reason));
     let s = st.engine.forward_routed(forward.case, forward.note, key.as_deref(), why).await?;
     st.engine.feed_signal().notify_waiters();
     let (id, replayed) = (s.message_id, s.replayed);
     let mut answer = sent(s);
-    if let Some((_, r)) = routed {
+    if let Some(r) = routed {
         answer["routing"] =
             json!({"assignee": r.org, "name": r.name, "reason": r.reason, "directoryVersion": r.directory_version});
     }

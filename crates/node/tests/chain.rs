@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use sdx_crypto::{Alg, PrivateKey};
 use sdx_model::sample::{BELA, MILA};
 use sdx_model::*;
-use sdx_node::pki::Ca;
 
 use federation::*;
 
@@ -33,25 +31,21 @@ async fn until(node: &Node, case: &str, what: &str, ok: impl Fn(&Value) -> bool)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vendors_progress_flows_back_along_the_chain() {
-    let ca = Ca::generate("SDX test federation").unwrap();
-    let shared = tempfile::tempdir().unwrap();
-    let authority = PrivateKey::generate(Alg::Es256).unwrap();
-    let authority_jwk = shared.path().join("authority.jwk");
-    std::fs::write(&authority_jwk, authority.public_key(Alg::Es256).unwrap().to_jwk_string()).unwrap();
-    let file = shared.path().join("directory.jws");
+    let shared = Shared::new();
+    let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
     let (mila, bela, vendor) = (Org::new(MILA), Org::new(BELA), Org::new(VENDOR));
     let leika = "99107004017000";
     let at = |level: &str, org: &str| json!({"services": [{"leikaKey": leika}], "regions": ["nationwide"], "level": level, "organisation": org});
     let dir = signed(
-        &authority,
+        authority,
         1,
         vec![mila.entry(json!({})), bela.entry(json!({})), vendor.entry(json!({"roles": ["member", "vendor"]}))],
         json!([at("secondLevel", BELA), at("thirdLevel", VENDOR)]),
     );
-    write(&file, &dir);
-    let m = start(mila.settings(&ca, &file, &authority_jwk)).await;
-    let b = start(bela.settings(&ca, &file, &authority_jwk)).await;
-    let v = start(vendor.settings(&ca, &file, &authority_jwk)).await;
+    write(file, &dir);
+    let m = start(mila.settings(ca, file, authority_jwk)).await;
+    let b = start(bela.settings(ca, file, authority_jwk)).await;
+    let v = start(vendor.settings(ca, file, authority_jwk)).await;
 
     // MiLa's case, routed to BeLa.
     let mut case = serde_json::to_value(sample::typical_case()).unwrap();

@@ -18,7 +18,6 @@ use sdx_crypto::{Alg, PrivateKey};
 use sdx_model::sample::{BELA, MILA};
 use sdx_model::*;
 use sdx_node::app::App;
-use sdx_node::pki::Ca;
 
 use federation::*;
 
@@ -36,22 +35,18 @@ fn unassigned(region: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
-    let ca = Ca::generate("SDX test federation").unwrap();
-    let shared = tempfile::tempdir().unwrap();
-    let authority = PrivateKey::generate(Alg::Es256).unwrap();
-    let authority_jwk = shared.path().join("authority.jwk");
-    std::fs::write(&authority_jwk, authority.public_key(Alg::Es256).unwrap().to_jwk_string()).unwrap();
-    let file = shared.path().join("directory.jws");
+    let shared = Shared::new();
+    let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
     let (mila, bela, kreis) = (Org::new(MILA), Org::new(BELA), Org::new(KREIS));
     let leika = "99107004017000";
 
     // Version 1: MiLa and BeLa; BeLa is responsible nationwide at the second level.
     let nationwide = json!({"services": [{"leikaKey": leika}], "regions": ["nationwide"], "level": "secondLevel",
         "organisation": BELA});
-    let v1 = signed(&authority, 1, vec![mila.entry(json!({})), bela.entry(json!({}))], json!([nationwide.clone()]));
-    write(&file, &v1);
-    let m = start(mila.settings(&ca, &file, &authority_jwk)).await;
-    let b = start(bela.settings(&ca, &file, &authority_jwk)).await;
+    let v1 = signed(authority, 1, vec![mila.entry(json!({})), bela.entry(json!({}))], json!([nationwide.clone()]));
+    write(file, &v1);
+    let m = start(mila.settings(ca, file, authority_jwk)).await;
+    let b = start(bela.settings(ca, file, authority_jwk)).await;
     m.until_version(1).await;
 
     // A case without assignee goes to BeLa, with the reason, and is delivered (BeLa knows MiLa from the
@@ -87,13 +82,13 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
     let sh_second = json!({"services": [{"leikaKey": leika}], "regions": ["01"], "level": "secondLevel",
         "organisation": BELA, "rank": 1});
     let v2 = signed(
-        &authority,
+        authority,
         2,
         vec![mila.entry(json!({})), bela.entry(json!({})), kreis_entry],
         json!([nationwide.clone(), sh, sh_second]),
     );
-    write(&file, &v2);
-    let k = start(kreis.settings(&ca, &file, &authority_jwk)).await;
+    write(file, &v2);
+    let k = start(kreis.settings(ca, file, authority_jwk)).await;
     m.until_version(2).await;
     let (s, v) =
         m.call(reqwest::Method::POST, "/api/v1/cases?waitForReceipt=20", Some(&unassigned("010020000000"))).await;
@@ -193,7 +188,7 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
         (tamper(&v2), "signatureInvalid"),
     ] {
         let counted = format!("sdx_directory_reloads_total{{outcome=\"{code}\"}} ");
-        write(&file, &bad);
+        write(file, &bad);
         let t = Instant::now();
         while m.metric(&counted).await.is_none() {
             assert!(t.elapsed() < Duration::from_secs(20), "{code} not counted");
@@ -210,8 +205,8 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
 
     // A node whose directory is signed by another authority does not start, and says why.
     let stranger = PrivateKey::generate(Alg::Es256).unwrap();
-    write(&file, &signed(&stranger, 3, vec![mila.entry(json!({})), bela.entry(json!({}))], json!([nationwide])));
-    let err = App::build(mila.settings(&ca, &file, &authority_jwk)).await.err().expect("refused");
+    write(file, &signed(&stranger, 3, vec![mila.entry(json!({})), bela.entry(json!({}))], json!([nationwide])));
+    let err = App::build(mila.settings(ca, file, authority_jwk)).await.err().expect("refused");
     let chain = format!("{err}: {}", std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default());
     assert!(chain.contains("directory"), "{chain}");
     assert!(matches!(err, sdx_node::app::AppError::Directory(ref e) if e.code() == "unknownAuthority"), "{chain}");

@@ -76,29 +76,25 @@ async fn post_as(org: &Org, ca: &Ca, url: &str, body: String) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_exchange_a_case_through_a_hub_that_cannot_read_it() {
-    let ca = Ca::generate("SDX test federation").unwrap();
-    let shared = tempfile::tempdir().unwrap();
-    let authority = PrivateKey::generate(Alg::Es256).unwrap();
-    let authority_jwk = shared.path().join("authority.jwk");
-    std::fs::write(&authority_jwk, authority.public_key(Alg::Es256).unwrap().to_jwk_string()).unwrap();
-    let file = shared.path().join("directory.jws");
+    let shared = Shared::new();
+    let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
     let (mila, bela, hub) = (Org::with_encryption(MILA), Org::with_encryption(BELA), Org::new(HUB));
     let behind = json!({"endpoint": {"viaHub": HUB}});
     let leika = "99107004017000";
     let dir = signed(
-        &authority,
+        authority,
         1,
         vec![mila.entry(behind.clone()), bela.entry(behind), hub.entry(json!({"roles": ["hub"]}))],
         json!([{"services": [{"leikaKey": leika}], "regions": ["nationwide"], "level": "secondLevel",
                 "organisation": BELA}]),
     );
-    write(&file, &dir);
+    write(file, &dir);
     // The hub knows where its members' nodes are; the members know only the hub.
     let members =
         Options { hub: true, peers: vec![(MILA.into(), mila.addr, mila.jwk()), (BELA.into(), bela.addr, bela.jwk())] };
-    let h = start(hub.settings_with(&ca, &file, &authority_jwk, &members)).await;
-    let m = start(mila.settings(&ca, &file, &authority_jwk)).await;
-    let b = start(bela.settings(&ca, &file, &authority_jwk)).await;
+    let h = start(hub.settings_with(ca, file, authority_jwk, &members)).await;
+    let m = start(mila.settings(ca, file, authority_jwk)).await;
+    let b = start(bela.settings(ca, file, authority_jwk)).await;
 
     // MiLa → hub → BeLa, routed by the directory, receipt end to end.
     let secret = "Die Bürgerin Erika Mustermann, geboren am 12.08.1964, erreicht den Wohngeldantrag nicht.";
@@ -154,30 +150,30 @@ async fn members_exchange_a_case_through_a_hub_that_cannot_read_it() {
     let bela_enc = bela.encryption.as_ref().unwrap().public_key(Alg::RsaOaep256).unwrap();
     let good = envelope::seal(&sealed.jws, &msg.header, &bela_enc, &mila.signing).unwrap();
     let hub_url = format!("https://localhost:{}", hub.addr.port());
-    let (s, v) = post_as(&bela, &ca, &hub_url, good.clone()).await;
+    let (s, v) = post_as(&bela, ca, &hub_url, good.clone()).await;
     assert_eq!((s, v["errorCode"].as_str()), (400, Some("senderMismatch")), "BeLa posting MiLa's envelope: {v}");
     let forged = envelope::seal(&sealed.jws, &msg.header, &bela_enc, &bela.signing).unwrap();
-    let (s, v) = post_as(&mila, &ca, &hub_url, forged).await;
+    let (s, v) = post_as(&mila, ca, &hub_url, forged).await;
     assert_eq!((s, v["errorCode"].as_str()), (400, Some("signatureInvalid")), "MiLa's envelope, BeLa's key: {v}");
     let bela_url = format!("https://localhost:{}", bela.addr.port());
     let other = envelope::seal(&me.seal(&msg).unwrap().jws, &msg.header, &bela_enc, &mila.signing).unwrap();
     let swapped = alter(&good, |p| p["sealed"] = alter_source(&other)["sealed"].clone());
-    let (s, v) = post_as(&hub, &ca, &bela_url, swapped).await;
+    let (s, v) = post_as(&hub, ca, &bela_url, swapped).await;
     assert_eq!((s, v["errorCode"].as_str()), (400, Some("signatureInvalid")), "content swapped at the hub: {v}");
     let redirected = alter(&good, |p| p["route"]["caseId"] = json!(CaseId::new_random()));
-    let (s, v) = post_as(&hub, &ca, &bela_url, redirected).await;
+    let (s, v) = post_as(&hub, ca, &bela_url, redirected).await;
     assert_eq!((s, v["errorCode"].as_str()), (400, Some("signatureInvalid")), "route changed at the hub: {v}");
-    let (s, v) = post_as(&hub, &ca, &bela_url, tamper(&good)).await;
+    let (s, v) = post_as(&hub, ca, &bela_url, tamper(&good)).await;
     assert_eq!(s, 400, "bits flipped at the hub: {v}");
     let mut to_self = msg.clone();
     to_self.header.reader.key = OrgKey::parse(MILA).unwrap();
     let looped = envelope::seal(&me.seal(&to_self).unwrap().jws, &to_self.header, &bela_enc, &mila.signing).unwrap();
-    let (s, v) = post_as(&mila, &ca, &hub_url, looped).await;
+    let (s, v) = post_as(&mila, ca, &hub_url, looped).await;
     assert_eq!((s, v["errorCode"].as_str()), (422, Some("wrongRecipient")), "a loop: {v}");
-    let (s, v) = post_as(&mila, &ca, &hub_url, sealed.jws.clone()).await;
+    let (s, v) = post_as(&mila, ca, &hub_url, sealed.jws.clone()).await;
     assert_eq!((s, v["errorCode"].as_str()), (400, Some("malformed")), "not an envelope: {v}");
     // Straight to BeLa, an envelope needs a hub to come through.
-    let (s, v) = post_as(&mila, &ca, &bela_url, good).await;
+    let (s, v) = post_as(&mila, ca, &bela_url, good).await;
     assert_eq!((s, v["errorCode"].as_str()), (403, Some("unknownSender")), "{v}");
 
     // The hub down: the next case waits in MiLa's outbox and goes out when the hub is back.
@@ -188,7 +184,7 @@ async fn members_exchange_a_case_through_a_hub_that_cannot_read_it() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, pending) = m.call(reqwest::Method::GET, "/api/v1/deliveries?state=pending", None).await;
     assert_eq!(pending["items"].as_array().unwrap().len(), 1, "{pending}");
-    let h = start(hub.settings_with(&ca, &file, &authority_jwk, &members)).await;
+    let h = start(hub.settings_with(ca, file, authority_jwk, &members)).await;
     let t = Instant::now();
     while b.call(reqwest::Method::GET, &format!("/api/v1/cases/{second}"), None).await.0 != 200 {
         assert!(t.elapsed() < Duration::from_secs(30), "the case did not go out after the hub came back");

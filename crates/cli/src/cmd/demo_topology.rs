@@ -7,7 +7,6 @@
 //! the portal; the BeLa's maintenance notice reaches the portal's Atom feed. It exits 0 only if every party's
 //! view is consistent and the hub kept nothing of the case.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,13 +17,11 @@ use sdx_crypto::{Alg, PrivateKey};
 use sdx_model::{CaseId, OrgKey, sample};
 use sdx_node::app::App;
 use sdx_node::pki::Ca;
-use sdx_node::settings::{
-    ApiClient, DeliverySettings, DirectorySettings, NodeRole, PeerSettings, Settings, StorageSettings,
-};
+use sdx_node::settings::{DirectorySettings, NodeRole, PeerSettings, Settings, StorageSettings};
 
 use crate::Outcome;
 use crate::cmd::init;
-use crate::cmd::pair::{free_port, node_material, scratch_dir};
+use crate::cmd::pair::{demo_settings, free_port, node_material, scratch_dir};
 
 /// The Wohngeld service (LeiKa) every case of the demo is about.
 const LEIKA: &str = "99107004017000";
@@ -541,21 +538,7 @@ fn node_settings(
     directory: &Path,
     authority: &Path,
 ) -> Result<Settings> {
-    let client = ApiClient {
-        name: "ticket-system".into(),
-        token_sha256: sdx_codec::validate::sha256(TOKEN.as_bytes()).to_string(),
-    };
-    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    let mut settings = init::settings(
-        OrgKey::parse(s.key)?,
-        Some(s.display.into()),
-        loopback(port),
-        loopback(0),
-        storage,
-        vec![client],
-    );
-    settings.delivery =
-        DeliverySettings { backoff_initial_ms: 100, backoff_max_ms: 2000, dead_after_s: 3600, ..settings.delivery };
+    let mut settings = demo_settings(OrgKey::parse(s.key)?, Some(s.display.into()), port, storage, TOKEN);
     settings.directory = Some(DirectorySettings {
         source: directory.display().to_string(),
         authority_keys: vec![authority.to_path_buf()],

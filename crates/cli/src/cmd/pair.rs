@@ -40,14 +40,7 @@ pub fn node_files(
     let d = node_material(dir, name, org, ca, key)?;
     let peer_name = if name == "mila" { "bela" } else { "mila" };
     let storage = StorageSettings { url: storage.0.to_string(), schema: storage.1.map(str::to_string) };
-    let client = ApiClient {
-        name: "ticket-system".into(),
-        token_sha256: sdx_codec::validate::sha256(api_token.as_bytes()).to_string(),
-    };
-    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    let mut settings = init::settings(org.clone(), None, loopback(port), loopback(0), storage, vec![client]);
-    settings.delivery =
-        DeliverySettings { backoff_initial_ms: 100, backoff_max_ms: 2000, dead_after_s: 3600, ..settings.delivery };
+    let mut settings = demo_settings(org.clone(), None, port, storage, api_token);
     settings.peers.push(PeerSettings {
         org: OrgKey::parse(peer.0)?,
         name: None,
@@ -59,6 +52,26 @@ pub fn node_files(
     settings.resolve_paths(&std::path::absolute(&d)?)?;
     settings.check()?;
     Ok(settings)
+}
+
+/// The settings of a demo or benchmark node, as `sdx init` builds them: the peer endpoint on loopback `port`, the
+/// local API on a free loopback port, one API client (`ticket-system`) with `api_token`, quick retries.
+pub fn demo_settings(
+    org: OrgKey,
+    name: Option<String>,
+    port: u16,
+    storage: StorageSettings,
+    api_token: &str,
+) -> Settings {
+    let client = ApiClient {
+        name: "ticket-system".into(),
+        token_sha256: sdx_codec::validate::sha256(api_token.as_bytes()).to_string(),
+    };
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let mut settings = init::settings(org, name, loopback(port), loopback(0), storage, vec![client]);
+    settings.delivery =
+        DeliverySettings { backoff_initial_ms: 100, backoff_max_ms: 2000, dead_after_s: 3600, ..settings.delivery };
+    settings
 }
 
 /// Create `dir/<name>` and write a node's key material into it as `sdx init` lays it out: TLS certificate and key

@@ -67,14 +67,7 @@ impl<S: Store> Engine<S> {
                 (org, name, "named by the caller".to_string())
             }
             None => {
-                let c = &parent.case;
-                let service = c.category.service.as_ref().and_then(|s| {
-                    s.leika_key
-                        .clone()
-                        .map(sdx_directory::ServiceId::LeikaKey)
-                        .or_else(|| s.ozg_id.clone().map(sdx_directory::ServiceId::OzgId))
-                });
-                let r = crate::directory::route(self, service, c.region.as_ref(), level, &[])
+                let r = crate::directory::route_case(self, &parent.case, level, &[])
                     .map_err(|e| refusal(ErrorCode::WrongRecipient, e.to_string()))?;
                 (r.org, r.name, format!("directory version {}: {}", r.directory_version, r.reason))
             }

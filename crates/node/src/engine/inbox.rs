@@ -23,16 +23,17 @@ impl<S: Store> Engine<S> {
     pub async fn receive(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<Answer, EngineError> {
         if crate::envelope::is_envelope(wire) {
             return match self.unwrap_envelope(wire, tls_peer) {
-                Ok((inner, author)) => self.receive_direct(inner.as_bytes(), &author).await,
+                Ok((inner, route)) => self.receive_direct(inner.as_bytes(), &route.author, Some(&route)).await,
                 Err(answer) => Ok(answer),
             };
         }
-        self.receive_direct(wire, tls_peer).await
+        self.receive_direct(wire, tls_peer, None).await
     }
 
-    /// The message inside an envelope relayed by the hub `tls_peer`, and its author: the envelope's signature,
-    /// route and encryption checked (the inner message's own signature is checked when it is opened).
-    fn unwrap_envelope(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<(String, OrgKey), Answer> {
+    /// The message inside an envelope relayed by the hub `tls_peer`, and the envelope's route: the envelope's
+    /// signature and encryption checked (the inner message is opened, and checked against the route, by
+    /// `receive_direct`).
+    fn unwrap_envelope(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<(String, crate::envelope::Route), Answer> {
         use crate::envelope;
         let problem = |code: ErrorCode, detail: String| Answer::Problem { code, detail };
         let from_hub = self
@@ -64,20 +65,22 @@ impl<S: Store> Engine<S> {
             ));
         };
         let inner = envelope::decrypt(&sealed, key).map_err(r)?;
-        let header = jws::decode_unverified(&inner)
-            .ok()
-            .and_then(|(_, payload)| sdx_codec::json::decode(&payload).ok())
-            .map(|m| m.header)
-            .ok_or_else(|| problem(ErrorCode::Malformed, "the enveloped message is not an SDX message".into()))?;
-        envelope::check_route(&route, &header).map_err(r)?;
-        Ok((inner, route.author))
+        Ok((inner, route))
     }
 
-    /// Handle a message from `tls_peer` (its author).
-    async fn receive_direct(&self, wire: &[u8], tls_peer: &OrgKey) -> Result<Answer, EngineError> {
+    /// Handle a message from `tls_peer` (its author); `route`: the envelope it came in, which must name it.
+    async fn receive_direct(
+        &self,
+        wire: &[u8],
+        tls_peer: &OrgKey,
+        route: Option<&crate::envelope::Route>,
+    ) -> Result<Answer, EngineError> {
         let started = std::time::Instant::now();
         let opened = match self.open_received(wire, tls_peer)? {
-            Ok(o) => o,
+            Ok(o) => match route.map(|r| crate::envelope::check_route(r, &o.message.header)) {
+                Some(Err(r)) => return Ok(Answer::Problem { code: r.code, detail: r.message }),
+                _ => o,
+            },
             Err(answer) => return Ok(answer),
         };
         let span = tracing::debug_span!("receive", peer = %tls_peer, message_id = %opened.message.header.message_id,

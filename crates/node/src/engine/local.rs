@@ -42,6 +42,23 @@ fn partner_cannot(partner: &OrgKey, u: sdx_directory::Unsupported) -> EngineErro
     refusal(u.code, format!("{partner} cannot take this (its capabilities in the directory): {}", u.detail)).into()
 }
 
+/// Store the sealed outgoing message `rec` and put it into the outbox, due at once (its `stored_at`).
+pub(super) async fn store_outgoing<T: StoreTx>(tx: &mut T, rec: &MessageRecord) -> Result<(), EngineError> {
+    tx.insert_message(rec).await?;
+    tx.enqueue(&Delivery {
+        message_id: rec.message_id,
+        peer: rec.peer.clone(),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        created_at: rec.stored_at,
+        next_attempt_at: rec.stored_at,
+        last_error: None,
+        delivered_at: None,
+    })
+    .await?;
+    Ok(())
+}
+
 /// The earlier change made with idempotency `key`, if there was one, with the case as it is now.
 async fn replayed<T: StoreTx>(tx: &mut T, key: Option<&str>) -> Result<Option<Sent>, EngineError> {
     let Some(key) = key else { return Ok(None) };
@@ -232,7 +249,7 @@ impl<S: Store> Engine<S> {
         };
         let at = now();
         let id = m.header.message_id;
-        tx.insert_message(&MessageRecord {
+        let record = MessageRecord {
             message_id: id,
             case_id: Some(out.case_id),
             direction: Direction::Out,
@@ -244,19 +261,8 @@ impl<S: Store> Engine<S> {
             jws,
             digest,
             state: MessageState::Pending,
-        })
-        .await?;
-        tx.enqueue(&Delivery {
-            message_id: id,
-            peer: out.to.clone(),
-            state: DeliveryState::Pending,
-            attempts: 0,
-            created_at: at,
-            next_attempt_at: at,
-            last_error: None,
-            delivered_at: None,
-        })
-        .await?;
+        };
+        store_outgoing(tx, &record).await?;
         let detail = format!("{} #{seq} to {}", m.header.message_type, out.to);
         tx.add_event(&event(out.case_id, EventKind::MessageSent, Some(id), detail)).await?;
         Ok(id)

@@ -17,8 +17,9 @@
 use std::time::Duration;
 
 use sdx_model::{Body, ItemId, Message, MessageId, MessageType, NoticeType, OrgKey, ServiceNotice, Timestamp};
-use sdx_store::{Delivery, DeliveryState, Direction, MessageRecord, MessageState, NoticeRecord, Store, StoreTx};
+use sdx_store::{Direction, MessageRecord, MessageState, NoticeRecord, Store, StoreTx};
 
+use super::local::store_outgoing;
 use super::{Engine, EngineError, later, now, refusal};
 use crate::protocol::Sealed;
 
@@ -45,17 +46,8 @@ impl<S: Store> Engine<S> {
         let accepts =
             |p: &super::Peer| p.message_types.as_ref().is_none_or(|t| t.contains(&MessageType::ServiceNotice));
         let audience = self.directory().and_then(|h| h.current()).map(|d| {
-            let services: Vec<sdx_directory::ServiceId> = notice
-                .services
-                .iter()
-                .flat_map(|s| {
-                    s.leika_key
-                        .clone()
-                        .map(sdx_directory::ServiceId::LeikaKey)
-                        .into_iter()
-                        .chain(s.ozg_id.clone().map(sdx_directory::ServiceId::OzgId))
-                })
-                .collect();
+            let services: Vec<sdx_directory::ServiceId> =
+                notice.services.iter().flat_map(sdx_directory::ServiceId::all_of).collect();
             d.notice_audience(&services, &notice.regions)
         });
         self.peers()
@@ -92,7 +84,7 @@ impl<S: Store> Engine<S> {
         let mut message_ids = Vec::with_capacity(sealed.len());
         for (to, (m, Sealed { jws, digest })) in recipients.iter().zip(sealed) {
             let id = m.header.message_id;
-            tx.insert_message(&MessageRecord {
+            let record = MessageRecord {
                 message_id: id,
                 case_id: None,
                 direction: Direction::Out,
@@ -104,19 +96,8 @@ impl<S: Store> Engine<S> {
                 jws,
                 digest,
                 state: MessageState::Pending,
-            })
-            .await?;
-            tx.enqueue(&Delivery {
-                message_id: id,
-                peer: to.clone(),
-                state: DeliveryState::Pending,
-                attempts: 0,
-                created_at: stored_at,
-                next_attempt_at: stored_at,
-                last_error: None,
-                delivered_at: None,
-            })
-            .await?;
+            };
+            store_outgoing(&mut tx, &record).await?;
             message_ids.push(id);
         }
         let rec = NoticeRecord {

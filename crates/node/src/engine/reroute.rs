@@ -45,13 +45,7 @@ impl<S: Store> Engine<S> {
             None => format!("{from} rejected it as not responsible"),
         };
         let case = &original.case;
-        let service = case.category.service.as_ref().and_then(|s| {
-            s.leika_key
-                .clone()
-                .map(sdx_directory::ServiceId::LeikaKey)
-                .or_else(|| s.ozg_id.clone().map(sdx_directory::ServiceId::OzgId))
-        });
-        let routed = directory::route(self, service, case.region.as_ref(), case.support_level, &tried);
+        let routed = directory::route_case(self, case, case.support_level, &tried);
         let Routed { org: to, name, reason, directory_version } = match routed {
             Ok(r) => r,
             Err(e) => {

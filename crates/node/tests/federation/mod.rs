@@ -23,6 +23,32 @@ pub fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
+/// What the organisations of a test federation share: the CA, the directory authority's key (its public JWK
+/// written to `authority_jwk`) and the directory file they all read (`file`, written by the test).
+pub struct Shared {
+    pub ca: Ca,
+    pub authority: PrivateKey,
+    pub authority_jwk: PathBuf,
+    pub file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        let dir = tempfile::tempdir().unwrap();
+        let authority = PrivateKey::generate(Alg::Es256).unwrap();
+        let authority_jwk = dir.path().join("authority.jwk");
+        std::fs::write(&authority_jwk, authority.public_key(Alg::Es256).unwrap().to_jwk_string()).unwrap();
+        Shared {
+            ca: Ca::generate("SDX test federation").unwrap(),
+            authority,
+            authority_jwk,
+            file: dir.path().join("directory.jws"),
+            _dir: dir,
+        }
+    }
+}
+
 /// An organisation of a test federation: its key, peer address, keys and node directory.
 pub struct Org {
     pub key: &'static str,
