@@ -647,6 +647,7 @@ mod federation {
         );
 
         // Forward: every case routed by the directory to its region's Land.
+        let started = sdx_model::Timestamp::now();
         let t = Instant::now();
         let mut sent: Vec<(usize, usize, String)> = Vec::new();
         for chunk in plan.chunks(IN_FLIGHT) {
@@ -670,15 +671,24 @@ mod federation {
             sent.len() as f64 / forward.as_secs_f64()
         );
 
-        // Once each: every Land holds exactly the cases routed to it.
+        // Once each: of this run's cases, every Land holds as assignee exactly those routed to it (a database
+        // used before may hold cases of earlier runs: they are not counted).
         let mut expected: HashMap<usize, usize> = HashMap::new();
         for (_, to, _) in &sent {
             *expected.entry(*to).or_default() += 1;
         }
+        let ours: std::collections::HashSet<&str> = sent.iter().map(|(_, _, id)| id.as_str()).collect();
+        let since = started.to_string().replace('+', "%2B");
         for (j, l) in lands.iter().enumerate() {
-            let (_, v) = l.call(reqwest::Method::GET, "/cases?limit=500", None).await?;
-            let held =
-                v["items"].as_array().map_or(0, |items| items.iter().filter(|c| c["ourRole"] == "assignee").count());
+            let (_, v) = l.call(reqwest::Method::GET, &format!("/cases?limit=500&updatedSince={since}"), None).await?;
+            let held = v["items"].as_array().map_or(0, |items| {
+                items
+                    .iter()
+                    .filter(|c| {
+                        c["ourRole"] == "assignee" && c["case"]["caseId"].as_str().is_some_and(|id| ours.contains(id))
+                    })
+                    .count()
+            });
             let want = expected.get(&j).copied().unwrap_or(0);
             if held != want {
                 bail!("Land {} holds {held} cases as assignee, {want} were routed to it", j + 1);
