@@ -402,7 +402,7 @@ fn json_components() -> Vec<(&'static str, Value)> {
             "PutConnectorState",
             json!({"type": "object", "required": ["value"], "additionalProperties": false,
                    "properties": {"value": {"description": "Any JSON value, at most 64 KiB as JSON text."},
-                                  "expectedVersion": {"type": ["integer", "null"], "minimum": 0,
+                                  "expectedVersion": {"type": ["integer", "null"], "minimum": 0, "maximum": crate::connector_api::MAX_STATE_VERSION,
                                                       "description": "Write only if the stored version is this (0: no value yet)."}}}),
         ),
         (

@@ -29,6 +29,8 @@ pub const MAX_FEED_WAIT_S: u64 = 60;
 const FEED_POLL: Duration = Duration::from_millis(100);
 /// Largest state value, in bytes of JSON.
 pub const MAX_STATE_BYTES: usize = 64 * 1024;
+/// Largest `expectedVersion` (2^53 − 1: exact in every JSON implementation; a version grows by one per write).
+pub const MAX_STATE_VERSION: u64 = (1 << 53) - 1;
 /// Longest connector name and state key.
 const MAX_NAME: usize = 64;
 const MAX_KEY: usize = 200;
@@ -303,10 +305,11 @@ impl PutState {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => Some(
                 n.as_u64()
-                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15).map(|f| f as u64))
-                    .ok_or("state: expectedVersion is a whole number, at least 0")?,
+                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+                    .filter(|v| *v <= MAX_STATE_VERSION)
+                    .ok_or("state: expectedVersion is a whole number from 0 to 2^53 − 1")?,
             ),
-            Some(_) => return Err("state: expectedVersion is a whole number, at least 0".into()),
+            Some(_) => return Err("state: expectedVersion is a whole number from 0 to 2^53 − 1".into()),
         };
         Ok(PutState { value, expected_version })
     }

@@ -806,6 +806,7 @@ async fn connector_state_is_kept_with_compare_and_set() {
         (format!("{base}/connectors/otobo/state/a%2Fb"), json!({"value": 1})),
         (url.clone(), json!({"wert": 1})),
         (url.clone(), json!({"value": 1, "expectedVersion": -1})),
+        (url.clone(), json!({"value": 1, "expectedVersion": 9_007_199_254_740_992_u64})),
     ] {
         let (s, v, _) = call(M::PUT, &u, Some(body)).await;
         assert_eq!((s, v["errorCode"].as_str()), (400, Some("schemaViolation")), "{u}: {v}");
