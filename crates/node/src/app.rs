@@ -248,7 +248,7 @@ impl App {
             let router = match self.role {
                 crate::settings::NodeRole::Node => peer_api::router(self.engine.clone()),
                 crate::settings::NodeRole::Hub => {
-                    crate::hub::router(self.engine.clone(), self.transport.clone(), self.metrics.clone())
+                    crate::hub::router(self.engine.clone(), self.transport.clone())
                 }
             };
             let (config, metrics) = (self.server_config, self.metrics.clone());
@@ -270,8 +270,14 @@ impl App {
             let (engine, metrics) = (self.engine.clone(), self.metrics.clone());
             tokio::spawn(crate::directory::run_reloads(engine, source, configured, metrics, stop_rx.clone()))
         });
-        let worker =
-            tokio::spawn(delivery_worker(self.engine.clone(), self.transport, self.concurrency, self.batch, stop_rx));
+        let worker = tokio::spawn(delivery_worker(
+            self.engine.clone(),
+            self.transport,
+            self.role,
+            self.concurrency,
+            self.batch,
+            stop_rx,
+        ));
         shutdown.await;
         let _ = stop_tx.send(true);
         let joined = |listener: ListenerKind, r: Result<std::io::Result<()>, tokio::task::JoinError>| match r {
@@ -314,10 +320,12 @@ async fn upkeep(engine: Engine<AnyStore>, metrics: Metrics, mut stop: tokio::syn
 
 /// Deliver whenever something was enqueued, and at least every 500 ms for retries. Up to `concurrency`
 /// requests are in flight, each carrying up to `batch` messages for one peer; a finished request frees its
-/// slot at once (no waiting for the slowest).
+/// slot at once (no waiting for the slowest). A hub's outbox holds envelopes and receipts to relay
+/// ([`Engine::relay_due`]).
 async fn delivery_worker(
     engine: Engine<AnyStore>,
     transport: HttpTransport,
+    role: crate::settings::NodeRole,
     concurrency: u32,
     batch: u32,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -339,7 +347,11 @@ async fn delivery_worker(
                         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { break };
                         let (engine, transport, wake) = (engine.clone(), transport.clone(), Arc::clone(&wake));
                         in_flight.spawn(async move {
-                            if let Err(e) = engine.deliver(&transport, b).await {
+                            let done = match role {
+                                crate::settings::NodeRole::Node => engine.deliver(&transport, b).await,
+                                crate::settings::NodeRole::Hub => engine.relay_due(&transport, b).await,
+                            };
+                            if let Err(e) = done {
                                 tracing::error!(error = %e, "delivery failed");
                             }
                             drop(permit);

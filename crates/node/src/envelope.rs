@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use sdx_crypto::{PrivateKey, PublicKey, jwe, jws};
 use sdx_model::lifecycle::Refusal;
-use sdx_model::{CaseId, ErrorCode, Header, MessageId, MessageType, OrgKey, Timestamp};
+use sdx_model::{ErrorCode, Header, MessageId, MessageType, OrgKey, Timestamp};
 
 /// JWS `typ` of an envelope.
 pub const ENVELOPE_TYP: &str = "sdx-envelope+jws";
@@ -32,9 +32,6 @@ pub struct Route {
     pub author: OrgKey,
     /// Its reader (where the hub passes it on).
     pub reader: OrgKey,
-    /// The case it is about, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub case_id: Option<CaseId>,
     /// When it was made.
     pub created_at: Timestamp,
 }
@@ -48,7 +45,6 @@ impl Route {
             message_type: h.message_type,
             author: h.author.key.clone(),
             reader: h.reader.key.clone(),
-            case_id: h.case_id,
             created_at: h.created_at,
         }
     }

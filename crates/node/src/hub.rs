@@ -1,15 +1,15 @@
 //! Hub mode (`[node] role = "hub"`, issue 9; `docs/routing.md`, *Hub*): the same binary, serving a peer endpoint
-//! that relays members' enveloped messages (`crate::envelope`) by their route and reads none of them.
+//! that stores and forwards members' enveloped messages (`crate::envelope`) by their route and reads none of them.
 //!
 //! For every `POST /sdx/v1/messages` the hub checks, on the envelope alone: it is an envelope; its route's author is
 //! the member the mutual-TLS certificate names; the author's signature over route and ciphertext is valid (the key
 //! from the directory or the hub's `[[peers]]`); the reader is a member the hub can reach, not the author itself
-//! (a loop), not the hub, and not behind another hub (no chains). Then it posts the envelope, unchanged, to the
-//! reader and answers with the reader's answer — the reader's signed receipt, which only the author can check
-//! against what it sent, or the reader's problem — so the author's outbox keeps the message until the end-to-end
-//! receipt is there (the hub stores no message; a hub restarted or down loses nothing, the authors retry). The
-//! reader not reachable: 503, retryable. Per member, relays are counted in `sdx_delivery_attempts_total{peer,
-//! outcome}`; logs name message ids, types and members, never content.
+//! (a loop), not the hub, and not behind another hub (no chains). Then the hub's outbox takes it
+//! (`crate::engine::relay`: committed before any answer) and the first attempt is made at once: the reader's
+//! signed receipt — which only the author can check against what it sent — is answered with 200; a reader that
+//! cannot be reached gets the envelope later from the hub's outbox and the author 202 now, its receipt pushed
+//! to it when it is there; the reader's refusal (a problem) is passed on. Logs name message ids, types and
+//! members, never content.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,10 +22,9 @@ use axum::routing::post;
 use sdx_model::{Coded, ErrorCode};
 use sdx_store::AnyStore;
 
-use crate::engine::{Engine, Transport, TransportError};
+use crate::engine::{Accepted, Engine, Relayed, TransportError};
 use crate::envelope;
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::peer_api::{HttpTransport, MESSAGES_PATH};
 use crate::protocol::{self, WIRE_MEDIA_TYPE};
 use crate::tls::PeerIdentity;
@@ -35,14 +34,13 @@ use crate::tls::PeerIdentity;
 struct Hub {
     engine: Engine<AnyStore>,
     transport: HttpTransport,
-    metrics: Metrics,
 }
 
 /// The router of a hub's peer endpoint (served with [`crate::tls::serve_mtls`] like a node's).
-pub fn router(engine: Engine<AnyStore>, transport: HttpTransport, metrics: Metrics) -> Router {
+pub fn router(engine: Engine<AnyStore>, transport: HttpTransport) -> Router {
     Router::new()
         .route(MESSAGES_PATH, post(relay))
-        .with_state(Hub { engine, transport, metrics })
+        .with_state(Hub { engine, transport })
         .layer(DefaultBodyLimit::max(protocol::MAX_WIRE_BYTES))
         .fallback(|method: axum::http::Method, uri: axum::extract::OriginalUri| async move {
             ApiError::no_route(&method, uri.path())
@@ -85,30 +83,36 @@ async fn relay(
         return Err(unroutable(format!("{} is behind hub {other}: hubs are not chained", route.reader)));
     }
     let text = std::str::from_utf8(&body).map_err(|_| refuse(ErrorCode::Malformed, "not ASCII".into()))?.trim();
-    let answer = hub.transport.post(&reader, text).await;
-    let outcome = match &answer {
-        Ok(_) => DeliveryOutcome::Delivered,
-        Err(e) if e.is_transient() => DeliveryOutcome::Retry,
-        Err(_) => DeliveryOutcome::Rejected,
+    let relayed = match engine.relay_accept(&route, text).await? {
+        Accepted::New(d) => engine.relay_attempt(&hub.transport, &d, &reader).await?,
+        Accepted::Delivered(receipt) => Relayed::Receipt(receipt),
+        Accepted::Queued(why) => Relayed::Queued(why),
+        Accepted::Dead(why) => {
+            let detail = format!("the hub gave up delivering it to {}: {why}", route.reader);
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WrongRecipient, detail));
+        }
     };
-    hub.metrics.delivery_attempt(&route.reader, outcome);
     tracing::info!(message_id = %route.message_id, message_type = %route.message_type, author = %route.author,
-        reader = %route.reader, outcome = outcome.as_str(), "relayed");
-    match answer {
-        Ok(receipt) => {
+        reader = %route.reader, answer = relayed.as_str(), "relayed");
+    match relayed {
+        Relayed::Receipt(receipt) => {
             let mut r = (StatusCode::OK, receipt).into_response();
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(WIRE_MEDIA_TYPE));
             Ok(r)
         }
-        Err(TransportError::Status { status, code, detail, .. }) => {
+        Relayed::Queued(why) => {
+            let note = serde_json::json!({
+                "messageId": route.message_id.to_string(),
+                "queuedBy": engine.org().to_string(),
+                "detail": why,
+            });
+            Ok((StatusCode::ACCEPTED, axum::Json(note)).into_response())
+        }
+        Relayed::Refused(TransportError::Status { status, code, detail, .. }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             let code = code.and_then(|c| ErrorCode::parse(&c).ok()).unwrap_or(ErrorCode::Internal);
             Err(ApiError::new(status, code, format!("{}: {detail}", route.reader)))
         }
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal,
-            format!("{} cannot be reached from the hub now: {e}", route.reader),
-        )),
+        Relayed::Refused(e) => Err(ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::Internal, e.to_string())),
     }
 }

@@ -16,7 +16,7 @@
 //! | `sdx_connections_open` | gauge | `listener` | TCP connections open now |
 //! | `sdx_connections_refused_total` | counter | `listener`, `reason` | connections closed at once because a bound was reached (`reason`: `total`, `perIp`, `perOrg`) |
 //! | `sdx_tls_refused_total` | counter | `reason` | peer-endpoint connections refused in or right after the TLS handshake (`reason`: see [`crate::tls::HandshakeFailure::code`], plus `notAPeer` for a certificate without a valid organisation) |
-//! | `sdx_delivery_attempts_total` | counter | `peer`, `outcome` | delivery attempts of outgoing messages (`outcome`: `delivered`, `retry`, `dead`, `rejected`) |
+//! | `sdx_delivery_attempts_total` | counter | `peer`, `outcome` | delivery attempts of outgoing messages (`outcome`: `delivered`, `retry`, `dead`, `rejected`, `queued` at a hub) |
 //! | `sdx_dead_letters_total` | counter | `peer` | messages that became dead letters |
 //! | `sdx_delivery_latency_seconds` | histogram | `peer` | time from enqueueing a message to storing its positive receipt |
 //! | `sdx_apply_latency_seconds` | histogram | — | time to open, check, apply and commit a received message |
@@ -128,6 +128,8 @@ pub enum DeliveryOutcome {
     Dead,
     /// The peer answered with a negative receipt.
     Rejected,
+    /// A hub took it into its outbox; its receipt comes later.
+    Queued,
 }
 
 impl DeliveryOutcome {
@@ -138,6 +140,7 @@ impl DeliveryOutcome {
             DeliveryOutcome::Retry => "retry",
             DeliveryOutcome::Dead => "dead",
             DeliveryOutcome::Rejected => "rejected",
+            DeliveryOutcome::Queued => "queued",
         }
     }
 }

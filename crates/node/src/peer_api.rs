@@ -36,6 +36,8 @@ use crate::tls::PeerIdentity;
 
 /// Path of the peer endpoint.
 pub const MESSAGES_PATH: &str = "/sdx/v1/messages";
+/// Path where a hub pushes the receipts of messages it queued (`crate::hub`).
+pub const RECEIPTS_PATH: &str = "/sdx/v1/receipts";
 /// Path of the batch endpoint.
 pub const BATCH_PATH: &str = "/sdx/v1/batch";
 /// A no-op endpoint on the same stack (mutual TLS, peer identity, body limit): the transport baseline of
@@ -63,6 +65,10 @@ pub fn routes<S: Store>() -> OpenApiRouter<Engine<S>> {
                 .layer(DefaultBodyLimit::max(protocol::MAX_BATCH_BYTES)),
         )
         .routes(op::<__path_noop, _, _, _>(noop::<S>))
+        .routes(
+            op::<__path_receive_relayed_receipt, _, _, _>(receive_relayed_receipt::<S>)
+                .layer(DefaultBodyLimit::max(protocol::MAX_BATCH_ITEM_BYTES)),
+        )
 }
 
 /// The documentation of the peer endpoint's routes.
@@ -220,6 +226,39 @@ async fn receive<S: Store>(
     }
 }
 
+/// A hub pushes the signed receipt of a message this node sent through it, which the hub answered with 202
+/// (queued) and delivered later (`crate::hub`). The receipt is the reader's own, checked as if it had come
+/// directly; a receipt that comes twice changes nothing the second time.
+#[utoipa::path(
+    post,
+    path = "/sdx/v1/receipts",
+    operation_id = "receiveRelayedReceipt",
+    request_body(description = "The reader's signed receipt, JWS compact serialization", content(
+        (String = "application/jose"),
+        (String = "text/plain")
+    )),
+    responses(
+        (status = 204, description = "Recorded, or the message already had its answer"),
+        (status = 400, description = "Not a receipt (malformed), or it does not verify or answers something else (signatureInvalid)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The receipt's author is not reached through the hub that sends it (senderMismatch)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No message with that id was sent from here (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than a receipt can be (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The receipt could not be committed; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("mtls" = []))
+)]
+async fn receive_relayed_receipt<S: Store>(
+    State(engine): State<Engine<S>>,
+    hub: PeerIdentity,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<StatusCode> {
+    let body = read(body)?;
+    engine.receive_relayed_receipt(&hub.org, &body).await?;
+    engine.feed_signal().notify_waiters();
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Transport baseline: reads the body on the same mutual-TLS stack and answers 204, to configured peers only.
 #[utoipa::path(
     post,
@@ -283,10 +322,22 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
+    async fn push_receipt(&self, author: &Peer, receipt: &str) -> Result<(), TransportError> {
+        let url = format!("{}{RECEIPTS_PATH}", author.url.trim_end_matches('/'));
+        let (status, body) = self.exchange(&url, WIRE_MEDIA_TYPE, receipt.to_string()).await?;
+        if status.is_success() { Ok(()) } else { Err(TransportError::from_answer(status.as_u16(), &body)) }
+    }
+
     async fn post(&self, peer: &Peer, jws: &str) -> Result<Vec<u8>, TransportError> {
         let url = format!("{}{MESSAGES_PATH}", peer.url.trim_end_matches('/'));
         let (status, body) = self.exchange(&url, WIRE_MEDIA_TYPE, jws.to_string()).await?;
-        if status == StatusCode::OK { Ok(body) } else { Err(TransportError::from_answer(status.as_u16(), &body)) }
+        match status {
+            StatusCode::OK => Ok(body),
+            StatusCode::ACCEPTED => Err(TransportError::Queued(
+                String::from_utf8_lossy(&body).chars().filter(|c| !c.is_control()).take(300).collect(),
+            )),
+            _ => Err(TransportError::from_answer(status.as_u16(), &body)),
+        }
     }
 
     async fn post_batch(

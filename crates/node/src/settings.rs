@@ -166,6 +166,9 @@ pub struct DeliverySettings {
     /// Most messages sent to one peer in one request (1 = no batching; at most 64). Messages due for the same
     /// peer at the same time share one request, one transaction at the receiver and one here.
     pub batch: usize,
+    /// A message that a hub took into its outbox (it answered 202) waits this many seconds for the receipt the
+    /// hub pushes, then goes to the hub again (which answers with the receipt it holds, or 202 again).
+    pub hub_receipt_wait_s: u64,
 }
 
 impl Default for DeliverySettings {
@@ -177,6 +180,7 @@ impl Default for DeliverySettings {
             max_attempts: 100,
             concurrency: 32,
             batch: 32,
+            hub_receipt_wait_s: 300,
         }
     }
 }

@@ -33,18 +33,6 @@ fn unassigned(secret: &str) -> Value {
     json!({"case": case})
 }
 
-/// Every byte the hub keeps in its node directory (database, WAL, settings).
-fn hub_bytes(hub: &Org) -> Vec<u8> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(hub.dir.path()).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            all.extend(std::fs::read(p).unwrap());
-        }
-    }
-    all
-}
-
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -75,10 +63,20 @@ async fn post_as(org: &Org, ca: &Ca, url: &str, body: String) -> (u16, Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_exchange_a_case_through_a_hub_that_cannot_read_it() {
+async fn members_exchange_a_case_through_a_hub_that_cannot_read_it_sqlite() {
+    members_exchange_a_case_through_a_hub_that_cannot_read_it(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_exchange_a_case_through_a_hub_that_cannot_read_it_postgres() {
+    members_exchange_a_case_through_a_hub_that_cannot_read_it(Db::Postgres).await;
+}
+
+async fn members_exchange_a_case_through_a_hub_that_cannot_read_it(db: Db) {
     let shared = Shared::new();
     let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
-    let (mila, bela, hub) = (Org::with_encryption(MILA), Org::with_encryption(BELA), Org::new(HUB));
+    let (mila, bela, hub) =
+        (Org::with_encryption(MILA).on(db), Org::with_encryption(BELA).on(db), Org::new(HUB).on(db));
     let behind = json!({"endpoint": {"viaHub": HUB}});
     let leika = "99107004017000";
     let dir = signed(
@@ -134,8 +132,12 @@ async fn members_exchange_a_case_through_a_hub_that_cannot_read_it() {
         let line = format!("sdx_delivery_attempts_total{{peer=\"{member}\",outcome=\"delivered\"}}");
         assert!(metrics.lines().any(|l| l.starts_with(&line)), "{member}: {metrics}");
     }
-    for needle in ["Erika Mustermann", "Wohngeldantrag", "Wir prüfen", &id[..]] {
-        assert!(!contains(&hub_bytes(&hub), needle), "the hub keeps {needle:?}");
+    let kept = hub.kept().await;
+    assert!(contains(&kept, "sdx-envelope+jws"), "the hub's outbox holds the envelopes it relayed");
+    // (The case id is no secret of the case: the readers' receipts, signed and not encrypted, name it, and the hub
+    // keeps them to answer an author's retry.)
+    for needle in ["Erika Mustermann", "Wohngeldantrag", "Wir prüfen"] {
+        assert!(!contains(&kept, needle), "the hub keeps {needle:?}");
         assert!(!metrics.contains(needle), "the hub's metrics show {needle:?}");
     }
 
@@ -160,7 +162,7 @@ async fn members_exchange_a_case_through_a_hub_that_cannot_read_it() {
     let swapped = alter(&good, |p| p["sealed"] = alter_source(&other)["sealed"].clone());
     let (s, v) = post_as(&hub, ca, &bela_url, swapped).await;
     assert_eq!((s, v["errorCode"].as_str()), (400, Some("signatureInvalid")), "content swapped at the hub: {v}");
-    let redirected = alter(&good, |p| p["route"]["caseId"] = json!(CaseId::new_random()));
+    let redirected = alter(&good, |p| p["route"]["createdAt"] = json!("2026-01-01T00:00:00Z"));
     let (s, v) = post_as(&hub, ca, &bela_url, redirected).await;
     assert_eq!((s, v["errorCode"].as_str()), (400, Some("signatureInvalid")), "route changed at the hub: {v}");
     let (s, v) = post_as(&hub, ca, &bela_url, tamper(&good)).await;
@@ -192,6 +194,102 @@ async fn members_exchange_a_case_through_a_hub_that_cannot_read_it() {
     }
     settle(&m).await;
 
+    for n in [m, b, h] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_stores_and_forwards_while_a_member_is_down_sqlite() {
+    the_hub_stores_and_forwards_while_a_member_is_down(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_stores_and_forwards_while_a_member_is_down_postgres() {
+    the_hub_stores_and_forwards_while_a_member_is_down(Db::Postgres).await;
+}
+
+/// BeLa down: the hub takes MiLa's case into its own outbox (MiLa's delivery waits for the receipt, no retries),
+/// keeps it across its own restart, delivers it when BeLa is back and pushes BeLa's receipt to MiLa — who then
+/// counts it delivered without sending it again. The hub's outbox shows each member's delivery state.
+async fn the_hub_stores_and_forwards_while_a_member_is_down(db: Db) {
+    let shared = Shared::new();
+    let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
+    let (mila, bela, hub) =
+        (Org::with_encryption(MILA).on(db), Org::with_encryption(BELA).on(db), Org::new(HUB).on(db));
+    let behind = json!({"endpoint": {"viaHub": HUB}});
+    let dir = signed(
+        authority,
+        1,
+        vec![mila.entry(behind.clone()), bela.entry(behind), hub.entry(json!({"roles": ["hub"]}))],
+        json!([{"services": [{"leikaKey": "99107004017000"}], "regions": ["nationwide"], "level": "secondLevel",
+                "organisation": BELA}]),
+    );
+    write(file, &dir);
+    let members =
+        Options { hub: true, peers: vec![(MILA.into(), mila.addr, mila.jwk()), (BELA.into(), bela.addr, bela.jwk())] };
+    let h = start(hub.settings_with(ca, file, authority_jwk, &members)).await;
+    let m = start(mila.settings(ca, file, authority_jwk)).await;
+
+    // BeLa is not there: the hub keeps the case and says so (202); MiLa waits for the receipt.
+    let secret = "Herr Max Mustermann wartet seit Wochen auf seinen Bescheid.";
+    let (s, v) = m.call(reqwest::Method::POST, "/api/v1/cases?waitForReceipt=3", Some(&unassigned(secret))).await;
+    assert_eq!((s, v["delivered"].as_bool()), (201, Some(false)), "{v}");
+    let id = v["case"]["caseId"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    let waiting = loop {
+        let (_, p) = m.call(reqwest::Method::GET, "/api/v1/deliveries?state=pending", None).await;
+        let item = p["items"].as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null);
+        if item["lastError"].as_str().is_some_and(|e| e.contains("queued at hub:test")) {
+            break item;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "MiLa's delivery does not say the hub has it: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(waiting["attempts"], 0, "waiting at the hub is no failed attempt: {waiting}");
+    let queued = format!("sdx_delivery_attempts_total{{peer=\"{BELA}\",outcome=\"queued\"}}");
+    assert_eq!(m.metric(&queued).await, Some(1.0), "MiLa sent it once and waits");
+    let (_, at_hub) = h.call(reqwest::Method::GET, "/api/v1/deliveries?state=pending", None).await;
+    let items = at_hub["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{at_hub}");
+    assert_eq!(items[0]["peer"], BELA, "{at_hub}");
+
+    // The hub restarts while it holds the case: nothing is lost.
+    h.shutdown().await;
+    let h = start(hub.settings_with(ca, file, authority_jwk, &members)).await;
+    let (_, at_hub) = h.call(reqwest::Method::GET, "/api/v1/deliveries?state=pending", None).await;
+    assert_eq!(at_hub["items"].as_array().unwrap().len(), 1, "after the restart: {at_hub}");
+
+    // BeLa comes up: the hub delivers, and pushes BeLa's receipt to MiLa.
+    let b = start(bela.settings(ca, file, authority_jwk)).await;
+    let t = Instant::now();
+    loop {
+        let (_, d) = m.call(reqwest::Method::GET, "/api/v1/deliveries?state=delivered", None).await;
+        if d["items"].as_array().is_some_and(|a| a.len() == 1) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "MiLa did not get BeLa's receipt through the hub: {d}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, at_bela) = b.call(reqwest::Method::GET, &format!("/api/v1/cases/{id}"), None).await;
+    assert_eq!((s, at_bela["case"]["description"].as_str()), (200, Some(secret)), "{at_bela}");
+    assert_eq!(m.metric(&queued).await, Some(1.0), "MiLa did not send it again");
+    let (_, at_mila) = m.call(reqwest::Method::GET, &format!("/api/v1/cases/{id}"), None).await;
+    assert!(at_mila["timeline"].to_string().contains("receiptReceived"), "{at_mila}");
+    // At the hub: the envelope to BeLa and the receipt to MiLa, both delivered, nothing open.
+    let (_, delivered) = h.call(reqwest::Method::GET, "/api/v1/deliveries?state=delivered", None).await;
+    let mut peers: Vec<&str> =
+        delivered["items"].as_array().unwrap().iter().map(|d| d["peer"].as_str().unwrap()).collect();
+    peers.sort_unstable();
+    let mut expected = vec![MILA, BELA];
+    expected.sort_unstable();
+    assert_eq!(peers, expected, "{delivered}");
+    let (_, open) = h.call(reqwest::Method::GET, "/api/v1/deliveries?state=pending", None).await;
+    assert_eq!(open["items"].as_array().unwrap().len(), 0, "{open}");
+    let kept = hub.kept().await;
+    for needle in ["Max Mustermann", "Bescheid", "Wohngeld"] {
+        assert!(!contains(&kept, needle), "the hub keeps {needle:?}");
+    }
     for n in [m, b, h] {
         n.shutdown().await;
     }

@@ -154,6 +154,9 @@ impl StoreTx for AnyTx {
     async fn get_message(&mut self, id: MessageId) -> Result<Option<MessageRecord>> {
         delegate_tx!(self, t => t.get_message(id))
     }
+    async fn get_delivery(&mut self, id: MessageId) -> Result<Option<Delivery>> {
+        delegate_tx!(self, t => t.get_delivery(id))
+    }
     async fn set_inbound_state(&mut self, id: MessageId, state: MessageState) -> Result<()> {
         delegate_tx!(self, t => t.set_inbound_state(id, state))
     }

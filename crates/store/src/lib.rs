@@ -148,6 +148,9 @@ pub trait StoreTx: Send {
     fn held_messages(&mut self, case: CaseId, peer: &OrgKey)
     -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
 
+    /// The delivery of an outbound message, if it has one.
+    fn get_delivery(&mut self, id: MessageId) -> impl Future<Output = Result<Option<Delivery>>> + Send;
+
     /// Queue a delivery (the transactional outbox). A second delivery for the same message gives
     /// [`Error::Duplicate`].
     fn enqueue(&mut self, d: &Delivery) -> impl Future<Output = Result<()>> + Send;

@@ -57,6 +57,14 @@ pub(crate) async fn get_message<'c, E: Executor<'c, Database = sqlx::Postgres>>(
     row.as_ref().map(message_row).transpose()
 }
 
+pub(crate) async fn get_delivery<'c, E: Executor<'c, Database = sqlx::Postgres>>(
+    e: E,
+    id: MessageId,
+) -> Result<Option<Delivery>> {
+    let row = sqlx::query(q::GET_DELIVERY).bind(id.to_string()).fetch_optional(e).await?;
+    row.as_ref().map(delivery_row).transpose()
+}
+
 pub(crate) async fn list_deliveries<'c, E: Executor<'c, Database = sqlx::Postgres>>(
     e: E,
     state: Option<DeliveryState>,
@@ -493,6 +501,9 @@ impl crate::StoreTx for crate::postgres::PgTx {
     }
     async fn get_message(&mut self, id: MessageId) -> Result<Option<MessageRecord>> {
         get_message(self.conn()?, id).await
+    }
+    async fn get_delivery(&mut self, id: MessageId) -> Result<Option<Delivery>> {
+        get_delivery(self.conn()?, id).await
     }
     async fn set_inbound_state(&mut self, id: MessageId, state: MessageState) -> Result<()> {
         set_inbound_state(self.conn()?, id, state).await

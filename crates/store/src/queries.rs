@@ -125,6 +125,8 @@ pub(crate) const LIST_BLOCKED: &str = "SELECT m.case_id, m.peer, m.message_id, m
     FROM messages m JOIN deliveries d ON d.message_id = m.message_id \
     WHERE m.direction = 'out' AND m.state IN ('pending', 'dead') AND m.state = 'dead' AND m.case_id IS NOT NULL \
     ORDER BY m.stored_at, m.message_id LIMIT $1";
+pub(crate) const GET_DELIVERY: &str = "SELECT message_id, peer, state, attempts, created_at, next_attempt_at, \
+    last_error, delivered_at FROM deliveries WHERE message_id = $1";
 pub(crate) const LIST_DELIVERIES: &str = "SELECT message_id, peer, state, attempts, created_at, next_attempt_at, \
     last_error, delivered_at FROM deliveries WHERE state = $1 ORDER BY created_at, message_id LIMIT $2";
 /// All states: one ordered, limited branch per state (each uses `deliveries_by_state`), merged.

@@ -712,6 +712,9 @@ impl crate::StoreTx for SqliteTx {
     async fn get_message(&mut self, id: MessageId) -> Result<Option<MessageRecord>> {
         sql::get_message(self.conn()?, id)
     }
+    async fn get_delivery(&mut self, id: MessageId) -> Result<Option<Delivery>> {
+        sql::get_delivery(self.conn()?, id)
+    }
     async fn set_inbound_state(&mut self, id: MessageId, state: crate::MessageState) -> Result<()> {
         sql::set_inbound_state(self.conn()?, id, state)
     }

@@ -101,6 +101,10 @@ pub(crate) fn get_message(c: &Connection, id: MessageId) -> Result<Option<Messag
     one(c, q::GET_MESSAGE, params![id.to_string()], |r| message_row(r))
 }
 
+pub(crate) fn get_delivery(c: &Connection, id: MessageId) -> Result<Option<Delivery>> {
+    one(c, q::GET_DELIVERY, params![id.to_string()], |r| delivery_row(r))
+}
+
 pub(crate) fn list_deliveries(c: &Connection, state: Option<DeliveryState>, limit: u32) -> Result<Vec<Delivery>> {
     let limit = i64::from(limit.min(crate::record::MAX_PAGE));
     match state {

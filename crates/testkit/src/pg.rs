@@ -155,3 +155,26 @@ fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }
+
+/// Every row of every table in `schema`, as text (`row::text`), one per line: what a node keeps there.
+pub async fn schema_text(schema: &str) -> String {
+    let pool = sqlx::PgPool::connect(server_url()).await.expect("connecting to the test server");
+    let tables: Vec<(String,)> =
+        sqlx::query_as("SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1")
+            .bind(schema)
+            .fetch_all(&pool)
+            .await
+            .expect("listing the schema's tables");
+    let mut out = String::new();
+    for (t,) in tables {
+        let q = format!("SELECT t::text FROM \"{schema}\".\"{t}\" t");
+        let rows: Vec<(String,)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(q)).fetch_all(&pool).await.expect("reading a table");
+        for (r,) in rows {
+            out.push_str(&r);
+            out.push('\n');
+        }
+    }
+    pool.close().await;
+    out
+}

@@ -37,12 +37,15 @@ use crate::settings::DeliverySettings;
 
 pub use escalate::Escalated;
 pub use notices::Published;
+pub use outbox::RelayedReceipt;
+pub use relay::{Accepted, Relayed};
 
 mod escalate;
 mod inbox;
 mod local;
 mod notices;
 mod outbox;
+mod relay;
 mod replay;
 mod reroute;
 
@@ -192,6 +195,10 @@ pub enum TransportError {
     /// The answer breaks the protocol (not a batch answer, another number of results than messages).
     #[error("{0}")]
     Protocol(String),
+    /// A hub took the message into its outbox (HTTP 202) and will push the reader's receipt when it has it
+    /// (`POST /sdx/v1/receipts`, `crate::hub`): not delivered yet, and nothing to retry now.
+    #[error("queued at the hub: {0}")]
+    Queued(String),
 }
 
 impl TransportError {
@@ -201,6 +208,7 @@ impl TransportError {
             TransportError::Network(_) => true,
             TransportError::Status { retryable, .. } => *retryable,
             TransportError::Protocol(_) => false,
+            TransportError::Queued(_) => true,
         }
     }
 
@@ -246,6 +254,18 @@ pub trait Transport: Send + Sync {
             }
             Ok(out)
         }
+    }
+
+    /// Push a reader's receipt to the author of the message it answers (what a hub does for a message it
+    /// queued). The default cannot: a transport that is no hub's.
+    fn push_receipt(
+        &self,
+        author: &Peer,
+        receipt: &str,
+    ) -> impl std::future::Future<Output = Result<(), TransportError>> + Send {
+        let _ = receipt;
+        let e = TransportError::Protocol(format!("this transport cannot push receipts to {}", author.org));
+        async move { Err(e) }
     }
 }
 

@@ -24,6 +24,15 @@ use sdx_store::{Store, StoreTx};
 use super::inbox::decode_stored;
 use super::local::Outgoing;
 use super::{Engine, EngineError, Peer, Transport, TransportError, event, later, now, refusal};
+
+/// What became of a receipt a hub pushed ([`Engine::receive_relayed_receipt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayedReceipt {
+    /// It was the answer the delivery waited for, and is recorded.
+    Recorded,
+    /// The delivery already has its answer (the receipt came twice, or directly first).
+    AlreadyRecorded,
+}
 use crate::metrics::DeliveryOutcome;
 use crate::protocol;
 
@@ -39,6 +48,11 @@ enum Outcome {
         /// The receipt.
         receipt: Receipt,
     },
+    /// A hub queued it and will push the reader's receipt (`crate::hub`).
+    Queued {
+        /// The hub's word on it.
+        note: String,
+    },
     /// No usable answer; retried unless `permanent`.
     Failed {
         /// Why (names the cause; no personal data).
@@ -50,9 +64,10 @@ enum Outcome {
 
 /// How an answer was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Recorded {
+pub(super) enum Recorded {
     Delivered,
     Rejected,
+    Queued,
     Retry,
     Dead,
 }
@@ -176,38 +191,90 @@ impl<S: Store> Engine<S> {
         }
         tx.commit().await?;
         let mut delivered = 0;
-        let m = &self.inner.metrics;
         for ((d, msg), r) in ds.iter().zip(&msgs).zip(&recorded) {
-            match r {
-                Recorded::Delivered => {
-                    delivered += 1;
-                    m.delivery_attempt(&d.peer, DeliveryOutcome::Delivered);
-                    m.delivered(&d.peer, d.created_at);
-                    self.release_waiters(msg.message_id, true);
-                }
-                Recorded::Rejected => {
-                    m.delivery_attempt(&d.peer, DeliveryOutcome::Rejected);
-                    self.release_waiters(msg.message_id, false);
-                }
-                Recorded::Dead => {
-                    m.delivery_attempt(&d.peer, DeliveryOutcome::Dead);
-                    m.dead_letter(&d.peer);
-                    self.release_waiters(msg.message_id, false);
-                }
-                Recorded::Retry => m.delivery_attempt(&d.peer, DeliveryOutcome::Retry),
-            }
-        }
-        if recorded.contains(&Recorded::Rejected) {
-            // A rejected change may have freed the next message of its case.
-            self.inner.wake.notify_one();
+            delivered += usize::from(self.recorded(d, msg, *r));
         }
         Ok(delivered)
+    }
+
+    /// After the commit of a recorded outcome: count it, tell those waiting for the message, and wake the
+    /// outbox when the case's next message may have become due. Returns whether it is delivered.
+    pub(super) fn recorded(&self, d: &Delivery, msg: &MessageRecord, r: Recorded) -> bool {
+        let m = &self.inner.metrics;
+        match r {
+            Recorded::Delivered => {
+                m.delivery_attempt(&d.peer, DeliveryOutcome::Delivered);
+                m.delivered(&d.peer, d.created_at);
+                self.release_waiters(msg.message_id, true);
+                if msg.case_id.is_some() {
+                    // The case's next message is due now (a relayed receipt arrives outside the worker's loop).
+                    self.inner.wake.notify_one();
+                }
+                return true;
+            }
+            Recorded::Rejected => {
+                m.delivery_attempt(&d.peer, DeliveryOutcome::Rejected);
+                self.release_waiters(msg.message_id, false);
+                // A rejected change may have freed the next message of its case.
+                self.inner.wake.notify_one();
+            }
+            Recorded::Dead => {
+                m.delivery_attempt(&d.peer, DeliveryOutcome::Dead);
+                m.dead_letter(&d.peer);
+                self.release_waiters(msg.message_id, false);
+            }
+            Recorded::Queued => m.delivery_attempt(&d.peer, DeliveryOutcome::Queued),
+            Recorded::Retry => m.delivery_attempt(&d.peer, DeliveryOutcome::Retry),
+        }
+        false
+    }
+
+    /// A hub pushes the receipt of a message we sent through it (`POST /sdx/v1/receipts`, after it answered the
+    /// message with 202 and delivered it later): `hub` is the TLS peer, `wire` the reader's signed receipt.
+    /// The receipt is judged exactly like one that answers the message directly, and recorded if the delivery
+    /// still waits for it. A receipt that does not verify, answers no message of ours to a member of that hub,
+    /// or comes from another hub, changes nothing.
+    ///
+    /// # Errors
+    /// [`EngineError::Refused`]: `malformed` (not a receipt), `unknownCase` (no such message of ours; the code
+    /// for "not known here"), `senderMismatch` (its reader is not reached through `hub`), or the receipt's
+    /// refusal (`signatureInvalid`, `inconsistentCase`); [`EngineError::Store`].
+    pub async fn receive_relayed_receipt(&self, hub: &OrgKey, wire: &[u8]) -> Result<RelayedReceipt, EngineError> {
+        let text = std::str::from_utf8(wire).map_err(|_| refusal(ErrorCode::Malformed, "a receipt is a JWS"))?.trim();
+        let answers = sdx_crypto::jws::decode_unverified(text)
+            .ok()
+            .and_then(|(_, payload)| sdx_codec::json::decode(&payload).ok())
+            .and_then(|m| match m.body {
+                sdx_model::Body::Receipt(r) => Some(r.received_message_id),
+                _ => None,
+            })
+            .ok_or_else(|| refusal(ErrorCode::Malformed, "not a receipt message"))?;
+        let msg = match self.inner.store.get_message(answers).await? {
+            Some(m) if m.direction == Direction::Out => m,
+            _ => return Err(refusal(ErrorCode::UnknownCase, format!("no message {answers} was sent from here")).into()),
+        };
+        let peer = self.peer(&msg.peer).filter(|p| p.via_hub.as_ref() == Some(hub)).ok_or_else(|| {
+            refusal(ErrorCode::SenderMismatch, format!("{} is not reached through {hub}", msg.peer))
+        })?;
+        let outcome = self.judge(&peer, &msg, Ok(text.as_bytes().to_vec()));
+        if let Outcome::Failed { error, .. } = outcome {
+            return Err(refusal(ErrorCode::SignatureInvalid, error).into());
+        }
+        let mut tx = self.inner.store.begin().await?;
+        let Some(d) = tx.get_delivery(answers).await?.filter(|d| d.state == sdx_store::DeliveryState::Pending) else {
+            return Ok(RelayedReceipt::AlreadyRecorded);
+        };
+        let r = self.record(&mut tx, &d, &msg, &outcome).await?;
+        tx.commit().await?;
+        self.recorded(&d, &msg, r);
+        Ok(RelayedReceipt::Recorded)
     }
 
     /// What the answer to a sent message means.
     fn judge(&self, peer: &Peer, msg: &MessageRecord, answer: Result<Vec<u8>, TransportError>) -> Outcome {
         let body = match answer {
             Ok(b) => b,
+            Err(TransportError::Queued(note)) => return Outcome::Queued { note },
             Err(e) => return Outcome::Failed { permanent: !e.is_transient(), error: e.to_string() },
         };
         match protocol::open_receipt(
@@ -242,6 +309,7 @@ impl<S: Store> Engine<S> {
             Outcome::Failed { error, permanent } => {
                 return self.record_failure(tx, d, msg, error, *permanent, at).await;
             }
+            Outcome::Queued { note } => return self.record_queued(tx, d, msg, note, at).await,
         };
         let rec = ReceiptRecord {
             for_message: msg.message_id,
@@ -293,7 +361,7 @@ impl<S: Store> Engine<S> {
 
     /// Record a failed attempt: retry later with exponential backoff and full jitter, or dead-letter it (a
     /// permanent failure, too many attempts, or too old) — which blocks the case's later messages to the peer.
-    async fn record_failure(
+    pub(super) async fn record_failure(
         &self,
         tx: &mut S::Tx,
         d: &Delivery,
@@ -336,6 +404,32 @@ impl<S: Store> Engine<S> {
             }
         }
         Ok(if dead { Recorded::Dead } else { Recorded::Retry })
+    }
+
+    /// Record that a hub queued the message: the delivery waits for the receipt the hub pushes, and is sent
+    /// again after [`crate::settings::DeliverySettings::hub_receipt_wait_s`] should none come (the hub then
+    /// answers with the receipt it holds). This counts as no failed attempt; the age limit still applies.
+    async fn record_queued(
+        &self,
+        tx: &mut S::Tx,
+        d: &Delivery,
+        msg: &MessageRecord,
+        note: &str,
+        at: Timestamp,
+    ) -> Result<Recorded, EngineError> {
+        let cfg = &self.inner.delivery;
+        let age = at.as_offset_date_time() - d.created_at.as_offset_date_time();
+        if age >= time::Duration::seconds(i64::try_from(cfg.dead_after_s).unwrap_or(i64::MAX)) {
+            let error = format!("still queued at the hub without a receipt: {note}");
+            return self.record_failure(tx, d, msg, &error, true, at).await;
+        }
+        let via = self.peer(&d.peer).and_then(|p| p.via_hub.clone()).map_or_else(|| "the hub".into(), |h| h.to_string());
+        let error = format!("queued at {via}, waiting for the receipt of {}: {note}", d.peer);
+        let error: String = error.chars().take(500).collect();
+        let wait = Duration::from_secs(cfg.hub_receipt_wait_s);
+        tx.mark_failed(d.message_id, d.attempts, later(at, wait), &error, false).await?;
+        tracing::info!(peer = %d.peer, message_id = %d.message_id, "queued at the hub");
+        Ok(Recorded::Queued)
     }
 
     /// Put a dead letter back into delivery (attempts and age limit start afresh). `false` if it is not dead.

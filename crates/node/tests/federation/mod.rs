@@ -57,7 +57,16 @@ pub struct Org {
     /// Its RSA-OAEP-256 key, for messages through a hub.
     pub encryption: Option<PrivateKey>,
     pub dir: tempfile::TempDir,
+    /// Its PostgreSQL schema ([`Org::on`]); `None`: an SQLite file in `dir`.
+    pub schema: Option<String>,
     cert: std::sync::OnceLock<sdx_node::pki::NodeCert>,
+}
+
+/// Which store the nodes of a test use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
 }
 
 /// What else goes into an [`Org`]'s settings.
@@ -77,8 +86,35 @@ impl Org {
             signing: PrivateKey::generate(Alg::Es256).unwrap(),
             encryption: None,
             dir: tempfile::tempdir().unwrap(),
+            schema: None,
             cert: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Its node on `db` (PostgreSQL: a schema of its own on the test server, the same after a restart).
+    pub fn on(self, db: Db) -> Org {
+        match db {
+            Db::Sqlite => self,
+            Db::Postgres => Org { schema: Some(sdx_testkit::pg::schema_name()), ..self },
+        }
+    }
+
+    /// Everything its node keeps — the files in its directory and, on PostgreSQL, every row of its schema — with
+    /// every base64url run in it decoded as well (a JWS payload is base64url, not a disguise).
+    pub async fn kept(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                all.extend(std::fs::read(p).unwrap());
+            }
+        }
+        if let Some(schema) = &self.schema {
+            all.extend(sdx_testkit::pg::schema_text(schema).await.into_bytes());
+        }
+        let decoded = decode_base64url_runs(&all);
+        all.extend(decoded);
+        all
     }
 
     /// With an RSA-OAEP-256 key (members behind a hub).
@@ -144,6 +180,10 @@ impl Org {
                 addr.port()
             ));
         }
+        let storage = match &self.schema {
+            Some(schema) => format!("url = \"{}\"\nschema = \"{schema}\"", sdx_testkit::pg::server_url()),
+            None => "url = \"sqlite://node.db?mode=rwc\"".to_string(),
+        };
         let toml = format!(
             r#"[node]
 org = "{}"
@@ -155,7 +195,7 @@ tls_cert = "tls.crt"
 tls_key = "tls.key"
 federation_ca = "ca.pem"
 {encryption}[storage]
-url = "sqlite://node.db?mode=rwc"
+{storage}
 [api]
 listen = "127.0.0.1:0"
 clients = [{{ name = "test", token_sha256 = "{token}" }}]
@@ -272,4 +312,21 @@ pub fn tamper(jws: &str) -> String {
     let c = if &p[i..=i] == "A" { "B" } else { "A" };
     p.replace_range(i..=i, c);
     parts.join(".")
+}
+
+/// Every run of at least 16 base64url characters in `bytes`, decoded from each of its first four characters (a
+/// run in a database page may start with a byte of the page: one of the four is aligned; the others are noise).
+fn decode_base64url_runs(bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+    let mut out = Vec::new();
+    for run in bytes.split(|b| !is_b64(b)).filter(|r| r.len() >= 16) {
+        for skip in 0..4 {
+            let r = &run[skip..];
+            if let Ok(d) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&r[..r.len() / 4 * 4]) {
+                out.extend(d);
+            }
+        }
+    }
+    out
 }
