@@ -30,10 +30,19 @@ async fn until(node: &Node, case: &str, what: &str, ok: impl Fn(&Value) -> bool)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vendors_progress_flows_back_along_the_chain() {
+async fn a_vendors_progress_flows_back_along_the_chain_sqlite() {
+    a_vendors_progress_flows_back_along_the_chain(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendors_progress_flows_back_along_the_chain_postgres() {
+    a_vendors_progress_flows_back_along_the_chain(Db::Postgres).await;
+}
+
+async fn a_vendors_progress_flows_back_along_the_chain(db: Db) {
     let shared = Shared::new();
     let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
-    let (mila, bela, vendor) = (Org::new(MILA), Org::new(BELA), Org::new(VENDOR));
+    let (mila, bela, vendor) = (Org::new(MILA).on(db), Org::new(BELA).on(db), Org::new(VENDOR).on(db));
     let leika = "99107004017000";
     let at = |level: &str, org: &str| json!({"services": [{"leikaKey": leika}], "regions": ["nationwide"], "level": level, "organisation": org});
     let dir = signed(

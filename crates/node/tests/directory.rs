@@ -34,10 +34,19 @@ fn unassigned(region: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart() {
+async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart_sqlite() {
+    cases_are_routed_by_a_signed_directory_that_reloads_without_restart(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart_postgres() {
+    cases_are_routed_by_a_signed_directory_that_reloads_without_restart(Db::Postgres).await;
+}
+
+async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart(db: Db) {
     let shared = Shared::new();
     let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
-    let (mila, bela, kreis) = (Org::new(MILA), Org::new(BELA), Org::new(KREIS));
+    let (mila, bela, kreis) = (Org::new(MILA).on(db), Org::new(BELA).on(db), Org::new(KREIS).on(db));
     let leika = "99107004017000";
 
     // Version 1: MiLa and BeLa; BeLa is responsible nationwide at the second level.

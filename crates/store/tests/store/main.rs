@@ -208,6 +208,8 @@ async fn claim_due_leases<D: TestDb>(db: &D) -> Result<()> {
     tx.insert_message(&later).await?;
     tx.enqueue(&delivery(&later, t(10_000))).await?;
     assert!(matches!(tx.enqueue(&delivery(&later, t(0))).await, Err(Error::Duplicate)));
+    assert_eq!(tx.get_delivery(later.message_id).await?, Some(delivery(&later, t(10_000))), "the first one stays");
+    assert_eq!(tx.get_delivery(MessageId::new_random()).await?, None);
     tx.commit().await?;
 
     let claim = |now: i64, lease: i64, limit: u32| {
