@@ -22,7 +22,7 @@ use axum::routing::post;
 use sdx_model::{Coded, ErrorCode};
 use sdx_store::AnyStore;
 
-use crate::engine::{Accepted, Engine, Relayed, TransportError};
+use crate::engine::{Accepted, Engine, EngineError, Relayed, TransportError};
 use crate::envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::peer_api::{HttpTransport, MESSAGES_PATH};
@@ -83,7 +83,11 @@ async fn relay(
         return Err(unroutable(format!("{} is behind hub {other}: hubs are not chained", route.reader)));
     }
     let text = std::str::from_utf8(&body).map_err(|_| refuse(ErrorCode::Malformed, "not ASCII".into()))?.trim();
-    let relayed = match engine.relay_accept(&route, text).await? {
+    let accepted = engine.relay_accept(&route, text).await.map_err(|e| match e {
+        EngineError::Refused(r) => ApiError::peer_problem(r.code, r.message),
+        other => other.into(),
+    })?;
+    let relayed = match accepted {
         Accepted::New(d) => engine.relay_attempt(&hub.transport, &d, &reader).await?,
         Accepted::Delivered(receipt) => Relayed::Receipt(receipt),
         Accepted::Queued(why) => Relayed::Queued(why),

@@ -12,6 +12,9 @@
 //! what `/messages` would have answered for it (a problem as `{status, errorCode, detail, retryable}`); `400` if
 //! the batch itself is malformed, `503` if the store fails (then nothing of the batch was stored).
 //!
+//! `/receipts` is where a hub pushes the receipt of a message it answered with 202 (`crate::engine::relay`): the
+//! reader's signed receipt, judged like a direct answer ([`Engine::receive_relayed_receipt`]); 204.
+//!
 //! Every error answer is an [`ApiError`] (`crate::error`), which also chooses the status of the engine's
 //! problems; every route is registered with its `#[utoipa::path]` documentation ([`routes`], [`api`]).
 
@@ -29,7 +32,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use sdx_model::{Coded, ErrorCode};
 
 use crate::apidoc::op;
-use crate::engine::{Answer, Engine, Peer, Transport, TransportError};
+use crate::engine::{Answer, Engine, EngineError, Peer, Transport, TransportError};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::protocol::{self, WIRE_MEDIA_TYPE};
 use crate::tls::PeerIdentity;
@@ -239,9 +242,7 @@ async fn receive<S: Store>(
     )),
     responses(
         (status = 204, description = "Recorded, or the message already had its answer"),
-        (status = 400, description = "Not a receipt (malformed), or it does not verify or answers something else (signatureInvalid)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The receipt's author is not reached through the hub that sends it (senderMismatch)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No message with that id was sent from here (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a receipt (malformed); it does not verify or answers something else (signatureInvalid); no message with that id was sent from here (unknownCase); its author is not reached through the hub that sends it (senderMismatch)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than a receipt can be (tooLarge)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The receipt could not be committed; retry", body = Problem, content_type = "application/problem+json"),
@@ -254,7 +255,10 @@ async fn receive_relayed_receipt<S: Store>(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StatusCode> {
     let body = read(body)?;
-    engine.receive_relayed_receipt(&hub.org, &body).await?;
+    engine.receive_relayed_receipt(&hub.org, &body).await.map_err(|e| match e {
+        EngineError::Refused(r) => ApiError::peer_problem(r.code, r.message),
+        other => other.into(),
+    })?;
     engine.feed_signal().notify_waiters();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -55,8 +55,13 @@ fn alter(jws: &str, f: impl Fn(&mut Value)) -> String {
 
 /// POST `body` to `url`'s message endpoint as `org` (its certificate).
 async fn post_as(org: &Org, ca: &Ca, url: &str, body: String) -> (u16, Value) {
+    post_to(org, ca, &format!("{url}/sdx/v1/messages"), body).await
+}
+
+/// POST `body` to `url` as `org` (its certificate).
+async fn post_to(org: &Org, ca: &Ca, url: &str, body: String) -> (u16, Value) {
     let client = sdx_node::tls::http_client(&org.cert(ca), ca.cert_pem()).unwrap();
-    let r = client.post(format!("{url}/sdx/v1/messages")).body(body).send().await.unwrap();
+    let r = client.post(url).body(body).send().await.unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -286,6 +291,26 @@ async fn the_hub_stores_and_forwards_while_a_member_is_down(db: Db) {
     assert_eq!(peers, expected, "{delivered}");
     let (_, open) = h.call(reqwest::Method::GET, "/api/v1/deliveries?state=pending", None).await;
     assert_eq!(open["items"].as_array().unwrap().len(), 0, "{open}");
+
+    // Receipts pushed by anyone but the hub, forged, or not receipts at all: refused, nothing changes.
+    let sent = MessageId::parse(d_items(&m, "delivered").await[0]["messageId"].as_str().unwrap()).unwrap();
+    let bela_id = Identity {
+        org: OrgKey::parse(BELA).unwrap(),
+        name: None,
+        signing_key: PrivateKey::from_pkcs8_pem(&bela.signing.to_pkcs8_pem()).unwrap(),
+    };
+    let mila_org = OrgKey::parse(MILA).unwrap();
+    let forged = bela_id.seal(&bela_id.receipt(sent, &mila_org, None, Some(protocol_sha("other")), vec![])).unwrap();
+    let receipts = format!("https://localhost:{}/sdx/v1/receipts", mila.addr.port());
+    let (s, v) = post_to(&bela, ca, &receipts, forged.jws.clone()).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("senderMismatch")), "pushed by BeLa itself: {v}");
+    let (s, v) = post_to(&hub, ca, &receipts, forged.jws).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("signatureInvalid")), "another digest: {v}");
+    let (s, v) = post_to(&hub, ca, &receipts, "not a receipt".into()).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("malformed")), "{v}");
+    assert_eq!(d_items(&m, "delivered").await.len(), 1);
+    assert_eq!(d_items(&m, "dead").await.len(), 0);
+
     let kept = hub.kept().await;
     for needle in ["Max Mustermann", "Bescheid", "Wohngeld"] {
         assert!(!contains(&kept, needle), "the hub keeps {needle:?}");
@@ -293,4 +318,14 @@ async fn the_hub_stores_and_forwards_while_a_member_is_down(db: Db) {
     for n in [m, b, h] {
         n.shutdown().await;
     }
+}
+
+/// The node's deliveries in `state`.
+async fn d_items(n: &Node, state: &str) -> Vec<Value> {
+    let (_, v) = n.call(reqwest::Method::GET, &format!("/api/v1/deliveries?state={state}"), None).await;
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn protocol_sha(text: &str) -> Sha256Hex {
+    sdx_node::protocol::sha256(text.as_bytes())
 }
