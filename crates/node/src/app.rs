@@ -247,9 +247,7 @@ impl App {
         let server = tokio::spawn({
             let router = match self.role {
                 crate::settings::NodeRole::Node => peer_api::router(self.engine.clone()),
-                crate::settings::NodeRole::Hub => {
-                    crate::hub::router(self.engine.clone(), self.transport.clone())
-                }
+                crate::settings::NodeRole::Hub => crate::hub::router(self.engine.clone(), self.transport.clone()),
             };
             let (config, metrics) = (self.server_config, self.metrics.clone());
             let stop = stopped(stop_rx.clone());

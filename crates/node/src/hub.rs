@@ -4,9 +4,9 @@
 //! For every `POST /sdx/v1/messages` the hub checks, on the envelope alone: it is an envelope; its route's author is
 //! the member the mutual-TLS certificate names; the author's signature over route and ciphertext is valid (the key
 //! from the directory or the hub's `[[peers]]`); the reader is a member the hub can reach, not the author itself
-//! (a loop), not the hub, and not behind another hub (no chains). Then the hub's outbox takes it
-//! (`crate::engine::relay`: committed before any answer) and the first attempt is made at once: the reader's
-//! signed receipt — which only the author can check against what it sent — is answered with 200; a reader that
+//! (a loop), not the hub, and not behind another hub (no chains). A new envelope goes to the reader at once, and
+//! is stored in the hub's outbox with the outcome before the author is answered (`crate::engine::relay`): the
+//! reader's signed receipt — which only the author can check against what it sent — with 200; a reader that
 //! cannot be reached gets the envelope later from the hub's outbox and the author 202 now, its receipt pushed
 //! to it when it is there; the reader's refusal (a problem) is passed on. Logs name message ids, types and
 //! members, never content.
@@ -83,15 +83,15 @@ async fn relay(
         return Err(unroutable(format!("{} is behind hub {other}: hubs are not chained", route.reader)));
     }
     let text = std::str::from_utf8(&body).map_err(|_| refuse(ErrorCode::Malformed, "not ASCII".into()))?.trim();
-    let accepted = engine.relay_accept(&route, text).await.map_err(|e| match e {
+    let known = engine.relay_known(&route).await.map_err(|e| match e {
         EngineError::Refused(r) => ApiError::peer_problem(r.code, r.message),
         other => other.into(),
     })?;
-    let relayed = match accepted {
-        Accepted::New(d) => engine.relay_attempt(&hub.transport, &d, &reader).await?,
-        Accepted::Delivered(receipt) => Relayed::Receipt(receipt),
-        Accepted::Queued(why) => Relayed::Queued(why),
-        Accepted::Dead(why) => {
+    let relayed = match known {
+        None => engine.relay_first(&hub.transport, &route, text, &reader).await?,
+        Some(Accepted::Delivered(receipt)) => Relayed::Receipt(receipt),
+        Some(Accepted::Queued(why)) => Relayed::Queued(why),
+        Some(Accepted::Dead(why)) => {
             let detail = format!("the hub gave up delivering it to {}: {why}", route.reader);
             return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WrongRecipient, detail));
         }

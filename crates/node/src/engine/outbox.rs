@@ -253,9 +253,10 @@ impl<S: Store> Engine<S> {
             Some(m) if m.direction == Direction::Out => m,
             _ => return Err(refusal(ErrorCode::UnknownCase, format!("no message {answers} was sent from here")).into()),
         };
-        let peer = self.peer(&msg.peer).filter(|p| p.via_hub.as_ref() == Some(hub)).ok_or_else(|| {
-            refusal(ErrorCode::SenderMismatch, format!("{} is not reached through {hub}", msg.peer))
-        })?;
+        let peer = self
+            .peer(&msg.peer)
+            .filter(|p| p.via_hub.as_ref() == Some(hub))
+            .ok_or_else(|| refusal(ErrorCode::SenderMismatch, format!("{} is not reached through {hub}", msg.peer)))?;
         let outcome = self.judge(&peer, &msg, Ok(text.as_bytes().to_vec()));
         if let Outcome::Failed { error, .. } = outcome {
             return Err(refusal(ErrorCode::SignatureInvalid, error).into());
@@ -423,7 +424,8 @@ impl<S: Store> Engine<S> {
             let error = format!("still queued at the hub without a receipt: {note}");
             return self.record_failure(tx, d, msg, &error, true, at).await;
         }
-        let via = self.peer(&d.peer).and_then(|p| p.via_hub.clone()).map_or_else(|| "the hub".into(), |h| h.to_string());
+        let via =
+            self.peer(&d.peer).and_then(|p| p.via_hub.clone()).map_or_else(|| "the hub".into(), |h| h.to_string());
         let error = format!("queued at {via}, waiting for the receipt of {}: {note}", d.peer);
         let error: String = error.chars().take(500).collect();
         let wait = Duration::from_secs(cfg.hub_receipt_wait_s);

@@ -1,38 +1,31 @@
 //! The hub's outbox (`role = "hub"`, `docs/routing.md`, *Hub*): members' envelopes are stored and forwarded, and
 //! the readers' receipts relayed back — on the envelope's route alone, the case content stays encrypted.
 //!
-//! [`Engine::relay_accept`] commits an envelope (checked by `crate::hub`) as an outgoing message to its reader
-//! with a delivery, before anything is answered; the hub's handler then makes the first attempt at once
-//! ([`Engine::relay_attempt`]). The reader's receipt (verified: the reader's signature, for this message) is
-//! stored and answered to the author in the same request (200), so a hub adds one commit to the direct path.
-//! If the reader cannot be reached, the author gets 202 and the delivery stays in the hub's outbox; the hub's
-//! worker ([`Engine::relay_due`]) retries with the node's backoff and, once the reader's receipt is there, puts
-//! a second delivery into the outbox: the receipt pushed to the author (`POST /sdx/v1/receipts`). The same
-//! envelope again (an author's retry, in a new envelope with the same message id) is answered from the outbox:
-//! the stored receipt, 202 while pending, the dead letter's reason once the hub has given up.
+//! [`Engine::relay_known`] answers an envelope whose message id the hub has seen (an author's retry, in a new
+//! envelope): the stored receipt, "queued" while it waits, the dead letter's reason once the hub has given up.
+//! A new one is sent to its reader at once ([`Engine::relay_first`]) and then, in **one** transaction, stored as
+//! an outgoing message to the reader with its delivery and the outcome: the reader's receipt (verified: the
+//! reader's signature, for this message), answered to the author with 200 — the hub takes no custody of a
+//! message the reader already has; or, the reader not reachable, the envelope pending in the hub's outbox,
+//! answered with 202 — only after that commit: from then on the hub has it. The hub's worker
+//! ([`Engine::relay_due`]) retries it with the node's backoff and, once the reader's receipt is there, puts a
+//! second delivery into the outbox: the receipt pushed to the author (`POST /sdx/v1/receipts`). A hub killed
+//! during a first attempt has stored nothing and answered nothing: the author sends it again.
 //!
 //! Per member, the hub's deliveries are the operator's delivery state (`GET /api/v1/deliveries`, dead letters
-//! retried or skipped like a node's), counted in `sdx_delivery_attempts_total{peer,outcome}`.
-
-use std::time::Duration;
+//! retried like a node's), counted in `sdx_delivery_attempts_total{peer,outcome}`.
 
 use sdx_model::{Body, ErrorCode, MessageType, ReceiptResult, Timestamp};
 use sdx_store::{Delivery, DeliveryState, Direction, MessageRecord, MessageState, ReceiptRecord, Store, StoreTx};
 
 use super::outbox::Recorded;
-use super::{Engine, EngineError, Peer, Transport, TransportError, later, now, refusal};
+use super::{Engine, EngineError, Peer, Transport, TransportError, now, refusal};
 use crate::envelope::Route;
 use crate::protocol;
 
-/// How long the hub's handler owns the first attempt of an envelope it has just stored: the worker takes the
-/// delivery only after this (if the hub was killed during the attempt, or the attempt took longer).
-const FIRST_ATTEMPT: Duration = Duration::from_secs(30);
-
-/// What the hub knows of an envelope that arrives ([`Engine::relay_accept`]).
+/// What the hub knows of an envelope whose message id it has seen ([`Engine::relay_known`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
-    /// New: stored with its delivery; the caller makes the first attempt ([`Engine::relay_attempt`]).
-    New(Delivery),
     /// Seen before and delivered: the reader's receipt.
     Delivered(String),
     /// Seen before, still in the outbox: why it waits.
@@ -41,7 +34,7 @@ pub enum Accepted {
     Dead(String),
 }
 
-/// The answer the hub gives the author after an attempt ([`Engine::relay_attempt`]).
+/// The answer the hub gives the author after an attempt ([`Engine::relay_first`]).
 #[derive(Debug, Clone)]
 pub enum Relayed {
     /// The reader's verified receipt (positive or negative), stored: 200 with it.
@@ -50,6 +43,15 @@ pub enum Relayed {
     Queued(String),
     /// The reader refused it for good (its problem, passed on), or its answer was unusable.
     Refused(TransportError),
+}
+
+/// Which attempt at an envelope is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// The handler's, before the envelope is stored.
+    First,
+    /// The worker's, from the hub's outbox.
+    Worker,
 }
 
 impl Relayed {
@@ -65,57 +67,12 @@ impl Relayed {
 }
 
 impl<S: Store> Engine<S> {
-    /// Store an envelope for its reader (the route checked by the caller), or say what became of it if its
-    /// message id is known. Committed before it returns.
+    /// What became of the envelope's message id, if the hub has seen it.
     ///
     /// # Errors
-    /// [`EngineError::Refused`] `replay` if the message id is known with another author or reader;
+    /// [`EngineError::Refused`] `replay` if the message id is known with another author, reader or type;
     /// [`EngineError::Store`].
-    pub async fn relay_accept(&self, route: &Route, wire: &str) -> Result<Accepted, EngineError> {
-        if let Some(known) = self.relay_known(route).await? {
-            return Ok(known);
-        }
-        let at = now();
-        let rec = MessageRecord {
-            message_id: route.message_id,
-            case_id: None,
-            direction: Direction::Out,
-            peer: route.reader.clone(),
-            message_type: route.message_type,
-            sequence: None,
-            created_at: route.created_at,
-            stored_at: at,
-            jws: wire.to_string(),
-            digest: protocol::sha256(wire.as_bytes()),
-            state: MessageState::Pending,
-        };
-        let d = Delivery {
-            message_id: route.message_id,
-            peer: route.reader.clone(),
-            state: DeliveryState::Pending,
-            attempts: 0,
-            created_at: at,
-            next_attempt_at: later(at, FIRST_ATTEMPT),
-            last_error: None,
-            delivered_at: None,
-        };
-        let mut tx = self.inner.store.begin().await?;
-        match tx.insert_message(&rec).await {
-            Ok(()) => {}
-            // The same envelope arrived twice at once: the other request has it.
-            Err(sdx_store::Error::Duplicate) => {
-                drop(tx);
-                return Ok(self.relay_known(route).await?.unwrap_or(Accepted::Queued("being relayed".into())));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        tx.enqueue(&d).await?;
-        tx.commit().await?;
-        Ok(Accepted::New(d))
-    }
-
-    /// What became of a known message id, if it is known.
-    async fn relay_known(&self, route: &Route) -> Result<Option<Accepted>, EngineError> {
+    pub async fn relay_known(&self, route: &Route) -> Result<Option<Accepted>, EngineError> {
         let Some(m) = self.inner.store.get_message(route.message_id).await? else { return Ok(None) };
         let author = crate::envelope::peek(m.jws.as_bytes()).map(|r| r.author).ok();
         if m.peer != route.reader || author.as_ref() != Some(&route.author) || m.message_type != route.message_type {
@@ -134,22 +91,52 @@ impl<S: Store> Engine<S> {
         }))
     }
 
-    /// The first attempt for an envelope just stored, made by the hub's handler: send it to `reader` and record
-    /// what came back.
+    /// The first attempt for a new envelope, made by the hub's handler: send it to `reader`, then store it with
+    /// what came back, in one transaction, before the author is answered.
     ///
     /// # Errors
-    /// [`EngineError::Store`] if the outcome cannot be recorded (the worker sends it again later).
-    pub async fn relay_attempt<T: Transport>(
+    /// [`EngineError::Store`] if it cannot be stored (the author is answered 503 and sends it again).
+    pub async fn relay_first<T: Transport>(
         &self,
         transport: &T,
-        d: &Delivery,
+        route: &Route,
+        wire: &str,
         reader: &Peer,
     ) -> Result<Relayed, EngineError> {
-        let Some(msg) = self.inner.store.get_message(d.message_id).await? else {
-            return Err(EngineError::Store(sdx_store::Error::Corrupt(format!("delivery without message {}", d.message_id))));
+        let answer = transport.post(reader, wire).await;
+        let at = now();
+        let msg = MessageRecord {
+            message_id: route.message_id,
+            case_id: None,
+            direction: Direction::Out,
+            peer: route.reader.clone(),
+            message_type: route.message_type,
+            sequence: None,
+            created_at: route.created_at,
+            stored_at: at,
+            jws: wire.to_string(),
+            digest: protocol::sha256(wire.as_bytes()),
+            state: MessageState::Pending,
         };
-        let answer = transport.post(reader, &msg.jws).await;
-        self.relay_record(d, &msg, reader, answer, false).await
+        let d = Delivery {
+            message_id: route.message_id,
+            peer: route.reader.clone(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            created_at: at,
+            next_attempt_at: at,
+            last_error: None,
+            delivered_at: None,
+        };
+        match self.relay_record(&d, &msg, reader, answer, Attempt::First).await {
+            // The same envelope came twice at once and the other request stored it first: answer from that.
+            Err(EngineError::Store(sdx_store::Error::Duplicate)) => Ok(match self.relay_known(route).await? {
+                Some(Accepted::Delivered(r)) => Relayed::Receipt(r),
+                Some(Accepted::Queued(why) | Accepted::Dead(why)) => Relayed::Queued(why),
+                None => Relayed::Queued("being relayed".into()),
+            }),
+            other => other,
+        }
     }
 
     /// The hub's worker: send claimed deliveries — envelopes to their readers, receipts to their authors — and
@@ -171,7 +158,7 @@ impl<S: Store> Engine<S> {
                 self.relay_pushed(&d, &msg, answer).await
             } else {
                 let answer = transport.post(&peer, &msg.jws).await;
-                let relayed = self.relay_record(&d, &msg, &peer, answer, true).await?;
+                let relayed = self.relay_record(&d, &msg, &peer, answer, Attempt::Worker).await?;
                 Ok(matches!(relayed, Relayed::Receipt(_)))
             }
         });
@@ -183,17 +170,23 @@ impl<S: Store> Engine<S> {
         Ok(delivered)
     }
 
-    /// Record the reader's answer to an envelope; with `push`, a receipt that arrives is queued for its author.
+    /// Record the reader's answer to an envelope: after the first attempt with the envelope itself (stored now);
+    /// after the worker's, a receipt that arrives is queued for its author.
     async fn relay_record(
         &self,
         d: &Delivery,
         msg: &MessageRecord,
         reader: &Peer,
         answer: Result<Vec<u8>, TransportError>,
-        push: bool,
+        attempt: Attempt,
     ) -> Result<Relayed, EngineError> {
         let at = now();
+        let push = attempt == Attempt::Worker;
         let mut tx = self.inner.store.begin().await?;
+        if attempt == Attempt::First {
+            tx.insert_message(msg).await?;
+            tx.enqueue(d).await?;
+        }
         let (r, relayed) = match answer.map(|body| self.reader_receipt(msg, reader, &body)) {
             Ok(Ok((jws, result, receipt_id))) => {
                 let rec = ReceiptRecord {
