@@ -89,7 +89,21 @@ pub fn seal(
     to: &PublicKey,
     signer: &PrivateKey,
 ) -> Result<String, sdx_crypto::Error> {
-    let sealed = jwe::encrypt(inner_jws.as_bytes(), to, Some("application/jose"))?;
+    seal_with(inner_jws, header, &jwe::ContentKey::new(to)?, signer)
+}
+
+/// [`seal`] under a content key already wrapped to the reader ([`jwe::ContentKey`], kept by the author per
+/// reader): the same envelope, without an RSA operation at either end for all but the first message.
+///
+/// # Errors
+/// As [`seal`].
+pub fn seal_with(
+    inner_jws: &str,
+    header: &Header,
+    key: &jwe::ContentKey,
+    signer: &PrivateKey,
+) -> Result<String, sdx_crypto::Error> {
+    let sealed = key.encrypt(inner_jws.as_bytes(), Some("application/jose"))?;
     let body = serde_json::to_value(Body { route: Route::of(header), sealed })
         .map_err(|_| sdx_crypto::Error::CryptoFailure("envelope encoding"))?;
     let payload = serde_json_canonicalizer::to_string(&body)
@@ -137,8 +151,8 @@ pub fn open(wire: &[u8], author: &OrgKey, author_key: &PublicKey) -> Result<(Rou
 ///
 /// # Errors
 /// [`Refusal`] `decryptionFailed`.
-pub fn decrypt(sealed: &str, key: &PrivateKey) -> Result<String, Refusal> {
-    let d = jwe::decrypt(sealed, key)
+pub fn decrypt(sealed: &str, key: &PrivateKey, cache: &jwe::UnwrapCache) -> Result<String, Refusal> {
+    let d = jwe::decrypt_cached(sealed, key, cache)
         .map_err(|e| refusal(ErrorCode::DecryptionFailed, format!("the enveloped message: {e}")))?;
     String::from_utf8(d.plaintext).map_err(|_| refusal(ErrorCode::Malformed, "the enveloped message is not a JWS"))
 }
@@ -193,11 +207,11 @@ mod tests {
         assert_eq!(route, Route::of(&m.header));
         assert_eq!(peek(wire.as_bytes()).unwrap(), route);
         // The recipient gets exactly the sealed message.
-        assert_eq!(decrypt(&jwe, &reader_enc).unwrap(), sealed.jws);
+        assert_eq!(decrypt(&jwe, &reader_enc, &jwe::UnwrapCache::new(4)).unwrap(), sealed.jws);
         check_route(&route, &m.header).unwrap();
         // Someone else's key cannot open it; a changed ciphertext or route is noticed.
         let other = PrivateKey::generate(Alg::RsaOaep256).unwrap();
-        assert_eq!(decrypt(&jwe, &other).unwrap_err().code, ErrorCode::DecryptionFailed);
+        assert_eq!(decrypt(&jwe, &other, &jwe::UnwrapCache::new(4)).unwrap_err().code, ErrorCode::DecryptionFailed);
         let mut parts: Vec<String> = wire.split('.').map(str::to_string).collect();
         let mid = parts[1].len() / 2;
         let c = if &parts[1][mid..=mid] == "A" { "B" } else { "A" };

@@ -187,3 +187,34 @@ fn encrypt_needs_an_encryption_key() {
     assert_code(jwe::encrypt(PLAIN, &public(rsa(), Alg::Ps512), None), "algorithmKeyMismatch");
     assert_code(jwe::encrypt(PLAIN, &public(ec(), Alg::Es256), None), "algorithmKeyMismatch");
 }
+
+#[test]
+fn a_content_key_is_wrapped_once_and_each_jwe_still_stands_alone() {
+    let ck = jwe::ContentKey::new(&enc_key()).unwrap();
+    assert_eq!(ck.kid(), rsa().kid());
+    let (a, b) = (ck.encrypt(PLAIN, Some("application/jose")).unwrap(), ck.encrypt(PLAIN, None).unwrap());
+    let (pa, pb) = (parts(&a), parts(&b));
+    assert_eq!(pa[1], pb[1], "the same wrapped key");
+    assert_ne!(pa[2], pb[2], "a fresh IV per JWE");
+    assert_ne!(pa[3], pb[3]);
+    assert!(!ck.is_spent());
+    // Any holder of the key opens each one alone, as an ordinary JWE of the profile.
+    assert_eq!(jwe::decrypt(&a, rsa()).unwrap().plaintext, PLAIN);
+    assert_eq!(jwe::decrypt(&b, rsa()).unwrap().header.cty, None);
+    // With a cache the key is unwrapped once; a forged or tampered JWE is refused and never cached.
+    let cache = jwe::UnwrapCache::new(8);
+    assert_eq!(jwe::decrypt_cached(&a, rsa(), &cache).unwrap().plaintext, PLAIN);
+    assert_eq!(cache.len(), 1);
+    assert_eq!(jwe::decrypt_cached(&b, rsa(), &cache).unwrap().plaintext, PLAIN);
+    assert_eq!(cache.len(), 1, "the second JWE used the cached key");
+    let mut bad = pb.clone();
+    bad[3] = b64(b"something else entirely, same length?");
+    assert!(matches!(jwe::decrypt_cached(&bad.join("."), rsa(), &cache), Err(sdx_crypto::Error::DecryptionFailed)));
+    let mut forged = parts(&jwe::encrypt(PLAIN, &enc_key(), None).unwrap());
+    forged[4] = pb[4].clone();
+    assert!(jwe::decrypt_cached(&forged.join("."), rsa(), &cache).is_err());
+    assert_eq!(cache.len(), 1, "nothing that failed is cached");
+    // Another recipient key is refused (its kid), cache or not.
+    let other = PrivateKey::generate(Alg::RsaOaep256).unwrap();
+    assert!(jwe::decrypt_cached(&a, &other, &cache).is_err());
+}

@@ -64,7 +64,7 @@ impl<S: Store> Engine<S> {
                 format!("{me} has no encryption key (keys.encryption_key)"),
             ));
         };
-        let inner = envelope::decrypt(&sealed, key).map_err(r)?;
+        let inner = envelope::decrypt(&sealed, key, &self.inner.unwrapped).map_err(r)?;
         Ok((inner, route))
     }
 

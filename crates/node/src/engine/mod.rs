@@ -276,6 +276,11 @@ struct Inner<S> {
     peers: std::sync::RwLock<PeerBook>,
     /// The key that decrypts messages reaching this node through a hub (`crate::envelope`), if it has one.
     decryption_key: std::sync::OnceLock<sdx_crypto::PrivateKey>,
+    /// Content keys of the envelopes that reached this node, unwrapped once per sender's key (`crate::envelope`).
+    unwrapped: sdx_crypto::jwe::UnwrapCache,
+    /// The content key this node encrypts envelopes with, per reader (wrapped once to its key; renewed when spent
+    /// or when the reader's key changes).
+    content_keys: std::sync::Mutex<HashMap<OrgKey, Arc<sdx_crypto::jwe::ContentKey>>>,
     /// The directory of responsibilities, if the node routes by one (`crate::directory`).
     directory: Option<Arc<sdx_directory::DirectoryHolder>>,
     delivery: DeliverySettings,
@@ -311,6 +316,9 @@ fn now() -> Timestamp {
 fn later(t: Timestamp, d: Duration) -> Timestamp {
     Timestamp::from_offset_date_time(t.as_offset_date_time() + d)
 }
+
+/// How many senders' content keys a node keeps unwrapped (then it starts afresh; each costs one RSA operation).
+const UNWRAPPED_KEYS: usize = 4096;
 
 fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
     Refusal { code, message: message.into() }
@@ -364,6 +372,8 @@ impl<S: Store> Engine<S> {
                 store,
                 peers,
                 decryption_key,
+                unwrapped: sdx_crypto::jwe::UnwrapCache::new(UNWRAPPED_KEYS),
+                content_keys: std::sync::Mutex::new(HashMap::new()),
                 directory,
                 delivery,
                 wake,
@@ -379,6 +389,25 @@ impl<S: Store> Engine<S> {
     pub fn set_peers(&self, peers: Vec<Peer>) {
         let new = book(peers);
         *self.inner.peers.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+    }
+
+    /// The content key for envelopes to `reader`, whose encryption key is `to`: the one in use, or a new one if
+    /// there is none, it is spent, or the reader's key changed.
+    ///
+    /// # Errors
+    /// [`sdx_crypto::Error`] if `to` is no RSA-OAEP-256 key.
+    pub(crate) fn content_key(
+        &self,
+        reader: &OrgKey,
+        to: &sdx_crypto::PublicKey,
+    ) -> Result<Arc<sdx_crypto::jwe::ContentKey>, sdx_crypto::Error> {
+        let mut keys = self.inner.content_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(k) = keys.get(reader).filter(|k| k.kid() == to.kid() && !k.is_spent()) {
+            return Ok(Arc::clone(k));
+        }
+        let k = Arc::new(sdx_crypto::jwe::ContentKey::new(to)?);
+        keys.insert(reader.clone(), Arc::clone(&k));
+        Ok(k)
     }
 
     /// Set the key that decrypts messages reaching this node through a hub (once; later calls change nothing).

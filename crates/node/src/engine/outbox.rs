@@ -514,8 +514,8 @@ impl<S: Store> Engine<S> {
 
 impl<S: Store> Engine<S> {
     /// Post the messages to `peer`, reached through a hub, one by one, each in an envelope: encrypted to the
-    /// peer's key, signed by us (`crate::envelope`). A new envelope per attempt; what the receipt quotes is the
-    /// message inside.
+    /// peer's key (under this node's content key for the peer, [`Engine::content_key`]), signed by us
+    /// (`crate::envelope`). A new envelope per attempt; what the receipt quotes is the message inside.
     async fn post_enveloped<T: Transport>(
         &self,
         transport: &T,
@@ -527,7 +527,9 @@ impl<S: Store> Engine<S> {
             let wire = match (&peer.encryption_key, super::inbox::decode_stored(m)) {
                 (None, _) => Err(format!("{} is reached through a hub but publishes no encryption key", peer.org)),
                 (_, Err(e)) => Err(e.to_string()),
-                (Some(key), Ok(msg)) => crate::envelope::seal(&m.jws, &msg.header, key, &self.inner.me.signing_key)
+                (Some(key), Ok(msg)) => self
+                    .content_key(&peer.org, key)
+                    .and_then(|ck| crate::envelope::seal_with(&m.jws, &msg.header, &ck, &self.inner.me.signing_key))
                     .map_err(|e| format!("sealing the envelope: {e}")),
             };
             out.push(match wire {
