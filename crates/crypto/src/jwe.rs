@@ -169,7 +169,8 @@ impl ContentKey {
     /// [`ContentKey::MAX_AGE`]).
     #[must_use]
     pub fn is_spent(&self) -> bool {
-        self.uses.load(std::sync::atomic::Ordering::Relaxed) >= Self::MAX_USES || self.created.elapsed() >= Self::MAX_AGE
+        self.uses.load(std::sync::atomic::Ordering::Relaxed) >= Self::MAX_USES
+            || self.created.elapsed() >= Self::MAX_AGE
     }
 
     /// Encrypts `plaintext` under this content key with a fresh random IV.

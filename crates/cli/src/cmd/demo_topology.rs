@@ -158,28 +158,46 @@ pub fn bench_hub(count: usize, concurrency: usize, json: bool) -> Result<Outcome
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
         let mut results = Vec::new();
-        for behind_hub in [false, true] {
+        let mut hub_cpu = Duration::ZERO;
+        // Bilateral; through a hub in this process; through a hub in a process of its own, its CPU time measured.
+        for (behind_hub, hub_process) in [(false, false), (true, false), (true, true)] {
             let dir = scratch_dir("sdx-bench-hub")?;
             let duty = json!({"services": [{"leikaKey": LEIKA}], "regions": ["nationwide"], "level": "secondLevel",
                 "organisation": BELA.key});
-            let f = Federation::start_with(&dir, None, &[&MILA, &BELA], vec![duty], behind_hub).await?;
+            let f =
+                Federation::start_with(&dir, None, &[&MILA, &BELA], vec![duty], behind_hub, hub_process).await?;
             let mila = f.nodes.iter().find(|n| n.spec.key == MILA.key).context("mila")?.engine.clone();
+            let pid = f.hub_process.as_ref().map(std::process::Child::id);
+            let before = pid.map(cpu_time).transpose()?;
             let measured = forward_timed(&mila, count, concurrency).await;
+            if let (Some(pid), Some(before)) = (pid, before) {
+                hub_cpu = cpu_time(pid)?.saturating_sub(before);
+            }
             f.stop().await;
             let _ = std::fs::remove_dir_all(&dir);
             results.push(measured?);
         }
-        let [(bi_rate, bi_p50, bi_p99), (hub_rate, hub_p50, hub_p99)] = [results[0], results[1]];
+        let [(bi_rate, bi_p50, bi_p99), (hub_rate, hub_p50, hub_p99), (own_rate, own_p50, own_p99)] =
+            [results[0], results[1], results[2]];
+        let hub_ms_per_msg = hub_cpu.as_secs_f64() * 1000.0 / count.max(1) as f64;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
+        let capacity = if hub_ms_per_msg > 0.0 { cores * 1000.0 / hub_ms_per_msg } else { 0.0 };
         println!("{count} cases, {concurrency} in flight, MiLa → BeLa, forward → stored signed receipt:");
         println!("  bilateral:        {bi_rate:.0} cases/s, p50 {bi_p50:.1} ms, p99 {bi_p99:.1} ms");
         println!("  through the hub:  {hub_rate:.0} cases/s, p50 {hub_p50:.1} ms, p99 {hub_p99:.1} ms (end-to-end encrypted)");
         println!("  the hub adds {:.1} ms at p50", hub_p50 - bi_p50);
+        println!("  hub in a process of its own: {own_rate:.0} cases/s, p50 {own_p50:.1} ms, p99 {own_p99:.1} ms");
+        println!(
+            "  the hub's CPU: {:.2} s for {count} messages = {hub_ms_per_msg:.3} ms each → it alone routes ≈ {capacity:.0} messages/s on {cores:.0} cores",
+            hub_cpu.as_secs_f64()
+        );
         if json {
             println!(
                 "{}",
                 json!({"count": count, "concurrency": concurrency, "bilateral_per_s": bi_rate, "bilateral_p50_ms": bi_p50,
                     "bilateral_p99_ms": bi_p99, "hub_per_s": hub_rate, "hub_p50_ms": hub_p50, "hub_p99_ms": hub_p99,
-                    "added_p50_ms": hub_p50 - bi_p50})
+                    "added_p50_ms": hub_p50 - bi_p50, "hub_process_per_s": own_rate, "hub_process_p50_ms": own_p50,
+                    "hub_cpu_ms_per_message": hub_ms_per_msg, "hub_capacity_per_s": capacity, "cores": cores})
             );
         }
         Ok(Outcome::Valid)
@@ -227,6 +245,8 @@ struct Federation {
     nodes: Vec<Node>,
     stop: tokio::sync::watch::Sender<bool>,
     runs: Vec<tokio::task::JoinHandle<Result<(), sdx_node::app::AppError>>>,
+    /// The hub as a process of its own (`sdx serve`), when started so ([`Federation::start_with`]).
+    hub_process: Option<std::process::Child>,
 }
 
 impl Federation {
@@ -238,17 +258,19 @@ impl Federation {
         members: &[&'static Spec],
         responsibilities: Vec<Value>,
     ) -> Result<Federation> {
-        Federation::start_with(dir, database_url, members, responsibilities, true).await
+        Federation::start_with(dir, database_url, members, responsibilities, true, false).await
     }
 
     /// [`Federation::start`]; with `behind_hub` false the members reach each other directly (bilateral; the hub
-    /// runs but relays nothing).
+    /// runs but relays nothing); with `hub_process` the hub runs as `sdx serve` in a process of its own (not in
+    /// [`Federation::nodes`]).
     async fn start_with(
         dir: &Path,
         database_url: Option<&str>,
         members: &[&'static Spec],
         responsibilities: Vec<Value>,
         behind_hub: bool,
+        hub_process: bool,
     ) -> Result<Federation> {
         let ca = Ca::generate("SDX demo federation")?;
         let authority = PrivateKey::generate(Alg::Es256)?;
@@ -288,6 +310,7 @@ impl Federation {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut nodes: Vec<Node> = Vec::new();
         let mut runs = Vec::new();
+        let mut hub_child = None;
         let member_peers: Vec<PeerSettings> = all
             .iter()
             .zip(&keys)
@@ -320,6 +343,11 @@ impl Federation {
             }
             let header = format!("Settings of the {} node of `sdx demo --topology` (replaced on every run).", s.name);
             init::write_settings(&d.join(init::SETTINGS_FILE), &settings, &header, true)?;
+            if hub_process && s.key == HUB.key {
+                hub_child = Some(serve_process(&d.join(init::SETTINGS_FILE))?);
+                println!("   {:<8} {:<16} {} — peer port {port}, a process of its own", s.name, s.key, s.display);
+                continue;
+            }
             settings.resolve_paths(&std::path::absolute(&d)?)?;
             settings.check()?;
             let app = App::build(settings).await.with_context(|| format!("starting the {} node", s.name))?;
@@ -332,16 +360,80 @@ impl Federation {
             println!("   {:<8} {:<16} {} — peer port {port}", s.name, s.key, s.display);
             nodes.push(Node { spec: s, api, dir: d, engine });
         }
-        Ok(Federation { nodes, stop, runs })
+        Ok(Federation { nodes, stop, runs, hub_process: hub_child })
     }
 
     /// Stop every node and wait for it.
-    async fn stop(self) {
+    async fn stop(mut self) {
         let _ = self.stop.send(true);
-        for r in self.runs {
+        for r in std::mem::take(&mut self.runs) {
             let _ = r.await;
         }
+        if let Some(mut c) = self.hub_process.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
+}
+
+impl Drop for Federation {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.hub_process.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Start `sdx serve --config settings` (this executable) and wait until both its listeners are bound (the two
+/// lines it prints). Its log goes to `serve.log` next to the settings.
+fn serve_process(settings: &Path) -> Result<std::process::Child> {
+    use std::io::BufRead as _;
+    let log = settings.with_file_name("serve.log");
+    let log = std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
+    let mut child = std::process::Command::new(std::env::current_exe().context("this executable")?)
+        .arg("serve")
+        .arg("--config")
+        .arg(settings)
+        .env("SDX_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .context("starting sdx serve")?;
+    let mut out = std::io::BufReader::new(child.stdout.take().context("its stdout")?);
+    let mut lines = String::new();
+    for _ in 0..2 {
+        if out.read_line(&mut lines)? == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("sdx serve --config {} did not start (see serve.log next to it)", settings.display());
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Ok(child)
+}
+
+/// CPU time (user and system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/<pid>/stat")?;
+    // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("a /proc/<pid>/stat line")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).context("utime/stime");
+    // Fields 14 and 15 of the line are the 12th and 13th after the name.
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_secs_f64(total as f64 / clock_ticks_per_second()))
+}
+
+/// `sysconf(_SC_CLK_TCK)`, by `getconf` (100 on Linux unless configured otherwise).
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
 }
 
 /// A member's local API.
