@@ -57,17 +57,23 @@ async fn relay(
     if !envelope::is_envelope(&body) {
         return Err(refuse(ErrorCode::Malformed, "a hub relays envelopes only (messages to members behind it)".into()));
     }
-    let route = envelope::peek(&body).map_err(|r| refuse(r.code, r.message))?;
-    if route.author != member.org {
-        let detail = format!("the envelope's author {} is not the TLS peer {}", route.author, member.org);
-        return Err(refuse(ErrorCode::SenderMismatch, detail));
-    }
     let engine = &hub.engine;
-    let Some(author) = engine.peer(&route.author) else {
-        return Err(ApiError::not_a_peer(&route.author));
+    // The author must be the TLS peer: open with its key at once; only a refusal reads the route unverified, to
+    // say what is wrong (another member's envelope, or a bad signature).
+    let Some(author) = engine.peer(&member.org) else {
+        return Err(ApiError::not_a_peer(&member.org));
     };
-    let (route, _) =
-        envelope::open(&body, &route.author, author.key_for(&body)).map_err(|r| refuse(r.code, r.message))?;
+    let route = match envelope::open(&body, &member.org, author.key_for(&body)) {
+        Ok((route, _)) => route,
+        Err(r) => {
+            let peeked = envelope::peek(&body).map_err(|p| refuse(p.code, p.message))?;
+            if peeked.author != member.org {
+                let detail = format!("the envelope's author {} is not the TLS peer {}", peeked.author, member.org);
+                return Err(refuse(ErrorCode::SenderMismatch, detail));
+            }
+            return Err(refuse(r.code, r.message));
+        }
+    };
     let unroutable =
         |detail: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WrongRecipient, detail);
     if route.reader == route.author {

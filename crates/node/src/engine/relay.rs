@@ -15,7 +15,7 @@
 //! Per member, the hub's deliveries are the operator's delivery state (`GET /api/v1/deliveries`, dead letters
 //! retried like a node's), counted in `sdx_delivery_attempts_total{peer,outcome}`.
 
-use sdx_model::{Body, ErrorCode, MessageType, ReceiptResult, Timestamp};
+use sdx_model::{Body, ErrorCode, MessageType, OrgKey, ReceiptResult, Timestamp};
 use sdx_store::{Delivery, DeliveryState, Direction, MessageRecord, MessageState, ReceiptRecord, Store, StoreTx};
 
 use super::outbox::Recorded;
@@ -128,7 +128,7 @@ impl<S: Store> Engine<S> {
             last_error: None,
             delivered_at: None,
         };
-        match self.relay_record(&d, &msg, reader, answer, Attempt::First).await {
+        match self.relay_record(&d, &msg, &route.author, reader, answer, Attempt::First).await {
             // The same envelope came twice at once and the other request stored it first: answer from that.
             Err(EngineError::Store(sdx_store::Error::Duplicate)) => Ok(match self.relay_known(route).await? {
                 Some(Accepted::Delivered(r)) => Relayed::Receipt(r),
@@ -157,8 +157,9 @@ impl<S: Store> Engine<S> {
                 let answer = transport.push_receipt(&peer, &msg.jws).await;
                 self.relay_pushed(&d, &msg, answer).await
             } else {
+                let author = crate::envelope::peek(msg.jws.as_bytes()).map_err(|r| refusal(r.code, r.message))?.author;
                 let answer = transport.post(&peer, &msg.jws).await;
-                let relayed = self.relay_record(&d, &msg, &peer, answer, Attempt::Worker).await?;
+                let relayed = self.relay_record(&d, &msg, &author, &peer, answer, Attempt::Worker).await?;
                 Ok(matches!(relayed, Relayed::Receipt(_)))
             }
         });
@@ -176,6 +177,7 @@ impl<S: Store> Engine<S> {
         &self,
         d: &Delivery,
         msg: &MessageRecord,
+        author: &OrgKey,
         reader: &Peer,
         answer: Result<Vec<u8>, TransportError>,
         attempt: Attempt,
@@ -187,7 +189,7 @@ impl<S: Store> Engine<S> {
             tx.insert_message(msg).await?;
             tx.enqueue(d).await?;
         }
-        let (r, relayed) = match answer.map(|body| self.reader_receipt(msg, reader, &body)) {
+        let (r, relayed) = match answer.map(|body| reader_receipt(msg, author, reader, &body)) {
             Ok(Ok((jws, result, receipt_id))) => {
                 let rec = ReceiptRecord {
                     for_message: msg.message_id,
@@ -198,7 +200,7 @@ impl<S: Store> Engine<S> {
                 };
                 tx.mark_delivered(msg.message_id, &rec).await?;
                 if push {
-                    self.queue_push(&mut tx, msg, receipt_id, &jws, at).await?;
+                    self.queue_push(&mut tx, author, receipt_id, &jws, at).await?;
                 }
                 (Recorded::Delivered, Relayed::Receipt(jws))
             }
@@ -223,34 +225,15 @@ impl<S: Store> Engine<S> {
         Ok(relayed)
     }
 
-    /// The reader's answer as its receipt for `msg`: `(receipt JWS, result, receipt's message id)`, or why not.
-    fn reader_receipt(
-        &self,
-        msg: &MessageRecord,
-        reader: &Peer,
-        body: &[u8],
-    ) -> Result<(String, ReceiptResult, sdx_model::MessageId), String> {
-        let author = crate::envelope::peek(msg.jws.as_bytes()).map_err(|r| r.message)?.author;
-        let opened = protocol::open(body, reader.key_for(body), &reader.org, &author)
-            .map_err(|r| format!("unusable receipt from {}: {r}", reader.org))?;
-        match &opened.message.body {
-            Body::Receipt(r) if r.received_message_id == msg.message_id => {
-                Ok((opened.jws, r.result, opened.message.header.message_id))
-            }
-            _ => Err(format!("unusable receipt from {}: not a receipt for {}", reader.org, msg.message_id)),
-        }
-    }
-
     /// Queue the reader's receipt for its author (in the transaction that records it).
     async fn queue_push(
         &self,
         tx: &mut S::Tx,
-        msg: &MessageRecord,
+        author: &OrgKey,
         receipt_id: sdx_model::MessageId,
         jws: &str,
         at: Timestamp,
     ) -> Result<(), EngineError> {
-        let author = crate::envelope::peek(msg.jws.as_bytes()).map_err(|r| refusal(r.code, r.message))?.author;
         let rec = MessageRecord {
             message_id: receipt_id,
             case_id: None,
@@ -272,7 +255,7 @@ impl<S: Store> Engine<S> {
         }
         let d = Delivery {
             message_id: receipt_id,
-            peer: author,
+            peer: author.clone(),
             state: DeliveryState::Pending,
             attempts: 0,
             created_at: at,
@@ -310,5 +293,23 @@ impl<S: Store> Engine<S> {
         };
         tx.commit().await?;
         Ok(self.recorded(d, msg, r))
+    }
+}
+
+/// The reader's answer as its receipt for `msg` of `author`: `(receipt JWS, result, receipt's message id)`, or why
+/// not (not signed by the reader, not addressed to the author, not a receipt for this message).
+fn reader_receipt(
+    msg: &MessageRecord,
+    author: &OrgKey,
+    reader: &Peer,
+    body: &[u8],
+) -> Result<(String, ReceiptResult, sdx_model::MessageId), String> {
+    let opened = protocol::open(body, reader.key_for(body), &reader.org, author)
+        .map_err(|r| format!("unusable receipt from {}: {r}", reader.org))?;
+    match &opened.message.body {
+        Body::Receipt(r) if r.received_message_id == msg.message_id => {
+            Ok((opened.jws, r.result, opened.message.header.message_id))
+        }
+        _ => Err(format!("unusable receipt from {}: not a receipt for {}", reader.org, msg.message_id)),
     }
 }
