@@ -211,8 +211,9 @@ enum BenchCommand {
         #[arg(long)]
         push: bool,
     },
-    /// The hub's cost: forward N cases MiLa → BeLa once bilateral and once through a hub (end-to-end encrypted),
-    /// in one run; cases/s, p50/p99 and the p50 the hub adds. With --json the last line is one JSON object.
+    /// The hub's cost: forward N cases MiLa → BeLa bilateral, through a hub (end-to-end encrypted), and through a
+    /// hub running as a process of its own (its CPU time per message and what it alone could route); cases/s,
+    /// p50/p99 and the p50 the hub adds. With --json the last line is one JSON object.
     Hub {
         /// How many cases per topology.
         #[arg(long, default_value_t = 1000)]

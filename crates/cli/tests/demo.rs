@@ -104,9 +104,11 @@ fn bench_hub_compares_bilateral_and_hub_in_one_json_line() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    for k in ["bilateral_per_s", "hub_per_s", "bilateral_p50_ms", "hub_p50_ms", "added_p50_ms"] {
+    for k in ["bilateral_per_s", "hub_per_s", "bilateral_p50_ms", "hub_p50_ms", "added_p50_ms", "hub_process_per_s"] {
         assert!(last[k].is_number(), "{k}: {last}");
     }
-    assert!(last["hub_per_s"].as_f64().unwrap() > 0.0 && last["bilateral_per_s"].as_f64().unwrap() > 0.0, "{last}");
+    for k in ["hub_per_s", "bilateral_per_s", "hub_process_per_s", "hub_cpu_ms_per_message", "hub_capacity_per_s"] {
+        assert!(last[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {last}");
+    }
     assert_eq!(last["count"], 40);
 }

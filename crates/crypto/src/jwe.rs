@@ -216,13 +216,16 @@ impl ContentKey {
     }
 }
 
+/// (recipient key id, encrypted key) of a cached content key.
+type Unwrapped = (String, Vec<u8>);
+
 /// Content keys a recipient has unwrapped, by recipient key id and encrypted key ([`decrypt_cached`]): a sender's
 /// [`ContentKey`] costs the recipient one RSA private-key operation, not one per message. Only keys whose JWE
 /// authenticated are kept (a forged wrapped key is never cached); at most `capacity`, then the cache starts
 /// afresh.
 #[derive(Debug)]
 pub struct UnwrapCache {
-    keys: std::sync::Mutex<std::collections::HashMap<(String, Vec<u8>), [u8; CEK_LEN]>>,
+    keys: std::sync::Mutex<std::collections::HashMap<Unwrapped, [u8; CEK_LEN]>>,
     capacity: usize,
 }
 
