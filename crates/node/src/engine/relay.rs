@@ -132,7 +132,8 @@ impl<S: Store> Engine<S> {
             // The same envelope came twice at once and the other request stored it first: answer from that.
             Err(EngineError::Store(sdx_store::Error::Duplicate)) => Ok(match self.relay_known(route).await? {
                 Some(Accepted::Delivered(r)) => Relayed::Receipt(r),
-                Some(Accepted::Queued(why) | Accepted::Dead(why)) => Relayed::Queued(why),
+                Some(Accepted::Queued(why)) => Relayed::Queued(why),
+                Some(Accepted::Dead(why)) => Relayed::Refused(TransportError::Protocol(why)),
                 None => Relayed::Queued("being relayed".into()),
             }),
             other => other,
