@@ -22,10 +22,13 @@ use axum::routing::post;
 use sdx_model::{Coded, ErrorCode};
 use sdx_store::AnyStore;
 
-use crate::engine::{Accepted, Engine, EngineError, Relayed, TransportError};
+use std::sync::Arc;
+
+use crate::engine::{Accepted, Engine, EngineError, Peer, Relayed, TransportError};
 use crate::envelope;
+use crate::envelope::Route;
 use crate::error::{ApiError, ApiResult};
-use crate::peer_api::{HttpTransport, MESSAGES_PATH};
+use crate::peer_api::{BATCH_PATH, BatchRequest, BatchResponse, BatchResult, HttpTransport, MESSAGES_PATH};
 use crate::protocol::{self, WIRE_MEDIA_TYPE};
 use crate::tls::PeerIdentity;
 
@@ -40,6 +43,7 @@ struct Hub {
 pub fn router(engine: Engine<AnyStore>, transport: HttpTransport) -> Router {
     Router::new()
         .route(MESSAGES_PATH, post(relay))
+        .route(BATCH_PATH, post(relay_batch).layer(DefaultBodyLimit::max(protocol::MAX_BATCH_BYTES)))
         .with_state(Hub { engine, transport })
         .layer(DefaultBodyLimit::max(protocol::MAX_WIRE_BYTES))
         .fallback(|method: axum::http::Method, uri: axum::extract::OriginalUri| async move {
@@ -53,20 +57,105 @@ async fn relay(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let body = body?;
-    let refuse = |code: ErrorCode, detail: String| ApiError::peer_problem(code, detail);
-    if !envelope::is_envelope(&body) {
-        return Err(refuse(ErrorCode::Malformed, "a hub relays envelopes only (messages to members behind it)".into()));
+    let (route, reader, text) = check(&hub.engine, &member, &body)?;
+    let relayed = match known(&hub.engine, &route).await? {
+        Some(answer) => answer,
+        None => hub.engine.relay_first(&hub.transport, &route, text, &reader).await?,
+    };
+    logged(&route, &relayed);
+    match relayed {
+        Relayed::Receipt(receipt) => {
+            let mut r = (StatusCode::OK, receipt).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(WIRE_MEDIA_TYPE));
+            Ok(r)
+        }
+        Relayed::Queued(why) => {
+            let note = serde_json::json!({
+                "messageId": route.message_id.to_string(),
+                "queuedBy": hub.engine.org().to_string(),
+                "detail": why,
+            });
+            Ok((StatusCode::ACCEPTED, axum::Json(note)).into_response())
+        }
+        Relayed::Refused(e) => Err(refused(&route, e)),
+    }
+}
+
+/// Several envelopes of one member in one request (`{"messages": [...]}` as a node's `/sdx/v1/batch`): each is
+/// checked on its own; the new ones go to each reader as one batch and are stored with their outcomes in one
+/// transaction per reader. One result per envelope, in order: `{"receipt"}`, `{"queued"}` (the hub keeps it and
+/// will push the receipt; 202 for a single envelope) or `{"problem"}`.
+async fn relay_batch(
+    State(hub): State<Hub>,
+    member: PeerIdentity,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body?;
+    let req: BatchRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("not a batch request: {e}")))?;
+    let n = req.messages.len();
+    if n == 0 || n > protocol::MAX_BATCH_MESSAGES {
+        let detail = format!("a batch has 1 to {} messages, not {n}", protocol::MAX_BATCH_MESSAGES);
+        return Err(ApiError::bad_request(ErrorCode::TooLarge, detail));
     }
     let engine = &hub.engine;
+    let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(n);
+    let mut fresh: Vec<(Arc<Peer>, Vec<Fresh<'_>>)> = Vec::new();
+    for (i, m) in req.messages.iter().enumerate() {
+        let checked = check(engine, &member, m.as_bytes());
+        let (route, reader, text) = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                results.push(Some(BatchResult::Problem(e.into())));
+                continue;
+            }
+        };
+        match known(engine, &route).await {
+            Ok(Some(answer)) => results.push(Some(result(&route, answer))),
+            Err(e) => results.push(Some(BatchResult::Problem(e.into()))),
+            Ok(None) => {
+                results.push(None);
+                match fresh.iter_mut().find(|(r, _)| r.org == reader.org) {
+                    Some((_, items)) => items.push((i, route, text)),
+                    None => fresh.push((reader, vec![(i, route, text)])),
+                }
+            }
+        }
+    }
+    for (reader, items) in fresh {
+        let batch: Vec<(Route, &str)> = items.iter().map(|(_, r, t)| (r.clone(), *t)).collect();
+        let relayed = engine.relay_first_batch(&hub.transport, &reader, &batch).await?;
+        for ((i, route, _), answer) in items.iter().zip(relayed) {
+            logged(route, &answer);
+            results[*i] = Some(result(route, answer));
+        }
+    }
+    let results = results.into_iter().map(|r| r.unwrap_or(BatchResult::Queued("not relayed".into()))).collect();
+    Ok(axum::Json(BatchResponse { results }).into_response())
+}
+
+/// A new envelope of a batch, for its reader: its place in the batch, its route, its text.
+type Fresh<'a> = (usize, Route, &'a str);
+
+/// What the hub checks of an envelope from `member`, on the envelope alone: its route, its reader, its text.
+fn check<'a>(
+    engine: &Engine<AnyStore>,
+    member: &PeerIdentity,
+    body: &'a [u8],
+) -> Result<(Route, Arc<Peer>, &'a str), ApiError> {
+    let refuse = |code: ErrorCode, detail: String| ApiError::peer_problem(code, detail);
+    if !envelope::is_envelope(body) {
+        return Err(refuse(ErrorCode::Malformed, "a hub relays envelopes only (messages to members behind it)".into()));
+    }
     // The author must be the TLS peer: open with its key at once; only a refusal reads the route unverified, to
     // say what is wrong (another member's envelope, or a bad signature).
     let Some(author) = engine.peer(&member.org) else {
         return Err(ApiError::not_a_peer(&member.org));
     };
-    let route = match envelope::open(&body, &member.org, author.key_for(&body)) {
+    let route = match envelope::open(body, &member.org, author.key_for(body)) {
         Ok((route, _)) => route,
         Err(r) => {
-            let peeked = envelope::peek(&body).map_err(|p| refuse(p.code, p.message))?;
+            let peeked = envelope::peek(body).map_err(|p| refuse(p.code, p.message))?;
             if peeked.author != member.org {
                 let detail = format!("the envelope's author {} is not the TLS peer {}", peeked.author, member.org);
                 return Err(refuse(ErrorCode::SenderMismatch, detail));
@@ -88,41 +177,49 @@ async fn relay(
     if let Some(other) = &reader.via_hub {
         return Err(unroutable(format!("{} is behind hub {other}: hubs are not chained", route.reader)));
     }
-    let text = std::str::from_utf8(&body).map_err(|_| refuse(ErrorCode::Malformed, "not ASCII".into()))?.trim();
-    let known = engine.relay_known(&route).await.map_err(|e| match e {
+    let text = std::str::from_utf8(body).map_err(|_| refuse(ErrorCode::Malformed, "not ASCII".into()))?.trim();
+    Ok((route, reader, text))
+}
+
+/// The answer for an envelope whose message id the hub has seen, if it has.
+async fn known(engine: &Engine<AnyStore>, route: &Route) -> Result<Option<Relayed>, ApiError> {
+    let known = engine.relay_known(route).await.map_err(|e| match e {
         EngineError::Refused(r) => ApiError::peer_problem(r.code, r.message),
         other => other.into(),
     })?;
-    let relayed = match known {
-        None => engine.relay_first(&hub.transport, &route, text, &reader).await?,
-        Some(Accepted::Delivered(receipt)) => Relayed::Receipt(receipt),
-        Some(Accepted::Queued(why)) => Relayed::Queued(why),
+    Ok(match known {
+        None => None,
+        Some(Accepted::Delivered(receipt)) => Some(Relayed::Receipt(receipt)),
+        Some(Accepted::Queued(why)) => Some(Relayed::Queued(why)),
         Some(Accepted::Dead(why)) => {
             let detail = format!("the hub gave up delivering it to {}: {why}", route.reader);
             return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WrongRecipient, detail));
         }
-    };
-    tracing::info!(message_id = %route.message_id, message_type = %route.message_type, author = %route.author,
-        reader = %route.reader, answer = relayed.as_str(), "relayed");
-    match relayed {
-        Relayed::Receipt(receipt) => {
-            let mut r = (StatusCode::OK, receipt).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(WIRE_MEDIA_TYPE));
-            Ok(r)
-        }
-        Relayed::Queued(why) => {
-            let note = serde_json::json!({
-                "messageId": route.message_id.to_string(),
-                "queuedBy": engine.org().to_string(),
-                "detail": why,
-            });
-            Ok((StatusCode::ACCEPTED, axum::Json(note)).into_response())
-        }
-        Relayed::Refused(TransportError::Status { status, code, detail, .. }) => {
+    })
+}
+
+/// The problem for an envelope the reader refused (its problem passed on) or that could not be relayed.
+fn refused(route: &Route, e: TransportError) -> ApiError {
+    match e {
+        TransportError::Status { status, code, detail, .. } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             let code = code.and_then(|c| ErrorCode::parse(&c).ok()).unwrap_or(ErrorCode::Internal);
-            Err(ApiError::new(status, code, format!("{}: {detail}", route.reader)))
+            ApiError::new(status, code, format!("{}: {detail}", route.reader))
         }
-        Relayed::Refused(e) => Err(ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::Internal, e.to_string())),
+        e => ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::Internal, e.to_string()),
     }
+}
+
+/// One envelope's result in a batch answer.
+fn result(route: &Route, relayed: Relayed) -> BatchResult {
+    match relayed {
+        Relayed::Receipt(r) => BatchResult::Receipt(r),
+        Relayed::Queued(why) => BatchResult::Queued(why),
+        Relayed::Refused(e) => BatchResult::Problem(refused(route, e).into()),
+    }
+}
+
+fn logged(route: &Route, relayed: &Relayed) {
+    tracing::info!(message_id = %route.message_id, message_type = %route.message_type, author = %route.author,
+        reader = %route.reader, answer = relayed.as_str(), "relayed");
 }

@@ -110,6 +110,9 @@ pub struct BatchResponse {
 pub enum BatchResult {
     /// Its signed receipt (positive or negative).
     Receipt(String),
+    /// Only from a hub: it keeps the envelope in its outbox and will push the receipt (what a single envelope
+    /// gets as 202); why it waits.
+    Queued(String),
     /// Why no receipt can be made (RFC 9457 members).
     Problem(BatchProblem),
 }
@@ -370,6 +373,7 @@ impl Transport for HttpTransport {
             .into_iter()
             .map(|r| match r {
                 BatchResult::Receipt(jws) => Ok(jws.into_bytes()),
+                BatchResult::Queued(why) => Err(TransportError::Queued(why)),
                 BatchResult::Problem(p) => Err(TransportError::Status {
                     status: p.status,
                     retryable: p.retryable || TransportError::retryable_status(p.status),

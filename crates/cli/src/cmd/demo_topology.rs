@@ -93,6 +93,9 @@ pub fn demo(topology: &str, data_dir: Option<PathBuf>, database_url: Option<Stri
 }
 
 async fn run(topology: &str, data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<Outcome> {
+    // The nodes' errors (a store that failed, a delivery given up) on stderr; SDX_LOG sets more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SDX_LOG").unwrap_or_else(|_| "error".into());
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
     let dir = match data_dir {
         Some(d) => {
             std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;

@@ -100,25 +100,39 @@ impl<S: Store> Engine<S> {
 
     /// Handle several messages that a peer POSTed in one request: each is verified on its own, all are stored
     /// in one transaction (one durable commit), and each gets its own answer, in order. Nothing is answered
-    /// before the commit; if it fails, no message counts as received.
+    /// before the commit; if it fails, no message counts as received. From a hub, a batch may hold envelopes of
+    /// several authors: each is unwrapped and checked against its route as [`Engine::receive`] does.
     pub async fn receive_batch(&self, wires: &[&[u8]], tls_peer: &OrgKey) -> Result<Vec<Answer>, EngineError> {
         let started = std::time::Instant::now();
         let mut answers = Vec::with_capacity(wires.len());
-        let mut opened = Vec::with_capacity(wires.len());
+        // Each opened message with its author: the TLS peer, or for an envelope a hub relayed, the route's author.
+        let mut opened: Vec<Option<(Opened, OrgKey)>> = Vec::with_capacity(wires.len());
         for wire in wires {
-            if crate::envelope::is_envelope(wire) {
-                opened.push(None);
-                answers.push(Some(Answer::Problem {
-                    code: ErrorCode::Malformed,
-                    detail: "an envelope is posted on its own, not in a batch".into(),
-                }));
-                continue;
-            }
-            match self.open_received(wire, tls_peer)? {
-                Ok(o) => {
-                    opened.push(Some(o));
-                    answers.push(None);
+            let (inner, from, route) = if crate::envelope::is_envelope(wire) {
+                match self.unwrap_envelope(wire, tls_peer) {
+                    Ok((inner, route)) => {
+                        (std::borrow::Cow::Owned(inner.into_bytes()), route.author.clone(), Some(route))
+                    }
+                    Err(a) => {
+                        opened.push(None);
+                        answers.push(Some(a));
+                        continue;
+                    }
                 }
+            } else {
+                (std::borrow::Cow::Borrowed(*wire), tls_peer.clone(), None)
+            };
+            match self.open_received(&inner, &from)? {
+                Ok(o) => match route.map(|r| crate::envelope::check_route(&r, &o.message.header)) {
+                    Some(Err(r)) => {
+                        opened.push(None);
+                        answers.push(Some(Answer::Problem { code: r.code, detail: r.message }));
+                    }
+                    _ => {
+                        opened.push(Some((o, from)));
+                        answers.push(None);
+                    }
+                },
                 Err(a) => {
                     opened.push(None);
                     answers.push(Some(a));
@@ -128,18 +142,18 @@ impl<S: Store> Engine<S> {
         if opened.iter().any(Option::is_some) {
             // Apply in (case, sequence) order: every transaction takes the row locks of its cases in the same
             // order (no deadlock between concurrent batches on PostgreSQL), and a case's messages in sequence.
-            let mut order: Vec<(usize, Opened, Sealed)> = Vec::with_capacity(opened.len());
+            let mut order: Vec<(usize, Opened, OrgKey, Sealed)> = Vec::with_capacity(opened.len());
             for (i, o) in opened.into_iter().enumerate() {
-                if let Some(o) = o {
-                    let receipt = self.accepted_receipt(&o, tls_peer)?;
-                    order.push((i, o, receipt));
+                if let Some((o, from)) = o {
+                    let receipt = self.accepted_receipt(&o, &from)?;
+                    order.push((i, o, from, receipt));
                 }
             }
-            order.sort_by_key(|(_, o, _)| (o.message.header.case_id, o.message.header.sequence));
+            order.sort_by_key(|(_, o, _, _)| (o.message.header.case_id, o.message.header.sequence));
             let mut tx = self.inner.store.begin().await?;
             let mut stored_any = false;
-            for (i, o, receipt) in order {
-                let (answer, stored) = self.apply_received(&mut tx, o, tls_peer, receipt).await?;
+            for (i, o, from, receipt) in order {
+                let (answer, stored) = self.apply_received(&mut tx, o, &from, receipt).await?;
                 stored_any |= stored;
                 answers[i] = Some(answer);
             }

@@ -179,7 +179,8 @@ impl<S: Store> Engine<S> {
                 let answers = if peer.via_hub.is_some() {
                     self.post_enveloped(transport, peer, &msgs).await
                 } else {
-                    post_all(transport, peer, &msgs).await
+                    let jws: Vec<&str> = msgs.iter().map(|m| m.jws.as_str()).collect();
+                    post_all(transport, peer, &jws).await
                 };
                 msgs.iter().zip(answers).map(|(msg, a)| self.judge(peer, msg, a)).collect()
             }
@@ -513,7 +514,7 @@ impl<S: Store> Engine<S> {
 }
 
 impl<S: Store> Engine<S> {
-    /// Post the messages to `peer`, reached through a hub, one by one, each in an envelope: encrypted to the
+    /// Post the messages to `peer`, reached through a hub, each in an envelope (several as one batch): encrypted to the
     /// peer's key (under this node's content key for the peer, [`Engine::content_key`]), signed by us
     /// (`crate::envelope`). A new envelope per attempt; what the receipt quotes is the message inside.
     async fn post_enveloped<T: Transport>(
@@ -522,36 +523,37 @@ impl<S: Store> Engine<S> {
         peer: &Peer,
         msgs: &[MessageRecord],
     ) -> Vec<Result<Vec<u8>, TransportError>> {
-        let mut out = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            let wire = match (&peer.encryption_key, super::inbox::decode_stored(m)) {
+        let wires: Vec<Result<String, TransportError>> = msgs
+            .iter()
+            .map(|m| match (&peer.encryption_key, super::inbox::decode_stored(m)) {
                 (None, _) => Err(format!("{} is reached through a hub but publishes no encryption key", peer.org)),
                 (_, Err(e)) => Err(e.to_string()),
                 (Some(key), Ok(msg)) => self
                     .content_key(&peer.org, key)
                     .and_then(|ck| crate::envelope::seal_with(&m.jws, &msg.header, &ck, &self.inner.me.signing_key))
                     .map_err(|e| format!("sealing the envelope: {e}")),
-            };
-            out.push(match wire {
-                Ok(w) => transport.post(peer, &w).await,
-                Err(e) => Err(TransportError::Protocol(e)),
-            });
-        }
-        out
+            })
+            .map(|w| w.map_err(TransportError::Protocol))
+            .collect();
+        let sealed: Vec<&str> = wires.iter().filter_map(|w| w.as_deref().ok()).collect();
+        let mut answers = post_all(transport, peer, &sealed).await.into_iter();
+        wires
+            .iter()
+            .map(|w| match w {
+                Ok(_) => answers.next().unwrap_or_else(|| Err(TransportError::Protocol("no answer".into()))),
+                Err(e) => Err(e.clone()),
+            })
+            .collect()
     }
 }
 
-/// Post the messages to `peer`: those small enough together as one batch, the others one by one. One answer per
-/// message, in order.
-async fn post_all<T: Transport>(
-    transport: &T,
-    peer: &Peer,
-    msgs: &[MessageRecord],
-) -> Vec<Result<Vec<u8>, TransportError>> {
-    let small: Vec<usize> = (0..msgs.len()).filter(|&i| msgs[i].jws.len() <= protocol::MAX_BATCH_ITEM_BYTES).collect();
+/// Post the messages (sealed, or enveloped for a hub) to `peer`: those small enough together as one batch, the
+/// others one by one. One answer per message, in order.
+async fn post_all<T: Transport>(transport: &T, peer: &Peer, msgs: &[&str]) -> Vec<Result<Vec<u8>, TransportError>> {
+    let small: Vec<usize> = (0..msgs.len()).filter(|&i| msgs[i].len() <= protocol::MAX_BATCH_ITEM_BYTES).collect();
     let mut answers: Vec<Option<Result<Vec<u8>, TransportError>>> = msgs.iter().map(|_| None).collect();
     if small.len() > 1 {
-        let jws: Vec<&str> = small.iter().map(|&i| msgs[i].jws.as_str()).collect();
+        let jws: Vec<&str> = small.iter().map(|&i| msgs[i]).collect();
         let items = match transport.post_batch(peer, &jws).await {
             Ok(items) if items.len() == small.len() => items,
             Ok(items) => {
@@ -573,7 +575,7 @@ async fn post_all<T: Transport>(
     for (i, a) in answers.into_iter().enumerate() {
         out.push(match a {
             Some(a) => a,
-            None => transport.post(peer, &msgs[i].jws).await,
+            None => transport.post(peer, msgs[i]).await,
         });
     }
     out

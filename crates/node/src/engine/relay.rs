@@ -104,30 +104,7 @@ impl<S: Store> Engine<S> {
         reader: &Peer,
     ) -> Result<Relayed, EngineError> {
         let answer = transport.post(reader, wire).await;
-        let at = now();
-        let msg = MessageRecord {
-            message_id: route.message_id,
-            case_id: None,
-            direction: Direction::Out,
-            peer: route.reader.clone(),
-            message_type: route.message_type,
-            sequence: None,
-            created_at: route.created_at,
-            stored_at: at,
-            jws: wire.to_string(),
-            digest: protocol::sha256(wire.as_bytes()),
-            state: MessageState::Pending,
-        };
-        let d = Delivery {
-            message_id: route.message_id,
-            peer: route.reader.clone(),
-            state: DeliveryState::Pending,
-            attempts: 0,
-            created_at: at,
-            next_attempt_at: at,
-            last_error: None,
-            delivered_at: None,
-        };
+        let (msg, d) = first_records(route, wire, now());
         match self.relay_record(&d, &msg, &route.author, reader, answer, Attempt::First).await {
             // The same envelope came twice at once and the other request stored it first: answer from that.
             Err(EngineError::Store(sdx_store::Error::Duplicate)) => Ok(match self.relay_known(route).await? {
@@ -183,14 +160,39 @@ impl<S: Store> Engine<S> {
         answer: Result<Vec<u8>, TransportError>,
         attempt: Attempt,
     ) -> Result<Relayed, EngineError> {
-        let at = now();
-        let push = attempt == Attempt::Worker;
         let mut tx = self.inner.store.begin().await?;
+        let (r, relayed) = self.relay_record_in(&mut tx, d, msg, author, reader, answer, attempt).await?;
+        tx.commit().await?;
+        self.relayed(d, msg, r, attempt);
+        Ok(relayed)
+    }
+
+    /// After the commit of a recorded relay outcome.
+    fn relayed(&self, d: &Delivery, msg: &MessageRecord, r: Recorded, attempt: Attempt) {
+        self.recorded(d, msg, r);
+        if attempt == Attempt::Worker && r == Recorded::Delivered {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// [`Engine::relay_record`] in `tx`.
+    #[allow(clippy::too_many_arguments)]
+    async fn relay_record_in(
+        &self,
+        tx: &mut S::Tx,
+        d: &Delivery,
+        msg: &MessageRecord,
+        author: &OrgKey,
+        reader: &Peer,
+        answer: Result<Vec<u8>, TransportError>,
+        attempt: Attempt,
+    ) -> Result<(Recorded, Relayed), EngineError> {
+        let at = now();
         if attempt == Attempt::First {
             tx.insert_message(msg).await?;
             tx.enqueue(d).await?;
         }
-        let (r, relayed) = match answer.map(|body| reader_receipt(msg, author, reader, &body)) {
+        Ok(match answer.map(|body| reader_receipt(msg, author, reader, &body)) {
             Ok(Ok((jws, result, receipt_id))) => {
                 let rec = ReceiptRecord {
                     for_message: msg.message_id,
@@ -200,30 +202,97 @@ impl<S: Store> Engine<S> {
                     received_at: at,
                 };
                 tx.mark_delivered(msg.message_id, &rec).await?;
-                if push {
-                    self.queue_push(&mut tx, author, receipt_id, &jws, at).await?;
+                if attempt == Attempt::Worker {
+                    self.queue_push(tx, author, receipt_id, &jws, at).await?;
                 }
                 (Recorded::Delivered, Relayed::Receipt(jws))
             }
             Ok(Err(why)) => {
-                let r = self.record_failure(&mut tx, d, msg, &why, true, at).await?;
+                let r = self.record_failure(tx, d, msg, &why, true, at).await?;
                 (r, Relayed::Refused(TransportError::Protocol(why)))
             }
             Err(e) => {
                 let transient = e.is_transient();
-                let r = self.record_failure(&mut tx, d, msg, &e.to_string(), !transient, at).await?;
+                let r = self.record_failure(tx, d, msg, &e.to_string(), !transient, at).await?;
                 match r {
                     Recorded::Retry => (r, Relayed::Queued(format!("{} cannot be reached now: {e}", reader.org))),
                     _ => (r, Relayed::Refused(e)),
                 }
             }
-        };
-        tx.commit().await?;
-        self.recorded(d, msg, r);
-        if push && r == Recorded::Delivered {
-            self.inner.wake.notify_one();
+        })
+    }
+
+    /// The first attempt for several new envelopes to one reader, from one author's batch: sent to the reader as
+    /// one batch request, then stored with their outcomes in one transaction. One answer per envelope, in order.
+    ///
+    /// # Errors
+    /// [`EngineError::Store`] if they cannot be stored (nothing of the batch is; the author sends them again).
+    pub async fn relay_first_batch<T: Transport>(
+        &self,
+        transport: &T,
+        reader: &Peer,
+        items: &[(Route, &str)],
+    ) -> Result<Vec<Relayed>, EngineError> {
+        if items.len() == 1 {
+            let (route, wire) = &items[0];
+            return Ok(vec![self.relay_first(transport, route, wire, reader).await?]);
         }
-        Ok(relayed)
+        let wires: Vec<&str> = items.iter().map(|(_, w)| *w).collect();
+        let answers = match transport.post_batch(reader, &wires).await {
+            Ok(a) if a.len() == items.len() => a,
+            Ok(a) => {
+                let e = TransportError::Protocol(format!(
+                    "the batch answer of {} has {} results for {} messages",
+                    reader.org,
+                    a.len(),
+                    items.len()
+                ));
+                items.iter().map(|_| Err(e.clone())).collect()
+            }
+            Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let at = now();
+        let mut tx = self.inner.store.begin().await?;
+        let mut done = Vec::with_capacity(items.len());
+        for ((route, wire), answer) in items.iter().zip(answers) {
+            let (msg, d) = first_records(route, wire, at);
+            match self.relay_record_in(&mut tx, &d, &msg, &route.author, reader, answer, Attempt::First).await {
+                Ok((r, relayed)) => done.push((msg, d, r, relayed)),
+                // Known meanwhile (a concurrent request of the same author): that request answers for it.
+                Err(EngineError::Store(sdx_store::Error::Duplicate)) => {
+                    drop(tx);
+                    return Box::pin(self.relay_known_all(transport, reader, items)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(done
+            .into_iter()
+            .map(|(msg, d, r, relayed)| {
+                self.relayed(&d, &msg, r, Attempt::First);
+                relayed
+            })
+            .collect())
+    }
+
+    /// Each envelope of a batch one by one (after a concurrent request stored one of them).
+    async fn relay_known_all<T: Transport>(
+        &self,
+        transport: &T,
+        reader: &Peer,
+        items: &[(Route, &str)],
+    ) -> Result<Vec<Relayed>, EngineError> {
+        let mut out = Vec::with_capacity(items.len());
+        for (route, wire) in items {
+            out.push(match self.relay_known(route).await? {
+                Some(Accepted::Delivered(r)) => Relayed::Receipt(r),
+                Some(Accepted::Queued(why)) => Relayed::Queued(why),
+                Some(Accepted::Dead(why)) => Relayed::Refused(TransportError::Protocol(why)),
+                None => self.relay_first(transport, route, wire, reader).await?,
+            });
+        }
+        Ok(out)
     }
 
     /// Queue the reader's receipt for its author (in the transaction that records it).
@@ -313,4 +382,32 @@ fn reader_receipt(
         }
         _ => Err(format!("unusable receipt from {}: not a receipt for {}", reader.org, msg.message_id)),
     }
+}
+
+/// The outgoing message and the delivery a new envelope is stored as.
+fn first_records(route: &Route, wire: &str, at: Timestamp) -> (MessageRecord, Delivery) {
+    let msg = MessageRecord {
+        message_id: route.message_id,
+        case_id: None,
+        direction: Direction::Out,
+        peer: route.reader.clone(),
+        message_type: route.message_type,
+        sequence: None,
+        created_at: route.created_at,
+        stored_at: at,
+        jws: wire.to_string(),
+        digest: protocol::sha256(wire.as_bytes()),
+        state: MessageState::Pending,
+    };
+    let d = Delivery {
+        message_id: route.message_id,
+        peer: route.reader.clone(),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        created_at: at,
+        next_attempt_at: at,
+        last_error: None,
+        delivered_at: None,
+    };
+    (msg, d)
 }
