@@ -216,7 +216,8 @@ async fn the_hub_stores_and_forwards_while_a_member_is_down_postgres() {
 
 /// BeLa down: the hub takes MiLa's case into its own outbox (MiLa's delivery waits for the receipt, no retries),
 /// keeps it across its own restart, delivers it when BeLa is back and pushes BeLa's receipt to MiLa — who then
-/// counts it delivered without sending it again. The hub's outbox shows each member's delivery state.
+/// counts it delivered without sending it again. The hub's outbox shows each member's delivery state. Then the
+/// same for three cases that reach the hub as one batch.
 async fn the_hub_stores_and_forwards_while_a_member_is_down(db: Db) {
     let shared = Shared::new();
     let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
@@ -310,6 +311,34 @@ async fn the_hub_stores_and_forwards_while_a_member_is_down(db: Db) {
     assert_eq!((s, v["errorCode"].as_str()), (400, Some("malformed")), "{v}");
     assert_eq!(d_items(&m, "delivered").await.len(), 1);
     assert_eq!(d_items(&m, "dead").await.len(), 0);
+
+    // Several at once: with the hub and BeLa down, three cases wait in MiLa's outbox; the hub comes back and gets
+    // them as one batch, answers each `queued` (BeLa still down), and delivers and pushes all three when BeLa is up.
+    h.shutdown().await;
+    b.shutdown().await;
+    for i in 0..3 {
+        let (s, v) = m.call(reqwest::Method::POST, "/api/v1/cases", Some(&unassigned(&format!("Fall {i}.")))).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let h = start(hub.settings_with(ca, file, authority_jwk, &members)).await;
+    let t = Instant::now();
+    while m.metric(&queued).await < Some(4.0) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the batch was not queued at the hub: {:?}",
+            d_items(&m, "pending").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(d_items(&h, "pending").await.len(), 3, "the hub holds the three");
+    let b = start(bela.settings(ca, file, authority_jwk)).await;
+    let t = Instant::now();
+    while d_items(&m, "delivered").await.len() < 4 {
+        assert!(t.elapsed() < Duration::from_secs(60), "the batch's receipts did not reach MiLa");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(d_items(&m, "dead").await.len(), 0);
+    assert_eq!(m.metric(&queued).await, Some(4.0), "each sent once");
 
     let kept = hub.kept().await;
     for needle in ["Max Mustermann", "Bescheid", "Wohngeld"] {
