@@ -90,14 +90,8 @@ async fn relay_batch(
     member: PeerIdentity,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let body = body?;
-    let req: BatchRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("not a batch request: {e}")))?;
+    let req = BatchRequest::parse(&body?)?;
     let n = req.messages.len();
-    if n == 0 || n > protocol::MAX_BATCH_MESSAGES {
-        let detail = format!("a batch has 1 to {} messages, not {n}", protocol::MAX_BATCH_MESSAGES);
-        return Err(ApiError::bad_request(ErrorCode::TooLarge, detail));
-    }
     let engine = &hub.engine;
     let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(n);
     let mut fresh: Vec<(Arc<Peer>, Vec<Fresh<'_>>)> = Vec::new();

@@ -96,6 +96,28 @@ pub struct BatchRequest {
     pub messages: Vec<String>,
 }
 
+impl BatchRequest {
+    /// A batch request from its body: 1 to [`protocol::MAX_BATCH_MESSAGES`] messages of at most
+    /// [`protocol::MAX_BATCH_ITEM_BYTES`] each (400 `malformed` / `tooLarge`, 413 for an oversized message).
+    ///
+    /// # Errors
+    /// The problem to answer.
+    pub fn parse(body: &[u8]) -> ApiResult<BatchRequest> {
+        let req: BatchRequest = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("not a batch request: {e}")))?;
+        let n = req.messages.len();
+        if n == 0 || n > protocol::MAX_BATCH_MESSAGES {
+            let detail = format!("a batch has 1 to {} messages, not {n}", protocol::MAX_BATCH_MESSAGES);
+            return Err(ApiError::bad_request(ErrorCode::TooLarge, detail));
+        }
+        if let Some(i) = req.messages.iter().position(|m| m.len() > protocol::MAX_BATCH_ITEM_BYTES) {
+            let detail = format!("message {i} is larger than {} bytes; send it alone", protocol::MAX_BATCH_ITEM_BYTES);
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, detail));
+        }
+        Ok(req)
+    }
+}
+
 /// The answer to a batch request.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -170,18 +192,7 @@ async fn receive_batch<S: Store>(
     peer: PeerIdentity,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let body = read(body)?;
-    let req: BatchRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("not a batch request: {e}")))?;
-    let n = req.messages.len();
-    if n == 0 || n > protocol::MAX_BATCH_MESSAGES {
-        let detail = format!("a batch has 1 to {} messages, not {n}", protocol::MAX_BATCH_MESSAGES);
-        return Err(ApiError::bad_request(ErrorCode::TooLarge, detail));
-    }
-    if let Some(i) = req.messages.iter().position(|m| m.len() > protocol::MAX_BATCH_ITEM_BYTES) {
-        let detail = format!("message {i} is larger than {} bytes; send it alone", protocol::MAX_BATCH_ITEM_BYTES);
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, detail));
-    }
+    let req = BatchRequest::parse(&read(body)?)?;
     let wires: Vec<&[u8]> = req.messages.iter().map(|m| m.as_bytes()).collect();
     let answers = engine.receive_batch(&wires, &peer.org).await?;
     engine.feed_signal().notify_waiters();

@@ -226,6 +226,23 @@ pub struct Delivery {
     pub delivered_at: Option<Timestamp>,
 }
 
+impl Delivery {
+    /// A new delivery of message `message_id` to `peer`, queued at `at` and due then.
+    #[must_use]
+    pub fn pending(message_id: MessageId, peer: OrgKey, at: Timestamp) -> Delivery {
+        Delivery {
+            message_id,
+            peer,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            created_at: at,
+            next_attempt_at: at,
+            last_error: None,
+            delivered_at: None,
+        }
+    }
+}
+
 /// What the outbox holds, for operators and metrics: the open deliveries (pending and dead) per peer, and the
 /// blocked cases. (Finished deliveries are counted as they finish, not here: their number only grows.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -166,17 +166,7 @@ async fn preload(pair: &Pair, n: usize) -> Result<Vec<CaseId>> {
             .await?;
             mt.next_out_sequence(id, &bela_org).await?;
             mt.insert_message(&message(Direction::Out, &bela_org, MessageState::Pending)).await?;
-            mt.enqueue(&Delivery {
-                message_id: mid,
-                peer: bela_org.clone(),
-                state: DeliveryState::Pending,
-                attempts: 0,
-                created_at: at,
-                next_attempt_at: at,
-                last_error: None,
-                delivered_at: None,
-            })
-            .await?;
+            mt.enqueue(&Delivery::pending(mid, bela_org.clone(), at)).await?;
             mt.mark_delivered(mid, &receipt(Direction::In)).await?;
             mt.add_event(&event(EventKind::MessageSent, "forward #1 (preloaded)")).await?;
             mt.add_event(&event(EventKind::ReceiptReceived, "accepted (preloaded)")).await?;

@@ -4,7 +4,7 @@
 
 use sdx_model::lifecycle;
 use sdx_model::{Body, Case, CaseId, ErrorCode, Message, MessageId, OrgKey, Timestamp};
-use sdx_store::{CaseRecord, Delivery, DeliveryState, Direction, EventKind, MessageRecord, MessageState, OurRole};
+use sdx_store::{CaseRecord, Delivery, Direction, EventKind, MessageRecord, MessageState, OurRole};
 use sdx_store::{Store, StoreTx};
 
 use super::{Engine, EngineError, Sent, event, now, refusal, status_event};
@@ -45,17 +45,7 @@ fn partner_cannot(partner: &OrgKey, u: sdx_directory::Unsupported) -> EngineErro
 /// Store the sealed outgoing message `rec` and put it into the outbox, due at once (its `stored_at`).
 pub(super) async fn store_outgoing<T: StoreTx>(tx: &mut T, rec: &MessageRecord) -> Result<(), EngineError> {
     tx.insert_message(rec).await?;
-    tx.enqueue(&Delivery {
-        message_id: rec.message_id,
-        peer: rec.peer.clone(),
-        state: DeliveryState::Pending,
-        attempts: 0,
-        created_at: rec.stored_at,
-        next_attempt_at: rec.stored_at,
-        last_error: None,
-        delivered_at: None,
-    })
-    .await?;
+    tx.enqueue(&Delivery::pending(rec.message_id, rec.peer.clone(), rec.stored_at)).await?;
     Ok(())
 }
 

@@ -207,10 +207,6 @@ impl<S: Store> Engine<S> {
                 m.delivery_attempt(&d.peer, DeliveryOutcome::Delivered);
                 m.delivered(&d.peer, d.created_at);
                 self.release_waiters(msg.message_id, true);
-                if msg.case_id.is_some() {
-                    // The case's next message is due now (a relayed receipt arrives outside the worker's loop).
-                    self.inner.wake.notify_one();
-                }
                 return true;
             }
             Recorded::Rejected => {
@@ -269,6 +265,8 @@ impl<S: Store> Engine<S> {
         let r = self.record(&mut tx, &d, &msg, &outcome).await?;
         tx.commit().await?;
         self.recorded(&d, &msg, r);
+        // The case's next message may be due now; the worker does not know (this came outside its loop).
+        self.inner.wake.notify_one();
         Ok(RelayedReceipt::Recorded)
     }
 
@@ -554,20 +552,7 @@ async fn post_all<T: Transport>(transport: &T, peer: &Peer, msgs: &[&str]) -> Ve
     let mut answers: Vec<Option<Result<Vec<u8>, TransportError>>> = msgs.iter().map(|_| None).collect();
     if small.len() > 1 {
         let jws: Vec<&str> = small.iter().map(|&i| msgs[i]).collect();
-        let items = match transport.post_batch(peer, &jws).await {
-            Ok(items) if items.len() == small.len() => items,
-            Ok(items) => {
-                let e = TransportError::Protocol(format!(
-                    "the batch answer of {} has {} results for {} messages",
-                    peer.org,
-                    items.len(),
-                    jws.len()
-                ));
-                small.iter().map(|_| Err(e.clone())).collect()
-            }
-            Err(e) => small.iter().map(|_| Err(e.clone())).collect(),
-        };
-        for (&i, a) in small.iter().zip(items) {
+        for (&i, a) in small.iter().zip(batch_answers(transport, peer, &jws).await) {
             answers[i] = Some(a);
         }
     }
@@ -579,4 +564,26 @@ async fn post_all<T: Transport>(transport: &T, peer: &Peer, msgs: &[&str]) -> Ve
         });
     }
     out
+}
+
+/// POST `jws` to `peer` as one batch: one answer per message, in order. A request that failed, or an answer with
+/// another number of results than messages, is every message's answer.
+pub(super) async fn batch_answers<T: Transport>(
+    transport: &T,
+    peer: &Peer,
+    jws: &[&str],
+) -> Vec<Result<Vec<u8>, TransportError>> {
+    match transport.post_batch(peer, jws).await {
+        Ok(items) if items.len() == jws.len() => items,
+        Ok(items) => {
+            let e = TransportError::Protocol(format!(
+                "the batch answer of {} has {} results for {} messages",
+                peer.org,
+                items.len(),
+                jws.len()
+            ));
+            jws.iter().map(|_| Err(e.clone())).collect()
+        }
+        Err(e) => jws.iter().map(|_| Err(e.clone())).collect(),
+    }
 }

@@ -16,8 +16,9 @@
 //! retried like a node's), counted in `sdx_delivery_attempts_total{peer,outcome}`.
 
 use sdx_model::{Body, ErrorCode, MessageType, OrgKey, ReceiptResult, Timestamp};
-use sdx_store::{Delivery, DeliveryState, Direction, MessageRecord, MessageState, ReceiptRecord, Store, StoreTx};
+use sdx_store::{Delivery, Direction, MessageRecord, MessageState, ReceiptRecord, Store, StoreTx};
 
+use super::local::store_outgoing;
 use super::outbox::Recorded;
 use super::{Engine, EngineError, Peer, Transport, TransportError, now, refusal};
 use crate::envelope::Route;
@@ -52,6 +53,17 @@ enum Attempt {
     First,
     /// The worker's, from the hub's outbox.
     Worker,
+}
+
+impl From<Accepted> for Relayed {
+    /// The answer for an envelope the hub had seen: its receipt, queued, or refused with the dead letter's reason.
+    fn from(a: Accepted) -> Relayed {
+        match a {
+            Accepted::Delivered(r) => Relayed::Receipt(r),
+            Accepted::Queued(why) => Relayed::Queued(why),
+            Accepted::Dead(why) => Relayed::Refused(TransportError::Protocol(why)),
+        }
+    }
 }
 
 impl Relayed {
@@ -107,12 +119,10 @@ impl<S: Store> Engine<S> {
         let (msg, d) = first_records(route, wire, now());
         match self.relay_record(&d, &msg, &route.author, reader, answer, Attempt::First).await {
             // The same envelope came twice at once and the other request stored it first: answer from that.
-            Err(EngineError::Store(sdx_store::Error::Duplicate)) => Ok(match self.relay_known(route).await? {
-                Some(Accepted::Delivered(r)) => Relayed::Receipt(r),
-                Some(Accepted::Queued(why)) => Relayed::Queued(why),
-                Some(Accepted::Dead(why)) => Relayed::Refused(TransportError::Protocol(why)),
-                None => Relayed::Queued("being relayed".into()),
-            }),
+            Err(EngineError::Store(sdx_store::Error::Duplicate)) => Ok(self
+                .relay_known(route)
+                .await?
+                .map_or_else(|| Relayed::Queued("being relayed".into()), Relayed::from)),
             other => other,
         }
     }
@@ -189,8 +199,7 @@ impl<S: Store> Engine<S> {
     ) -> Result<(Recorded, Relayed), EngineError> {
         let at = now();
         if attempt == Attempt::First {
-            tx.insert_message(msg).await?;
-            tx.enqueue(d).await?;
+            store_outgoing(tx, msg).await?;
         }
         Ok(match answer.map(|body| reader_receipt(msg, author, reader, &body)) {
             Ok(Ok((jws, result, receipt_id))) => {
@@ -238,19 +247,7 @@ impl<S: Store> Engine<S> {
             return Ok(vec![self.relay_first(transport, route, wire, reader).await?]);
         }
         let wires: Vec<&str> = items.iter().map(|(_, w)| *w).collect();
-        let answers = match transport.post_batch(reader, &wires).await {
-            Ok(a) if a.len() == items.len() => a,
-            Ok(a) => {
-                let e = TransportError::Protocol(format!(
-                    "the batch answer of {} has {} results for {} messages",
-                    reader.org,
-                    a.len(),
-                    items.len()
-                ));
-                items.iter().map(|_| Err(e.clone())).collect()
-            }
-            Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
-        };
+        let answers = super::outbox::batch_answers(transport, reader, &wires).await;
         let at = now();
         let mut tx = self.inner.store.begin().await?;
         let mut done = Vec::with_capacity(items.len());
@@ -286,9 +283,7 @@ impl<S: Store> Engine<S> {
         let mut out = Vec::with_capacity(items.len());
         for (route, wire) in items {
             out.push(match self.relay_known(route).await? {
-                Some(Accepted::Delivered(r)) => Relayed::Receipt(r),
-                Some(Accepted::Queued(why)) => Relayed::Queued(why),
-                Some(Accepted::Dead(why)) => Relayed::Refused(TransportError::Protocol(why)),
+                Some(known) => known.into(),
                 None => self.relay_first(transport, route, wire, reader).await?,
             });
         }
@@ -317,24 +312,11 @@ impl<S: Store> Engine<S> {
             digest: protocol::sha256(jws.as_bytes()),
             state: MessageState::Pending,
         };
-        match tx.insert_message(&rec).await {
-            Ok(()) => {}
+        match store_outgoing(tx, &rec).await {
             // Recorded twice (the handler's attempt and the worker's overlapped): queued already.
-            Err(sdx_store::Error::Duplicate) => return Ok(()),
-            Err(e) => return Err(e.into()),
+            Err(EngineError::Store(sdx_store::Error::Duplicate)) => Ok(()),
+            other => other,
         }
-        let d = Delivery {
-            message_id: receipt_id,
-            peer: author.clone(),
-            state: DeliveryState::Pending,
-            attempts: 0,
-            created_at: at,
-            next_attempt_at: at,
-            last_error: None,
-            delivered_at: None,
-        };
-        tx.enqueue(&d).await?;
-        Ok(())
     }
 
     /// Record the author's answer to a pushed receipt.
@@ -399,15 +381,6 @@ fn first_records(route: &Route, wire: &str, at: Timestamp) -> (MessageRecord, De
         digest: protocol::sha256(wire.as_bytes()),
         state: MessageState::Pending,
     };
-    let d = Delivery {
-        message_id: route.message_id,
-        peer: route.reader.clone(),
-        state: DeliveryState::Pending,
-        attempts: 0,
-        created_at: at,
-        next_attempt_at: at,
-        last_error: None,
-        delivered_at: None,
-    };
+    let d = Delivery::pending(route.message_id, route.reader.clone(), at);
     (msg, d)
 }
