@@ -19,9 +19,9 @@ use utoipa::openapi::{OpenApi, RefOr};
 use utoipa_axum::router::UtoipaMethodRouter;
 
 /// Members of the single-case view, in response order; `fields` selects among them.
-pub const VIEW_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt", "timeline"];
+pub const VIEW_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt", "owner", "timeline"];
 /// Members of a query result item (the single-case view without the timeline).
-pub const ITEM_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt"];
+pub const ITEM_MEMBERS: &[&str] = &["case", "partner", "ourRole", "updatedAt", "owner"];
 
 /// The top-level attributes of a case (JSON names, in the order of the format description), which `fields` may
 /// also name. Taken from the format description (`sdx_codec::desc::CASE`), which
@@ -160,6 +160,10 @@ json_component!(
     EscalatedDoc = "Escalated"
 );
 json_component!(
+    /// The request of `PUT /api/v1/cases/{id}/owner`.
+    OwnerDoc = "SetOwner"
+);
+json_component!(
     /// A page of the change feed.
     FeedPageDoc = "FeedPage"
 );
@@ -213,6 +217,7 @@ fn json_components() -> Vec<(&'static str, Value)> {
         "partner": {"$ref": "#/components/schemas/Organisationskennung"},
         "ourRole": {"enum": ["originator", "assignee", "both"], "description": "This organisation's role in the case."},
         "updatedAt": {"$ref": "#/components/schemas/Zeitpunkt"},
+        "owner": {"type": "string", "minLength": 1, "description": "The API client — one of this organisation's ticket systems — that owns the case (settings `[[api.clients]]`); absent when none does."},
         "timeline": {"type": "array", "items": {"$ref": "#/components/schemas/TimelineEvent"}},
     });
     let with_case = |case: Value| {
@@ -374,6 +379,12 @@ fn json_components() -> Vec<(&'static str, Value)> {
                                   "note": {"type": "string", "minLength": 1, "maxLength": sdx_model::rules::limits::MAX_TEXT_CHARS, "pattern": "\\S"}}}),
         ),
         (
+            "SetOwner",
+            json!({"type": "object", "required": ["owner"], "additionalProperties": false,
+                   "description": "The API client (with cases = \"own\") that is to own the case, or null for none.",
+                   "properties": {"owner": {"type": ["string", "null"], "minLength": 1, "maxLength": 64}}}),
+        ),
+        (
             "Escalated",
             json!({"type": "object", "required": ["child", "parent", "reason"], "additionalProperties": false,
                    "properties": {"child": {"$ref": "#/components/schemas/Sent", "description": "The child case (childOf the escalated one), forwarded to the next level."},
@@ -489,7 +500,7 @@ mod tests {
     #[test]
     fn field_names_are_the_view_members_then_the_case_attributes() {
         let names = field_names(ITEM_MEMBERS);
-        assert_eq!(&names[..5], ["case", "partner", "ourRole", "updatedAt", "caseId"]);
+        assert_eq!(&names[..6], ["case", "partner", "ourRole", "updatedAt", "owner", "caseId"]);
         assert_eq!(names.iter().filter(|n| **n == "updatedAt").count(), 1);
         assert_eq!(field_names(VIEW_MEMBERS).len(), names.len() + 1);
     }

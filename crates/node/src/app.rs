@@ -82,6 +82,9 @@ pub enum AppError {
     /// The directory of responsibilities could not be loaded.
     #[error("directory")]
     Directory(#[from] Box<crate::directory::DirectoryError>),
+    /// The API clients' case ownership settings contradict each other.
+    #[error("api clients: {0}")]
+    Clients(#[from] crate::clients::OwnersError),
 }
 
 fn read(path: &Path) -> Result<String, AppError> {
@@ -180,6 +183,7 @@ impl App {
         );
         let holder = directory.as_ref().map(|d| Arc::clone(d.holder()));
         let engine = Engine::with_directory(identity, store, peers, holder, settings.delivery.clone(), metrics.clone());
+        engine.set_owners(crate::clients::Owners::from_clients(&settings.api.clients)?);
         if let Some(path) = &k.encryption_key {
             let key = PrivateKey::from_pkcs8_pem(&read(path)?)
                 .map_err(|e| material("encryption key (PKCS#8 PEM)", path, e))?;

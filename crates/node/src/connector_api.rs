@@ -19,6 +19,7 @@ use sdx_model::ErrorCode;
 use sdx_store::{FeedCursor, MAX_PAGE, Store, StoreTx};
 
 use crate::apidoc::{self, op};
+use crate::clients::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::local_api::{JsonBytes, Query, Shared};
 
@@ -73,6 +74,7 @@ struct ReportPathDoc {
         (status = 204, description = "Recorded in the case's timeline"),
         (status = 400, description = "A bad case id (invalidIdentifier) or body (schemaViolation, malformed)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The case belongs to another ticket system of this organisation (notPermitted)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case here (unknownCase)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json (malformed)", body = Problem, content_type = "application/problem+json"),
@@ -83,6 +85,7 @@ struct ReportPathDoc {
 )]
 async fn report<S: Store>(
     State(st): State<Shared<S>>,
+    caller: Caller,
     id: crate::local_api::PathId,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult<Response> {
@@ -98,8 +101,10 @@ async fn report<S: Store>(
         _ => return Err(bad(format!("report: detail is a text of 1 to {MAX_REPORT_CHARS} characters"))),
     };
     let mut tx = st.engine.store().begin().await?;
-    if tx.get_case(id).await?.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id}")));
+    match tx.get_case(id).await? {
+        None => return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id}"))),
+        Some(rec) if !caller.may_see(rec.owner.as_deref()) => return Err(crate::local_api::not_owner(id)),
+        Some(_) => {}
     }
     let ev = sdx_store::TimelineEvent {
         case_id: id,
@@ -143,6 +148,8 @@ struct FeedParams {
 /// Each event is a timeline event of a case (a message sent or received and applied, a receipt, a status change,
 /// a conflict, a failed or dead delivery, an operator's retry or skip) with its `cursor`. Keep `next` durably and
 /// pass it as `after`: the feed never skips an event and, after a restart, gives again only what came after it.
+/// A client limited to its own cases (`cases = "own"`) gets the events of the cases it owns now; `next` still
+/// moves past the others.
 #[utoipa::path(
     get,
     path = "/api/v1/events",
@@ -157,7 +164,11 @@ struct FeedParams {
     ),
     security(("bearer" = []))
 )]
-async fn events<S: Store>(State(st): State<Shared<S>>, Query(p): Query<FeedParams>) -> ApiResult<axum::Json<Value>> {
+async fn events<S: Store>(
+    State(st): State<Shared<S>>,
+    caller: Caller,
+    Query(p): Query<FeedParams>,
+) -> ApiResult<axum::Json<Value>> {
     let bad = |d: String| ApiError::bad_request(ErrorCode::SchemaViolation, d);
     let after = match p.after.as_deref() {
         Some(a) => FeedCursor::parse(a).map_err(|e| bad(e.to_string()))?,
@@ -174,13 +185,24 @@ async fn events<S: Store>(State(st): State<Shared<S>>, Query(p): Query<FeedParam
     let deadline = Instant::now() + Duration::from_secs(wait).min(st.feed_max_wait);
     let store = st.engine.store();
     let signal = st.engine.feed_signal();
+    let mut scanned = after;
+    let mut owners = OwnerCache::default();
     let found = loop {
         // Registered before the store is read, so a commit in between is not missed; the store is read again
         // every FEED_POLL anyway (events of the delivery worker, other processes on one database).
         let committed = signal.notified();
         tokio::pin!(committed);
         committed.as_mut().enable();
-        let found = store.feed(after, limit).await?;
+        let mut found = store.feed(scanned, limit).await?;
+        let full = found.len() == limit as usize;
+        if let Some(me) = caller.restricted_to() {
+            // Read on past the events of others' cases: `next` moves past them.
+            scanned = found.last().map_or(scanned, |e| e.cursor);
+            found = owners.keep_own(store, found, me).await?;
+            if found.is_empty() && full {
+                continue;
+            }
+        }
         if !found.is_empty() || Instant::now() >= deadline {
             break found;
         }
@@ -190,13 +212,42 @@ async fn events<S: Store>(State(st): State<Shared<S>>, Query(p): Query<FeedParam
             _ = tokio::time::sleep(poll) => {}
         }
     };
-    Ok(axum::Json(feed_page(found, after)))
+    Ok(axum::Json(feed_page(found, scanned)))
+}
+
+/// The owners of the cases a feed request met, each read once.
+#[derive(Default)]
+struct OwnerCache(std::collections::HashMap<sdx_model::CaseId, Option<String>>);
+
+impl OwnerCache {
+    /// The events of the cases `me` owns.
+    async fn keep_own<S: Store>(
+        &mut self,
+        store: &S,
+        events: Vec<sdx_store::FeedEvent>,
+        me: &str,
+    ) -> ApiResult<Vec<sdx_store::FeedEvent>> {
+        let mut kept = Vec::with_capacity(events.len());
+        for e in events {
+            let id = e.event.case_id;
+            let owner = match self.0.entry(id) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(store.get_case(id).await?.and_then(|r| r.owner))
+                }
+            };
+            if owner.as_deref() == Some(me) {
+                kept.push(e);
+            }
+        }
+        Ok(kept)
+    }
 }
 
 /// A page of the feed as the API and webhooks send it (`FeedPage`): the events with their cursors, and where to
-/// continue (the last event's cursor, or `after` when there was none).
+/// continue (the last event's cursor, or `after` when there was none or it is later).
 pub fn feed_page(found: Vec<sdx_store::FeedEvent>, after: FeedCursor) -> Value {
-    let next = found.last().map_or(after, |e| e.cursor);
+    let next = found.last().map_or(after, |e| e.cursor.max(after));
     let events: Vec<Value> = found
         .into_iter()
         .map(|e| {

@@ -3,6 +3,7 @@
 
 pub mod apidoc;
 pub mod app;
+pub mod clients;
 pub mod connector_api;
 pub mod directory;
 pub mod engine;

@@ -12,6 +12,7 @@
 //! | `POST /api/v1/deliveries/{messageId}/retry` | put a dead letter back into delivery (attempts and age start afresh) |
 //! | `POST /api/v1/deliveries/{messageId}/skip` | give a dead letter up: its change is withdrawn from the case and the messages behind it are renumbered and sent |
 //! | `POST /api/v1/cases/{id}/escalations` | escalate a case this node works on to the next support level (e.g. to its vendor): a child case goes there, the case follows its status (`engine::escalate`) |
+//! | `PUT /api/v1/cases/{id}/owner` | operators: give the case to one of the organisation's ticket systems (`crate::clients`) |
 //! | `GET /api/v1/blocked?limit=` | cases whose outgoing messages wait behind a dead letter, with the reason |
 //! | `POST /api/v1/notices`, `GET /api/v1/notices`, `DELETE /api/v1/notices/{id}` | service notices: publish or update, list the active ones, end (`crate::notices_api`) |
 //! | `GET /notices.atom` | the active service notices as an Atom feed for portals (no token needed: public data) |
@@ -43,6 +44,9 @@
 //! Every route is registered with its `#[utoipa::path]` documentation ([`apidoc::op`]); the OpenAPI document
 //! ([`api`], served at `GET /api/v1/openapi.json`) is built from these registrations.
 //!
+//! A client with `cases = "own"` (one of several ticket systems of the organisation) sees and changes only the
+//! cases it owns, and not the operators' routes (deliveries, blocked cases, owners); see [`crate::clients`].
+//!
 //! Personal data (the requester) is returned to authenticated clients only and never logged.
 
 use std::sync::Arc;
@@ -65,9 +69,10 @@ use sdx_model::{Ars, CaseId, Coded, ErrorCode, LeikaKey, MessageId, OrgKey, Stat
 use sdx_store::{CaseQuery, CaseRecord, DeliveryState, MAX_PAGE, Store, TimelineEvent};
 
 use crate::apidoc::{self, ITEM_MEMBERS, VIEW_MEMBERS, allowed_names, case_attributes, op};
+use crate::clients::Caller;
 use crate::engine::Engine;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::settings::ApiClient;
+use crate::settings::{ApiClient, CaseScope};
 
 /// Path prefix of the local API.
 pub const API_PREFIX: &str = "/api/v1";
@@ -76,8 +81,10 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
 pub(crate) struct ApiState<S: Store> {
     pub(crate) engine: Engine<S>,
-    /// SHA-256 of each client's token.
-    tokens: Vec<[u8; 32]>,
+    /// SHA-256 of each client's token, and who it is.
+    tokens: Vec<([u8; 32], Caller)>,
+    /// The clients limited to their own cases: the owners an operator may give a case to.
+    owners: Vec<String>,
     /// Longest wait of a change feed request.
     pub(crate) feed_max_wait: std::time::Duration,
 }
@@ -100,10 +107,11 @@ pub fn router_with<S: Store>(engine: Engine<S>, clients: &[ApiClient], feed_max_
             // Settings checked the form (64 lowercase hex digits); anything else matches no token.
             let mut h = [0u8; 32];
             hex::decode_to_slice(&c.token_sha256, &mut h).ok()?;
-            Some(h)
+            Some((h, Caller { name: c.name.clone(), scope: c.cases }))
         })
         .collect();
-    let state: Shared<S> = Arc::new(ApiState { engine, tokens, feed_max_wait });
+    let owners = clients.iter().filter(|c| c.cases == CaseScope::Own).map(|c| c.name.clone()).collect();
+    let state: Shared<S> = Arc::new(ApiState { engine, tokens, owners, feed_max_wait });
     let (protected, local) = routes::<S>().split_for_parts();
     let (public, doc) = document_route().split_for_parts();
     let (feed, feed_doc) = crate::notices_api::public_routes::<S>().split_for_parts();
@@ -131,6 +139,7 @@ fn routes<S: Store>() -> OpenApiRouter<Shared<S>> {
         .routes(op::<__path_skip, _, _, _>(skip::<S>))
         .routes(op::<__path_blocked, _, _, _>(blocked::<S>))
         .routes(op::<__path_escalate, _, _, _>(escalate::<S>))
+        .routes(op::<__path_set_owner, _, _, _>(set_owner::<S>))
         .merge(crate::connector_api::routes::<S>())
         .merge(crate::notices_api::routes::<S>())
 }
@@ -166,24 +175,58 @@ async fn wrong_method(method: Method, uri: OriginalUri) -> ApiError {
     ApiError::method_not_allowed(&method, uri.path())
 }
 
-async fn authenticate<S: Store>(State(st): State<Shared<S>>, req: Request, next: Next) -> Response {
+/// Find the client of the bearer token and hand it to the handlers as a request extension ([`Caller`]).
+async fn authenticate<S: Store>(State(st): State<Shared<S>>, mut req: Request, next: Next) -> Response {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let ok = token.is_some_and(|t| {
+    let caller = token.and_then(|t| {
         let h = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
         // Constant-time comparison against every client, without stopping early.
-        st.tokens
-            .iter()
-            .fold(false, |found, k| found | aws_lc_rs::constant_time::verify_slices_are_equal(h.as_ref(), k).is_ok())
+        st.tokens.iter().fold(None, |found: Option<&Caller>, (k, c)| {
+            let hit = aws_lc_rs::constant_time::verify_slices_are_equal(h.as_ref(), k).is_ok();
+            found.or(hit.then_some(c))
+        })
     });
-    if !ok {
+    let Some(caller) = caller else {
         return ApiError::unauthorized().into_response();
-    }
+    };
+    req.extensions_mut().insert(caller.clone());
     next.run(req).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// The caller of an operators' route: a client that sees every case (403 `notPermitted` for one limited to its
+/// own cases).
+pub(crate) struct Operator(pub(crate) Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.scope == CaseScope::Own {
+            let detail = format!("client {} sees its own cases only; this is for operators", caller.name);
+            return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotPermitted, detail));
+        }
+        Ok(Operator(caller))
+    }
+}
+
+/// 403 for a case the caller does not own.
+pub(crate) fn not_owner(id: CaseId) -> ApiError {
+    let detail = format!("case {id} belongs to another ticket system of this organisation");
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotPermitted, detail)
 }
 
 /// Query parameters, refused as an [`ApiError`] (400 `schemaViolation`) when they do not deserialize, e.g. an
@@ -343,6 +386,7 @@ fn sent(s: crate::engine::Sent) -> Value {
 )]
 async fn create<S: Store>(
     State(st): State<Shared<S>>,
+    caller: Caller,
     Query(params): Query<CreateParams>,
     IdempotencyKey(key): IdempotencyKey,
     JsonBytes(body): JsonBytes,
@@ -368,7 +412,10 @@ async fn create<S: Store>(
     let why = routed
         .as_ref()
         .map(|r| format!("to {} ({}), directory version {}: {}", r.org, r.name, r.directory_version, r.reason));
-    let s = st.engine.forward_routed(forward.case, forward.note, key.as_deref(), why).await?;
+    let key = key.map(|k| caller.idempotency_key(&k));
+    let owner = caller.restricted_to().map(str::to_string);
+    let opts = crate::engine::Forwarding { key: key.as_deref(), routing: why, owner };
+    let s = st.engine.forward_with(forward.case, forward.note, opts).await?;
     st.engine.feed_signal().notify_waiters();
     let (id, replayed) = (s.message_id, s.replayed);
     let mut answer = sent(s);
@@ -446,7 +493,7 @@ fn route_unassigned<S: Store>(
         (status = 200, description = "Committed; the message is in the outbox", body = apidoc::SentDoc),
         (status = 400, description = "Not an SDX message body (errorCode of the first finding; JSON pointer in detail) or an invalid case id (invalidIdentifier)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "This organisation may not make this change (notPermitted)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "This organisation may not make this change, or the case belongs to another of its ticket systems (notPermitted)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case here (unknownCase)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The change contradicts the case (inconsistentCase, duplicateId)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
@@ -459,6 +506,7 @@ fn route_unassigned<S: Store>(
 )]
 async fn change<S: Store>(
     State(st): State<Shared<S>>,
+    caller: Caller,
     id: PathId,
     IdempotencyKey(key): IdempotencyKey,
     JsonBytes(body): JsonBytes,
@@ -472,7 +520,8 @@ async fn change<S: Store>(
         );
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::MessageTypeMismatch, detail));
     }
-    let s = st.engine.change_keyed(id, body, key.as_deref()).await?;
+    let key = key.map(|k| caller.idempotency_key(&k));
+    let s = st.engine.change_as(id, body, key.as_deref(), caller.restricted_to()).await?;
     st.engine.feed_signal().notify_waiters();
     let replayed = s.replayed;
     Ok(sent_answer(StatusCode::OK, sent(s), replayed))
@@ -573,6 +622,9 @@ fn view(rec: CaseRecord, timeline: Option<Vec<TimelineEvent>>, fields: &Fields) 
     if fields.has("updatedAt") {
         v.insert("updatedAt".into(), json!(rec.updated_at));
     }
+    if let Some(owner) = rec.owner.filter(|_| fields.has("owner")) {
+        v.insert("owner".into(), json!(owner));
+    }
     if let Some(t) = timeline.filter(|_| fields.has("timeline")) {
         v.insert("timeline".into(), json!(t));
     }
@@ -620,6 +672,7 @@ struct GetParams {
         (status = 200, description = "The case view (with fields: only the selected members, and in case only caseId and the selected case attributes unless case is selected)", body = apidoc::CaseViewAnswerDoc),
         (status = 400, description = "Invalid case id (invalidIdentifier), unknown parameter or bad fields (schemaViolation)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The case belongs to another ticket system of this organisation (notPermitted)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case here (unknownCase)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
@@ -628,6 +681,7 @@ struct GetParams {
 )]
 async fn get_case<S: Store>(
     State(st): State<Shared<S>>,
+    caller: Caller,
     id: PathId,
     Query(p): Query<GetParams>,
 ) -> ApiResult<axum::Json<Value>> {
@@ -638,6 +692,9 @@ async fn get_case<S: Store>(
         .get_case(id)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownCase, format!("case {id}")))?;
+    if !caller.may_see(rec.owner.as_deref()) {
+        return Err(not_owner(id));
+    }
     let timeline = if fields.has("timeline") { Some(store.timeline(id).await?) } else { None };
     Ok(axum::Json(view(rec, timeline, &fields)))
 }
@@ -745,6 +802,7 @@ fn to_query(p: ListParams) -> ApiResult<(CaseQuery, Fields)> {
         leika_key: p.leika_key.map(LeikaKey::parse).transpose().map_err(bad)?,
         region_prefix: p.region.map(Ars::parse).transpose().map_err(bad)?,
         partner: p.partner.map(OrgKey::parse).transpose().map_err(bad)?,
+        owner: None,
         updated_since: p.updated_since.map(|t| Timestamp::parse(&t)).transpose().map_err(bad)?,
         cursor: p.cursor,
         limit: page_size(p.limit)?,
@@ -767,8 +825,13 @@ fn to_query(p: ListParams) -> ApiResult<(CaseQuery, Fields)> {
     ),
     security(("bearer" = []))
 )]
-async fn list<S: Store>(State(st): State<Shared<S>>, Query(p): Query<ListParams>) -> ApiResult<axum::Json<Value>> {
-    let (query, fields) = to_query(p)?;
+async fn list<S: Store>(
+    State(st): State<Shared<S>>,
+    caller: Caller,
+    Query(p): Query<ListParams>,
+) -> ApiResult<axum::Json<Value>> {
+    let (mut query, fields) = to_query(p)?;
+    query.owner = caller.restricted_to().map(str::to_string);
     let page = st.engine.store().query_cases(&query).await?;
     let items: Vec<_> = page.items.into_iter().map(|r| view(r, None, &fields)).collect();
     Ok(axum::Json(json!({"items": items, "nextCursor": page.next_cursor})))
@@ -809,6 +872,7 @@ enum DeliveryStateParam {
         (status = 200, description = "Deliveries", body = apidoc::DeliveryPageDoc),
         (status = 400, description = "Unknown state (unknownCode), limit out of range or unknown parameter (schemaViolation)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client sees its own cases only; this is for operators (notPermitted)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
     ),
@@ -816,6 +880,7 @@ enum DeliveryStateParam {
 )]
 async fn deliveries<S: Store>(
     State(st): State<Shared<S>>,
+    _op: Operator,
     Query(p): Query<DeliveryParams>,
 ) -> ApiResult<axum::Json<Value>> {
     let state = match p.state.as_deref() {
@@ -842,13 +907,14 @@ async fn deliveries<S: Store>(
         (status = 200, description = "Pending again", body = apidoc::RetriedDoc),
         (status = 400, description = "Invalid message id (invalidIdentifier)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client sees its own cases only; this is for operators (notPermitted)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No dead letter with this id (unknownCase)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-async fn retry<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<axum::Json<Value>> {
+async fn retry<S: Store>(State(st): State<Shared<S>>, _op: Operator, id: PathId) -> ApiResult<axum::Json<Value>> {
     let id = id.message_id()?;
     if st.engine.retry_dead(id).await? {
         Ok(axum::Json(json!({"messageId": id, "state": "pending"})))
@@ -875,7 +941,7 @@ async fn retry<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<a
         (status = 201, description = "Committed: the child case's forward and the case's update are in the outbox", body = apidoc::EscalatedDoc),
         (status = 400, description = "A bad case id (invalidIdentifier) or body (schemaViolation, malformed)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "This node does not work on the case (notPermitted)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "This node does not work on the case, or it belongs to another ticket system of this organisation (notPermitted)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case here (unknownCase)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The case changed meanwhile; retry", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
@@ -888,6 +954,7 @@ async fn retry<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<a
 )]
 async fn escalate<S: Store>(
     State(st): State<Shared<S>>,
+    caller: Caller,
     id: PathId,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult<Response> {
@@ -916,10 +983,66 @@ async fn escalate<S: Store>(
         }
         Some(_) => return Err(bad("/note: a text of 1 to 65,536 characters".into())),
     };
-    let e = st.engine.escalate(id, to, note).await?;
+    let e = st.engine.escalate(id, to, note, caller.restricted_to()).await?;
     st.engine.feed_signal().notify_waiters();
     let answer = json!({"child": sent(e.child), "parent": sent(e.parent), "reason": e.reason});
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+}
+
+/// Give a case to one of this organisation's ticket systems (or to none): for operators.
+///
+/// The owner is an API client with `cases = "own"`; from now on only it (and the operators) see and change the
+/// case, and its change feed shows the `ownerChanged` event, so its connector picks the case up. Nothing is sent
+/// to the partner. `{"owner": null}` takes the case from its owner.
+#[utoipa::path(
+    put,
+    path = "/api/v1/cases/{id}/owner",
+    operation_id = "setCaseOwner",
+    params(CaseIdParam),
+    request_body(content = apidoc::OwnerDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The case view with its owner now", body = apidoc::CaseViewAnswerDoc),
+        (status = 400, description = "A bad case id (invalidIdentifier) or body (schemaViolation, malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client sees its own cases only; this is for operators (notPermitted)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case here (unknownCase)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the document limit (tooLarge)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json (malformed)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The owner is not an API client with cases = \"own\" (schemaViolation)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Temporarily unavailable, e.g. the case changed meanwhile; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn set_owner<S: Store>(
+    State(st): State<Shared<S>>,
+    Operator(op): Operator,
+    id: PathId,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult<axum::Json<Value>> {
+    let id = id.case_id()?;
+    let bad = |d: String| ApiError::bad_request(ErrorCode::SchemaViolation, d);
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("owner: {e}")))?;
+    let Value::Object(m) = v else { return Err(bad("owner: a JSON object with owner".into())) };
+    if let Some(k) = m.keys().find(|k| *k != "owner") {
+        return Err(bad(format!("owner: unknown member `{k}`; allowed: owner")));
+    }
+    let owner = match m.get("owner") {
+        Some(Value::Null) => None,
+        Some(Value::String(name)) if st.owners.contains(name) => Some(name.clone()),
+        Some(Value::String(name)) => {
+            let name: String = name.chars().take(64).collect();
+            let known = st.owners.join(", ");
+            let detail = format!("/owner: {name:?} is not an API client with cases = \"own\" (these are: {known})");
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::SchemaViolation, detail));
+        }
+        _ => return Err(bad("/owner: the name of an API client, or null".into())),
+    };
+    let rec = st.engine.set_owner(id, owner, &op.name).await?;
+    st.engine.feed_signal().notify_waiters();
+    let all = Fields::parse(None, VIEW_MEMBERS)?;
+    Ok(axum::Json(view(rec, None, &all)))
 }
 
 /// Give a dead letter up: its change is withdrawn from our copy of the case and the messages of the case that wait
@@ -933,14 +1056,14 @@ async fn escalate<S: Store>(
         (status = 200, description = "Skipped; the case is unblocked", body = apidoc::SkippedDoc),
         (status = 400, description = "Invalid message id (invalidIdentifier)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A forward cannot be skipped (notPermitted)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A forward cannot be skipped, or the client sees its own cases only and this is for operators (notPermitted)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No dead letter with this id (unknownCase)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-async fn skip<S: Store>(State(st): State<Shared<S>>, id: PathId) -> ApiResult<axum::Json<Value>> {
+async fn skip<S: Store>(State(st): State<Shared<S>>, _op: Operator, id: PathId) -> ApiResult<axum::Json<Value>> {
     let id = id.message_id()?;
     if st.engine.skip_dead(id).await? {
         Ok(axum::Json(json!({"messageId": id, "state": "skipped"})))
@@ -968,6 +1091,7 @@ struct BlockedParams {
         (status = 200, description = "Blocked cases", body = apidoc::BlockedPageDoc),
         (status = 400, description = "limit out of range or unknown parameter (schemaViolation)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client sees its own cases only; this is for operators (notPermitted)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Temporarily unavailable; retry", body = Problem, content_type = "application/problem+json"),
     ),
@@ -975,6 +1099,7 @@ struct BlockedParams {
 )]
 async fn blocked<S: Store>(
     State(st): State<Shared<S>>,
+    _op: Operator,
     Query(p): Query<BlockedParams>,
 ) -> ApiResult<axum::Json<Value>> {
     let items = st.engine.store().list_blocked(page_size(p.limit)?).await?;
@@ -1023,7 +1148,7 @@ mod tests {
         for v in ["case.caseId", "case.status", "category.symptom", "status.x"] {
             assert!(matches!(parse(Some(v)), Err(FieldsError::Nested { .. })), "{v}");
         }
-        let allowed = "allowed: view members case, partner, ourRole, updatedAt; case attributes caseId, revision, \
+        let allowed = "allowed: view members case, partner, ourRole, updatedAt, owner; case attributes caseId, revision, \
                        references, ticketType, status, pendingReason, statusHistory, impact, urgency, priority, \
                        category, region, supportLevel, channel, parties, originator, assignee, requester, subject, \
                        description, createdAt, updatedAt, journal, attachments, solution, relatedCases, serviceLevel \

@@ -218,6 +218,17 @@ fn default_feed_max_wait() -> u64 {
 pub struct ConnectorRef {
     /// The connector file (relative to the settings file).
     pub file: PathBuf,
+    /// Which cases the connector's ticket system sees and changes: `all` (default) or `own`, as for
+    /// `[[api.clients]]` (the connector is the API client `connector NAME`); with several ticket systems behind
+    /// one node, `own` and `services` / `default_owner` give each case to one of them.
+    #[serde(default)]
+    pub cases: CaseScope,
+    /// Incoming cases for these services (LeiKa keys or OZG ids) go to this connector's system.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    /// Incoming cases no client's `services` names go to this connector's system.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default_owner: bool,
 }
 
 impl Default for ApiSettings {
@@ -231,18 +242,64 @@ impl Default for ApiSettings {
 }
 
 /// One API client and the SHA-256 (hex) of its bearer token. The token itself is never stored.
+///
+/// An organisation with several ticket systems gives each its own client with `cases = "own"`: each case is then
+/// owned by one of them (see [`crate::clients`]).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiClient {
-    /// Name, for logs.
+    /// Name, for logs and as the owner of cases: 1 to 64 of `A-Z a-z 0-9 - _ .`, unique.
     pub name: String,
     /// SHA-256 of the token, 64 lowercase hex digits.
     pub token_sha256: String,
+    /// Which cases the client sees and changes: `all` (the default: operators, or the one ticket system of the
+    /// organisation) or `own` (one of several ticket systems: the cases it created, the incoming ones its
+    /// `services` or `default_owner` give it, and those an operator gave it).
+    #[serde(default)]
+    pub cases: CaseScope,
+    /// Incoming cases for these services (LeiKa keys or OZG ids) are owned by this client (`cases = "own"`
+    /// only; each service at one client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    /// Incoming cases that no client's `services` names are owned by this client (`cases = "own"` only; at most
+    /// one client). Without one such client they stay without owner until an operator gives them one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default_owner: bool,
+}
+
+/// Which cases an API client sees and changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseScope {
+    /// Every case (operators; the one ticket system of an organisation).
+    #[default]
+    All,
+    /// The cases this client owns.
+    Own,
+}
+
+impl ApiClient {
+    /// A client that sees every case.
+    pub fn all_cases(name: impl Into<String>, token_sha256: impl Into<String>) -> ApiClient {
+        ApiClient {
+            name: name.into(),
+            token_sha256: token_sha256.into(),
+            cases: CaseScope::All,
+            services: Vec::new(),
+            default_owner: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient").field("name", &self.name).field("token_sha256", &"<redacted>").finish()
+        f.debug_struct("ApiClient")
+            .field("name", &self.name)
+            .field("token_sha256", &"<redacted>")
+            .field("cases", &self.cases)
+            .field("services", &self.services)
+            .field("default_owner", &self.default_owner)
+            .finish()
     }
 }
 
@@ -464,6 +521,7 @@ impl Settings {
                 )));
             }
         }
+        crate::clients::Owners::from_clients(&self.api.clients).map_err(|e| SettingsError(e.to_string()))?;
         let d = &self.delivery;
         if d.backoff_initial_ms == 0
             || d.max_attempts == 0

@@ -93,8 +93,11 @@ async fn members_exchange_a_case_through_a_hub_that_cannot_read_it(db: Db) {
     );
     write(file, &dir);
     // The hub knows where its members' nodes are; the members know only the hub.
-    let members =
-        Options { hub: true, peers: vec![(MILA.into(), mila.addr, mila.jwk()), (BELA.into(), bela.addr, bela.jwk())] };
+    let members = Options {
+        hub: true,
+        peers: vec![(MILA.into(), mila.addr, mila.jwk()), (BELA.into(), bela.addr, bela.jwk())],
+        ..Options::default()
+    };
     let h = start(hub.settings_with(ca, file, authority_jwk, &members)).await;
     let m = start(mila.settings(ca, file, authority_jwk)).await;
     let b = start(bela.settings(ca, file, authority_jwk)).await;
@@ -232,8 +235,11 @@ async fn the_hub_stores_and_forwards_while_a_member_is_down(db: Db) {
                 "organisation": BELA}]),
     );
     write(file, &dir);
-    let members =
-        Options { hub: true, peers: vec![(MILA.into(), mila.addr, mila.jwk()), (BELA.into(), bela.addr, bela.jwk())] };
+    let members = Options {
+        hub: true,
+        peers: vec![(MILA.into(), mila.addr, mila.jwk()), (BELA.into(), bela.addr, bela.jwk())],
+        ..Options::default()
+    };
     let h = start(hub.settings_with(ca, file, authority_jwk, &members)).await;
     let m = start(mila.settings(ca, file, authority_jwk)).await;
 

@@ -19,6 +19,10 @@ async fn start() -> (String, tempfile::TempDir) {
 }
 
 async fn start_with_engine() -> (String, tempfile::TempDir, Engine<SqliteStore>) {
+    start_with_clients(vec![ApiClient::all_cases("rt", sha256(TOKEN.as_bytes()).to_string())]).await
+}
+
+async fn start_with_clients(clients: Vec<ApiClient>) -> (String, tempfile::TempDir, Engine<SqliteStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store =
         SqliteStore::open(&format!("sqlite://{}?mode=rwc", dir.path().join("mila.db").display())).await.unwrap();
@@ -34,7 +38,6 @@ async fn start_with_engine() -> (String, tempfile::TempDir, Engine<SqliteStore>)
         vec![Peer::new(OrgKey::parse(BELA).unwrap(), "https://localhost:1", bela_key)],
         DeliverySettings::default(),
     );
-    let clients = vec![ApiClient { name: "rt".into(), token_sha256: sha256(TOKEN.as_bytes()).to_string() }];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, local_api::router(engine.clone(), &clients)).into_future());
@@ -55,6 +58,51 @@ async fn call(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, 
     let ctype = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     let text = r.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null), ctype)
+}
+
+/// A case a ticket system limited to its own cases creates is its own: the other system of the organisation
+/// neither sees nor changes it, the operator sees it with its owner.
+#[tokio::test]
+async fn a_case_created_by_one_of_several_ticket_systems_is_its_own() {
+    use sdx_node::settings::CaseScope;
+    let own = |name: &str, token: &str| ApiClient {
+        cases: CaseScope::Own,
+        ..ApiClient::all_cases(name, sha256(token.as_bytes()).to_string())
+    };
+    let clients = vec![
+        ApiClient::all_cases("rt", sha256(TOKEN.as_bytes()).to_string()),
+        own("otobo", "otobo-token"),
+        own("redmine", "redmine-token"),
+    ];
+    let (base, _dir, _engine) = start_with_clients(clients).await;
+    let as_ = |token: &'static str, rq: reqwest::RequestBuilder| rq.bearer_auth(token);
+    let mut case = sample::typical_case();
+    case.case_id = CaseId::new_random();
+    let r =
+        as_("otobo-token", client().post(format!("{base}/cases"))).json(&json!({"case": case})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let view = |token: &'static str| {
+        let url = format!("{base}/cases/{}", case.case_id);
+        async move { as_(token, client().get(url)).send().await.unwrap() }
+    };
+    let r = view(TOKEN).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["owner"], "otobo");
+    assert_eq!(view("otobo-token").await.status(), 200);
+    assert_eq!(view("redmine-token").await.status(), 403);
+    let list = |token: &'static str| {
+        let url = format!("{base}/cases");
+        async move { as_(token, client().get(url)).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(list("otobo-token").await["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list("redmine-token").await["items"].as_array().unwrap().len(), 0);
+    let entry = json!({"id": ItemId::new_random(), "visibility": "public",
+        "author": {"organisation": MILA}, "createdAt": "2026-11-30T10:00:00Z", "text": "Nachtrag."});
+    let change = json!({"update": {"revision": 0, "journal": [entry]}});
+    let url = format!("{base}/cases/{}/changes", case.case_id);
+    let r = as_("redmine-token", client().post(&url)).json(&change).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = as_("otobo-token", client().post(&url)).json(&change).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
@@ -310,7 +358,8 @@ async fn fields_select_members_of_a_case_view() {
         );
         let detail = v["detail"].as_str().unwrap();
         assert!(
-            detail.contains("view members case, partner, ourRole, updatedAt; case attributes caseId, revision, "),
+            detail
+                .contains("view members case, partner, ourRole, updatedAt, owner; case attributes caseId, revision, "),
             "{sel}: {detail}"
         );
         assert!(
@@ -365,7 +414,7 @@ async fn fields_select_members_of_a_case_view() {
             v["detail"]
                 .as_str()
                 .unwrap()
-                .contains("view members case, partner, ourRole, updatedAt, timeline; case attributes caseId, "),
+                .contains("view members case, partner, ourRole, updatedAt, owner, timeline; case attributes caseId, "),
             "{v}"
         );
     }

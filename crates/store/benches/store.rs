@@ -44,7 +44,13 @@ impl Fixture {
     async fn forward<T: StoreTx>(&self, tx: &mut T, now: Timestamp) -> MessageId {
         let mut case = self.case.clone();
         case.case_id = CaseId::new_random();
-        let rec = CaseRecord { case, partner: self.peer.clone(), our_role: OurRole::Originator, updated_at: now };
+        let rec = CaseRecord {
+            case,
+            partner: self.peer.clone(),
+            our_role: OurRole::Originator,
+            updated_at: now,
+            owner: None,
+        };
         tx.put_case(&rec, None).await.expect("put case");
         let seq = tx.next_out_sequence(rec.case.case_id, &self.peer).await.expect("sequence");
         let message_id = MessageId::new_random();

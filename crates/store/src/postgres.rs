@@ -106,6 +106,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (3, "replay and blocking", include_str!("../migrations/postgres/0003_replay_and_blocking.sql")),
         (4, "feed and connectors", include_str!("../migrations/postgres/0004_feed_and_connectors.sql")),
         (5, "notices", include_str!("../migrations/postgres/0005_notices.sql")),
+        (6, "case owner", include_str!("../migrations/postgres/0006_case_owner.sql")),
     ])
 }
 

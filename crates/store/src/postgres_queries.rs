@@ -95,7 +95,8 @@ pub(crate) async fn put_case(c: &mut Conn, rec: &CaseRecord, expected: Option<u3
     .bind(rec.partner.as_str())
     .bind(rec.our_role.as_str())
     .bind(ms(&rec.updated_at))
-    .bind(q::to_json(case)?);
+    .bind(q::to_json(case)?)
+    .bind(rec.owner.as_deref());
     let query = match expected {
         Some(rev) => query.bind(i64::from(rev)),
         None => query,

@@ -24,19 +24,20 @@ macro_rules! const_format_notice {
     };
 }
 
-pub(crate) const CASE_COLS: &str = "doc, partner, our_role, updated_at, case_id";
-pub(crate) const GET_CASE: &str = "SELECT doc, partner, our_role, updated_at, case_id FROM cases WHERE case_id = $1";
+pub(crate) const CASE_COLS: &str = "doc, partner, our_role, updated_at, case_id, owner";
+pub(crate) const GET_CASE: &str =
+    "SELECT doc, partner, our_role, updated_at, case_id, owner FROM cases WHERE case_id = $1";
 /// The case row, locked until the transaction ends (PostgreSQL; SQLite's single writer serialises anyway): every
 /// change of a case — local, received, or recomputed — reads it this way first, so they run one after the other.
 pub(crate) const GET_CASE_FOR_UPDATE: &str =
-    "SELECT doc, partner, our_role, updated_at, case_id FROM cases WHERE case_id = $1 FOR UPDATE";
+    "SELECT doc, partner, our_role, updated_at, case_id, owner FROM cases WHERE case_id = $1 FOR UPDATE";
 pub(crate) const CASE_EXISTS: &str = "SELECT case_id FROM cases WHERE case_id = $1";
 pub(crate) const INSERT_CASE: &str = "INSERT INTO cases \
-    (case_id, revision, status, ticket_type, priority, leika_key, region, partner, our_role, updated_at, doc) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (case_id) DO NOTHING";
+    (case_id, revision, status, ticket_type, priority, leika_key, region, partner, our_role, updated_at, doc, owner) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (case_id) DO NOTHING";
 pub(crate) const UPDATE_CASE: &str = "UPDATE cases SET revision = $2, status = $3, ticket_type = $4, priority = $5, \
-    leika_key = $6, region = $7, partner = $8, our_role = $9, updated_at = $10, doc = $11 \
-    WHERE case_id = $1 AND revision = $12";
+    leika_key = $6, region = $7, partner = $8, our_role = $9, updated_at = $10, doc = $11, owner = $12 \
+    WHERE case_id = $1 AND revision = $13";
 
 pub(crate) const NEXT_OUT: &str = "INSERT INTO sequences (case_id, peer, last_out, last_in) VALUES ($1, $2, 1, 0) \
     ON CONFLICT (case_id, peer) DO UPDATE SET last_out = sequences.last_out + 1 RETURNING last_out";
@@ -283,6 +284,9 @@ pub(crate) fn case_query(q: &CaseQuery) -> Result<(String, Vec<Bind>)> {
     if let Some(p) = &q.partner {
         conds.push(format!("partner = {}", param(Bind::Text(p.to_string()), &mut binds)));
     }
+    if let Some(o) = &q.owner {
+        conds.push(format!("owner = {}", param(Bind::Text(o.clone()), &mut binds)));
+    }
     if let Some(t) = &q.updated_since {
         conds.push(format!("updated_at >= {}", param(Bind::Int(ms(t)), &mut binds)));
     }
@@ -389,6 +393,7 @@ pub(crate) fn case_row(r: &impl RowGet) -> Result<CaseRecord> {
         partner: parse_id("partner", &r.text("partner")?, |s: &str| OrgKey::parse(s))?,
         our_role: OurRole::decode(&r.text("our_role")?)?,
         updated_at: from_ms(r.int("updated_at")?)?,
+        owner: r.opt_text("owner")?,
     })
 }
 

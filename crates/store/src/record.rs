@@ -159,6 +159,9 @@ text_enum!(
         /// The case was routed by the directory of responsibilities: the detail names the organisation chosen,
         /// the directory version and why.
         Routed = "routed",
+        /// The case was given to one of this organisation's ticket systems (API clients): when it arrived (the
+        /// detail names the rule) or by an operator (the detail names the old and new owner).
+        OwnerChanged = "ownerChanged",
     }
 );
 
@@ -174,6 +177,11 @@ pub struct CaseRecord {
     pub our_role: OurRole,
     /// When this node last changed the record (orders queries; not the case's own `updatedAt`).
     pub updated_at: Timestamp,
+    /// The API client (ticket system of this organisation) that owns the case, if any: only it sees and changes
+    /// the case among the clients limited to their own cases (`[[api.clients]] cases = "own"`). Local to this
+    /// node; never sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A message sent or received, exactly as signed.
@@ -436,6 +444,9 @@ pub struct CaseQuery {
     pub region_prefix: Option<Ars>,
     /// Partner organisation.
     pub partner: Option<OrgKey>,
+    /// Owned by this API client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Changed at or after this time.
     pub updated_since: Option<Timestamp>,
     /// Continue after the page that returned this cursor.

@@ -616,6 +616,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "replay and blocking", include_str!("../migrations/sqlite/0003_replay_and_blocking.sql")),
     (4, "feed and connectors", include_str!("../migrations/sqlite/0004_feed_and_connectors.sql")),
     (5, "notices", include_str!("../migrations/sqlite/0005_notices.sql")),
+    (6, "case owner", include_str!("../migrations/sqlite/0006_case_owner.sql")),
 ];
 
 /// The embedded SQLite migrations as a `sqlx` migrator.

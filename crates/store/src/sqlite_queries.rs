@@ -120,12 +120,12 @@ pub(crate) fn put_case(c: &Connection, rec: &CaseRecord, expected: Option<u32>) 
     let doc = q::to_json(case)?;
     let (id, rev, updated) = (case.case_id.to_string(), i64::from(case.revision), ms(&rec.updated_at));
     let (status, ticket_type, priority) = (case.status.code(), case.ticket_type.code(), case.priority.code());
-    let (partner, role) = (rec.partner.as_str(), rec.our_role.as_str());
+    let (partner, role, owner) = (rec.partner.as_str(), rec.our_role.as_str(), rec.owner.as_deref());
     let changed = match expected {
         None => execute(
             c,
             q::INSERT_CASE,
-            params![id, rev, status, ticket_type, priority, leika, region, partner, role, updated, doc],
+            params![id, rev, status, ticket_type, priority, leika, region, partner, role, updated, doc, owner],
         )?,
         Some(expected) => execute(
             c,
@@ -142,6 +142,7 @@ pub(crate) fn put_case(c: &Connection, rec: &CaseRecord, expected: Option<u32>) 
                 role,
                 updated,
                 doc,
+                owner,
                 i64::from(expected)
             ],
         )?,

@@ -160,6 +160,7 @@ async fn preload(pair: &Pair, n: usize) -> Result<Vec<CaseId>> {
                     partner: bela_org.clone(),
                     our_role: OurRole::Originator,
                     updated_at: at,
+                    owner: None,
                 },
                 None,
             )
@@ -172,7 +173,13 @@ async fn preload(pair: &Pair, n: usize) -> Result<Vec<CaseId>> {
             mt.add_event(&event(EventKind::ReceiptReceived, "accepted (preloaded)")).await?;
             case.assignee = bela_org.clone();
             bt.put_case(
-                &CaseRecord { case, partner: mila_org.clone(), our_role: OurRole::Assignee, updated_at: at },
+                &CaseRecord {
+                    case,
+                    partner: mila_org.clone(),
+                    our_role: OurRole::Assignee,
+                    updated_at: at,
+                    owner: None,
+                },
                 None,
             )
             .await?;

@@ -82,7 +82,12 @@ pub fn prepare(settings: &mut Settings) -> Result<Prepared> {
         aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no random numbers for a connector token"))?;
         let token = hex::encode(raw);
         let hash = sdx_node::protocol::sha256(token.as_bytes()).to_string();
-        settings.api.clients.push(ApiClient { name: format!("connector {}", file.name), token_sha256: hash });
+        settings.api.clients.push(ApiClient {
+            cases: c.cases,
+            services: c.services.clone(),
+            default_owner: c.default_owner,
+            ..ApiClient::all_cases(format!("connector {}", file.name), hash)
+        });
         files.push((file, token));
     }
     Ok(Prepared { files })

@@ -213,7 +213,7 @@ pub fn init(opts: InitOptions) -> Result<Outcome> {
     };
     let (token, token_sha256) = new_token()?;
     let storage = StorageSettings { url: DEFAULT_STORAGE.into(), schema: None };
-    let client = ApiClient { name: DEFAULT_CLIENT.into(), token_sha256 };
+    let client = ApiClient::all_cases(DEFAULT_CLIENT, token_sha256);
     let s = settings(org.clone(), name, listen, api_listen, storage, vec![client]);
     let header = format!(
         "Settings of the SDX node {org}, written by `sdx init`; start it with `sdx serve --config {SETTINGS_FILE}`.\n\

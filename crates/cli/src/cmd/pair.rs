@@ -63,10 +63,7 @@ pub fn demo_settings(
     storage: StorageSettings,
     api_token: &str,
 ) -> Settings {
-    let client = ApiClient {
-        name: "ticket-system".into(),
-        token_sha256: sdx_codec::validate::sha256(api_token.as_bytes()).to_string(),
-    };
+    let client = ApiClient::all_cases("ticket-system", sdx_codec::validate::sha256(api_token.as_bytes()).to_string());
     let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let mut settings = init::settings(org, name, loopback(port), loopback(0), storage, vec![client]);
     settings.delivery =

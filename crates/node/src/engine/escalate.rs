@@ -37,16 +37,20 @@ pub struct Escalated {
 
 impl<S: Store> Engine<S> {
     /// Escalate case `parent_id` (which this node works on as assignee) to `to`, or to the organisation the
-    /// directory names for its service and region at the next support level; see the module docs.
+    /// directory names for its service and region at the next support level; see the module docs. With `owner`
+    /// (an API client limited to its own cases) the parent must be owned by it; the child case gets the parent's
+    /// owner.
     pub async fn escalate(
         &self,
         parent_id: CaseId,
         to: Option<OrgKey>,
         note: Option<String>,
+        owner: Option<&str>,
     ) -> Result<Escalated, EngineError> {
         let me = self.org().clone();
         let mut tx = self.inner.store.begin().await?;
         let parent = tx.get_case(parent_id).await?.ok_or(EngineError::NotFound(parent_id))?;
+        super::local::check_owner(&parent, owner)?;
         if parent.our_role != OurRole::Assignee || parent.case.assignee != me {
             return Err(refusal(ErrorCode::NotPermitted, "only the organisation working on a case escalates it").into());
         }
@@ -87,8 +91,13 @@ impl<S: Store> Engine<S> {
             caps.check(None, &child)
                 .map_err(|u| refusal(u.code, format!("{vendor} cannot take this: {}", u.detail)))?;
         }
-        let rec =
-            CaseRecord { case: child.clone(), partner: vendor.clone(), our_role: OurRole::Originator, updated_at: at };
+        let rec = CaseRecord {
+            case: child.clone(),
+            partner: vendor.clone(),
+            our_role: OurRole::Originator,
+            updated_at: at,
+            owner: parent.owner.clone(),
+        };
         tx.put_case(&rec, None).await?;
         let out = Outgoing {
             to: vendor.clone(),

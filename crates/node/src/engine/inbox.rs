@@ -374,9 +374,19 @@ impl<S: Store> Engine<S> {
         match (&m.body, existing) {
             (Body::Forward(f), None) => match lifecycle::case_from_forward(f, from, me) {
                 Ok(case) => {
-                    let rec =
-                        CaseRecord { case, partner: from.clone(), our_role: OurRole::Assignee, updated_at: now() };
+                    let owner = self.owner_for_incoming(&case);
+                    let rec = CaseRecord {
+                        case,
+                        partner: from.clone(),
+                        our_role: OurRole::Assignee,
+                        updated_at: now(),
+                        owner: owner.as_ref().map(|(o, _)| o.clone()),
+                    };
                     tx.put_case(&rec, None).await?;
+                    if let Some((o, why)) = owner {
+                        tx.add_event(&event(case_id, EventKind::OwnerChanged, None, format!("owner: {o} ({why})")))
+                            .await?;
+                    }
                     Ok(Ok(()))
                 }
                 Err(r) => Ok(Err(r)),

@@ -57,6 +57,29 @@ async fn replayed<T: StoreTx>(tx: &mut T, key: Option<&str>) -> Result<Option<Se
     Ok(Some(Sent { message_id: done.message_id, case: rec.case, replayed: true }))
 }
 
+/// What [`Engine::forward_with`] takes besides the case.
+#[derive(Debug, Default, Clone)]
+pub struct Forwarding<'a> {
+    /// Forward once per key (see [`Engine::forward_keyed`]).
+    pub key: Option<&'a str>,
+    /// Why the directory chose the assignee, if it did.
+    pub routing: Option<String>,
+    /// The API client that owns the new case.
+    pub owner: Option<String>,
+}
+
+/// Refuse a change of `rec` by a client limited to the cases `owner` owns, if the case is not one of them.
+pub(super) fn check_owner(rec: &CaseRecord, owner: Option<&str>) -> Result<(), EngineError> {
+    match owner {
+        Some(me) if rec.owner.as_deref() != Some(me) => Err(refusal(
+            ErrorCode::NotPermitted,
+            format!("case {} belongs to another ticket system of this organisation", rec.case.case_id),
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// Remember, in the change's transaction, which message the change with idempotency `key` made.
 async fn remember<T: StoreTx>(
     tx: &mut T,
@@ -85,18 +108,19 @@ impl<S: Store> Engine<S> {
         note: Option<String>,
         key: Option<&str>,
     ) -> Result<Sent, EngineError> {
-        self.forward_routed(case, note, key, None).await
+        self.forward_with(case, note, Forwarding { key, ..Forwarding::default() }).await
     }
 
-    /// [`Engine::forward_keyed`] of a case whose assignee the directory chose: `routing` (why) is kept in the
-    /// case's timeline as a `routed` event, in the forward's transaction.
-    pub async fn forward_routed(
+    /// [`Engine::forward`] with the options of the local API: an idempotency key, why the directory chose the
+    /// assignee (kept in the case's timeline as a `routed` event, in the forward's transaction) and the API
+    /// client that owns the new case (`crate::clients`).
+    pub async fn forward_with(
         &self,
         case: Case,
         note: Option<String>,
-        key: Option<&str>,
-        routing: Option<String>,
+        opts: Forwarding<'_>,
     ) -> Result<Sent, EngineError> {
+        let Forwarding { key, routing, owner } = opts;
         let me = &self.inner.me;
         let to = case.assignee.clone();
         let Some(peer) = self.peer(&to) else {
@@ -131,7 +155,7 @@ impl<S: Store> Engine<S> {
         if tx.get_case(case.case_id).await?.is_some() {
             return Err(refusal(ErrorCode::InconsistentCase, format!("case {} exists already", case.case_id)).into());
         }
-        let rec = CaseRecord { case: case.clone(), partner: to, our_role: OurRole::Originator, updated_at: at };
+        let rec = CaseRecord { case: case.clone(), partner: to, our_role: OurRole::Originator, updated_at: at, owner };
         tx.put_case(&rec, None).await?;
         if let Some(why) = routing {
             tx.add_event(&event(case.case_id, EventKind::Routed, None, why)).await?;
@@ -143,6 +167,24 @@ impl<S: Store> Engine<S> {
         Ok(Sent { message_id, case, replayed: false })
     }
 
+    /// Give case `case_id` to the API client `owner` (or to nobody), by the operator client `by`: kept with the
+    /// case and as an `ownerChanged` event in its timeline (which the new owner's change feed shows). Nothing is
+    /// sent: the owner is this organisation's own business. Returns the case as stored now.
+    pub async fn set_owner(&self, case_id: CaseId, owner: Option<String>, by: &str) -> Result<CaseRecord, EngineError> {
+        let mut tx = self.inner.store.begin().await?;
+        let rec = tx.get_case(case_id).await?.ok_or(EngineError::NotFound(case_id))?;
+        if rec.owner == owner {
+            return Ok(rec);
+        }
+        let name = |o: &Option<String>| o.clone().unwrap_or_else(|| "nobody".into());
+        let detail = format!("owner: {} → {} (by {by})", name(&rec.owner), name(&owner));
+        let updated = CaseRecord { owner, updated_at: now(), ..rec.clone() };
+        tx.put_case(&updated, Some(rec.case.revision)).await?;
+        tx.add_event(&event(case_id, EventKind::OwnerChanged, None, detail)).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
     /// Apply a local change (update, resolve, hand back, close, reopen, reject) and send it to the partner.
     pub async fn change(&self, case_id: CaseId, body: Body) -> Result<Sent, EngineError> {
         self.change_keyed(case_id, body, None).await
@@ -151,12 +193,25 @@ impl<S: Store> Engine<S> {
     /// [`Engine::change`], once per idempotency `key`: a second call with the same key applies nothing and
     /// answers with the first call's message and the case as it is now (even if the first was about another
     /// case: the key names one change).
-    pub async fn change_keyed(&self, case_id: CaseId, mut body: Body, key: Option<&str>) -> Result<Sent, EngineError> {
+    pub async fn change_keyed(&self, case_id: CaseId, body: Body, key: Option<&str>) -> Result<Sent, EngineError> {
+        self.change_as(case_id, body, key, None).await
+    }
+
+    /// [`Engine::change_keyed`] by an API client limited to the cases it owns (`owner`, see `crate::clients`):
+    /// a case owned by anybody else is refused with `notPermitted`, in the change's transaction.
+    pub async fn change_as(
+        &self,
+        case_id: CaseId,
+        mut body: Body,
+        key: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Sent, EngineError> {
         let mut tx = self.inner.store.begin().await?;
         if let Some(sent) = replayed(&mut tx, key).await? {
             return Ok(sent);
         }
         let rec = tx.get_case(case_id).await?.ok_or(EngineError::NotFound(case_id))?;
+        check_owner(&rec, owner)?;
         let at = now();
         let (message_id, new) = self.change_in(&mut tx, &rec, &mut body, at).await?;
         remember(&mut tx, key, case_id, message_id, at).await?;

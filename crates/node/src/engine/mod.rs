@@ -36,6 +36,7 @@ use crate::protocol::Identity;
 use crate::settings::DeliverySettings;
 
 pub use escalate::Escalated;
+pub use local::Forwarding;
 pub use notices::Published;
 pub use outbox::RelayedReceipt;
 pub use relay::{Accepted, Relayed};
@@ -292,6 +293,8 @@ struct Inner<S> {
     waiters: std::sync::Mutex<HashMap<MessageId, Vec<tokio::sync::oneshot::Sender<bool>>>>,
     /// Where deliveries and applied messages are counted.
     metrics: Metrics,
+    /// Which of the organisation's ticket systems owns a case that arrives (`crate::clients`); set once.
+    owners: std::sync::OnceLock<crate::clients::Owners>,
 }
 
 /// The engine of one node. Cheap to clone.
@@ -380,6 +383,7 @@ impl<S: Store> Engine<S> {
                 feed,
                 waiters,
                 metrics,
+                owners: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -408,6 +412,17 @@ impl<S: Store> Engine<S> {
         let k = Arc::new(sdx_crypto::jwe::ContentKey::new(to)?);
         keys.insert(reader.clone(), Arc::clone(&k));
         Ok(k)
+    }
+
+    /// Set who owns the cases that arrive from partners (from the API clients' settings; once, later calls
+    /// change nothing). Without it an arriving case has no owner.
+    pub fn set_owners(&self, owners: crate::clients::Owners) {
+        let _ = self.inner.owners.set(owners);
+    }
+
+    /// The owner of a case that arrives from a partner, and why (`crate::clients::Owners::for_incoming`).
+    pub(crate) fn owner_for_incoming(&self, case: &Case) -> Option<(String, String)> {
+        self.inner.owners.get().and_then(|o| o.for_incoming(case))
     }
 
     /// Set the key that decrypts messages reaching this node through a hub (once; later calls change nothing).

@@ -77,7 +77,8 @@ impl<S: Store> Engine<S> {
             tx.add_event(&event(case_id, EventKind::Routed, None, detail)).await?;
             return Ok(None);
         }
-        let updated = CaseRecord { case: new, partner: to.clone(), our_role: OurRole::Originator, updated_at: at };
+        let (our_role, owner) = (OurRole::Originator, rec.owner.clone());
+        let updated = CaseRecord { case: new, partner: to.clone(), our_role, updated_at: at, owner };
         tx.put_case(&updated, Some(rec.case.revision)).await?;
         let detail = format!("{why}; rerouted to {to} ({name}), directory version {directory_version}: {reason}");
         tx.add_event(&event(case_id, EventKind::Routed, None, detail)).await?;

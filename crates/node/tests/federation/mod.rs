@@ -76,6 +76,9 @@ pub struct Options {
     pub hub: bool,
     /// `[[peers]]`: organisation, peer address, signing JWK.
     pub peers: Vec<(String, SocketAddr, String)>,
+    /// More API clients besides `test` (token [`TOKEN`], all cases): name, token, further keys of the inline
+    /// table (e.g. `cases = "own"`).
+    pub clients: Vec<(String, String, String)>,
 }
 
 impl Org {
@@ -180,6 +183,11 @@ impl Org {
                 addr.port()
             ));
         }
+        let mut clients = format!("{{ name = \"test\", token_sha256 = \"{token}\" }}");
+        for (name, token, extra) in &opts.clients {
+            let hash = sdx_node::protocol::sha256(token.as_bytes());
+            clients.push_str(&format!(", {{ name = \"{name}\", token_sha256 = \"{hash}\", {extra} }}"));
+        }
         let storage = match &self.schema {
             Some(schema) => format!("url = \"{}\"\nschema = \"{schema}\"", sdx_testkit::pg::server_url()),
             None => "url = \"sqlite://node.db?mode=rwc\"".to_string(),
@@ -198,7 +206,7 @@ federation_ca = "ca.pem"
 {storage}
 [api]
 listen = "127.0.0.1:0"
-clients = [{{ name = "test", token_sha256 = "{token}" }}]
+clients = [{clients}]
 [directory]
 source = "{}"
 authority_keys = ["{}"]
@@ -259,7 +267,18 @@ impl Node {
     }
 
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut r = reqwest::Client::new().request(method, format!("{}{path}", self.api)).bearer_auth(TOKEN);
+        self.call_as(TOKEN, method, path, body).await
+    }
+
+    /// [`Node::call`] with another client's token.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut r = reqwest::Client::new().request(method, format!("{}{path}", self.api)).bearer_auth(token);
         if let Some(b) = body {
             r = r.json(b);
         }

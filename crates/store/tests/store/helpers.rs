@@ -75,7 +75,7 @@ pub fn t(ms: i64) -> Timestamp {
 pub fn case_rec(partner: &OrgKey, updated: Timestamp) -> CaseRecord {
     let mut case = sample::typical_case();
     case.case_id = CaseId::new_random();
-    CaseRecord { case, partner: partner.clone(), our_role: OurRole::Originator, updated_at: updated }
+    CaseRecord { case, partner: partner.clone(), our_role: OurRole::Originator, updated_at: updated, owner: None }
 }
 
 pub fn digest(n: u8) -> Sha256Hex {

@@ -25,6 +25,7 @@ use notices::{notice_latest_version_wins, notice_messages_are_not_ordered_or_blo
 async fn case_insert_get_update_conflict<D: TestDb>(db: &D) -> Result<()> {
     let s = db.store();
     let mut rec = case_rec(&bela(), t(0));
+    rec.owner = Some("otobo".into());
     let id = rec.case.case_id;
     assert!(s.get_case(id).await?.is_none());
 
@@ -44,6 +45,7 @@ async fn case_insert_get_update_conflict<D: TestDb>(db: &D) -> Result<()> {
     rec.case.status = Status::InProgress;
     rec.our_role = OurRole::Both;
     rec.updated_at = t(5_000);
+    rec.owner = Some("redmine".into());
     tx.put_case(&rec, Some(1)).await?;
     tx.commit().await?;
     assert_eq!(s.get_case(id).await?, Some(rec.clone()));
@@ -681,6 +683,7 @@ async fn query_fixture<S: Store>(s: &S) -> Result<Vec<sdx_store::CaseRecord>> {
         rec.case.category.service =
             leika.map(|k| ServiceRef { leika_key: Some(k.clone()), ozg_id: None, name: Some("Dienst".into()) });
         rec.case.region = region.map(|r| Ars::parse(r).unwrap());
+        rec.owner = (status == Status::New).then(|| "otobo".to_string());
         tx.put_case(&rec, None).await?;
         out.push(rec);
     }
@@ -725,6 +728,8 @@ async fn query_filters<D: TestDb>(db: &D) -> Result<()> {
     assert_eq!(ids(CaseQuery { region_prefix: Some(Ars::parse("064120000000")?), ..q() }).await?, vec![1]);
     assert_eq!(ids(CaseQuery { region_prefix: Some(Ars::parse("01")?), ..q() }).await?, vec![0]);
     assert_eq!(ids(CaseQuery { partner: Some(mila()), ..q() }).await?, vec![2, 3]);
+    assert_eq!(ids(CaseQuery { owner: Some("otobo".into()), ..q() }).await?, vec![0, 3], "one ticket system's");
+    assert_eq!(ids(CaseQuery { owner: Some("redmine".into()), ..q() }).await?, Vec::<usize>::new());
     assert_eq!(ids(CaseQuery { updated_since: Some(t(300)), ..q() }).await?, vec![2, 3, 4], "inclusive");
     assert_eq!(
         ids(CaseQuery {
