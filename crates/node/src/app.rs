@@ -119,7 +119,12 @@ pub struct App {
     role: crate::settings::NodeRole,
     /// The directory's source and the peers of the settings (merged with the directory's on every reload).
     directory: Option<(crate::directory::DirectorySource, Vec<Peer>)>,
+    /// The directory's certificate pins, and how to make a client under them anew (when they change).
+    pins: Option<(Arc<dyn tls::CertPins>, NewClient)>,
 }
+
+/// Makes the node's HTTPS client for its peers.
+type NewClient = Arc<dyn Fn() -> Result<reqwest::Client, tls::TlsError> + Send + Sync>;
 
 impl App {
     /// Build the node from its settings.
@@ -159,8 +164,6 @@ impl App {
                 .map_err(|e| material("peer signing key (JWK)", &p.signing_key, e))?;
             peers.push(Peer::new(p.org.clone(), p.url.clone(), key));
         }
-        let server_config = tls::server_config(&cert, &ca_pem)?;
-        let client = tls::http_client(&cert, &ca_pem)?;
         let store = open_any(&settings.storage.url, settings.storage.schema.as_deref()).await?;
         let identity = Identity { org: settings.node.org.clone(), name: settings.node.name.clone(), signing_key };
         let concurrency = u32::try_from(settings.delivery.concurrency).unwrap_or(u32::MAX);
@@ -175,6 +178,18 @@ impl App {
             }
             None => None,
         };
+        // The directory's certificate pins, on both sides of every handshake (none without a directory).
+        let pins = directory
+            .as_ref()
+            .map(|d| Arc::new(crate::directory::DirectoryPins(Arc::clone(d.holder()))) as Arc<dyn tls::CertPins>);
+        let server_config = tls::server_config_pinned(&cert, &ca_pem, pins.clone())?;
+        let new_client: NewClient = {
+            let (cert, ca_pem, pins) = (cert.clone(), ca_pem.clone(), pins.clone());
+            Arc::new(move || {
+                Ok(tls::http_client_builder(tls::client_config_pinned(&cert, &ca_pem, pins.clone())?).build()?)
+            })
+        };
+        let client = new_client()?;
         let configured = peers.clone();
         let peers = crate::directory::peers(
             directory.as_ref().and_then(|d| d.holder().current()).as_deref(),
@@ -218,6 +233,7 @@ impl App {
             webhooks,
             directory: directory.map(|d| (d, configured)),
             role: settings.node.role,
+            pins: pins.map(|p| (p, new_client)),
         })
     }
 
@@ -249,10 +265,13 @@ impl App {
         };
         let (peer_limits, api_limits) = (ServerLimits::peer(&self.limits), ServerLimits::api(&self.limits));
         let server = tokio::spawn({
-            let router = match self.role {
+            let mut router = match self.role {
                 crate::settings::NodeRole::Node => peer_api::router(self.engine.clone()),
                 crate::settings::NodeRole::Hub => crate::hub::router(self.engine.clone(), self.transport.clone()),
             };
+            if let Some((pins, _)) = &self.pins {
+                router = router.layer(axum::middleware::from_fn_with_state(Arc::clone(pins), tls::require_pinned));
+            }
             let (config, metrics) = (self.server_config, self.metrics.clone());
             let stop = stopped(stop_rx.clone());
             async move { tls::serve_mtls_with(self.listener, router, config, &peer_limits, &metrics, stop).await }
@@ -268,9 +287,23 @@ impl App {
             .into_iter()
             .map(|(hook, key)| tokio::spawn(crate::webhooks::run(self.engine.clone(), hook, key, stop_rx.clone())))
             .collect();
+        let pins_changed = self.pins.map(|(_, new_client)| {
+            let transport = self.transport.clone();
+            Box::new(move || match new_client() {
+                Ok(client) => transport.replace_client(client),
+                Err(e) => tracing::error!(error = %e, "no new HTTPS client under the changed certificate pins"),
+            }) as Box<dyn Fn() + Send + Sync>
+        });
         let reloads = self.directory.map(|(source, configured)| {
             let (engine, metrics) = (self.engine.clone(), self.metrics.clone());
-            tokio::spawn(crate::directory::run_reloads(engine, source, configured, metrics, stop_rx.clone()))
+            tokio::spawn(crate::directory::run_reloads(
+                engine,
+                source,
+                configured,
+                metrics,
+                pins_changed,
+                stop_rx.clone(),
+            ))
         });
         let worker = tokio::spawn(delivery_worker(
             self.engine.clone(),

@@ -14,7 +14,8 @@
 //!   region and support level, in order, the first that is a peer of this node.
 //!
 //! Trust: the directory authority's keys are the only trust anchor for the directory's content; TLS identity of
-//! peers still comes from the federation CA (`keys.federation_ca`).
+//! peers comes from the federation CA (`keys.federation_ca`), and where the directory pins certificates
+//! ([`DirectoryPins`]) a node must present one of those too.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -152,6 +153,29 @@ pub async fn open(settings: &DirectorySettings) -> Result<(DirectorySource, Relo
     Ok((source, reload))
 }
 
+/// Every organisation's pinned certificate fingerprints in the directory held now.
+fn pin_table(holder: &DirectoryHolder) -> Vec<(OrgKey, Vec<sdx_model::Sha256Hex>)> {
+    holder.current().map_or_else(Vec::new, |d| {
+        d.directory().organisations.iter().map(|o| (o.key.clone(), o.tls_fingerprints())).collect()
+    })
+}
+
+/// The directory's `tls` entries as the certificate pins of both TLS sides ([`crate::tls::CertPins`]), read from
+/// the directory held at each handshake and request: when a reload changes them, [`run_reloads`] has the node open
+/// new connections to its peers, and a request on an older inbound connection whose certificate is no longer
+/// pinned is refused ([`crate::tls::require_pinned`]).
+#[derive(Debug)]
+pub struct DirectoryPins(pub Arc<DirectoryHolder>);
+
+impl crate::tls::CertPins for DirectoryPins {
+    fn pins(&self, org: &OrgKey) -> Vec<String> {
+        self.0
+            .current()
+            .and_then(|d| d.organisation(org).map(|o| o.tls_fingerprints().iter().map(ToString::to_string).collect()))
+            .unwrap_or_default()
+    }
+}
+
 /// The peers of node `me`: the `configured` ones (from the settings; they keep their URL and key and take the
 /// capabilities and message types the directory publishes for them), then every other member of `dir` that has
 /// its own node URL and at least one signing key.
@@ -243,18 +267,29 @@ pub async fn run_reloads<S: Store>(
     source: DirectorySource,
     configured: Vec<Peer>,
     metrics: Metrics,
+    pins_changed: Option<Box<dyn Fn() + Send + Sync>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut pins = pin_table(&source.holder);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(source.interval()) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         let outcome = source.load().await;
-        report(&metrics, &source.holder, &outcome);
+        // Peers and connections first, then the metrics: a version the metrics show is in use.
         if matches!(outcome, Ok(Reload::Installed { .. })) {
             apply(&engine, &source, &configured);
+            let now = pin_table(&source.holder);
+            if now != pins {
+                tracing::info!("the directory's certificate pins changed: new connections to peers");
+                if let Some(f) = &pins_changed {
+                    f();
+                }
+                pins = now;
+            }
         }
+        report(&metrics, &source.holder, &outcome);
         if let Some(d) = source.holder.current()
             && d.is_expired(Timestamp::now())
         {

@@ -305,13 +305,24 @@ async fn noop<S: Store>(
 /// Sends sealed messages to peers over mutual TLS.
 #[derive(Clone)]
 pub struct HttpTransport {
-    client: reqwest::Client,
+    client: std::sync::Arc<std::sync::RwLock<reqwest::Client>>,
 }
 
 impl HttpTransport {
     /// A transport using this (mutual-TLS) client, e.g. from [`crate::tls::http_client`].
     pub fn new(client: reqwest::Client) -> Self {
-        HttpTransport { client }
+        HttpTransport { client: std::sync::Arc::new(std::sync::RwLock::new(client)) }
+    }
+
+    /// Use `client` from now on (every clone of this transport): its connections are new, so they are made under
+    /// its TLS settings — e.g. after the directory's certificate pins changed. Requests in flight finish on the old
+    /// one, whose connections close when they are done.
+    pub fn replace_client(&self, client: reqwest::Client) {
+        *self.client.write().unwrap_or_else(std::sync::PoisonError::into_inner) = client;
+    }
+
+    fn client(&self) -> reqwest::Client {
+        self.client.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -324,7 +335,7 @@ impl HttpTransport {
         body: String,
     ) -> Result<(StatusCode, Vec<u8>), TransportError> {
         let resp = self
-            .client
+            .client()
             .post(url)
             .header(header::CONTENT_TYPE, content_type)
             .body(body)

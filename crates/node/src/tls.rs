@@ -211,11 +211,25 @@ fn node_key(node: &NodeCert) -> Result<PrivateKeyDer<'static>> {
 /// The server side of a node: presents `node`'s certificate, **requires** a client certificate issued by the
 /// federation CA (`federation_ca_pem`, no other roots), BSI profile, ALPN `h2` and `http/1.1`.
 pub fn server_config(node: &NodeCert, federation_ca_pem: &str) -> Result<Arc<ServerConfig>> {
+    server_config_pinned(node, federation_ca_pem, None)
+}
+
+/// [`server_config`] that also requires a client whose organisation has pinned certificates ([`CertPins`]) to
+/// present one of them.
+pub fn server_config_pinned(
+    node: &NodeCert,
+    federation_ca_pem: &str,
+    pins: Option<Arc<dyn CertPins>>,
+) -> Result<Arc<ServerConfig>> {
     let provider = provider();
     let roots = Arc::new(federation_roots(federation_ca_pem)?);
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+    let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map_err(|e| TlsError::TrustAnchorInvalid(e.to_string()))?;
+    let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match pins {
+        Some(pins) => Arc::new(PinnedClients { inner: webpki, pins }),
+        None => webpki,
+    };
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(verifier)
@@ -229,13 +243,183 @@ pub fn server_config(node: &NodeCert, federation_ca_pem: &str) -> Result<Arc<Ser
 /// `h2` and `http/1.1`. Returned by value because reqwest takes it by value ([`http_client_builder`]); change
 /// `alpn_protocols` before that to pin an HTTP version.
 pub fn client_config(node: &NodeCert, federation_ca_pem: &str) -> Result<ClientConfig> {
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(PROTOCOL_VERSIONS)?
-        .with_root_certificates(federation_roots(federation_ca_pem)?)
-        .with_client_auth_cert(pki::certs_from_pem(node.cert_pem())?, node_key(node)?)?;
+    client_config_pinned(node, federation_ca_pem, None)
+}
+
+/// [`client_config`] that also requires a server whose organisation has pinned certificates ([`CertPins`]) to
+/// present one of them.
+pub fn client_config_pinned(
+    node: &NodeCert,
+    federation_ca_pem: &str,
+    pins: Option<Arc<dyn CertPins>>,
+) -> Result<ClientConfig> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(PROTOCOL_VERSIONS)?;
+    let roots = federation_roots(federation_ca_pem)?;
+    let builder = match pins {
+        Some(pins) => {
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::TrustAnchorInvalid(e.to_string()))?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(PinnedServers { inner, pins }))
+        }
+        None => builder.with_root_certificates(roots),
+    };
+    let mut config = builder.with_client_auth_cert(pki::certs_from_pem(node.cert_pem())?, node_key(node)?)?;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     config.require_ems = true;
     Ok(config)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pinned certificates
+
+/// Certificates pinned per organisation — the signed directory's `tls` entries (`crate::directory`): on top of
+/// the federation CA's chain, an organisation with pins must present one of them, checked in the handshake on both
+/// sides (a node that connects, a node that accepts). An organisation without pins is not pinned.
+pub trait CertPins: Send + Sync + std::fmt::Debug {
+    /// The SHA-256 fingerprints (of the DER certificate, 64 lowercase hex digits) `org`'s node may present; empty:
+    /// not pinned.
+    fn pins(&self, org: &OrgKey) -> Vec<String>;
+}
+
+/// Refuse (403 `unknownSender`) a request whose client certificate its organisation's pins do not name (any
+/// more): one on a connection opened before the directory changed — new connections are refused in the handshake.
+/// A layer of the peer endpoint's router, with the node's pins as state.
+pub async fn require_pinned(
+    axum::extract::State(pins): axum::extract::State<Arc<dyn CertPins>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(peer) = request.extensions().get::<PeerIdentity>() {
+        let pinned = pins.pins(&peer.org);
+        let fingerprint = peer.cert_sha256_hex();
+        if !pinned.is_empty() && !pinned.contains(&fingerprint) {
+            let detail =
+                format!("certificate {fingerprint} of {} is not one the directory pins for it (notPinned)", peer.org);
+            return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::UnknownSender, detail).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The refusal of a certificate its organisation's pins do not name.
+#[derive(Debug)]
+struct NotPinned(String);
+
+impl std::fmt::Display for NotPinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotPinned {}
+
+/// Whether `leaf` is one of its organisation's pinned certificates (or its organisation has none; a certificate
+/// naming no organisation is left to the checks after the handshake).
+fn check_pin(
+    pins: &dyn CertPins,
+    leaf: &rustls::pki_types::CertificateDer<'_>,
+) -> std::result::Result<(), rustls::Error> {
+    let Ok(org) = pki::org_of_cert(leaf) else { return Ok(()) };
+    let pinned = pins.pins(&org);
+    let fingerprint = pki::hex(&pki::cert_sha256(leaf));
+    if pinned.is_empty() || pinned.contains(&fingerprint) {
+        return Ok(());
+    }
+    let why = format!("certificate {fingerprint} of {org} is not one the directory pins for it (notPinned)");
+    Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(NotPinned(
+        why,
+    ))))))
+}
+
+/// The server-side check of client certificates: the federation CA's, then the pins.
+#[derive(Debug)]
+struct PinnedClients {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    pins: Arc<dyn CertPins>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for PinnedClients {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        check_pin(&*self.pins, end_entity)?;
+        Ok(verified)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The client-side check of server certificates: the federation CA's, then the pins.
+#[derive(Debug)]
+struct PinnedServers {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    pins: Arc<dyn CertPins>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedServers {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        check_pin(&*self.pins, end_entity)?;
+        Ok(verified)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// A reqwest builder around `config` with the node's defaults: HTTPS only, HTTP/2 when the server agrees (ALPN),
@@ -500,8 +684,8 @@ where
 /// Why a TLS handshake failed, in one line an operator understands, with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandshakeFailure {
-    /// `unknownCa`, `expired`, `notYetValid`, `nameMismatch`, `revoked`, `badCertificate`, `noCertificate`,
-    /// `refusedByPeer`, `incompatible`, `notTls`, `timeout`, `closed` or `other`.
+    /// `unknownCa`, `expired`, `notYetValid`, `nameMismatch`, `revoked`, `badCertificate`, `notPinned`,
+    /// `noCertificate`, `refusedByPeer`, `incompatible`, `notTls`, `timeout`, `closed` or `other`.
     pub code: &'static str,
     /// The explanation, e.g. `the client's certificate is not issued by the federation CA (unknown CA)`.
     pub reason: String,
@@ -570,6 +754,9 @@ impl HandshakeFailure {
                     "badCertificate",
                     format!("{theirs} is not for this use (extended key usage)"),
                 ),
+                C::Other(o) if o.0.downcast_ref::<NotPinned>().is_some() => {
+                    HandshakeFailure::new("notPinned", format!("{theirs}: {}", o.0))
+                }
                 other_error => {
                     HandshakeFailure::new("badCertificate", format!("{theirs} is not acceptable: {other_error:?}"))
                 }

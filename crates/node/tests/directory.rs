@@ -220,3 +220,93 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart(db:
     assert!(chain.contains("directory"), "{chain}");
     assert!(matches!(err, sdx_node::app::AppError::Directory(ref e) if e.code() == "unknownAuthority"), "{chain}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_the_directory_pins_are_required_on_both_sides_sqlite() {
+    certificates_the_directory_pins_are_required_on_both_sides(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_the_directory_pins_are_required_on_both_sides_postgres() {
+    certificates_the_directory_pins_are_required_on_both_sides(Db::Postgres).await;
+}
+
+/// The directory's `tls` entries pin each node's certificate on top of the federation CA: with the right pins the
+/// exchange works; when the directory pins another certificate for BeLa, MiLa's node refuses to talk to BeLa's
+/// (its server certificate) and BeLa's messages to MiLa (its client certificate) — both sides refuse in the
+/// handshake, say `notPinned`, and keep the messages for later; the directory pinning the right one again lets
+/// them through, without a restart.
+async fn certificates_the_directory_pins_are_required_on_both_sides(db: Db) {
+    let shared = Shared::new();
+    let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
+    let (mila, bela) = (Org::new(MILA).on(db), Org::new(BELA).on(db));
+    let pinned = |o: &Org| json!({"tls": {"certificates": [o.cert(ca).cert_pem()]}});
+    let wrong = json!({"tls": {"certificateSha256": ["ab".repeat(32)]}});
+    let entries = |bela_tls: Value| vec![mila.entry(pinned(&mila)), bela.entry(bela_tls)];
+    write(file, &signed(authority, 1, entries(pinned(&bela)), json!([])));
+    // Retries at least every second, so that the messages kept go out soon after the pins are right again.
+    let quick = |mut s: sdx_node::settings::Settings| {
+        (s.delivery.backoff_initial_ms, s.delivery.backoff_max_ms) = (200, 1000);
+        s
+    };
+    let m = start(quick(mila.settings(ca, file, authority_jwk))).await;
+    let b = start(quick(bela.settings(ca, file, authority_jwk))).await;
+    m.until_version(1).await;
+    b.until_version(1).await;
+
+    // Pinned right: delivered.
+    let mut case = serde_json::to_value(sample::typical_case()).unwrap();
+    case["caseId"] = json!(CaseId::new_random());
+    let id = case["caseId"].as_str().unwrap().to_string();
+    let (s, v) = m.call(reqwest::Method::POST, "/api/v1/cases?waitForReceipt=20", Some(&json!({"case": case}))).await;
+    assert_eq!((s, v["delivered"].as_bool()), (201, Some(true)), "{v}");
+
+    // A connection BeLa's certificate opened to MiLa while it was pinned.
+    let held = sdx_node::tls::http_client(&bela.cert(ca), ca.cert_pem()).unwrap();
+    let noop = format!("https://localhost:{}/sdx/v1/noop", mila.addr.port());
+    assert_eq!(held.post(&noop).body("").send().await.unwrap().status(), 204);
+
+    // The directory pins another certificate for BeLa.
+    write(file, &signed(authority, 2, entries(wrong.clone()), json!([])));
+    m.until_version(2).await;
+    b.until_version(2).await;
+    // The connection opened before is refused from now on, request by request.
+    let r = held.post(&noop).body("").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("notPinned"), "{problem}");
+    // MiLa → BeLa: MiLa's node refuses BeLa's server certificate; the case waits.
+    let mut second = serde_json::to_value(sample::typical_case()).unwrap();
+    second["caseId"] = json!(CaseId::new_random());
+    let (s, v) = m.call(reqwest::Method::POST, "/api/v1/cases?waitForReceipt=3", Some(&json!({"case": second}))).await;
+    assert_eq!((s, v["delivered"].as_bool()), (201, Some(false)), "{v}");
+    let (_, pending) = m.call(reqwest::Method::GET, "/api/v1/deliveries?state=pending", None).await;
+    let error = pending["items"][0]["lastError"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("notPinned"), "{pending}");
+    // BeLa → MiLa: MiLa's server refuses BeLa's client certificate in the handshake.
+    let entry = json!({"id": ItemId::new_random(), "visibility": "public", "author": {"organisation": BELA},
+        "createdAt": "2026-11-30T10:00:00Z", "text": "Wir prüfen."});
+    let change = json!({"update": {"revision": 0, "journal": [entry]}});
+    let (s, v) = b.call(reqwest::Method::POST, &format!("/api/v1/cases/{id}/changes"), Some(&change)).await;
+    assert_eq!(s, 200, "{v}");
+    let t = Instant::now();
+    while m.metric("sdx_tls_refused_total{reason=\"notPinned\"}").await.unwrap_or(0.0) < 1.0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "MiLa did not refuse BeLa's certificate");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, at_mila) = m.call(reqwest::Method::GET, &format!("/api/v1/cases/{id}"), None).await;
+    let said =
+        |v: &Value| v["case"]["journal"].as_array().is_some_and(|j| j.iter().any(|e| e["text"] == "Wir prüfen."));
+    assert!(!said(&at_mila), "nothing got through: {at_mila}");
+
+    // Pinned right again: both wait no longer.
+    write(file, &signed(authority, 3, entries(pinned(&bela)), json!([])));
+    m.until_version(3).await;
+    b.until_version(3).await;
+    settle(&m).await;
+    settle(&b).await;
+    let (_, at_mila) = m.call(reqwest::Method::GET, &format!("/api/v1/cases/{id}"), None).await;
+    assert!(said(&at_mila), "{at_mila}");
+    m.shutdown().await;
+    b.shutdown().await;
+}
