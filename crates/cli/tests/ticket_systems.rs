@@ -430,6 +430,17 @@ fn stop(mut child: std::process::Child) {
     let _ = child.wait();
 }
 
+/// A child process stopped (SIGTERM, then waited for) when this drops — also when a test fails half-way.
+struct Stopped(Option<std::process::Child>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            stop(child);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_its_connectors_and_one_alone_survives_kill_9_without_duplicates() {
     let _lock = serial();
@@ -484,6 +495,68 @@ async fn serve_runs_its_connectors_and_one_alone_survives_kill_9_without_duplica
     let _ = alone.wait();
     stop(mila_node);
     stop(bela_node);
+}
+
+/// Several ticket systems inside one organisation (issue 9, use case 2.3): the BeLa's `sdx serve` runs two
+/// connectors, Redmine for Wohngeld cases and RT for the rest (`[[connectors]]` with `cases = "own"`). Two OTOBO
+/// tickets handed over by the MiLa land each in its system and only there, and the system that owns a case
+/// works on it: RT's status change reaches OTOBO.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ticket_systems_of_one_organisation_each_get_the_cases_of_their_services() {
+    const WOHNGELD: &str = "99107004017000";
+    let _lock = serial();
+    ensure_running(&["rt"]).await.expect("RT starts");
+    let (s, dir) = setup("otobo", "redmine", true).await;
+    let Setup { pair, mila, bela, .. } = s;
+    pair.stop().await;
+    let d = dir.path();
+    let mila_org = mila.file.organisation.clone();
+    let rt = Side::new("BeLa", "rt", &bela.file.organisation, (&mila_org, "115-Servicecenter"), d).unwrap();
+    let append = |node: &str, text: String| {
+        let path = d.join(format!("{node}/node.toml"));
+        let toml = std::fs::read_to_string(&path).unwrap() + &text;
+        std::fs::write(&path, toml).unwrap();
+    };
+    append("mila", format!("\n[[connectors]]\nfile = \"../{}.toml\"\n", mila.file.name));
+    append(
+        "bela",
+        format!(
+            "\n[[connectors]]\nfile = \"../{}.toml\"\ncases = \"own\"\nservices = [\"{WOHNGELD}\"]\n\
+             \n[[connectors]]\nfile = \"../{}.toml\"\ncases = \"own\"\ndefault_owner = true\n",
+            bela.file.name, rt.file.name
+        ),
+    );
+    let _mila_node = Stopped(Some(serve(&d.join("mila/node.toml")).0));
+    let _bela_node = Stopped(Some(serve(&d.join("bela/node.toml")).0));
+
+    // A Wohngeld ticket (OTOBO's type "Service Request" maps to the service) and one without a service.
+    let mut wohngeld = mila.new_ticket(unique("Wohngeld"), "Der Antrag lässt sich nicht absenden.");
+    wohngeld.kind = Some("Service Request".into());
+    let w = mila.system.create(&wohngeld).await.unwrap();
+    mila.hand_over(&w).await.unwrap();
+    let other = handed_over(&mila, &unique("Sonstiges")).await;
+    let field = mila.case_field().to_string();
+    let case_of = |t: TicketId| {
+        let (mila, field) = (&mila, field.clone());
+        async move {
+            let (t, _) = mila.wait(&t, Duration::from_secs(60), |t| t.fields.contains_key(&field)).await.unwrap();
+            t.fields[&field].clone()
+        }
+    };
+    let (cw, co) = (case_of(w.clone()).await, case_of(other.clone()).await);
+
+    // Each case in its system, and only there.
+    bela.wait_for_case(&cw, Duration::from_secs(60)).await.expect("the Wohngeld case in Redmine");
+    let (rt_ticket, _) = rt.wait_for_case(&co, Duration::from_secs(60)).await.expect("the other case in RT");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rt.system.find_by_field(rt.case_field(), &cw).await.unwrap(), None, "not in RT too");
+    assert_eq!(bela.system.find_by_field(bela.case_field(), &co).await.unwrap(), None, "not in Redmine too");
+
+    // RT owns its case: its agent's status change reaches OTOBO.
+    let in_progress = rt.status(Status::InProgress);
+    rt.system.update(&rt_ticket, &status_change(&in_progress)).await.unwrap();
+    let target = mila.status(Status::InProgress);
+    mila.wait(&other, Duration::from_secs(60), |t| t.status == target).await.expect("RT's status reaches OTOBO");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

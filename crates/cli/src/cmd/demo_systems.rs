@@ -188,7 +188,9 @@ pub struct Side {
 }
 
 impl Side {
-    fn new(role: &'static str, kind: &str, org: &str, partner: (&str, &str), dir: &Path) -> Result<Side> {
+    /// A side: the connector file `KIND-ROLE.toml` in `dir` (the system's example, for `org` handing over to
+    /// `partner`) and the system as an agent's client.
+    pub fn new(role: &'static str, kind: &str, org: &str, partner: (&str, &str), dir: &Path) -> Result<Side> {
         let name = format!("{kind}-{}", role.to_lowercase());
         let (file, text) = connector_file(kind, &name, org, partner)?;
         crate::cmd::init::write_file(&dir.join(format!("{name}.toml")), text.as_bytes(), true, true)?;
