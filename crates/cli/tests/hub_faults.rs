@@ -9,8 +9,8 @@
 //! 300 s before it would send a queued message again, so within the test's two minutes every receipt must come
 //! from the hub's outbox surviving the kill and pushing BeLa's receipts. At the end every case is at BeLa exactly once (one `messageReceived` each), every
 //! delivery at MiLa is delivered (none pending, none dead), and the hub's outbox holds one delivered envelope per
-//! case and nothing open. Each node's log goes to `<name>.log` in the test's temporary directory, kept and printed
-//! if the test fails.
+//! case and nothing open; the hub's log and database hold none of the cases' content. Each node's log goes to
+//! `<name>.log` in the test's temporary directory, kept and printed if the test fails.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
@@ -298,4 +298,21 @@ async fn hub_killed_mid_stream_and_a_member_down_lose_nothing_and_apply_nothing_
     assert!(fed.hub.deliveries(&http, "dead").await.is_empty());
     let to_bela = fed.hub.deliveries(&http, "delivered").await.into_iter().filter(|d| d["peer"] == BELA).count();
     assert_eq!(to_bela, CASES, "the hub delivered each case once");
+
+    // The hub's log and files (database, WAL) hold none of the cases' content; MiLa's do (the search works).
+    let case = sample::typical_case();
+    let needles = [case.subject.as_str(), case.description.as_str(), "Erika Mustermann"];
+    let found = |node: &Node| {
+        let mut kept = std::fs::read(&node.log).unwrap_or_default();
+        for e in std::fs::read_dir(node.config.parent().unwrap()).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                kept.extend(std::fs::read(p).unwrap());
+            }
+        }
+        needles.iter().filter(|n| kept.windows(n.len()).any(|w| w == n.as_bytes())).count()
+    };
+    assert!(std::fs::metadata(&fed.hub.log).unwrap().len() > 0, "the hub logged");
+    assert_eq!(found(&fed.hub), 0, "the hub keeps case content");
+    assert_eq!(found(&fed.mila), needles.len(), "MiLa keeps its cases");
 }

@@ -12,8 +12,9 @@
 //! - by an operator (`PUT /api/v1/cases/{id}/owner`), e.g. for a case nobody took.
 //!
 //! An `own`-cases client sees only the cases it owns (list, single case, change feed) and changes only those; it
-//! gets 403 `notPermitted` for the others and for the operators' routes (outbox, blocked cases, owners). Each
-//! client's idempotency keys are its own. The store keeps the owner in `cases.owner` ([`sdx_store::CaseRecord`]).
+//! gets 403 `notPermitted` for the others and for the operators' routes (outbox, blocked cases, owners), and its
+//! idempotency keys are its own ([`Caller::idempotency_key`]). The store keeps the owner in `cases.owner`
+//! ([`sdx_store::CaseRecord`]).
 
 use std::collections::HashMap;
 
@@ -41,10 +42,15 @@ impl Caller {
         self.restricted_to().is_none_or(|me| owner == Some(me))
     }
 
-    /// The idempotency key as stored: the client's key and its name, so two clients' keys never meet. (A key is
-    /// 1 to 200 visible ASCII characters without spaces, so the first space separates them.)
+    /// The idempotency key as stored. A client limited to its own cases has keys of its own: its key and its
+    /// name, so two ticket systems' keys never meet (a key is 1 to 200 visible ASCII characters without spaces,
+    /// so the first space separates them, and no bare key has one). The all-cases clients share the bare keys, as
+    /// before there were owners — so a change sent before an upgrade and repeated after it is still found.
     pub fn idempotency_key(&self, key: &str) -> String {
-        format!("{key} {}", self.name)
+        match self.scope {
+            CaseScope::Own => format!("{key} {}", self.name),
+            CaseScope::All => key.to_string(),
+        }
     }
 }
 
@@ -211,6 +217,9 @@ mod tests {
         assert!(!me.may_see(None));
         let operator = Caller { name: "op".into(), scope: CaseScope::All };
         assert!(operator.may_see(None) && operator.may_see(Some("otobo")));
+        let other = Caller { name: "redmine".into(), scope: CaseScope::Own };
+        assert_ne!(me.idempotency_key("k1"), other.idempotency_key("k1"));
         assert_ne!(me.idempotency_key("k1"), operator.idempotency_key("k1"));
+        assert_eq!(operator.idempotency_key("k1"), "k1", "the keys stored before there were owners");
     }
 }
