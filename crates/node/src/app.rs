@@ -199,6 +199,7 @@ impl App {
         let holder = directory.as_ref().map(|d| Arc::clone(d.holder()));
         let engine = Engine::with_directory(identity, store, peers, holder, settings.delivery.clone(), metrics.clone());
         engine.set_owners(crate::clients::Owners::from_clients(&settings.api.clients)?);
+        engine.set_check_responsibility(settings.directory.as_ref().is_some_and(|d| d.check_responsibility));
         if let Some(path) = &k.encryption_key {
             let key = PrivateKey::from_pkcs8_pem(&read(path)?)
                 .map_err(|e| material("encryption key (PKCS#8 PEM)", path, e))?;

@@ -354,6 +354,22 @@ pub fn route_case<S: Store>(
     route(engine, service, case.region.as_ref(), level, exclude)
 }
 
+/// Whether this organisation is responsible for `case` by the directory (its service, region and support
+/// level): `None` when the directory cannot say (no directory, no service or region in the case, nobody named),
+/// `Some(Ok(()))` when it names this organisation among the candidates, else `Some(Err((why, first)))` with the
+/// directory's explanation and the organisation it names first.
+pub fn responsible<S: Store>(engine: &Engine<S>, case: &sdx_model::Case) -> Option<Result<(), (String, OrgKey)>> {
+    let dir = engine.directory()?.current()?;
+    let service = case.category.service.as_ref().and_then(ServiceId::of)?;
+    let region = case.region.as_ref()?;
+    let resolution = dir.resolve(&service, region, case.support_level).ok()?;
+    if resolution.candidates().any(|c| &c.organisation.key == engine.org()) {
+        return Some(Ok(()));
+    }
+    let first = resolution.candidates().next()?.organisation.key.clone();
+    Some(Err((format!("directory version {}: {resolution}", dir.version()), first)))
+}
+
 /// Who gets a case for `service` in `region` at `level`: the directory's candidates in order (the responsible
 /// organisation first), the first that is a peer of this node and accepts forwards, skipping `exclude` (those
 /// that refused the case already).

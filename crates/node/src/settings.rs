@@ -135,6 +135,11 @@ pub struct DirectorySettings {
     /// How often the source is read again, in seconds (a newer version replaces the held one without restart).
     #[serde(default = "default_directory_reload_s")]
     pub reload_s: u64,
+    /// Reject a new case as not responsible when the directory names other organisations for its service,
+    /// region and support level (its originator's node then routes it to the next candidate). Off by default:
+    /// cases sent under agreements outside the directory are taken.
+    #[serde(default)]
+    pub check_responsibility: bool,
 }
 
 fn default_directory_reload_s() -> u64 {

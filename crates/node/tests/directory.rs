@@ -6,7 +6,8 @@
 //! cannot take; a case rejected as not responsible goes to the next candidate, and stays with its originator when
 //! nobody is left; notices go to those responsible for their services in their regions; an older, unsigned or
 //! tampered directory is refused and the last good one kept; a node whose directory is not signed by its authority
-//! does not start.
+//! does not start; a node that checks its own responsibility rejects a case the directory gives to others, which
+//! then goes to them; certificates the directory pins are required in both directions.
 
 mod federation;
 
@@ -120,7 +121,9 @@ async fn cases_are_routed_by_a_signed_directory_that_reloads_without_restart(db:
     assert_eq!((s, v["errorCode"].as_str()), (422, Some("tooLarge")), "{v}");
     assert!(v["detail"].as_str().unwrap().contains(KREIS), "{v}");
     let (_, after) = m.call(reqwest::Method::GET, "/api/v1/deliveries", None).await;
-    assert_eq!(before, after, "nothing queued");
+    // (The case to BeLa may be delivered meanwhile: compare which messages there are, not their states.)
+    let ids = |v: &Value| v["items"].as_array().unwrap().iter().map(|d| d["messageId"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&before), ids(&after), "nothing queued");
     let short = json!({"update": {"revision": 0, "journal": [entry("x".repeat(400))]}});
     let (s, v) = m.call(reqwest::Method::POST, &path, Some(&short)).await;
     assert_eq!(s, 200, "{v}");
@@ -309,4 +312,79 @@ async fn certificates_the_directory_pins_are_required_on_both_sides(db: Db) {
     assert!(said(&at_mila), "{at_mila}");
     m.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_checking_its_responsibility_rejects_what_the_directory_gives_to_others_sqlite() {
+    a_node_checking_its_responsibility_rejects_what_the_directory_gives_to_others(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_checking_its_responsibility_rejects_what_the_directory_gives_to_others_postgres() {
+    a_node_checking_its_responsibility_rejects_what_the_directory_gives_to_others(Db::Postgres).await;
+}
+
+/// The Kreis checks its own responsibility (`[directory] check_responsibility`): a case MiLa sends it for a service
+/// the directory gives to BeLa is rejected as not responsible, with the directory's reason, and MiLa's node routes
+/// it on to BeLa; a case for a service the directory does not know stays with the Kreis.
+async fn a_node_checking_its_responsibility_rejects_what_the_directory_gives_to_others(db: Db) {
+    let shared = Shared::new();
+    let (ca, authority, authority_jwk, file) = (&shared.ca, &shared.authority, &shared.authority_jwk, &shared.file);
+    let (mila, bela, kreis) = (Org::new(MILA).on(db), Org::new(BELA).on(db), Org::new(KREIS).on(db));
+    let leika = "99107004017000";
+    let nationwide = json!({"services": [{"leikaKey": leika}], "regions": ["nationwide"], "level": "secondLevel",
+        "organisation": BELA});
+    let orgs = vec![mila.entry(json!({})), bela.entry(json!({})), kreis.entry(json!({}))];
+    write(file, &signed(authority, 1, orgs, json!([nationwide])));
+    let m = start(mila.settings(ca, file, authority_jwk)).await;
+    let b = start(bela.settings(ca, file, authority_jwk)).await;
+    let mut checking = kreis.settings(ca, file, authority_jwk);
+    checking.directory.as_mut().unwrap().check_responsibility = true;
+    let k = start(checking).await;
+    m.until_version(1).await;
+
+    // A case sent to the Kreis by name (not by the directory).
+    let to_kreis = |service: &str| {
+        let mut doc = unassigned("010020000000");
+        let case = &mut doc["case"];
+        case["assignee"] = json!(KREIS);
+        case["category"]["service"] = json!({"leikaKey": service, "name": "Testleistung"});
+        case["parties"].as_array_mut().unwrap().push(json!({"role": "bela", "organisation": KREIS, "name": "Kreis"}));
+        doc
+    };
+    let (s, v) = m.call(reqwest::Method::POST, "/api/v1/cases?waitForReceipt=20", Some(&to_kreis(leika))).await;
+    assert_eq!((s, v["delivered"].as_bool()), (201, Some(true)), "{v}");
+    let id = v["case"]["caseId"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/cases/{id}");
+
+    // The Kreis rejected it with the directory's reason; MiLa's node sent it on to BeLa.
+    let t = Instant::now();
+    while b.call(reqwest::Method::GET, &path, None).await.0 != 200 {
+        assert!(t.elapsed() < Duration::from_secs(20), "the case did not reach BeLa");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, at_kreis) = k.call(reqwest::Method::GET, &path, None).await;
+    assert_eq!(at_kreis["case"]["status"], "rejected", "{at_kreis}");
+    let routed = |v: &Value| -> Vec<String> {
+        let events = v["timeline"].as_array().unwrap().iter();
+        events.filter(|e| e["kind"] == "routed").map(|e| e["detail"].as_str().unwrap().to_string()).collect()
+    };
+    assert!(routed(&at_kreis).iter().any(|d| d.contains("not responsible by the directory (directory version 1")));
+    let (_, at_mila) = m.call(reqwest::Method::GET, &path, None).await;
+    assert_eq!((at_mila["partner"].as_str(), at_mila["case"]["assignee"].as_str()), (Some(BELA), Some(BELA)));
+    let expected = format!("{KREIS} rejected it as not responsible (not responsible by the directory");
+    assert!(routed(&at_mila).iter().any(|d| d.starts_with(&expected) && d.contains(&format!("rerouted to {BELA}"))));
+
+    // A service the directory does not know: the Kreis cannot tell, and keeps it.
+    let other = "99050012104000";
+    let (s, v) = m.call(reqwest::Method::POST, "/api/v1/cases?waitForReceipt=20", Some(&to_kreis(other))).await;
+    assert_eq!((s, v["delivered"].as_bool()), (201, Some(true)), "{v}");
+    let kept = v["case"]["caseId"].as_str().unwrap().to_string();
+    settle(&k).await;
+    settle(&m).await;
+    let (_, at_kreis) = k.call(reqwest::Method::GET, &format!("/api/v1/cases/{kept}"), None).await;
+    assert_eq!(at_kreis["case"]["status"], "new", "{at_kreis}");
+    for n in [m, b, k] {
+        n.shutdown().await;
+    }
 }

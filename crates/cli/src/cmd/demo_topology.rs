@@ -639,6 +639,7 @@ fn node_settings(
         authority_keys: vec![authority.to_path_buf()],
         issuer: Some(OrgKey::parse(AUTHORITY)?),
         reload_s: 300,
+        check_responsibility: false,
     });
     Ok(settings)
 }

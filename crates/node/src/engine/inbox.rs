@@ -275,6 +275,9 @@ impl<S: Store> Engine<S> {
                         record.state = MessageState::Refused;
                     }
                     tx.set_last_in_sequence(case_id, tls_peer, seq).await?;
+                    if result.is_ok() && matches!(m.body, Body::Forward(_)) {
+                        self.reject_if_not_responsible(tx, case_id).await?;
+                    }
                 }
             }
             _ => {

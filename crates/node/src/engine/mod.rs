@@ -295,6 +295,8 @@ struct Inner<S> {
     metrics: Metrics,
     /// Which of the organisation's ticket systems owns a case that arrives (`crate::clients`); set once.
     owners: std::sync::OnceLock<crate::clients::Owners>,
+    /// Whether a new case the directory gives to others is rejected as not responsible (`reroute`).
+    check_responsibility: std::sync::atomic::AtomicBool,
 }
 
 /// The engine of one node. Cheap to clone.
@@ -384,6 +386,7 @@ impl<S: Store> Engine<S> {
                 waiters,
                 metrics,
                 owners: std::sync::OnceLock::new(),
+                check_responsibility: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -418,6 +421,16 @@ impl<S: Store> Engine<S> {
     /// change nothing). Without it an arriving case has no owner.
     pub fn set_owners(&self, owners: crate::clients::Owners) {
         let _ = self.inner.owners.set(owners);
+    }
+
+    /// Reject new cases the directory gives to other organisations as not responsible (`[directory]
+    /// check_responsibility`), or not.
+    pub fn set_check_responsibility(&self, on: bool) {
+        self.inner.check_responsibility.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn checks_responsibility(&self) -> bool {
+        self.inner.check_responsibility.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The owner of a case that arrives from a partner, and why (`crate::clients::Owners::for_incoming`).

@@ -5,8 +5,12 @@
 //! sent is the case as this node first forwarded it (every claim in it is ours), with the new assignee as assignee
 //! and party; our copy becomes that case with the new partner. If nobody is left, the case stays here, rejected,
 //! and its timeline says why. Either way a `routed` event records it: nothing disappears silently.
+//!
+//! The other end: a node that checks its own responsibility (`[directory] check_responsibility`) rejects a new
+//! case as not responsible, in the transaction that stores it, when the directory names other organisations for
+//! its service, region and level ([`Engine::reject_if_not_responsible`]).
 
-use sdx_model::{Body, CaseId, Forward, MessageType, OrgKey, PartyRole, RejectionReason, SupportLevel};
+use sdx_model::{Body, CaseId, Forward, MessageType, OrgKey, PartyRole, Reject, RejectionReason, SupportLevel};
 use sdx_store::{CaseRecord, Direction, EventKind, OurRole, Store, StoreTx};
 
 use super::inbox::decode_stored;
@@ -88,5 +92,32 @@ impl<S: Store> Engine<S> {
         self.inner.wake.notify_one();
         tracing::info!(case_id = %case_id, from = %from, to = %to, "case rerouted after a rejection as not responsible");
         Ok(Some(to))
+    }
+
+    /// After a new case from a partner was stored in `tx` (its forward recorded as received): if this node checks
+    /// its own responsibility and the directory names other organisations for the case's service, region and
+    /// level, reject it as not responsible — with the directory's explanation as text and the organisation it names
+    /// first as suggestion — so that the originator's node routes it on. The rejection is sent after the receipt.
+    pub(super) async fn reject_if_not_responsible(&self, tx: &mut S::Tx, case_id: CaseId) -> Result<(), EngineError> {
+        if !self.checks_responsibility() {
+            return Ok(());
+        }
+        let Some(rec) = tx.get_case(case_id).await? else { return Ok(()) };
+        if rec.our_role != OurRole::Assignee {
+            return Ok(());
+        }
+        let Some(Err((why, first))) = directory::responsible(self, &rec.case) else { return Ok(()) };
+        let text = format!("not responsible by the directory ({why})");
+        let mut body = Body::Reject(Reject {
+            revision: 0,
+            reason: RejectionReason::NotResponsible,
+            text: Some(text.clone()),
+            suggested_assignee: Some(first),
+        });
+        self.change_in(tx, &rec, &mut body, now()).await?;
+        tx.add_event(&event(case_id, EventKind::Routed, None, format!("rejected: {text}"))).await?;
+        self.inner.wake.notify_one();
+        tracing::info!(case_id = %case_id, "case rejected as not responsible by the directory");
+        Ok(())
     }
 }
