@@ -91,11 +91,7 @@ async fn report<S: Store>(
 ) -> ApiResult<Response> {
     let id = id.case_id()?;
     let bad = |d: String| ApiError::bad_request(ErrorCode::SchemaViolation, d);
-    let v: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("report: {e}")))?;
-    let Value::Object(m) = v else { return Err(bad("report: a JSON object with detail".into())) };
-    if let Some(k) = m.keys().find(|k| *k != "detail") {
-        return Err(bad(format!("report: unknown member `{k}`; allowed: detail")));
-    }
+    let m = crate::local_api::small_object(&body, "report", &["detail"])?;
     let detail = match m.get("detail") {
         Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_REPORT_CHARS => s.clone(),
         _ => return Err(bad(format!("report: detail is a text of 1 to {MAX_REPORT_CHARS} characters"))),

@@ -223,6 +223,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Operator {
     }
 }
 
+/// A small JSON request body of the local API: an object with no members but `allowed` — 400 `malformed` when it
+/// is no JSON, 400 `schemaViolation` for another shape or an unknown member; `what` names it in the detail.
+pub(crate) fn small_object(body: &[u8], what: &str, allowed: &[&str]) -> ApiResult<serde_json::Map<String, Value>> {
+    let bad = |d: String| ApiError::bad_request(ErrorCode::SchemaViolation, d);
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("{what}: {e}")))?;
+    let Value::Object(m) = v else { return Err(bad(format!("{what}: a JSON object ({})", allowed.join(", ")))) };
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad(format!("{what}: unknown member `{k}`; allowed: {}", allowed.join(", "))));
+    }
+    Ok(m)
+}
+
 /// 403 for a case the caller does not own.
 pub(crate) fn not_owner(id: CaseId) -> ApiError {
     let detail = format!("case {id} belongs to another ticket system of this organisation");
@@ -960,12 +973,7 @@ async fn escalate<S: Store>(
 ) -> ApiResult<Response> {
     let id = id.case_id()?;
     let bad = |d: String| ApiError::bad_request(ErrorCode::SchemaViolation, d);
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("escalation: {e}")))?;
-    let Value::Object(m) = v else { return Err(bad("escalation: a JSON object (to, note)".into())) };
-    if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "to" | "note")) {
-        return Err(bad(format!("escalation: unknown member `{k}`; allowed: to, note")));
-    }
+    let m = small_object(&body, "escalation", &["to", "note"])?;
     let to = match m.get("to") {
         None => None,
         Some(Value::String(s)) => Some(
@@ -1022,12 +1030,7 @@ async fn set_owner<S: Store>(
 ) -> ApiResult<axum::Json<Value>> {
     let id = id.case_id()?;
     let bad = |d: String| ApiError::bad_request(ErrorCode::SchemaViolation, d);
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("owner: {e}")))?;
-    let Value::Object(m) = v else { return Err(bad("owner: a JSON object with owner".into())) };
-    if let Some(k) = m.keys().find(|k| *k != "owner") {
-        return Err(bad(format!("owner: unknown member `{k}`; allowed: owner")));
-    }
+    let m = small_object(&body, "owner", &["owner"])?;
     let owner = match m.get("owner") {
         Some(Value::Null) => None,
         Some(Value::String(name)) if st.owners.contains(name) => Some(name.clone()),
