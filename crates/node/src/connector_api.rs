@@ -182,7 +182,6 @@ async fn events<S: Store>(
     let store = st.engine.store();
     let signal = st.engine.feed_signal();
     let mut scanned = after;
-    let mut owners = OwnerCache::default();
     let found = loop {
         // Registered before the store is read, so a commit in between is not missed; the store is read again
         // every FEED_POLL anyway (events of the delivery worker, other processes on one database).
@@ -193,8 +192,10 @@ async fn events<S: Store>(
         let full = found.len() == limit as usize;
         if let Some(me) = caller.restricted_to() {
             // Read on past the events of others' cases: `next` moves past them.
+            // Owners are read afresh for every page: a case given to this client while it waits shows up with
+            // its `ownerChanged` event.
             scanned = found.last().map_or(scanned, |e| e.cursor);
-            found = owners.keep_own(store, found, me).await?;
+            found = OwnerCache::default().keep_own(store, found, me).await?;
             if found.is_empty() && full {
                 continue;
             }
@@ -211,7 +212,7 @@ async fn events<S: Store>(
     Ok(axum::Json(feed_page(found, scanned)))
 }
 
-/// The owners of the cases a feed request met, each read once.
+/// The owners of the cases of one page of the feed, each read once.
 #[derive(Default)]
 struct OwnerCache(std::collections::HashMap<sdx_model::CaseId, Option<String>>);
 

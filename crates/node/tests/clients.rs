@@ -132,10 +132,25 @@ async fn each_case_belongs_to_one_ticket_system_of_the_organisation(db: Db) {
     // The operator gives the second case to Redmine (an unknown client is refused).
     let (s, v) = b.call(M::PUT, &format!("/api/v1/cases/{nobodys}/owner"), Some(&give(json!("jira")))).await;
     assert_eq!((s, v["errorCode"].as_str()), (422, Some("schemaViolation")), "{v}");
+    // Redmine waits on its feed; MiLa adds to the case while nobody owns it (an event Redmine does not get), then
+    // the operator gives it to Redmine: the wait ends with the case (its connector would create the ticket).
+    let waiting = {
+        let url = format!("{}/api/v1/events?after={redmine_next}&wait=20", b.api);
+        tokio::spawn(async move {
+            let r = reqwest::Client::new().get(url).bearer_auth(REDMINE).send().await.unwrap();
+            r.json::<Value>().await.unwrap()
+        })
+    };
+    let entry = json!({"id": ItemId::new_random(), "visibility": "public", "author": {"organisation": MILA},
+        "createdAt": "2026-11-30T10:00:00Z", "text": "Nachtrag."});
+    let note = json!({"update": {"revision": 0, "journal": [entry]}});
+    let (s, v) = m.call(M::POST, &format!("/api/v1/cases/{nobodys}/changes"), Some(&note)).await;
+    assert_eq!(s, 200, "{v}");
+    settle(&m).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (s, v) = b.call(M::PUT, &format!("/api/v1/cases/{nobodys}/owner"), Some(&give(json!("redmine")))).await;
     assert_eq!((s, v["owner"].as_str()), (200, Some("redmine")), "{v}");
-    // Redmine's feed, from where it stood, now shows the case (its connector would create the ticket).
-    let (_, v) = b.call_as(REDMINE, M::GET, &format!("/api/v1/events?after={redmine_next}&wait=5"), None).await;
+    let v = waiting.await.unwrap();
     assert_eq!(feed_cases(&v), vec![nobodys.clone()], "{v}");
     assert!(
         v["events"].as_array().unwrap().iter().any(
