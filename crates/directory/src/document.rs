@@ -289,6 +289,15 @@ impl Tls {
     pub fn is_empty(&self) -> bool {
         self.certificate_sha256.is_empty() && self.certificates.is_empty()
     }
+
+    /// Whether a node may present the certificate with this SHA-256 (64 lowercase hex digits): one of the
+    /// fingerprints or certificates listed, or any when none is (not pinned).
+    #[must_use]
+    pub fn admits(&self, sha256_hex: &str) -> bool {
+        self.is_empty()
+            || self.certificate_sha256.iter().any(|f| f.as_str() == sha256_hex)
+            || self.certificates.iter().any(|c| c.sha256().as_str() == sha256_hex)
+    }
 }
 
 /// One X.509 certificate in PEM (`-----BEGIN CERTIFICATE-----`), with the SHA-256 of its DER form.

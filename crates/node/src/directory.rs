@@ -168,11 +168,9 @@ fn pin_table(holder: &DirectoryHolder) -> Vec<(OrgKey, Vec<sdx_model::Sha256Hex>
 pub struct DirectoryPins(pub Arc<DirectoryHolder>);
 
 impl crate::tls::CertPins for DirectoryPins {
-    fn pins(&self, org: &OrgKey) -> Vec<String> {
-        self.0
-            .current()
-            .and_then(|d| d.organisation(org).map(|o| o.tls_fingerprints().iter().map(ToString::to_string).collect()))
-            .unwrap_or_default()
+    fn admits(&self, org: &OrgKey, cert_sha256_hex: &str) -> bool {
+        let dir = self.0.current();
+        dir.as_deref().and_then(|d| d.organisation(org)).is_none_or(|o| o.tls.admits(cert_sha256_hex))
     }
 }
 

@@ -278,9 +278,9 @@ pub fn client_config_pinned(
 /// the federation CA's chain, an organisation with pins must present one of them, checked in the handshake on both
 /// sides (a node that connects, a node that accepts). An organisation without pins is not pinned.
 pub trait CertPins: Send + Sync + std::fmt::Debug {
-    /// The SHA-256 fingerprints (of the DER certificate, 64 lowercase hex digits) `org`'s node may present; empty:
-    /// not pinned.
-    fn pins(&self, org: &OrgKey) -> Vec<String>;
+    /// Whether `org`'s node may present the certificate with this SHA-256 (of the DER certificate, 64 lowercase
+    /// hex digits): one of its pins, or any when it has none.
+    fn admits(&self, org: &OrgKey, cert_sha256_hex: &str) -> bool;
 }
 
 /// Refuse (403 `unknownSender`) a request whose client certificate its organisation's pins do not name (any
@@ -292,9 +292,8 @@ pub async fn require_pinned(
     next: Next,
 ) -> Response {
     if let Some(peer) = request.extensions().get::<PeerIdentity>() {
-        let pinned = pins.pins(&peer.org);
         let fingerprint = peer.cert_sha256_hex();
-        if !pinned.is_empty() && !pinned.contains(&fingerprint) {
+        if !pins.admits(&peer.org, &fingerprint) {
             let detail =
                 format!("certificate {fingerprint} of {} is not one the directory pins for it (notPinned)", peer.org);
             return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::UnknownSender, detail).into_response();
@@ -322,9 +321,8 @@ fn check_pin(
     leaf: &rustls::pki_types::CertificateDer<'_>,
 ) -> std::result::Result<(), rustls::Error> {
     let Ok(org) = pki::org_of_cert(leaf) else { return Ok(()) };
-    let pinned = pins.pins(&org);
     let fingerprint = pki::hex(&pki::cert_sha256(leaf));
-    if pinned.is_empty() || pinned.contains(&fingerprint) {
+    if pins.admits(&org, &fingerprint) {
         return Ok(());
     }
     let why = format!("certificate {fingerprint} of {org} is not one the directory pins for it (notPinned)");
