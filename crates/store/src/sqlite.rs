@@ -50,9 +50,14 @@
 //!   the database, which closing any other descriptor of that file in the process would drop. The operating
 //!   system releases the lock when the holder dies (`kill -9` included), so a restart never finds a stale lock.
 //!   Other SQLite clients (the `sqlite3` shell, a backup) are not affected. In-memory databases take no lock.
-//! - 32 MiB page cache for the writer, 16 MiB per reader; the first GiB of the file memory-mapped (`mmap_size`),
+//! - 2 MiB page cache for the writer, 16 MiB per reader; the first GiB of the file memory-mapped (`mmap_size`),
 //!   so pages that fall out of the page cache are read from the OS cache without a system call — with a
-//!   million cases stored, the random case ids touch index pages all over the file; `temp_store=memory`.
+//!   million cases stored, the random case ids touch index pages all over the file; `temp_store=memory`. The
+//!   writer's cache is small on purpose: when a B-tree page splits, SQLite briefly gives a page a number past
+//!   the first GiB, and the next commit then scans the writer's whole page cache to drop it again
+//!   (`pcache1TruncateUnsafe`, 3–4 % of the node's CPU with 32 MiB); the pages it needs are in the memory map.
+//! - **Plans do not depend on bound values** (`SQLITE_DBCONFIG_ENABLE_QPSG`): otherwise SQLite prepares a
+//!   statement again whenever the value bound to its `LIMIT` changes — every claim of deliveries did.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -78,6 +83,8 @@ use crate::sqlite_queries as sql;
 const READERS: usize = 4;
 /// Idle reader connections kept open.
 const IDLE_READERS: usize = 8;
+/// Page cache of the writer connection, KiB (see the module docs).
+const WRITER_CACHE_KIB: i64 = 2 * 1024;
 /// Most logical transactions committed by one `fsync`.
 const MAX_GROUP: usize = 32;
 /// How long a member waits for its group to be committed before it tries to commit the group itself.
@@ -293,6 +300,8 @@ fn configure(conn: &Connection, cache_kib: i64, query_only: bool) -> Result<()> 
          PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib}; PRAGMA mmap_size = {MMAP_BYTES};{}",
         if query_only { " PRAGMA query_only = ON;" } else { "" }
     ))?;
+    // Plans do not depend on bound values (see the module docs).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -485,7 +494,7 @@ impl SqliteStore {
             let readers = Readers { path, idle: SyncMutex::new(Vec::new()), running: Semaphore::new(READERS) };
             (conn, Some(Arc::new(readers)))
         };
-        configure(&conn, 32 * 1024, false)?;
+        configure(&conn, WRITER_CACHE_KIB, false)?;
         let state = WriterState { conn: Some(conn), in_tx: false, open_savepoint: false, group: 0, members: 0 };
         let writer = Writer {
             state: Arc::new(Mutex::new(state)),
