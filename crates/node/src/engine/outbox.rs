@@ -182,7 +182,9 @@ impl<S: Store> Engine<S> {
                     let jws: Vec<&str> = msgs.iter().map(|m| m.jws.as_str()).collect();
                     post_all(transport, peer, &jws).await
                 };
-                msgs.iter().zip(answers).map(|(msg, a)| self.judge(peer, msg, a)).collect()
+                // Each receipt is verified on its own: shared between two threads for a batch.
+                let answered: Vec<(&MessageRecord, Result<Vec<u8>, TransportError>)> = msgs.iter().zip(answers).collect();
+                super::split_work(&answered, |(msg, a)| self.judge(peer, msg, a))
             }
         };
         let mut tx = self.inner.store.begin().await?;
@@ -254,7 +256,7 @@ impl<S: Store> Engine<S> {
             .peer(&msg.peer)
             .filter(|p| p.via_hub.as_ref() == Some(hub))
             .ok_or_else(|| refusal(ErrorCode::SenderMismatch, format!("{} is not reached through {hub}", msg.peer)))?;
-        let outcome = self.judge(&peer, &msg, Ok(text.as_bytes().to_vec()));
+        let outcome = self.judge(&peer, &msg, &Ok(text.as_bytes().to_vec()));
         if let Outcome::Failed { error, .. } = outcome {
             return Err(refusal(ErrorCode::SignatureInvalid, error).into());
         }
@@ -271,22 +273,22 @@ impl<S: Store> Engine<S> {
     }
 
     /// What the answer to a sent message means.
-    fn judge(&self, peer: &Peer, msg: &MessageRecord, answer: Result<Vec<u8>, TransportError>) -> Outcome {
+    fn judge(&self, peer: &Peer, msg: &MessageRecord, answer: &Result<Vec<u8>, TransportError>) -> Outcome {
         let body = match answer {
             Ok(b) => b,
-            Err(TransportError::Queued(note)) => return Outcome::Queued { note },
+            Err(TransportError::Queued(note)) => return Outcome::Queued { note: note.clone() },
             Err(e) => return Outcome::Failed { permanent: !e.is_transient(), error: e.to_string() },
         };
         match protocol::open_receipt(
-            &body,
-            peer.key_for(&body),
+            body,
+            peer.key_for(body),
             &peer.org,
             &self.inner.me.org,
             msg.message_id,
             &msg.digest,
         ) {
             Ok((receipt_msg, receipt)) => Outcome::Receipt {
-                jws: String::from_utf8_lossy(&body).trim().to_string(),
+                jws: String::from_utf8_lossy(body).trim().to_string(),
                 receipt_id: receipt_msg.header.message_id,
                 receipt,
             },
