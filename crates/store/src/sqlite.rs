@@ -823,3 +823,37 @@ impl crate::StoreTx for SqliteTx {
         sql::put_idempotent(self.conn()?, key, result, at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{StatementStatus, config::DbConfig};
+
+    /// A statement whose bound `LIMIT` changes from call to call (as the claim of deliveries does), prepared
+    /// again at each change: how often. `configured` applies the store's connection settings first.
+    fn reprepares(configured: bool) -> i32 {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        if configured {
+            super::configure(&conn, super::WRITER_CACHE_KIB, false).unwrap();
+        }
+        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2), (3);").unwrap();
+        let mut st = conn.prepare("SELECT x FROM t WHERE x > ?1 ORDER BY x LIMIT ?2").unwrap();
+        for limit in 1..6 {
+            let rows: Vec<i64> = st.query_map([0, limit], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+            assert_eq!(rows.len(), usize::try_from(limit.min(3)).unwrap());
+        }
+        st.get_status(StatementStatus::RePrepare)
+    }
+
+    #[test]
+    fn plans_do_not_depend_on_bound_values() {
+        // Without the setting SQLite prepares the statement again whenever the limit changes …
+        assert!(reprepares(false) > 0);
+        // … with it, never.
+        assert_eq!(reprepares(true), 0);
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::configure(&conn, super::WRITER_CACHE_KIB, false).unwrap();
+        assert!(conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG).unwrap());
+        let kib: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap();
+        assert_eq!(kib, -super::WRITER_CACHE_KIB);
+    }
+}

@@ -336,8 +336,13 @@ fn split_work<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<
         return items.iter().map(&f).collect();
     }
     let (mine, theirs) = items.split_at(items.len().div_ceil(2));
+    // The other thread logs in the caller's span (request, peer).
+    let span = tracing::Span::current();
     std::thread::scope(|s| {
-        let other = s.spawn(|| theirs.iter().map(&f).collect::<Vec<R>>());
+        let other = s.spawn(|| {
+            let _entered = span.enter();
+            theirs.iter().map(&f).collect::<Vec<R>>()
+        });
         let mut out: Vec<R> = mine.iter().map(&f).collect();
         match other.join() {
             Ok(rest) => out.extend(rest),
@@ -545,5 +550,25 @@ impl<S: Store> Engine<S> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.inner.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn split_work_keeps_the_order_and_shares_the_work() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let here = std::thread::current().id();
+        for n in [0_usize, 1, 2, 3, 17] {
+            let items: Vec<usize> = (0..n).collect();
+            let out = super::split_work(&items, |i| (i * 2, std::thread::current().id()));
+            let values: Vec<usize> = out.iter().map(|(v, _)| *v).collect();
+            assert_eq!(values, items.iter().map(|i| i * 2).collect::<Vec<_>>(), "{n} items");
+            let elsewhere = out.iter().filter(|(_, t)| *t != here).count();
+            // The second half on another thread (two or more items, two or more cores), the first here.
+            let expected = if n >= 2 && cores >= 2 { n / 2 } else { 0 };
+            assert_eq!(elsewhere, expected, "{n} items");
+            assert!(out[..n - elsewhere].iter().all(|(_, t)| *t == here));
+        }
     }
 }

@@ -183,7 +183,8 @@ impl<S: Store> Engine<S> {
                     post_all(transport, peer, &jws).await
                 };
                 // Each receipt is verified on its own: shared between two threads for a batch.
-                let answered: Vec<(&MessageRecord, Result<Vec<u8>, TransportError>)> = msgs.iter().zip(answers).collect();
+                let answered: Vec<(&MessageRecord, Result<Vec<u8>, TransportError>)> =
+                    msgs.iter().zip(answers).collect();
                 super::split_work(&answered, |(msg, a)| self.judge(peer, msg, a))
             }
         };
