@@ -55,7 +55,8 @@
 //!   million cases stored, the random case ids touch index pages all over the file; `temp_store=memory`. The
 //!   writer's cache is small on purpose: when a B-tree page splits, SQLite briefly gives a page a number past
 //!   the first GiB, and the next commit then scans the writer's whole page cache to drop it again
-//!   (`pcache1TruncateUnsafe`, 3–4 % of the node's CPU with 32 MiB); the pages it needs are in the memory map.
+//!   (`pcache1TruncateUnsafe`, 3–4 % of the node's CPU with 32 MiB). Pages that fall out of the small cache are
+//!   read from the memory map, or from the WAL in the OS cache.
 //! - **Plans do not depend on bound values** (`SQLITE_DBCONFIG_ENABLE_QPSG`): otherwise SQLite prepares a
 //!   statement again whenever the value bound to its `LIMIT` changes — every claim of deliveries did.
 
