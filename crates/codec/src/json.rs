@@ -3,7 +3,6 @@
 
 use sdx_model::rules::limits;
 use sdx_model::{ErrorCode, Message};
-use serde_json::Value;
 
 use crate::desc::{self, Kind, Occurs, TypeDesc};
 use crate::diag::{Diagnostic, coded_message, line_col};
@@ -278,88 +277,16 @@ pub fn encode_compact(m: &Message) -> String {
 
 /// The canonical form (RFC 8785, JSON Canonicalization Scheme): what gets signed and hashed.
 ///
-/// Written directly from the message's JSON value: members sorted by their UTF-16 code units, strings with
-/// exactly the escapes of RFC 8785 (§ 3.2.2.2), integers as they are. The model has no floating-point
+/// Written straight from the message (`crate::canonical`): members sorted by their UTF-16 code units, strings
+/// with exactly the escapes of RFC 8785 (§ 3.2.2.2), integers as they are. The model has no floating-point
 /// numbers; should a value ever hold one, the general implementation (`serde_json_canonicalizer`, which also
 /// formats floats per ECMAScript) takes over. A property test checks both give the same bytes.
 pub fn canonical(m: &Message) -> String {
-    if let Ok(v) = serde_json::to_value(m) {
-        let mut out = String::with_capacity(4096);
-        if write_canonical(&v, &mut out) {
-            return out;
-        }
+    match crate::canonical::to_string(m) {
+        Ok(s) => s,
+        // Serialization of the model cannot fail: it has no maps with non-string keys.
+        Err(_) => serde_json_canonicalizer::to_string(m).unwrap_or_default(),
     }
-    // Serialization of the model cannot fail: it has no maps with non-string keys.
-    serde_json_canonicalizer::to_string(m).unwrap_or_default()
-}
-
-/// Append the RFC 8785 form of `v`; `false` if it holds a number that is not an integer.
-fn write_canonical(v: &Value, out: &mut String) -> bool {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) if n.is_i64() || n.is_u64() => out.push_str(&n.to_string()),
-        Value::Number(_) => return false,
-        Value::String(s) => write_canonical_str(s, out),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                if !write_canonical(x, out) {
-                    return false;
-                }
-            }
-            out.push(']');
-        }
-        Value::Object(o) => {
-            let mut members: Vec<(&String, &Value)> = o.iter().collect();
-            members.sort_by(|(a, _), (b, _)| {
-                if a.is_ascii() && b.is_ascii() { a.cmp(b) } else { a.encode_utf16().cmp(b.encode_utf16()) }
-            });
-            out.push('{');
-            for (i, (k, x)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical_str(k, out);
-                out.push(':');
-                if !write_canonical(x, out) {
-                    return false;
-                }
-            }
-            out.push('}');
-        }
-    }
-    true
-}
-
-/// A JSON string as RFC 8785 writes it: quote and backslash escaped, the control characters as `\b \t \n \f \r`
-/// or `\u00xx` (lower-case hex), everything else as it is.
-/// `\u00xx` (lower-case hex), everything else as it is.
-fn write_canonical_str(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            c if u32::from(c) < 0x20 => {
-                let b = u32::from(c) as usize;
-                out.push_str("\\u00");
-                out.push(char::from(HEX[b >> 4]));
-                out.push(char::from(HEX[b & 0xf]));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Find the 1-based line and column of the value at `pointer` in a JSON text, if it is there.
@@ -547,11 +474,6 @@ mod tests {
             f.note = Some("q\"b\\ \u{1}\u{8}\u{c}\u{1f}\u{7f} \u{2028} é 𝄞 \u{fffd} </script>".into());
         }
         assert_eq!(canonical(&m), serde_json_canonicalizer::to_string(&m).unwrap());
-        let v: Value = serde_json::json!({"b": 1, "a": [true, null, -3], "\u{e9}": "x", "\u{1d11e}": 0, "\u{ff61}": 1});
-        let mut out = String::new();
-        assert!(write_canonical(&v, &mut out));
-        assert_eq!(out, serde_json_canonicalizer::to_string(&v).unwrap());
-        assert!(!write_canonical(&serde_json::json!({"x": 1.5}), &mut String::new()));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`diag`]: [`Diagnostic`], a finding with stable code and location.
 #![forbid(unsafe_code)]
 
+mod canonical;
 pub mod desc;
 pub mod diag;
 pub mod docs;
