@@ -38,7 +38,7 @@ pub(crate) fn to_string<T: Serialize + ?Sized>(v: &T) -> Result<String, Unsuppor
 
 /// A JSON string as RFC 8785 writes it: quote and backslash escaped, the control characters as `\b \t \n \f \r`
 /// or `\u00xx` (lower-case hex), everything else as it is.
-pub(crate) fn write_str(s: &str, out: &mut String) {
+fn write_str(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     // Only ASCII bytes are escaped, so the text between them is cut at character boundaries.
@@ -55,8 +55,8 @@ pub(crate) fn write_str(s: &str, out: &mut String) {
             b'\n' => "\\n",
             0x0c => "\\f",
             b'\r' => "\\r",
-            0..0x20 => "",
-            _ => continue,
+            // The other control characters.
+            _ => "",
         };
         out.push_str(&s[clean..i]);
         if escaped.is_empty() {
@@ -85,9 +85,25 @@ const ESCAPED: [bool; 256] = {
     t
 };
 
+/// The start of an enum variant with data, `{"variant":` (closed after the data).
+fn open_variant(variant: &str, out: &mut String) {
+    out.push('{');
+    write_str(variant, out);
+    out.push(':');
+}
+
 /// RFC 8785's order of member names: by UTF-16 code units (for ASCII names, by bytes).
 fn by_utf16(a: &str, b: &str) -> std::cmp::Ordering {
     if a.is_ascii() && b.is_ascii() { a.cmp(b) } else { a.encode_utf16().cmp(b.encode_utf16()) }
+}
+
+/// The integer methods of a `serde` serializer, each handing its value to the serializer's own `int`.
+macro_rules! integers {
+    ($ok:ty; $($method:ident: $t:ty),*) => {$(
+        fn $method(self, v: $t) -> Result<$ok, Unsupported> {
+            self.int(v)
+        }
+    )*};
 }
 
 /// Writes one value into `out`.
@@ -125,33 +141,8 @@ impl<'a> ser::Serializer for Writer<'a> {
         self.out.push_str(if v { "true" } else { "false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Unsupported> {
-        self.int(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Unsupported> {
-        self.int(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Unsupported> {
-        self.int(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
-        self.int(v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Unsupported> {
-        self.int(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Unsupported> {
-        self.int(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Unsupported> {
-        self.int(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Unsupported> {
-        self.int(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
-        self.int(v)
-    }
+    integers!((); serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64, serialize_i128: i128,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64);
     fn serialize_u128(self, v: u128) -> Result<(), Unsupported> {
         i128::try_from(v).map_err(|_| Unsupported("an integer beyond 2^53".into())).and_then(|v| self.int(v))
     }
@@ -207,9 +198,7 @@ impl<'a> ser::Serializer for Writer<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), Unsupported> {
-        self.out.push('{');
-        write_str(variant, self.out);
-        self.out.push(':');
+        open_variant(variant, self.out);
         value.serialize(Writer { out: self.out })?;
         self.out.push('}');
         Ok(())
@@ -231,9 +220,8 @@ impl<'a> ser::Serializer for Writer<'a> {
         variant: &'static str,
         _: usize,
     ) -> Result<Array<'a>, Unsupported> {
-        self.out.push('{');
-        write_str(variant, self.out);
-        self.out.push_str(":[");
+        open_variant(variant, self.out);
+        self.out.push('[');
         Ok(Array { out: self.out, first: true, variant: true })
     }
     fn serialize_map(self, len: Option<usize>) -> Result<Object<'a>, Unsupported> {
@@ -249,9 +237,7 @@ impl<'a> ser::Serializer for Writer<'a> {
         variant: &'static str,
         len: usize,
     ) -> Result<Object<'a>, Unsupported> {
-        self.out.push('{');
-        write_str(variant, self.out);
-        self.out.push(':');
+        open_variant(variant, self.out);
         Ok(Object::new(self.out, len, true))
     }
 }
@@ -392,7 +378,7 @@ impl ser::SerializeMap for Object<'_> {
 struct KeyWriter;
 
 impl KeyWriter {
-    fn int(v: impl itoa::Integer) -> Result<String, Unsupported> {
+    fn int(self, v: impl itoa::Integer) -> Result<String, Unsupported> {
         Ok(itoa::Buffer::new().format(v).to_string())
     }
 }
@@ -418,30 +404,8 @@ impl ser::Serializer for KeyWriter {
     fn serialize_char(self, v: char) -> Result<String, Unsupported> {
         Ok(v.to_string())
     }
-    fn serialize_i8(self, v: i8) -> Result<String, Unsupported> {
-        KeyWriter::int(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<String, Unsupported> {
-        KeyWriter::int(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<String, Unsupported> {
-        KeyWriter::int(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<String, Unsupported> {
-        KeyWriter::int(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<String, Unsupported> {
-        KeyWriter::int(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<String, Unsupported> {
-        KeyWriter::int(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<String, Unsupported> {
-        KeyWriter::int(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<String, Unsupported> {
-        KeyWriter::int(v)
-    }
+    integers!(String; serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64);
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<String, Unsupported> {
         Ok(variant.to_string())
     }
