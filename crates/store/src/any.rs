@@ -97,6 +97,12 @@ impl Store for AnyStore {
             AnyStore::Postgres(s) => Ok(AnyTx::Postgres(s.begin().await?)),
         }
     }
+    async fn begin_volatile(&self) -> Result<AnyTx> {
+        match self {
+            AnyStore::Sqlite(s) => Ok(AnyTx::Sqlite(s.begin_volatile().await?)),
+            AnyStore::Postgres(s) => Ok(AnyTx::Postgres(s.begin_volatile().await?)),
+        }
+    }
     async fn get_case(&self, id: CaseId) -> Result<Option<CaseRecord>> {
         delegate!(self, s => s.get_case(id))
     }

@@ -40,6 +40,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// write, while holding one. PostgreSQL: an ordinary `READ COMMITTED` transaction.
     fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
 
+    /// Begin a write transaction whose loss in a crash costs nothing, such as claiming deliveries (their leases
+    /// are released when a node starts anyway): its commit does not wait for the disk. A crash may undo it, never
+    /// tear it, and a durable commit after it makes it durable too. SQLite: when no group is forming, it is a
+    /// physical transaction of its own with `synchronous=OFF`, committed at once and alone (no `fsync`); when one
+    /// is, it joins it and is as durable as the group. PostgreSQL: `synchronous_commit = off` for this
+    /// transaction.
+    fn begin_volatile(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
+
     /// A case by id.
     fn get_case(&self, id: CaseId) -> impl Future<Output = Result<Option<CaseRecord>>> + Send;
 

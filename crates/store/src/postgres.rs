@@ -129,6 +129,12 @@ impl crate::Store for PgStore {
         Ok(PgTx { tx: self.pool.begin().await? })
     }
 
+    async fn begin_volatile(&self) -> Result<PgTx> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        Ok(PgTx { tx })
+    }
+
     async fn get_case(&self, id: CaseId) -> Result<Option<CaseRecord>> {
         sql::get_case(&self.pool, id).await
     }

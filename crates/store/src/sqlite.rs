@@ -17,6 +17,12 @@
 //!   uncommitted rolls back only its own changes. A lone writer commits at once, as without grouping.
 //!   Consequence: a transaction may see changes of another transaction of its group that is not yet durable;
 //!   they become durable together or fail together.
+//! - **Volatile transactions** ([`Store::begin_volatile`](crate::Store::begin_volatile), claiming deliveries):
+//!   when no group is forming, one is a physical transaction of its own, begun with `synchronous=OFF` and
+//!   committed at once without an `fsync` (the next durable transaction sets `FULL` again before it begins; SQLite
+//!   refuses to change the level inside a transaction). Its WAL frames become durable with the next `fsync`; a
+//!   crash before that undoes it whole (the WAL's checksums end recovery at the last complete commit). When a
+//!   group is forming, it joins it like any other.
 //! - **A few reader connections** (`query_only`) for reads outside a transaction (queries, timeline, lookups),
 //!   each statement on a consistent WAL snapshot; they see only durably committed data. An in-memory database
 //!   (`sqlite::memory:`) exists once per connection, so there reads use the writer (and wait while a write
@@ -114,6 +120,9 @@ pub struct SqliteStore {
 pub struct SqliteTx {
     writer: Arc<Writer>,
     guard: Option<OwnedMutexGuard<WriterState>>,
+    /// Begun by [`Store::begin_volatile`](crate::Store::begin_volatile) as a physical transaction of its own with
+    /// `synchronous=OFF`: it commits at once and alone, without an `fsync`.
+    volatile: bool,
 }
 
 /// The single writer connection and the group commit state.
@@ -252,6 +261,9 @@ struct WriterState {
     group: u64,
     /// Logical transactions released into the open physical transaction, waiting for its commit.
     members: usize,
+    /// The connection commits without an `fsync` (`synchronous=OFF`, set for a volatile transaction); the next
+    /// durable physical transaction sets `FULL` again before it begins.
+    unsynced: bool,
 }
 
 /// Read-only connections of a file database, opened on demand and kept.
@@ -334,11 +346,11 @@ impl Writer {
         self.done.send_replace(g + 1);
     }
 
-    /// Commit the physical transaction (durably) and finish the group. `sql` is `COMMIT` or
-    /// `RELEASE …; COMMIT`.
-    fn commit_group(&self, st: &mut WriterState, sql: &'static str) -> Result<()> {
-        let result = blocking(|| st.exec(sql));
-        if result.is_ok() {
+    /// Commit the physical transaction and finish the group. `sql` is `COMMIT` or `RELEASE …; COMMIT`;
+    /// `durable` tells whether it is an `fsync` (counted in [`CommitStats::physical`]) or a volatile transaction.
+    fn commit_group(&self, st: &mut WriterState, sql: &'static str, durable: bool) -> Result<()> {
+        let result = if durable { blocking(|| st.exec(sql)) } else { st.exec(sql) };
+        if result.is_ok() && durable {
             self.physical.fetch_add(1, Ordering::Relaxed);
         } else if let Ok(conn) = st.conn() {
             // The transaction may still be open after a failed COMMIT (e.g. disk full): end it.
@@ -368,7 +380,7 @@ impl Writer {
             }
         }
         if finish_group && st.in_tx && st.members > 0 && self.waiting.load(Ordering::SeqCst) == 0 {
-            self.commit_group(st, "COMMIT")?;
+            self.commit_group(st, "COMMIT", true)?;
         }
         Ok(())
     }
@@ -406,7 +418,7 @@ impl Writer {
                     // Holding the connection, no logical transaction is in progress.
                     self.settle(&mut st, false)?;
                     if st.group == group && st.in_tx && st.members > 0 {
-                        let _ = self.commit_group(&mut st, "COMMIT");
+                        let _ = self.commit_group(&mut st, "COMMIT", true);
                     }
                 }
             }
@@ -496,7 +508,14 @@ impl SqliteStore {
             (conn, Some(Arc::new(readers)))
         };
         configure(&conn, WRITER_CACHE_KIB, false)?;
-        let state = WriterState { conn: Some(conn), in_tx: false, open_savepoint: false, group: 0, members: 0 };
+        let state = WriterState {
+            conn: Some(conn),
+            in_tx: false,
+            open_savepoint: false,
+            group: 0,
+            members: 0,
+            unsynced: false,
+        };
         let writer = Writer {
             state: Arc::new(Mutex::new(state)),
             waiting: AtomicUsize::new(0),
@@ -532,7 +551,7 @@ impl SqliteStore {
         let mut st = self.writer.state.lock().await;
         let _ = self.writer.settle(&mut st, false);
         if st.in_tx && st.members > 0 {
-            let _ = self.writer.commit_group(&mut st, "COMMIT");
+            let _ = self.writer.commit_group(&mut st, "COMMIT", true);
         }
         if let Some(conn) = st.conn.take() {
             blocking(|| drop(conn.close()));
@@ -565,6 +584,35 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Begin a logical transaction: durable, or volatile (see [`crate::Store::begin_volatile`]).
+    async fn begin_tx(&self, volatile: bool) -> Result<SqliteTx> {
+        let writer = self.writer.clone();
+        let waiting = Waiting::new(&writer.waiting);
+        let mut st = writer.state.clone().lock_owned().await;
+        drop(waiting);
+        writer.settle(&mut st, false)?;
+        // A volatile transaction that finds a group open joins it, and becomes durable with it.
+        let volatile = volatile && !st.in_tx;
+        if st.in_tx {
+            st.exec("SAVEPOINT sdx_tx")?;
+        } else {
+            // The sync level is set between transactions (SQLite refuses to change it inside one), so a durable
+            // physical transaction always begins with `FULL`.
+            if volatile != st.unsynced {
+                st.exec(if volatile { "PRAGMA synchronous = OFF" } else { "PRAGMA synchronous = FULL" })?;
+                st.unsynced = volatile;
+            }
+            // The first logical transaction needs no savepoint: undoing it is undoing the physical transaction
+            // (which saves the statement journal's work on every page it changes).
+            st.exec("BEGIN IMMEDIATE")?;
+            st.in_tx = true;
+        }
+        st.open_savepoint = true;
+        Ok(SqliteTx { writer, guard: Some(st), volatile })
+    }
+}
+
 impl SqliteTx {
     fn conn(&mut self) -> Result<&Connection> {
         self.guard.as_mut().ok_or_else(closed)?.conn()
@@ -583,12 +631,17 @@ impl SqliteTx {
     async fn finish_inner(&mut self) -> Result<()> {
         let mut st = self.guard.take().ok_or_else(closed)?;
         let writer = self.writer.clone();
+        if self.volatile {
+            // Its own physical transaction, which nobody joined: committed at once, without an `fsync`.
+            st.open_savepoint = false;
+            return writer.commit_group(&mut st, "COMMIT", false);
+        }
         let solo = writer.waiting.load(Ordering::SeqCst) == 0 || st.members + 1 >= MAX_GROUP;
         // The first logical transaction of a physical one has no savepoint (see `begin`).
         let first = st.members == 0;
         if solo {
             st.open_savepoint = false;
-            return writer.commit_group(&mut st, if first { "COMMIT" } else { "RELEASE sdx_tx; COMMIT" });
+            return writer.commit_group(&mut st, if first { "COMMIT" } else { "RELEASE sdx_tx; COMMIT" }, true);
         }
         if !first {
             // On failure the savepoint stays open for `settle` to roll back.
@@ -638,21 +691,11 @@ impl crate::Store for SqliteStore {
     type Tx = SqliteTx;
 
     async fn begin(&self) -> Result<SqliteTx> {
-        let writer = self.writer.clone();
-        let waiting = Waiting::new(&writer.waiting);
-        let mut st = writer.state.clone().lock_owned().await;
-        drop(waiting);
-        writer.settle(&mut st, false)?;
-        if st.in_tx {
-            st.exec("SAVEPOINT sdx_tx")?;
-        } else {
-            // The first logical transaction needs no savepoint: undoing it is undoing the physical transaction
-            // (which saves the statement journal's work on every page it changes).
-            st.exec("BEGIN IMMEDIATE")?;
-            st.in_tx = true;
-        }
-        st.open_savepoint = true;
-        Ok(SqliteTx { writer, guard: Some(st) })
+        self.begin_tx(false).await
+    }
+
+    async fn begin_volatile(&self) -> Result<SqliteTx> {
+        self.begin_tx(true).await
     }
 
     async fn get_case(&self, id: CaseId) -> Result<Option<CaseRecord>> {
@@ -856,5 +899,37 @@ mod tests {
         assert!(conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG).unwrap());
         let kib: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap();
         assert_eq!(kib, -super::WRITER_CACHE_KIB);
+    }
+
+    /// The writer's sync level inside a transaction (0 `OFF`, 2 `FULL`).
+    fn synchronous(tx: &mut super::SqliteTx) -> i64 {
+        tx.conn().unwrap().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+    }
+
+    /// A volatile transaction commits without an `fsync` (not counted as a durable commit); the durable one after
+    /// it is `synchronous=FULL` again, also after a volatile one was dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn volatile_transactions_skip_only_their_own_fsync() {
+        use crate::{Store, StoreTx};
+        let dir = std::env::temp_dir().join(format!("sdx-volatile-{}", sdx_model::ItemId::new_random()));
+        let store = super::SqliteStore::open(&format!("sqlite://{}/t.db?mode=rwc", dir.display())).await.unwrap();
+        let before = store.commit_stats();
+        let mut tx = store.begin_volatile().await.unwrap();
+        assert_eq!(synchronous(&mut tx), 0);
+        tx.commit().await.unwrap();
+        let after = store.commit_stats();
+        assert_eq!((after.logical - before.logical, after.physical - before.physical), (1, 0));
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(synchronous(&mut tx), 2);
+        tx.commit().await.unwrap();
+        assert_eq!(store.commit_stats().physical - after.physical, 1);
+        let mut tx = store.begin_volatile().await.unwrap();
+        assert_eq!(synchronous(&mut tx), 0);
+        drop(tx);
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(synchronous(&mut tx), 2);
+        drop(tx);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -82,10 +82,11 @@ impl<S: Store> Engine<S> {
         Ok(n)
     }
 
-    /// Claim up to `limit` due deliveries (leased for a minute, so no other worker or process takes them).
+    /// Claim up to `limit` due deliveries (leased for a minute, so no other worker or process takes them). A
+    /// volatile transaction: a lease lost in a crash costs nothing (a node releases all leases when it starts).
     pub async fn claim_due(&self, limit: u32) -> Result<Vec<Delivery>, EngineError> {
         let at = now();
-        let mut tx = self.inner.store.begin().await?;
+        let mut tx = self.inner.store.begin_volatile().await?;
         let due = tx.claim_due(at, later(at, Duration::from_secs(60)), limit).await?;
         tx.commit().await?;
         Ok(due)

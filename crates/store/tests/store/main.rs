@@ -500,6 +500,47 @@ async fn commit_completes_when_next_writer_is_dropped<D: TestDb>(db: &D) -> Resu
     Ok(())
 }
 
+/// Volatile transactions (claims): committed they are kept, dropped they vanish, and mixed with durable ones
+/// from many tasks at once every committed change is there after a reopen. (SQLite: a volatile transaction that
+/// finds a group forming joins it; one that does not commits alone without an `fsync`.)
+async fn volatile_transactions_commit_or_vanish<D: TestDb>(db: &D) -> Result<()> {
+    let s = db.store();
+    let (kept, dropped) = (case_rec(&bela(), t(0)), case_rec(&bela(), t(0)));
+    let mut tx = s.begin_volatile().await?;
+    tx.put_case(&kept, None).await?;
+    tx.commit().await?;
+    assert!(s.get_case(kept.case.case_id).await?.is_some(), "visible to readers once committed");
+    let mut tx = s.begin_volatile().await?;
+    tx.put_case(&dropped, None).await?;
+    drop(tx);
+    let handles: Vec<_> = (0..8)
+        .map(|task| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..15 {
+                    let rec = case_rec(&bela(), t(0));
+                    let mut tx = if (task + i) % 3 == 0 { s.begin_volatile().await? } else { s.begin().await? };
+                    tx.put_case(&rec, None).await?;
+                    tx.commit().await?;
+                    ids.push(rec.case.case_id);
+                }
+                anyhow::Ok(ids)
+            })
+        })
+        .collect();
+    let mut ids = vec![kept.case.case_id];
+    for h in handles {
+        ids.extend(h.await??);
+    }
+    let again = db.reopen().await;
+    for id in &ids {
+        assert!(again.get_case(*id).await?.is_some(), "committed case {id} missing");
+    }
+    assert!(again.get_case(dropped.case.case_id).await?.is_none(), "a dropped volatile transaction was stored");
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Receipts and timeline
 
@@ -1109,6 +1150,7 @@ suite!(
     concurrent_claims_never_overlap,
     concurrent_writers_commit_or_vanish_whole,
     commit_completes_when_next_writer_is_dropped,
+    volatile_transactions_commit_or_vanish,
     receipts_both_directions,
     timeline_in_order,
     query_filters,
