@@ -383,26 +383,21 @@ impl Rt {
         }
         let url = self.url(&["ticket", id, "attachments"])?;
         let in_txns = json!({"field": "TransactionId", "operator": "IN", "value": txns});
-        let meta = self
-            .collect(
-                url.clone(),
-                &[("fields", "TransactionId,ContentType,Filename,ContentLength".into()), ("orderby", "id".into())],
-                Some(&json!([in_txns])),
-                true,
-            )
-            .await?;
-        let bodies = self
-            .collect(
-                url,
-                &[("fields", "TransactionId,ContentType,Content".into())],
-                Some(&json!([
-                    in_txns,
-                    {"field": "Filename", "operator": "IS", "value": "NULL"},
-                    {"field": "ContentType", "operator": "IN", "value": ["text/plain", "text/html"]},
-                ])),
-                true,
-            )
-            .await?;
+        // The parts and their texts are two independent searches: asked side by side.
+        let meta_fields =
+            [("fields", "TransactionId,ContentType,Filename,ContentLength".into()), ("orderby", "id".into())];
+        let meta_filter = json!([in_txns]);
+        let body_fields = [("fields", "TransactionId,ContentType,Content".into())];
+        let body_filter = json!([
+            in_txns,
+            {"field": "Filename", "operator": "IS", "value": "NULL"},
+            {"field": "ContentType", "operator": "IN", "value": ["text/plain", "text/html"]},
+        ]);
+        let (meta, bodies) = tokio::join!(
+            self.collect(url.clone(), &meta_fields, Some(&meta_filter), true),
+            self.collect(url, &body_fields, Some(&body_filter), true),
+        );
+        let (meta, bodies) = (meta?, bodies?);
         let mut content: HashMap<String, String> = HashMap::new();
         for b in &bodies {
             if let (Some(aid), Some(c)) = (text(b.get("id")), text(b.get("Content"))) {
