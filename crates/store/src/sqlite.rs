@@ -20,13 +20,16 @@
 //! - **Volatile transactions** ([`Store::begin_volatile`](crate::Store::begin_volatile), claiming deliveries):
 //!   when no group is forming, one is a physical transaction of its own, begun with `synchronous=OFF` and
 //!   committed at once without an `fsync` (the next durable transaction sets `FULL` again before it begins; SQLite
-//!   refuses to change the level inside a transaction). Its WAL frames become durable with the next `fsync`; a
-//!   crash before that undoes it whole (the WAL's checksums end recovery at the last complete commit). When a
-//!   group is forming, it joins it like any other.
+//!   refuses to change the level inside a transaction). Meanwhile the writer's automatic checkpoint is off (one at
+//!   `OFF` would not sync the database file), and closing the store sets `FULL` before its final checkpoint. Its
+//!   WAL frames become durable with the next `fsync`; a crash before that undoes it whole (the WAL's checksums end
+//!   recovery at the last complete commit). When a group is forming, it joins it like any other. Readers may see
+//!   a volatile transaction before it is durable.
 //! - **A few reader connections** (`query_only`) for reads outside a transaction (queries, timeline, lookups),
-//!   each statement on a consistent WAL snapshot; they see only durably committed data. An in-memory database
-//!   (`sqlite::memory:`) exists once per connection, so there reads use the writer (and wait while a write
-//!   transaction is open — do not read through the store while holding a transaction of an in-memory store).
+//!   each statement on a consistent WAL snapshot; they see only committed data (durably committed, except
+//!   volatile transactions). An in-memory database (`sqlite::memory:`) exists once per connection, so there
+//!   reads use the writer (and wait while a write transaction is open — do not read through the store while
+//!   holding a transaction of an in-memory store).
 //! - **Statements run in the calling thread** (`rusqlite`, no worker thread): a statement on the writer takes
 //!   microseconds, while a hand-off to a connection thread and back (as `sqlx` does for every statement) cost
 //!   tens of microseconds of context switches under load and held the single writer that long — it was the
@@ -327,6 +330,24 @@ impl WriterState {
     fn exec(&mut self, sql: &str) -> Result<()> {
         Ok(self.conn()?.execute_batch(sql)?)
     }
+
+    /// Switch the connection between durable commits (`synchronous=FULL`, with the automatic checkpoint as a
+    /// backstop) and volatile ones (`OFF`, and no automatic checkpoint: one run at `OFF` would copy the WAL into
+    /// the database without syncing it, and the WAL may then be started over). Only between transactions.
+    fn set_unsynced(&mut self, unsynced: bool) -> Result<()> {
+        if self.unsynced != unsynced {
+            let conn = self.conn()?;
+            if unsynced {
+                conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+                conn.pragma_update(None, "synchronous", 0)?;
+            } else {
+                conn.pragma_update(None, "synchronous", 2)?;
+                conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+            }
+            self.unsynced = unsynced;
+        }
+        Ok(())
+    }
 }
 
 impl Writer {
@@ -350,8 +371,10 @@ impl Writer {
     /// `durable` tells whether it is an `fsync` (counted in [`CommitStats::physical`]) or a volatile transaction.
     fn commit_group(&self, st: &mut WriterState, sql: &'static str, durable: bool) -> Result<()> {
         let result = if durable { blocking(|| st.exec(sql)) } else { st.exec(sql) };
-        if result.is_ok() && durable {
-            self.physical.fetch_add(1, Ordering::Relaxed);
+        if result.is_ok() {
+            if durable {
+                self.physical.fetch_add(1, Ordering::Relaxed);
+            }
         } else if let Ok(conn) = st.conn() {
             // The transaction may still be open after a failed COMMIT (e.g. disk full): end it.
             if !conn.is_autocommit() {
@@ -553,6 +576,8 @@ impl SqliteStore {
         if st.in_tx && st.members > 0 {
             let _ = self.writer.commit_group(&mut st, "COMMIT", true);
         }
+        // Closing checkpoints the WAL into the database at the connection's level: `FULL`, so that it is synced.
+        let _ = st.set_unsynced(false);
         if let Some(conn) = st.conn.take() {
             blocking(|| drop(conn.close()));
         }
@@ -599,10 +624,7 @@ impl SqliteStore {
         } else {
             // The sync level is set between transactions (SQLite refuses to change it inside one), so a durable
             // physical transaction always begins with `FULL`.
-            if volatile != st.unsynced {
-                st.exec(if volatile { "PRAGMA synchronous = OFF" } else { "PRAGMA synchronous = FULL" })?;
-                st.unsynced = volatile;
-            }
+            st.set_unsynced(volatile)?;
             // The first logical transaction needs no savepoint: undoing it is undoing the physical transaction
             // (which saves the statement journal's work on every page it changes).
             st.exec("BEGIN IMMEDIATE")?;
@@ -901,9 +923,14 @@ mod tests {
         assert_eq!(kib, -super::WRITER_CACHE_KIB);
     }
 
-    /// The writer's sync level inside a transaction (0 `OFF`, 2 `FULL`).
+    /// The writer's sync level inside a transaction (0 `OFF`, 2 `FULL`), checked against its automatic
+    /// checkpoint (off while unsynced).
     fn synchronous(tx: &mut super::SqliteTx) -> i64 {
-        tx.conn().unwrap().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+        let conn = tx.conn().unwrap();
+        let level: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let pages: u32 = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+        assert_eq!(pages, if level == 0 { 0 } else { super::AUTOCHECKPOINT_PAGES });
+        level
     }
 
     /// A volatile transaction commits without an `fsync` (not counted as a durable commit); the durable one after
