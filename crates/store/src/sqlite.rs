@@ -123,9 +123,6 @@ pub struct SqliteStore {
 pub struct SqliteTx {
     writer: Arc<Writer>,
     guard: Option<OwnedMutexGuard<WriterState>>,
-    /// Begun by [`Store::begin_volatile`](crate::Store::begin_volatile) as a physical transaction of its own with
-    /// `synchronous=OFF`: it commits at once and alone, without an `fsync`.
-    volatile: bool,
 }
 
 /// The single writer connection and the group commit state.
@@ -265,7 +262,8 @@ struct WriterState {
     /// Logical transactions released into the open physical transaction, waiting for its commit.
     members: usize,
     /// The connection commits without an `fsync` (`synchronous=OFF`, set for a volatile transaction); the next
-    /// durable physical transaction sets `FULL` again before it begins.
+    /// durable physical transaction sets `FULL` again before it begins. While a transaction holds the connection,
+    /// this says whether it is a volatile one (which nobody joins).
     unsynced: bool,
 }
 
@@ -367,9 +365,10 @@ impl Writer {
         self.done.send_replace(g + 1);
     }
 
-    /// Commit the physical transaction and finish the group. `sql` is `COMMIT` or `RELEASE …; COMMIT`;
-    /// `durable` tells whether it is an `fsync` (counted in [`CommitStats::physical`]) or a volatile transaction.
-    fn commit_group(&self, st: &mut WriterState, sql: &'static str, durable: bool) -> Result<()> {
+    /// Commit the physical transaction and finish the group. `sql` is `COMMIT` or `RELEASE …; COMMIT`. Durable
+    /// (an `fsync`, counted in [`CommitStats::physical`]) unless it is a volatile transaction.
+    fn commit_group(&self, st: &mut WriterState, sql: &'static str) -> Result<()> {
+        let durable = !st.unsynced;
         let result = if durable { blocking(|| st.exec(sql)) } else { st.exec(sql) };
         if result.is_ok() {
             if durable {
@@ -403,7 +402,7 @@ impl Writer {
             }
         }
         if finish_group && st.in_tx && st.members > 0 && self.waiting.load(Ordering::SeqCst) == 0 {
-            self.commit_group(st, "COMMIT", true)?;
+            self.commit_group(st, "COMMIT")?;
         }
         Ok(())
     }
@@ -441,7 +440,7 @@ impl Writer {
                     // Holding the connection, no logical transaction is in progress.
                     self.settle(&mut st, false)?;
                     if st.group == group && st.in_tx && st.members > 0 {
-                        let _ = self.commit_group(&mut st, "COMMIT", true);
+                        let _ = self.commit_group(&mut st, "COMMIT");
                     }
                 }
             }
@@ -574,7 +573,7 @@ impl SqliteStore {
         let mut st = self.writer.state.lock().await;
         let _ = self.writer.settle(&mut st, false);
         if st.in_tx && st.members > 0 {
-            let _ = self.writer.commit_group(&mut st, "COMMIT", true);
+            let _ = self.writer.commit_group(&mut st, "COMMIT");
         }
         // Closing checkpoints the WAL into the database at the connection's level: `FULL`, so that it is synced.
         let _ = st.set_unsynced(false);
@@ -607,9 +606,7 @@ impl SqliteStore {
             None => self.read(f).await,
         }
     }
-}
 
-impl SqliteStore {
     /// Begin a logical transaction: durable, or volatile (see [`crate::Store::begin_volatile`]).
     async fn begin_tx(&self, volatile: bool) -> Result<SqliteTx> {
         let writer = self.writer.clone();
@@ -618,7 +615,6 @@ impl SqliteStore {
         drop(waiting);
         writer.settle(&mut st, false)?;
         // A volatile transaction that finds a group open joins it, and becomes durable with it.
-        let volatile = volatile && !st.in_tx;
         if st.in_tx {
             st.exec("SAVEPOINT sdx_tx")?;
         } else {
@@ -631,7 +627,7 @@ impl SqliteStore {
             st.in_tx = true;
         }
         st.open_savepoint = true;
-        Ok(SqliteTx { writer, guard: Some(st), volatile })
+        Ok(SqliteTx { writer, guard: Some(st) })
     }
 }
 
@@ -653,17 +649,18 @@ impl SqliteTx {
     async fn finish_inner(&mut self) -> Result<()> {
         let mut st = self.guard.take().ok_or_else(closed)?;
         let writer = self.writer.clone();
-        if self.volatile {
-            // Its own physical transaction, which nobody joined: committed at once, without an `fsync`.
+        if st.unsynced {
+            // A volatile transaction, its own physical one, which nobody joined: committed at once, without an
+            // `fsync`.
             st.open_savepoint = false;
-            return writer.commit_group(&mut st, "COMMIT", false);
+            return writer.commit_group(&mut st, "COMMIT");
         }
         let solo = writer.waiting.load(Ordering::SeqCst) == 0 || st.members + 1 >= MAX_GROUP;
         // The first logical transaction of a physical one has no savepoint (see `begin`).
         let first = st.members == 0;
         if solo {
             st.open_savepoint = false;
-            return writer.commit_group(&mut st, if first { "COMMIT" } else { "RELEASE sdx_tx; COMMIT" }, true);
+            return writer.commit_group(&mut st, if first { "COMMIT" } else { "RELEASE sdx_tx; COMMIT" });
         }
         if !first {
             // On failure the savepoint stays open for `settle` to roll back.
