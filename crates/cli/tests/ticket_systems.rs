@@ -111,45 +111,65 @@ fn count(t: &Ticket, text: &str) -> usize {
     t.comments.iter().filter(|c| c.text.contains(text)).count()
 }
 
-/// A system that fails right after each write succeeded: a connector that crashes between its write into the
-/// ticket system and its own commit.
+/// A system that counts its reads of tickets and, when `crash` is set, fails right after each write succeeded: a
+/// connector that crashes between its write into the ticket system and its own commit.
 #[derive(Clone)]
-struct CrashAfterWrite(AnySystem);
+struct Probe {
+    system: AnySystem,
+    crash: bool,
+    reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Probe {
+    fn crash_after_write(system: &AnySystem) -> Probe {
+        Probe { system: system.clone(), crash: true, reads: Default::default() }
+    }
+    fn counting(system: &AnySystem) -> Probe {
+        Probe { system: system.clone(), crash: false, reads: Default::default() }
+    }
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn after_write<T>(&self, written: T) -> SystemResult<T> {
+        if self.crash { crash() } else { Ok(written) }
+    }
+}
 
 fn crash<T>() -> SystemResult<T> {
     Err(SystemError::Unavailable { system: "test", detail: "crashed after the write".into() })
 }
 
-impl TicketSystem for CrashAfterWrite {
+impl TicketSystem for Probe {
     fn kind(&self) -> &'static str {
-        self.0.kind()
+        self.system.kind()
     }
     async fn changed_since(&self, since: OffsetDateTime) -> SystemResult<Vec<TicketId>> {
-        self.0.changed_since(since).await
+        self.system.changed_since(since).await
     }
     async fn get(&self, id: &str) -> SystemResult<Ticket> {
-        self.0.get(id).await
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.system.get(id).await
     }
     async fn find_by_field(&self, field: &str, value: &str) -> SystemResult<Option<TicketId>> {
-        self.0.find_by_field(field, value).await
+        self.system.find_by_field(field, value).await
     }
     async fn create(&self, ticket: &NewTicket) -> SystemResult<TicketId> {
-        self.0.create(ticket).await?;
-        crash()
+        let id = self.system.create(ticket).await?;
+        self.after_write(id)
     }
     async fn update(&self, id: &str, change: &TicketChange) -> SystemResult<()> {
-        self.0.update(id, change).await?;
-        crash()
+        self.system.update(id, change).await?;
+        self.after_write(())
     }
     async fn comment(&self, id: &str, comment: &NewComment) -> SystemResult<String> {
-        self.0.comment(id, comment).await?;
-        crash()
+        let id = self.system.comment(id, comment).await?;
+        self.after_write(id)
     }
     async fn download(&self, id: &str, file: &FileInfo) -> SystemResult<Vec<u8>> {
-        self.0.download(id, file).await
+        self.system.download(id, file).await
     }
     async fn vocabulary(&self) -> SystemResult<Vocabulary> {
-        self.0.vocabulary().await
+        self.system.vocabulary().await
     }
 }
 
@@ -197,8 +217,8 @@ async fn a_crash_between_write_and_commit_duplicates_nothing_and_nothing_echoes(
     let (m, b) = (&s.mila, &s.bela);
     let mc = s.connector(m, m.system.clone()).unwrap();
     let bc = s.connector(b, b.system.clone()).unwrap();
-    let bcrash = s.connector(b, CrashAfterWrite(b.system.clone())).unwrap();
-    let mcrash = s.connector(m, CrashAfterWrite(m.system.clone())).unwrap();
+    let bcrash = s.connector(b, Probe::crash_after_write(&b.system)).unwrap();
+    let mcrash = s.connector(m, Probe::crash_after_write(&m.system)).unwrap();
 
     // Forward; the BeLa's connector crashes right after creating the ticket, then runs again.
     let ticket = handed_over(m, &unique("Absturz nach dem Schreiben")).await;
@@ -216,6 +236,23 @@ async fn a_crash_between_write_and_commit_duplicates_nothing_and_nothing_echoes(
     assert!(mcrash.follow_feed(Duration::from_secs(5)).await.is_err());
     mc.follow_feed(Duration::from_secs(5)).await.unwrap();
     assert_eq!(count(&m.system.get(&ticket).await.unwrap(), "Antwort nach Absturz"), 1, "written once");
+
+    // Once more, now that the link says which items are being written: the record of the write, stored before
+    // it, is what makes the run after the crash look into the ticket.
+    comment(&b.system, &bt, true, "Zweite Rückmeldung mit Absturz").await.unwrap();
+    bc.poll_system().await.unwrap();
+    assert!(mcrash.follow_feed(Duration::from_secs(5)).await.is_err());
+    mc.follow_feed(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(count(&m.system.get(&ticket).await.unwrap(), "Zweite Rückmeldung mit Absturz"), 1, "written once");
+
+    // Without a crash in doubt, an item that cannot be in the ticket yet is written without reading it first.
+    let probe = Probe::counting(&m.system);
+    let mcount = s.connector(m, probe.clone()).unwrap();
+    comment(&b.system, &bt, true, "Antwort ohne Absturz").await.unwrap();
+    bc.poll_system().await.unwrap();
+    assert_eq!(mcount.follow_feed(Duration::from_secs(5)).await.unwrap(), 1, "the case is synced");
+    assert_eq!(count(&m.system.get(&ticket).await.unwrap(), "Antwort ohne Absturz"), 1, "written once");
+    assert_eq!(probe.reads(), 0, "the ticket was not read to write a new item into it");
 
     // The node committed a change but the connector's own commit was lost: the retry is answered, not applied.
     let node = s.node(m).unwrap();

@@ -12,8 +12,11 @@
 //! **No echo, exactly once.** Per linked ticket the connector keeps a [`Link`] in the node's store (key
 //! `ticket:ID`, and `case:UUID` for the way back): the system status and SDX status last synced, the comments
 //! and SDX items already handled. A status differing from the link's is a change of that side; what the
-//! connector writes into a ticket carries a marker line `[sdx:…]`, is looked for before it is written (a
-//! crash between the write and the link's commit writes nothing twice) and is never sent back. What it sends
+//! connector writes into a ticket carries a marker line `[sdx:…]` and is never sent back. Before it writes an SDX
+//! item into a ticket, the connector stores the item in the link's `writing` set: after a crash between the write
+//! and the link's commit, an item still there is looked for in the ticket (by its marker) before it is written
+//! again, so nothing is written twice — and an item not there cannot have been written, so the ticket is not read
+//! just to look (most changes into a ticket cost no read of it). What it sends
 //! to the node carries an idempotency key derived from the ticket and the link, so a retry after a crash is
 //! answered, not applied again. Case ids and journal ids are derived from the ticket, so a repeated forward is
 //! the same case.
@@ -129,6 +132,11 @@ pub struct Link {
     /// The case's priority code when last synced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdx_priority: Option<String>,
+    /// SDX items whose write into the ticket began and is not recorded in `items` yet (stored before the write):
+    /// only these can be in the ticket without being in `items`. `None` on a new link and on links from before
+    /// this was kept: every item not in `items` is looked for in the ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writing: Option<BTreeSet<String>>,
 }
 
 impl Link {
@@ -151,6 +159,41 @@ impl Link {
 #[serde(rename_all = "camelCase")]
 struct CaseLink {
     ticket: String,
+}
+
+/// A linked ticket, read from its system on first use: a case whose change needs nothing written into the
+/// ticket, or only SDX items that cannot be there yet (see [`Link::writing`]), costs the ticket system no read.
+struct Lazy<'a, S> {
+    system: &'a S,
+    id: &'a str,
+    ticket: Option<Ticket>,
+    /// The link's `writing` as it was when this sync began (`None`: every item is in doubt).
+    doubt: Option<BTreeSet<String>>,
+}
+
+impl<'a, S: TicketSystem> Lazy<'a, S> {
+    /// Ticket `id` of `link`, not read yet.
+    fn new(system: &'a S, id: &'a str, link: &Link) -> Self {
+        Lazy { system, id, ticket: None, doubt: link.writing.clone() }
+    }
+
+    /// Whether the ticket carries the marker of SDX item `item` — read only when the item may be there.
+    async fn has_item(&mut self, item: &str) -> Result<bool, SystemError> {
+        if self.doubt.as_ref().is_some_and(|d| !d.contains(item)) {
+            return Ok(false);
+        }
+        let m = marker(item);
+        Ok(self.get().await?.comments.iter().any(|c| c.text.contains(&m)))
+    }
+
+    /// The ticket as read by the first call (later writes of this sync are not read back into it).
+    async fn get(&mut self) -> Result<&Ticket, SystemError> {
+        let t = match self.ticket.take() {
+            Some(t) => t,
+            None => self.system.get(self.id).await?,
+        };
+        Ok(self.ticket.insert(t))
+    }
 }
 
 /// The connector's health (state key `health`): the last problems, newest first.
@@ -828,9 +871,12 @@ impl<S: TicketSystem> Connector<S> {
         let Some(stored) = self.node.state::<Link>(&key).await? else { return Ok(()) };
         let (mut link, version) = (stored.value, stored.version);
         let before = link.clone();
-        let t = self.system.get(&ticket).await?;
-        tracing::debug!(connector = %self.name, ticket = %t.id, case = %case_id, status = %case.status, "case into ticket");
-        self.write_case_items(&t, case, &mut link).await?;
+        // Most feed events (receipts, this side's own changes coming back) need nothing written: the ticket is
+        // read only when something is, and once.
+        let mut version = version;
+        let mut t = Lazy::new(&self.system, &ticket, &link);
+        tracing::debug!(connector = %self.name, %ticket, case = %case_id, status = %case.status, "case into ticket");
+        self.write_case_items(&mut t, case, &mut link, &mut version).await?;
         for (cursor, detail) in conflicts {
             // The event's cursor names it: handled again after a failure, it is written once.
             let id = format!("conflict:{cursor}");
@@ -839,16 +885,17 @@ impl<S: TicketSystem> Connector<S> {
                  eine verlorene Änderung bitte prüfen und ggf. erneut vornehmen.\n{}",
                 marker(&id)
             );
-            self.write_once(&t, &mut link, &id, false, text, Vec::new()).await?;
+            self.write_once(&mut t, &mut link, &mut version, &id, false, text, Vec::new()).await?;
         }
         if case.status.code() != link.sdx_status {
             let target = self.mapping.status_out(case.status).map_err(|e| SyncError::Unsyncable(e.to_string()))?;
+            let t = t.get().await?;
             if t.status != target {
                 match self.set_status(&t.id, target).await {
                     Ok(()) => link.sys_status = target.into(),
                     Err(SystemError::Refused { detail, .. }) => {
                         let text = format!("the SDX status `{}` (`{target}`) could not be set: {detail}", case.status);
-                        self.problem(&t, Some(case_id), &mut link, &text).await?;
+                        self.problem(t, Some(case_id), &mut link, &text).await?;
                         link.sys_status = t.status.clone();
                     }
                     Err(e) => return Err(e.into()),
@@ -858,7 +905,7 @@ impl<S: TicketSystem> Connector<S> {
             }
             link.sdx_status = case.status.code().into();
         }
-        self.priority_into_ticket(&t, case, &mut link).await?;
+        self.priority_into_ticket(&mut t, case, &mut link).await?;
         if link != before {
             self.store_link(&link, version).await?;
         }
@@ -866,11 +913,12 @@ impl<S: TicketSystem> Connector<S> {
     }
 
     /// The case's priority into the ticket when it changed in SDX (the assignee classified the case).
-    async fn priority_into_ticket(&self, t: &Ticket, case: &Case, link: &mut Link) -> Result<(), SyncError> {
+    async fn priority_into_ticket(&self, t: &mut Lazy<'_, S>, case: &Case, link: &mut Link) -> Result<(), SyncError> {
         let code = case.priority.code();
         if link.sdx_priority.as_deref() == Some(code) {
             return Ok(());
         }
+        let t = t.get().await?;
         let target = self.mapping.priority_out(case.priority).filter(|_| self.mapping.travel.priority);
         if link.sdx_priority.is_none() || target.is_none() {
             link.sdx_priority = Some(code.into());
@@ -909,7 +957,13 @@ impl<S: TicketSystem> Connector<S> {
     }
 
     /// The partner's journal entries, files and the solution, written into the ticket once each.
-    async fn write_case_items(&self, t: &Ticket, case: &Case, link: &mut Link) -> Result<(), SyncError> {
+    async fn write_case_items(
+        &self,
+        t: &mut Lazy<'_, S>,
+        case: &Case,
+        link: &mut Link,
+        version: &mut u64,
+    ) -> Result<(), SyncError> {
         for e in &case.journal {
             let id = e.id.to_string();
             if link.items.contains(&id) || e.author.organisation == self.me {
@@ -917,7 +971,7 @@ impl<S: TicketSystem> Connector<S> {
             }
             let who = e.author.name.clone().unwrap_or_else(|| e.author.organisation.to_string());
             let text = format!("{who} ({}, {}):\n{}\n{}", e.author.organisation, e.created_at, e.text, marker(&id));
-            self.write_once(t, link, &id, e.visibility == Visibility::Public, text, Vec::new()).await?;
+            self.write_once(t, link, version, &id, e.visibility == Visibility::Public, text, Vec::new()).await?;
         }
         for a in &case.attachments {
             let id = a.id.to_string();
@@ -937,14 +991,14 @@ impl<S: TicketSystem> Connector<S> {
                 .map_err(|e| SyncError::Unsyncable(format!("attachment {id}: {e}")))?;
             let file = NewFile { name: a.file_name.clone(), media_type: a.media_type.to_string(), content: bytes };
             let text = format!("Anhang von {} ({}): {}\n{}", a.added_by, a.added_at, a.file_name, marker(&id));
-            match self.write_once(t, link, &id, true, text, vec![file]).await {
+            match self.write_once(t, link, version, &id, true, text, vec![file]).await {
                 Err(SyncError::System(SystemError::TooLarge { what, size, limit, .. })) => {
                     let text = format!(
                         "SDX: Der Anhang {what} ({size} Bytes) ist größer als dieses System annimmt ({limit} Bytes); \
                          er liegt im SDX-Fall {} vor.",
                         case.case_id
                     );
-                    self.problem(t, Some(case.case_id), link, &text).await?;
+                    self.problem(t.get().await?, Some(case.case_id), link, &text).await?;
                     link.items.insert(id);
                 }
                 r => r?,
@@ -954,26 +1008,34 @@ impl<S: TicketSystem> Connector<S> {
             let id = format!("solution:{}", s.resolved_at);
             if !link.items.contains(&id) && s.resolved_by != self.me {
                 let text = format!("Lösung ({}, {}):\n{}\n{}", s.code, s.resolved_by, s.text, marker(&id));
-                self.write_once(t, link, &id, true, text, Vec::new()).await?;
+                self.write_once(t, link, version, &id, true, text, Vec::new()).await?;
             }
         }
         Ok(())
     }
 
-    /// Write a comment carrying `marker(id)` unless the ticket has it already; remember `id` as handled.
+    /// Write SDX item `id` as a comment carrying `marker(id)` unless the ticket has it already; remember `id` as
+    /// handled. The item goes into the link's `writing` set, stored, before the write (see [`Link::writing`]).
+    #[allow(clippy::too_many_arguments)]
     async fn write_once(
         &self,
-        t: &Ticket,
+        t: &mut Lazy<'_, S>,
         link: &mut Link,
+        version: &mut u64,
         id: &str,
         public: bool,
         text: String,
         files: Vec<NewFile>,
     ) -> Result<(), SyncError> {
-        if let Some(cid) = self.comment_once(t, id, NewComment { public, text, files }).await? {
-            link.comments.insert(cid);
+        if !t.has_item(id).await? {
+            link.writing.get_or_insert_default().insert(id.to_string());
+            *version = self.put_link(link, *version).await?;
+            link.comments.insert(self.system.comment(t.id, &NewComment { public, text, files }).await?);
         }
         link.items.insert(id.to_string());
+        if let Some(w) = &mut link.writing {
+            w.remove(id);
+        }
         Ok(())
     }
 
@@ -1043,21 +1105,25 @@ impl<S: TicketSystem> Connector<S> {
                 }
             }
         };
-        let t = self.system.get(&ticket).await?;
+        let created = self.system.get(&ticket).await?;
         // No comment of the ticket is taken as handled here: the connector's own carry markers, and an agent may
-        // have answered in the moment since the ticket was created (sent with the next round).
-        let mut link = Link::new(&t, case);
-        self.write_case_items(&t, case, &mut link).await?;
+        // have answered in the moment since the ticket was created (sent with the next round). The ticket may be
+        // one found after a crash: every item is looked for in it (a new link's `writing` is `None`).
+        let mut link = Link::new(&created, case);
+        let mut version = self.node.state::<Link>(&format!("ticket:{ticket}")).await?.map_or(0, |l| l.version);
+        let mut t = Lazy::new(&self.system, &ticket, &link);
+        t.ticket = Some(created);
+        self.write_case_items(&mut t, case, &mut link, &mut version).await?;
+        let t = t.get().await?;
         if shortened {
             let text = "the case's subject is longer than this system's titles take: the title is shortened, the \
                         whole subject is at the top of the description";
-            self.problem(&t, Some(case.case_id), &mut link, text).await?;
+            self.problem(t, Some(case.case_id), &mut link, text).await?;
         }
         self.node.put_state(&format!("case:{id}"), &CaseLink { ticket: ticket.clone() }, None).await?;
-        let version = self.node.state::<Link>(&format!("ticket:{ticket}")).await?.map_or(0, |l| l.version);
         self.store_link(&link, version).await?;
         let reference =
-            ExternalReference { owner: self.me.clone(), system: Some(self.system.kind().into()), id: t.number };
+            ExternalReference { owner: self.me.clone(), system: Some(self.system.kind().into()), id: t.number.clone() };
         let body = Body::Update(Update { references: vec![reference], ..Update::default() });
         self.node.change(case.case_id, &body, &format!("{}:reference:{id}", self.name)).await?;
         tracing::info!(connector = %self.name, ticket = %ticket, case = %id, "case received as a ticket");
@@ -1069,14 +1135,20 @@ impl<S: TicketSystem> Connector<S> {
 
     /// Store a link (and its way back), compare-and-set on `version`.
     async fn store_link(&self, link: &Link, version: u64) -> Result<(), SyncError> {
-        let key = format!("ticket:{}", link.ticket);
-        if self.node.put_state(&key, link, Some(version)).await?.is_none() {
-            return Err(NodeError::Unavailable(format!("state {key} changed meanwhile; retrying")).into());
-        }
+        self.put_link(link, version).await?;
         if let Some(id) = link.case_id {
             self.node.put_state(&format!("case:{id}"), &CaseLink { ticket: link.ticket.clone() }, None).await?;
         }
         Ok(())
+    }
+
+    /// Store the link (state `ticket:ID`) if it is still at `version`; its new version.
+    async fn put_link(&self, link: &Link, version: u64) -> Result<u64, SyncError> {
+        let key = format!("ticket:{}", link.ticket);
+        match self.node.put_state(&key, link, Some(version)).await? {
+            Some(v) => Ok(v),
+            None => Err(NodeError::Unavailable(format!("state {key} changed meanwhile; retrying")).into()),
+        }
     }
 
     /// Report a problem with a linked ticket: once as an internal note on it, and in the health state.

@@ -190,6 +190,7 @@ impl Rt {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> SystemResult<Answer> {
+        let path = url.path().to_string();
         let mut req = self
             .http
             .request(method.clone(), url)
@@ -205,7 +206,7 @@ impl Rt {
         let status = resp.status();
         let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         let bytes = resp.bytes().await.map_err(transport)?;
-        tracing::debug!(system = SYSTEM, %method, status = status.as_u16(), "rt answered");
+        tracing::debug!(system = SYSTEM, %method, %path, status = status.as_u16(), "rt answered");
         if status == StatusCode::UNAUTHORIZED {
             return Err(SystemError::Auth {
                 system: SYSTEM,
