@@ -799,15 +799,31 @@ async fn a_push_carries_a_change_without_waiting_for_the_poll() {
     s.stop().await;
 }
 
-/// A system whose writes take a while after they happened: the moment between a connector's write and the link
-/// that records it, stretched so that a poll of the same connector surely falls into it.
+/// A system that stretches the moments around a connector's writes so that a race surely happens: with
+/// `slow_write`, each write returns only 2 s after it happened (the link that records it comes that much later);
+/// a read of the ticket named in `hold` returns what it read only after the next write (or after 3 s).
 #[derive(Clone)]
-struct SlowAfterWrite {
+struct Stretched {
     inner: AnySystem,
+    slow_write: bool,
+    hold: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    reading: std::sync::Arc<tokio::sync::Notify>,
     written: std::sync::Arc<tokio::sync::Notify>,
 }
 
-impl TicketSystem for SlowAfterWrite {
+impl Stretched {
+    fn new(inner: &AnySystem, slow_write: bool) -> Stretched {
+        Stretched {
+            inner: inner.clone(),
+            slow_write,
+            hold: Default::default(),
+            reading: Default::default(),
+            written: Default::default(),
+        }
+    }
+}
+
+impl TicketSystem for Stretched {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
@@ -815,7 +831,12 @@ impl TicketSystem for SlowAfterWrite {
         self.inner.changed_since(since).await
     }
     async fn get(&self, id: &str) -> SystemResult<Ticket> {
-        self.inner.get(id).await
+        let t = self.inner.get(id).await;
+        if self.hold.lock().unwrap().take_if(|h| h == id).is_some() {
+            self.reading.notify_one();
+            let _ = tokio::time::timeout(Duration::from_secs(3), self.written.notified()).await;
+        }
+        t
     }
     async fn find_by_field(&self, field: &str, value: &str) -> SystemResult<Option<TicketId>> {
         self.inner.find_by_field(field, value).await
@@ -826,7 +847,9 @@ impl TicketSystem for SlowAfterWrite {
     async fn update(&self, id: &str, change: &TicketChange) -> SystemResult<()> {
         self.inner.update(id, change).await?;
         self.written.notify_one();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        if self.slow_write {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         Ok(())
     }
     async fn comment(&self, id: &str, comment: &NewComment) -> SystemResult<String> {
@@ -842,10 +865,22 @@ impl TicketSystem for SlowAfterWrite {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_written_from_sdx_is_not_read_back_as_the_agents_before_its_link_is_stored() {
+    status_written_while_the_system_is_read("Kein Echo", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_read_before_a_status_written_from_sdx_does_not_send_the_old_status() {
+    status_written_while_the_system_is_read("Kein alter Stand", true).await;
+}
+
+/// The BeLa's status reaches the MiLa's connector while it polls its system: the write comes between the read
+/// of the ticket and its link (`read_first`) or between the write and the link that records it. Either way the
+/// status the connector wrote (or the one before it) must not go out as the agent's change.
+async fn status_written_while_the_system_is_read(title: &str, read_first: bool) {
     let _lock = serial();
     let (s, _dir) = setup("otobo", "rt", true).await;
     let (m, b) = (&s.mila, &s.bela);
-    let Linked { mc, bc, ticket, case, .. } = linked(&s, "Kein Echo").await;
+    let Linked { mc, bc, ticket, case, .. } = linked(&s, title).await;
     let case_id = CaseId::parse(&case).unwrap();
 
     // The BeLa acknowledges. OTOBO shows it as "open", which an agent's hand would mean "in progress": read back
@@ -863,13 +898,25 @@ async fn a_status_written_from_sdx_is_not_read_back_as_the_agents_before_its_lin
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // The MiLa's connector writes the status and, while the write is still unrecorded, polls its system.
-    let written = std::sync::Arc::new(tokio::sync::Notify::new());
-    let slow = s.connector(m, SlowAfterWrite { inner: m.system.clone(), written: written.clone() }).unwrap();
-    let (fed, polled) = tokio::join!(slow.follow_feed(Duration::from_secs(5)), async {
-        written.notified().await;
-        slow.poll_system().await
-    });
+    let system = Stretched::new(&m.system, !read_first);
+    let conn = s.connector(m, system.clone()).unwrap();
+    let (fed, polled) = if read_first {
+        // The MiLa's connector polls its system (an internal note makes the ticket one it reads) and, while that
+        // read is on its way, the feed brings the status.
+        comment(&m.system, &ticket, false, "Interne Notiz, bleibt hier").await.unwrap();
+        *system.hold.lock().unwrap() = Some(ticket.clone());
+        let (polled, fed) = tokio::join!(conn.poll_system(), async {
+            system.reading.notified().await;
+            conn.follow_feed(Duration::from_secs(5)).await
+        });
+        (fed, polled)
+    } else {
+        // The MiLa's connector writes the status and, while the write is still unrecorded, polls its system.
+        tokio::join!(conn.follow_feed(Duration::from_secs(5)), async {
+            system.written.notified().await;
+            conn.poll_system().await
+        })
+    };
     // A round that lost a race for the link is retried (transient); only the end state counts.
     for r in [fed, polled] {
         if let Err(e) = r {

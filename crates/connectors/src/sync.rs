@@ -284,8 +284,9 @@ pub struct Connector<S: TicketSystem> {
     case_field: String,
     poll: Duration,
     /// Held while one ticket is synced in either direction: a status the feed side writes into a ticket and the
-    /// link that records it are one step for the polling side, which could otherwise read the written status
-    /// with the link from before and send it back as an agent's change.
+    /// link that records it are one step for the polling side, which reads the ticket under it too: otherwise it
+    /// could compare the written status with the link from before, or the status from before with the link that
+    /// records the write, and send either back as an agent's change.
     one_at_a_time: tokio::sync::Mutex<()>,
     /// Woken by a push from the system (see [`crate::push`]): sync the named tickets (or poll) now instead of at
     /// the end of the interval.
@@ -337,8 +338,9 @@ impl<S: TicketSystem> Connector<S> {
     /// what was handled.
     ///
     /// The two directions run side by side: the system is polled every `poll_interval_ms` (and at once when a
-    /// push wakes it, see [`Connector::waker`]), the feed is long-polled and written at once. One ticket is synced at a time (the link is read after the ticket, under
-    /// the same lock), so a status the connector writes is never taken for an agent's change.
+    /// push wakes it, see [`Connector::waker`]), the feed is long-polled and written at once. One ticket is
+    /// synced at a time, its read and its link under the same lock, so a status the connector writes is never
+    /// taken for an agent's change.
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) {
         let system = async {
             loop {
@@ -390,17 +392,9 @@ impl<S: TicketSystem> Connector<S> {
         let mut newest = since;
         let mut handled = 0;
         for id in ids {
-            let t = match self.system.get(&id).await {
-                Ok(t) => t,
-                Err(SystemError::NotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            newest = newest.max(t.updated_at);
-            match self.sync_ticket(&t).await {
-                Ok(()) => handled += 1,
-                Err(e) if e.is_transient() => return Err(e),
-                Err(e) => self.report_on(&t, &e.to_string()).await?,
-            }
+            let Some((updated_at, synced)) = self.pull(&id).await? else { continue };
+            newest = newest.max(updated_at);
+            handled += usize::from(synced);
         }
         if newest > since || cursor.is_none() {
             self.node.put_state("cursor.system", &newest.unix_timestamp(), None).await?;
@@ -411,23 +405,35 @@ impl<S: TicketSystem> Connector<S> {
     /// The tickets a push named: each read and synced as in a round (a problem is reported on the ticket).
     async fn sync_pushed(&self, tickets: BTreeSet<String>) -> Result<(), SyncError> {
         for id in tickets {
-            let t = match self.system.get(&id).await {
-                Ok(t) => t,
-                Err(SystemError::NotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            match self.sync_ticket(&t).await {
-                Ok(()) => {}
-                Err(e) if e.is_transient() => return Err(e),
-                Err(e) => self.report_on(&t, &e.to_string()).await?,
-            }
+            self.pull(&id).await?;
         }
         Ok(())
     }
 
-    /// Bring one ticket's changes to SDX.
-    pub async fn sync_ticket(&self, t: &Ticket) -> Result<(), SyncError> {
+    /// Read ticket `id` and bring its changes to SDX; a problem that is not transient is reported on the ticket.
+    /// Returns the ticket's change time and whether it was synced (`None`: the ticket is gone).
+    ///
+    /// The read is made under the one-at-a-time lock: a ticket read before the feed side wrote a status into
+    /// it, compared with the link stored after that write, would show the old status as an agent's change.
+    async fn pull(&self, id: &str) -> Result<Option<(OffsetDateTime, bool)>, SyncError> {
         let _one = self.one_at_a_time.lock().await;
+        let t = match self.system.get(id).await {
+            Ok(t) => t,
+            Err(SystemError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        match self.sync_ticket(&t).await {
+            Ok(()) => Ok(Some((t.updated_at, true))),
+            Err(e) if e.is_transient() => Err(e),
+            Err(e) => {
+                self.report_on(&t, &e.to_string()).await?;
+                Ok(Some((t.updated_at, false)))
+            }
+        }
+    }
+
+    /// Bring one ticket's changes to SDX; the caller holds the one-at-a-time lock and read `t` under it.
+    async fn sync_ticket(&self, t: &Ticket) -> Result<(), SyncError> {
         let key = format!("ticket:{}", t.id);
         match self.node.state::<Link>(&key).await? {
             Some(link) => self.changes_from_ticket(t, link.value, link.version).await,
