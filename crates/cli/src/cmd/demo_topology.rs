@@ -143,11 +143,12 @@ async fn run(topology: &str, data_dir: Option<PathBuf>, database_url: Option<Str
 }
 
 /// A free port for a peer endpoint, below the kernel's ephemeral range (32768 and up), so that the local APIs the
-/// nodes bind to port 0 meanwhile cannot take it before its node starts.
-fn peer_port() -> Result<u16> {
+/// nodes bind to port 0 meanwhile cannot take it before its node starts; not one of `taken` (chosen for the other
+/// members, whose nodes do not hold them yet).
+fn peer_port(taken: &[u16]) -> Result<u16> {
     for _ in 0..200 {
         let port = 20_000 + (free_port()? % 12_000);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !taken.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return Ok(port);
         }
     }
@@ -284,7 +285,8 @@ impl Federation {
         for s in &all {
             let signing = PrivateKey::generate(Alg::Es256)?;
             let encryption = if s.roles.contains(&"hub") { None } else { Some(PrivateKey::generate(Alg::RsaOaep256)?) };
-            keys.push((signing, encryption, peer_port()?));
+            let taken: Vec<u16> = keys.iter().map(|k: &(_, _, u16)| k.2).collect();
+            keys.push((signing, encryption, peer_port(&taken)?));
         }
         let mut organisations = Vec::new();
         for (s, (signing, encryption, port)) in all.iter().zip(&keys) {

@@ -135,7 +135,14 @@ impl Pair {
         let (m_org, b_org) = (OrgKey::parse(MILA)?, OrgKey::parse(BELA)?);
         let ca = Ca::generate("SDX demo federation")?;
         let (m_key, b_key) = (PrivateKey::generate(Alg::Es256)?, PrivateKey::generate(Alg::Es256)?);
-        let (m_port, b_port) = (free_port()?, free_port()?);
+        // Two picks of a free port can return the same port (it is free again after the first pick).
+        let m_port = free_port()?;
+        let b_port = loop {
+            let p = free_port()?;
+            if p != m_port {
+                break p;
+            }
+        };
         // SQLite: dir/<name>.db, relative to dir/<name>/node.toml.
         let storage = |name: &str| -> (String, Option<String>) {
             match database_url {
