@@ -16,10 +16,9 @@
 //! item into a ticket, the connector stores the item in the link's `writing` set: after a crash between the write
 //! and the link's commit, an item still there is looked for in the ticket (by its marker) before it is written
 //! again, so nothing is written twice — and an item not there cannot have been written, so the ticket is not read
-//! just to look (most changes into a ticket cost no read of it). What it sends
-//! to the node carries an idempotency key derived from the ticket and the link, so a retry after a crash is
-//! answered, not applied again. Case ids and journal ids are derived from the ticket, so a repeated forward is
-//! the same case.
+//! just to look (most changes into a ticket cost no read of it). What it sends to the node carries an idempotency
+//! key derived from the ticket and the link, so a retry after a crash is answered, not applied again. Case ids and
+//! journal ids are derived from the ticket, so a repeated forward is the same case.
 //!
 //! **Nothing is dropped silently.** A value without a mapping, a status the workflow refuses, a refusal by the
 //! node: written once as an internal note on the ticket (marker `[sdx:problem:…]`), logged, and kept in the
