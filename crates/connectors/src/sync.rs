@@ -181,8 +181,7 @@ impl<'a, S: TicketSystem> Lazy<'a, S> {
         if self.doubt.as_ref().is_some_and(|d| !d.contains(item)) {
             return Ok(false);
         }
-        let m = marker(item);
-        Ok(self.get().await?.comments.iter().any(|c| c.text.contains(&m)))
+        Ok(carries(self.get().await?, item))
     }
 
     /// The ticket as read by the first call (later writes of this sync are not read back into it).
@@ -233,6 +232,12 @@ pub fn marker(id: &str) -> String {
 
 fn has_marker(text: &str) -> bool {
     text.contains("[sdx:")
+}
+
+/// Whether a comment of ticket `t` carries the marker of item `id`.
+fn carries(t: &Ticket, id: &str) -> bool {
+    let m = marker(id);
+    t.comments.iter().any(|c| c.text.contains(&m))
 }
 
 /// A UUID derived from `parts` (SHA-256, formatted as a version 8 UUID): the same ticket always gives the same
@@ -632,9 +637,7 @@ impl<S: TicketSystem> Connector<S> {
             }
         }
         for e in &case.journal {
-            if t.comments.iter().any(|c| c.text.contains(&marker(&e.id.to_string())))
-                || e.author.organisation == self.me
-            {
+            if carries(t, &e.id.to_string()) || e.author.organisation == self.me {
                 link.items.insert(e.id.to_string());
             }
         }
@@ -874,11 +877,10 @@ impl<S: TicketSystem> Connector<S> {
         };
         let key = format!("ticket:{ticket}");
         let Some(stored) = self.node.state::<Link>(&key).await? else { return Ok(()) };
-        let (mut link, version) = (stored.value, stored.version);
+        let (mut link, mut version) = (stored.value, stored.version);
         let before = link.clone();
         // Most feed events (receipts, this side's own changes coming back) need nothing written: the ticket is
         // read only when something is, and once.
-        let mut version = version;
         let mut t = Lazy::new(&self.system, &ticket, &link);
         tracing::debug!(connector = %self.name, %ticket, case = %case_id, status = %case.status, "case into ticket");
         self.write_case_items(&mut t, case, &mut link, &mut version).await?;
@@ -1047,8 +1049,7 @@ impl<S: TicketSystem> Connector<S> {
     /// Add `comment` (whose text carries `marker(id)`) unless the ticket has that marker already; the new
     /// comment's id.
     async fn comment_once(&self, t: &Ticket, id: &str, comment: NewComment) -> Result<Option<String>, SyncError> {
-        let m = marker(id);
-        if t.comments.iter().any(|c| c.text.contains(&m)) {
+        if carries(t, id) {
             return Ok(None);
         }
         Ok(Some(self.system.comment(&t.id, &comment).await?))
