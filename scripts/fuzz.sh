@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS (default 600) each, JOBS at a time (default 2), seeded with the examples.
+# Runs every fuzz target for SECONDS (default 600) each, JOBS at a time (default 2), seeded with the examples and
+# with valid signed/encrypted input made by crates/node/examples/fuzz_seeds.rs.
 # Usage: scripts/fuzz.sh [SECONDS] [JOBS] [TARGET...]. Logs and any crash inputs end up in fuzz/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs=${1:-600}; jobs=${2:-2}; shift $(( $# > 2 ? 2 : $# )) || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(json_decode xml_decode jws_verify jwe_decrypt jwk_parse)
+[ ${#targets[@]} -gt 0 ] || targets=(json_decode xml_decode jws_verify jwe_decrypt jwk_parse directory_load peer_input)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 mkdir -p corpus/json_decode corpus/xml_decode artifacts
+(cd .. && cargo run --release -q -p sdx-node --example fuzz_seeds -- fuzz/corpus >/dev/null)
 cp ../examples/*.json ../examples/invalid/*.json corpus/json_decode/ 2>/dev/null || true
 cp ../examples/*.xml ../examples/invalid/*.xml corpus/xml_decode/ 2>/dev/null || true
 run() {
