@@ -317,6 +317,14 @@ enum PkiCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Show what certificates say (PEM; every certificate in each file): subject, organisation, DNS names and IP
+    /// addresses, validity and days left, SHA-256 fingerprint. Nothing is verified. Exit 0 if all are valid now,
+    /// 1 if any has expired or is not valid yet.
+    Show {
+        /// Certificate files (PEM).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -332,6 +340,14 @@ enum KeysCommand {
         /// Overwrite an existing private.pem.
         #[arg(long)]
         force: bool,
+    },
+    /// Show a public key (JWK): algorithm, kid and the RFC 7638 thumbprint computed from the key itself — what
+    /// to compare with the owner over a second channel. Exit 1 if the kid is not the thumbprint (a node refuses
+    /// such a peer key).
+    Show {
+        /// The public key file (JWK).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 
@@ -360,6 +376,7 @@ fn main() -> ExitCode {
         Command::Pki { command: PkiCommand::Request { org, host, ip, out } } => {
             cmd::pki::request(&org, &host, &ip, &out)
         }
+        Command::Pki { command: PkiCommand::Show { files } } => cmd::pki::show(&files),
         Command::Init { org, out, name, ca, host, ip, listen, api_listen } => {
             cmd::init::init(cmd::init::InitOptions { org, out, name, ca, hosts: host, ips: ip, listen, api_listen })
         }
@@ -410,6 +427,7 @@ fn main() -> ExitCode {
             cmd::demo::demo(cmd::demo::DemoOptions { data_dir, database_url })
         }
         Command::Keys { command: KeysCommand::Generate { alg, out, force } } => cmd::jose::generate(&alg, &out, force),
+        Command::Keys { command: KeysCommand::Show { file } } => cmd::jose::show(&file),
         Command::Sign { key, file } => cmd::jose::sign(&key, &file),
         Command::Verify { key, file, print } => cmd::jose::verify(&key, &file, print),
         Command::Encrypt { to, file } => cmd::jose::encrypt(&to, &file),

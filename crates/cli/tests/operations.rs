@@ -256,3 +256,80 @@ fn a_second_process_on_the_same_database_is_refused_and_a_killed_node_restarts()
     again.kill().unwrap();
     again.wait().unwrap();
 }
+
+/// What an operator compares over a second channel is true: `sdx keys show` computes a key's thumbprint and
+/// refuses a kid that is not it, and so does a node for a peer key (a file whose key was swapped under the kid
+/// the operator compared); `sdx pki show` prints what the certificates say and their validity. A node's
+/// directory and database are its user's only.
+#[test]
+fn a_swapped_peer_key_is_refused_and_keys_and_certificates_show_what_to_compare() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let arg = |p: &str| d.join(p).to_str().unwrap().to_string();
+    assert!(sdx(&["pki", "init", "--out", &arg("ca")]).status.success());
+    let init = sdx(&[
+        "init",
+        "--org",
+        "psw:01000115",
+        "--out",
+        &arg("node"),
+        "--ca",
+        &arg("ca"),
+        "--host",
+        "localhost",
+        "--listen",
+        "127.0.0.1:0",
+        "--api-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let mode = |p: &str| std::fs::metadata(d.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("node"), 0o700);
+
+    // The peer's real key, and a file that carries its kid over another key.
+    for k in ["peer", "other"] {
+        assert!(sdx(&["keys", "generate", "--alg", "ES256", "--out", &arg(k)]).status.success());
+    }
+    let jwk = |p: &str| serde_json::from_str::<serde_json::Value>(&read(d, p)).unwrap();
+    let (real, mut swapped) = (jwk("peer/public.jwk"), jwk("other/public.jwk"));
+    swapped["kid"] = real["kid"].clone();
+    std::fs::write(d.join("swapped.jwk"), swapped.to_string()).unwrap();
+
+    let shown = sdx(&["keys", "show", &arg("peer/public.jwk")]);
+    let out = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{out}");
+    assert!(out.contains(&format!("thumbprint  {}", real["kid"].as_str().unwrap())), "{out}");
+    let shown = sdx(&["keys", "show", &arg("swapped.jwk")]);
+    assert_eq!(shown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&shown.stderr).contains("the kid is not the key's thumbprint"));
+
+    let config = d.join("node/node.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let with_peer = |key: &str| {
+        let block =
+            format!("\n[[peers]]\norg = \"psw:06000042\"\nurl = \"https://localhost:9443\"\nsigning_key = \"{key}\"\n");
+        std::fs::write(&config, format!("{base}{block}")).unwrap();
+    };
+    with_peer(&arg("swapped.jwk"));
+    let refused = sdx(&["serve", "--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("swapped.jwk") && err.contains("is not the key's RFC 7638 thumbprint"), "{err}");
+    assert!(!d.join("node/node.db").exists(), "refused before the database is made");
+
+    with_peer(&arg("peer/public.jwk"));
+    let mut node = serve(&config);
+    for f in ["node/node.db", "node/node.db-wal", "node/node.db-shm"] {
+        assert_eq!(mode(f), 0o600, "{f}");
+    }
+    node.kill().unwrap();
+    node.wait().unwrap();
+
+    let shown = sdx(&["pki", "show", &arg("ca/ca.crt.pem"), &arg("node/node.crt.pem")]);
+    let out = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{out}");
+    assert!(out.contains("CA            yes") && out.contains("organisation  psw:01000115"), "{out}");
+    assert!(out.contains("names         localhost") && out.contains("days left"), "{out}");
+    assert_eq!(out.matches("SHA-256       ").count(), 2, "{out}");
+}

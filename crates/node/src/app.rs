@@ -95,6 +95,16 @@ fn material(what: &'static str, path: &Path, detail: impl std::fmt::Display) -> 
     AppError::Material { what, path: path.display().to_string(), detail: detail.to_string() }
 }
 
+/// Why a public key whose `kid` is not its RFC 7638 thumbprint is refused.
+pub(crate) fn kid_mismatch(key: &PublicKey) -> String {
+    format!(
+        "its kid {:?} is not the key's RFC 7638 thumbprint {} (`sdx keys show`): the file was changed, or is not \
+         the key its owner made",
+        key.kid(),
+        key.thumbprint()
+    )
+}
+
 fn bind(listener: ListenerKind, addr: SocketAddr) -> Result<TcpListener, AppError> {
     TcpListener::bind(addr).map_err(|source| AppError::Bind { listener, addr, source })
 }
@@ -162,6 +172,10 @@ impl App {
         for p in &settings.peers {
             let key = PublicKey::from_jwk(&read(&p.signing_key)?)
                 .map_err(|e| material("peer signing key (JWK)", &p.signing_key, e))?;
+            // Operators compare the kid with the peer over a second channel: it must be the key's own thumbprint.
+            if key.kid() != key.thumbprint() {
+                return Err(material("peer signing key (JWK)", &p.signing_key, kid_mismatch(&key)));
+            }
             peers.push(Peer::new(p.org.clone(), p.url.clone(), key));
         }
         let store = open_any(&settings.storage.url, settings.storage.schema.as_deref()).await?;

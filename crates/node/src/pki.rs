@@ -524,6 +524,62 @@ pub fn org_of_cert(der: &[u8]) -> Result<OrgKey> {
     }
 }
 
+/// What a certificate says, for people (`sdx pki show`): nothing here is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The subject, as `CN=…, O=…`.
+    pub subject: String,
+    /// The issuer, likewise.
+    pub issuer: String,
+    /// Whether it is a CA certificate (basicConstraints CA).
+    pub is_ca: bool,
+    /// The organisation of its `urn:sdx:org:` URI, if it has exactly one that parses.
+    pub org: Option<OrgKey>,
+    /// Its DNS names and IP addresses (subjectAltName).
+    pub names: Vec<String>,
+    /// Valid from.
+    pub not_before: OffsetDateTime,
+    /// Valid until.
+    pub not_after: OffsetDateTime,
+    /// SHA-256 of the DER encoding.
+    pub sha256: [u8; 32],
+}
+
+impl CertInfo {
+    /// Read a certificate (DER).
+    ///
+    /// # Errors
+    /// [`PkiError::CertificateInvalid`] if it does not parse.
+    pub fn of(der: &[u8]) -> Result<CertInfo> {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::CertificateInvalid(e.to_string()))?;
+        let mut names = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(n) => names.push((*n).to_owned()),
+                    GeneralName::IPAddress(b) => names.push(match b.len() {
+                        4 => IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default()).to_string(),
+                        16 => IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()).to_string(),
+                        _ => format!("IP {}", hex(b)),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        Ok(CertInfo {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            is_ca: cert.is_ca(),
+            org: org_of_cert(der).ok(),
+            names,
+            not_before: cert.validity().not_before.to_datetime(),
+            not_after: cert.validity().not_after.to_datetime(),
+            sha256: cert_sha256(der),
+        })
+    }
+}
+
 /// SHA-256 of a certificate's DER encoding (its fingerprint).
 pub fn cert_sha256(der: &[u8]) -> [u8; 32] {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);

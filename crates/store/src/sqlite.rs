@@ -160,8 +160,21 @@ impl FileLock {
             Error::Invalid(format!("{what} {}: {e}", path.display()))
         };
         let db = std::path::absolute(db).map_err(|e| io("cannot resolve", db, e))?;
-        if create && let Some(dir) = db.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", dir, e))?;
+        if create {
+            if let Some(dir) = db.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", dir, e))?;
+            }
+            // A new database holds requesters' personal data: readable by the node's user only. SQLite gives the
+            // `-wal` and `-shm` files the database file's mode. An existing file keeps the mode it has.
+            let mut new = std::fs::OpenOptions::new();
+            new.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut new, 0o600);
+            match new.open(&db) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("cannot create", &db, e)),
+            }
         }
         // The same file under another name (a symbolic link, `dir/../dir`) gets the same lock.
         let db = match (db.canonicalize(), db.parent().map(std::path::Path::canonicalize), db.file_name()) {

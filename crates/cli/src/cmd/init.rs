@@ -10,6 +10,9 @@
 //! | `node.key.pem` | the TLS key (ECDSA P-256, PKCS#8) | 0600 |
 //! | `node.crt.pem`, `ca.crt.pem` | with `--ca DIR --host NAME`: the TLS certificate and the federation CA's certificate | 0644 |
 //! | `node.csr.pem` | without `--ca`: the certificate request for the federation CA (`sdx pki issue --csr`) | 0644 |
+//! | `node.db` | made by the node when it first starts (SQLite; its `-wal` and `-shm` files likewise) | 0600 |
+//!
+//! A directory that `sdx init` creates gets mode 0700 (an existing empty one keeps its mode).
 //!
 //! One API token (client `ticket-system`) is made and printed once on standard output, and only its SHA-256 is
 //! stored. A non-empty DIR is refused; if writing fails half-way, what was written is removed again.
@@ -290,7 +293,12 @@ fn prepare_dir(dir: &Path) -> Result<bool> {
             Ok(false)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            // The node's keys and, later, its database live here: the node's user only.
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             Ok(true)
         }
         Err(e) if dir.exists() && !dir.is_dir() => {

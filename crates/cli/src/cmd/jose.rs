@@ -1,4 +1,4 @@
-//! `sdx keys generate`, `sdx sign`, `sdx verify`, `sdx encrypt`, `sdx decrypt`.
+//! `sdx keys generate`, `sdx keys show`, `sdx sign`, `sdx verify`, `sdx encrypt`, `sdx decrypt`.
 
 use std::path::Path;
 
@@ -23,6 +23,29 @@ fn private_key(path: &Path) -> Result<PrivateKey> {
 fn public_key(path: &Path) -> Result<PublicKey> {
     let jwk = io::read_key(path)?;
     PublicKey::from_jwk(&jwk).with_context(|| format!("{} is not a usable public JWK", path.display()))
+}
+
+/// `sdx keys show FILE`: the key's algorithm, kid and thumbprint on standard output; [`Outcome::Invalid`] if the
+/// kid is not the thumbprint.
+pub fn show(path: &Path) -> Result<Outcome> {
+    let key = public_key(path)?;
+    let thumbprint = key.thumbprint();
+    println!("{}", path.display());
+    println!("  alg         {}", key.alg().as_str());
+    match key.rsa_bits() {
+        Some(bits) => println!("  key         RSA {bits} bits"),
+        None => println!("  key         EC P-256"),
+    }
+    println!("  kid         {}", key.kid());
+    println!("  thumbprint  {thumbprint} (RFC 7638, SHA-256)");
+    if key.kid() != thumbprint {
+        eprintln!(
+            "{}: the kid is not the key's thumbprint: the file was changed, or is not the key its owner made",
+            path.display()
+        );
+        return Ok(Outcome::Invalid);
+    }
+    Ok(Outcome::Valid)
 }
 
 /// `sdx keys generate --alg ALG --out DIR`

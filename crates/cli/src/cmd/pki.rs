@@ -9,20 +9,28 @@
 //!   than P-256 or names another organisation is invalid input (exit 1).
 //! - `pki request --org KEY [--host NAME] [--ip ADDR] --out DIR`: `DIR/node.key.pem` (0600) and
 //!   `DIR/node.csr.pem`, for a CA that runs elsewhere (a new key, e.g. to renew a certificate).
+//! - `pki show FILE…`: what each certificate in the files says — subject, organisation, names, validity and the
+//!   days left, SHA-256 fingerprint (to compare over a second channel) — on standard output; exit 1 if any has
+//!   expired or is not valid yet (for monitoring). Nothing is verified.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use sdx_model::OrgKey;
-use sdx_node::pki::{self, Ca, NodeRequest, PkiError};
+use sdx_node::pki::{self, Ca, CertInfo, NodeRequest, PkiError};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::Outcome;
 
 /// SHA-256 fingerprint of a certificate, as `openssl x509 -fingerprint -sha256` shows it (AB:CD:…).
 fn fingerprint(der: &[u8]) -> String {
-    let hex = sdx_codec::validate::sha256(der).to_string().to_ascii_uppercase();
-    hex.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(":")
+    colon_hex(&pki::cert_sha256(der))
+}
+
+fn colon_hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 fn names(hosts: &[String], ips: &[IpAddr]) -> String {
@@ -114,4 +122,38 @@ pub fn request(org: &OrgKey, hosts: &[String], ips: &[IpAddr], out: &Path) -> Re
         if hosts.is_empty() && ips.is_empty() { String::new() } else { format!(", {}", names(hosts, ips)) }
     );
     Ok(Outcome::Valid)
+}
+
+/// `sdx pki show FILE…`
+pub fn show(files: &[PathBuf]) -> Result<Outcome> {
+    let now = OffsetDateTime::now_utc();
+    let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
+    let mut outcome = Outcome::Valid;
+    for file in files {
+        let pem = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let certs = pki::certs_from_pem(&pem).with_context(|| format!("{}", file.display()))?;
+        for (i, der) in certs.iter().enumerate() {
+            let c = CertInfo::of(der).with_context(|| format!("{} (certificate {})", file.display(), i + 1))?;
+            let which =
+                if certs.len() > 1 { format!(" (certificate {} of {})", i + 1, certs.len()) } else { String::new() };
+            let state = if now < c.not_before {
+                outcome = Outcome::Invalid;
+                "NOT VALID YET".to_owned()
+            } else if now >= c.not_after {
+                outcome = Outcome::Invalid;
+                "EXPIRED".to_owned()
+            } else {
+                format!("{} days left", (c.not_after - now).whole_days())
+            };
+            println!("{}{which}", file.display());
+            println!("  subject       {}", c.subject);
+            println!("  issuer        {}", c.issuer);
+            println!("  CA            {}", if c.is_ca { "yes" } else { "no" });
+            println!("  organisation  {}", c.org.as_ref().map_or("-".to_owned(), ToString::to_string));
+            println!("  names         {}", if c.names.is_empty() { "-".to_owned() } else { c.names.join(", ") });
+            println!("  valid         {} to {} ({state})", at(c.not_before), at(c.not_after));
+            println!("  SHA-256       {}", colon_hex(&c.sha256));
+        }
+    }
+    Ok(outcome)
 }
