@@ -438,7 +438,7 @@ codelist! {
         PendingReasonMissing = "pendingReasonMissing", "Wartegrund fehlt", "Pending status without reason, or reason without pending";
         AttachmentMismatch = "attachmentMismatch", "Anhang inkonsistent", "Inline content differs from size or SHA-256, or neither content nor reference";
         DuplicateId = "duplicateId", "Doppelte Kennung", "Two journal entries or attachments share an id";
-        InconsistentCase = "inconsistentCase", "Vorgang widersprüchlich", "Case contradicts itself (status vs history, parties)";
+        InconsistentCase = "inconsistentCase", "Vorgang widersprüchlich", "Case contradicts itself or the receiver's copy (status vs history, parties, a case that exists already)";
         SignatureInvalid = "signatureInvalid", "Signatur ungültig", "Signature missing, malformed or not valid";
         DecryptionFailed = "decryptionFailed", "Entschlüsselung fehlgeschlagen", "Cannot be decrypted with the recipient key";
         UnknownSender = "unknownSender", "Absender unbekannt", "Author not a known peer";

@@ -138,9 +138,6 @@ pub async fn open(settings: &DirectorySettings) -> Result<(DirectorySource, Relo
         let key_error = |detail: String| DirectoryError::AuthorityKey { path: path.display().to_string(), detail };
         let text = std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?;
         let key = PublicKey::from_jwk(&text).map_err(|e| key_error(e.to_string()))?;
-        if key.kid() != key.thumbprint() {
-            return Err(key_error(crate::app::kid_mismatch(&key)));
-        }
         verifier = match &settings.issuer {
             Some(issuer) => verifier.trust_for(key, issuer.clone()),
             None => verifier.trust(key),

@@ -422,7 +422,9 @@ impl Settings {
             })
             .split("__");
         fig = fig.merge(env);
-        let mut s: Settings = fig.extract().map_err(|e| SettingsError(e.to_string()))?;
+        // Keys without figment's profile in front (`default.node.org`): there are no profiles here.
+        let mut s: Settings =
+            fig.extract().map_err(|e| SettingsError(e.to_string().replace("key \"default.", "key \"")))?;
         if let Some(file) = file {
             // The directory of the file, absolute: errors name the resolved path, and a later change of the
             // working directory changes nothing.
@@ -692,7 +694,8 @@ signing_key = "bela.jwk"
             let bad = dir.path().join("bad.toml");
             let text = std::fs::read_to_string(&f).unwrap();
             std::fs::write(&bad, text.replace("[storage]", "[storage]\nulr = 1")).unwrap();
-            assert!(Settings::load(Some(&bad)).is_err());
+            let err = Settings::load(Some(&bad)).unwrap_err().to_string();
+            assert!(err.contains("found `ulr`") && err.contains("for key \"storage.ulr\""), "{err}");
             assert!(Settings::load(Some(&dir.path().join("missing.toml"))).is_err());
             // Batches of 1 to 64 messages.
             for (batch, ok) in [(0, false), (1, true), (64, true), (65, false)] {

@@ -151,8 +151,8 @@ pub fn render_settings(s: &Settings, header: &str) -> Result<String> {
     );
     if s.peers.is_empty() {
         out.push_str(
-            "#\n# [[peers]]\n# org = \"psw:06000042\"\n# url = \"https://bela.example:8443\"\n\
-             # signing_key = \"peers/psw-06000042.jwk\"\n",
+            "#\n# [[peers]]\n# org = \"psw:05000007\"\n# url = \"https://partner.example:8443\"\n\
+             # signing_key = \"peers/psw-05000007.jwk\"\n",
         );
     } else {
         out.push_str(&toml::to_string(&Section("peers", &s.peers)).context("cannot serialise [[peers]]")?);

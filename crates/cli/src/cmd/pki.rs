@@ -99,11 +99,13 @@ pub fn issue(opts: IssueOptions) -> Result<Outcome> {
             };
             std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             pki::write_new_file(&cert_path, cert.as_bytes(), false)?;
+            let der = pki::certs_from_pem(&cert)?.swap_remove(0);
             eprintln!(
-                "wrote {}: {org} for {}, valid 2 years, for the key of {}",
+                "wrote {}: {org} for {}, valid 2 years, for the key of {}, SHA-256 {}",
                 cert_path.display(),
                 names(&hosts, &ips),
-                csr.display()
+                csr.display(),
+                fingerprint(&der)
             );
         }
     }
