@@ -892,7 +892,14 @@ impl<S: TicketSystem> Connector<S> {
                  eine verlorene Änderung bitte prüfen und ggf. erneut vornehmen.\n{}",
                 marker(&id)
             );
-            self.write_once(&mut t, &mut link, &mut version, &id, false, text, Vec::new()).await?;
+            self.write_once(
+                &mut t,
+                &mut link,
+                &mut version,
+                &id,
+                NewComment { public: false, text, files: Vec::new() },
+            )
+            .await?;
         }
         if case.status.code() != link.sdx_status {
             let target = self.mapping.status_out(case.status).map_err(|e| SyncError::Unsyncable(e.to_string()))?;
@@ -978,7 +985,8 @@ impl<S: TicketSystem> Connector<S> {
             }
             let who = e.author.name.clone().unwrap_or_else(|| e.author.organisation.to_string());
             let text = format!("{who} ({}, {}):\n{}\n{}", e.author.organisation, e.created_at, e.text, marker(&id));
-            self.write_once(t, link, version, &id, e.visibility == Visibility::Public, text, Vec::new()).await?;
+            let public = e.visibility == Visibility::Public;
+            self.write_once(t, link, version, &id, NewComment { public, text, files: Vec::new() }).await?;
         }
         for a in &case.attachments {
             let id = a.id.to_string();
@@ -998,7 +1006,7 @@ impl<S: TicketSystem> Connector<S> {
                 .map_err(|e| SyncError::Unsyncable(format!("attachment {id}: {e}")))?;
             let file = NewFile { name: a.file_name.clone(), media_type: a.media_type.to_string(), content: bytes };
             let text = format!("Anhang von {} ({}): {}\n{}", a.added_by, a.added_at, a.file_name, marker(&id));
-            match self.write_once(t, link, version, &id, true, text, vec![file]).await {
+            match self.write_once(t, link, version, &id, NewComment { public: true, text, files: vec![file] }).await {
                 Err(SyncError::System(SystemError::TooLarge { what, size, limit, .. })) => {
                     let text = format!(
                         "SDX: Der Anhang {what} ({size} Bytes) ist größer als dieses System annimmt ({limit} Bytes); \
@@ -1015,29 +1023,27 @@ impl<S: TicketSystem> Connector<S> {
             let id = format!("solution:{}", s.resolved_at);
             if !link.items.contains(&id) && s.resolved_by != self.me {
                 let text = format!("Lösung ({}, {}):\n{}\n{}", s.code, s.resolved_by, s.text, marker(&id));
-                self.write_once(t, link, version, &id, true, text, Vec::new()).await?;
+                self.write_once(t, link, version, &id, NewComment { public: true, text, files: Vec::new() }).await?;
             }
         }
         Ok(())
     }
 
-    /// Write SDX item `id` as a comment carrying `marker(id)` unless the ticket has it already; remember `id` as
-    /// handled. The item goes into the link's `writing` set, stored, before the write (see [`Link::writing`]).
-    #[allow(clippy::too_many_arguments)]
+    /// Write SDX item `id` as `comment` (whose text carries `marker(id)`) unless the ticket has it already;
+    /// remember `id` as handled. The item goes into the link's `writing` set, stored, before the write (see
+    /// [`Link::writing`]).
     async fn write_once(
         &self,
         t: &mut Lazy<'_, S>,
         link: &mut Link,
         version: &mut u64,
         id: &str,
-        public: bool,
-        text: String,
-        files: Vec<NewFile>,
+        comment: NewComment,
     ) -> Result<(), SyncError> {
         if !t.has_item(id).await? {
             link.writing.get_or_insert_default().insert(id.to_string());
             *version = self.put_link(link, *version).await?;
-            link.comments.insert(self.system.comment(t.id, &NewComment { public, text, files }).await?);
+            link.comments.insert(self.system.comment(t.id, &comment).await?);
         }
         link.items.insert(id.to_string());
         if let Some(w) = &mut link.writing {
