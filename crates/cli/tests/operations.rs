@@ -202,20 +202,19 @@ fn sdx(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_sdx")).args(args).stdin(Stdio::null()).output().unwrap()
 }
 
-#[test]
-fn a_second_process_on_the_same_database_is_refused_and_a_killed_node_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A CA in `d/ca` and a node directory `d/node` from `sdx init` (ports chosen at start): its settings file.
+fn new_node(d: &Path) -> PathBuf {
     let arg = |p: &str| d.join(p).to_str().unwrap().to_string();
     assert!(sdx(&["pki", "init", "--out", &arg("ca")]).status.success());
+    let (node, ca) = (arg("node"), arg("ca"));
     let init = sdx(&[
         "init",
         "--org",
         "psw:01000115",
         "--out",
-        &arg("node"),
+        &node,
         "--ca",
-        &arg("ca"),
+        &ca,
         "--host",
         "localhost",
         "--listen",
@@ -224,7 +223,14 @@ fn a_second_process_on_the_same_database_is_refused_and_a_killed_node_restarts()
         "127.0.0.1:0",
     ]);
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let config = d.join("node/node.toml");
+    d.join("node/node.toml")
+}
+
+#[test]
+fn a_second_process_on_the_same_database_is_refused_and_a_killed_node_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = new_node(d);
 
     let mut first = serve(&config);
     // The same settings file, and the same database through another settings file in another directory.
@@ -267,23 +273,7 @@ fn a_swapped_peer_key_is_refused_and_keys_and_certificates_show_what_to_compare(
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let arg = |p: &str| d.join(p).to_str().unwrap().to_string();
-    assert!(sdx(&["pki", "init", "--out", &arg("ca")]).status.success());
-    let init = sdx(&[
-        "init",
-        "--org",
-        "psw:01000115",
-        "--out",
-        &arg("node"),
-        "--ca",
-        &arg("ca"),
-        "--host",
-        "localhost",
-        "--listen",
-        "127.0.0.1:0",
-        "--api-listen",
-        "127.0.0.1:0",
-    ]);
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let config = new_node(d);
     let mode = |p: &str| std::fs::metadata(d.join(p)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode("node"), 0o700);
 
@@ -304,7 +294,6 @@ fn a_swapped_peer_key_is_refused_and_keys_and_certificates_show_what_to_compare(
     assert_eq!(shown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&shown.stderr).contains("the kid is not the key's thumbprint"));
 
-    let config = d.join("node/node.toml");
     let base = std::fs::read_to_string(&config).unwrap();
     let with_peer = |key: &str| {
         let block =
