@@ -96,7 +96,7 @@ fn material(what: &'static str, path: &Path, detail: impl std::fmt::Display) -> 
 }
 
 /// Why a public key whose `kid` is not its RFC 7638 thumbprint is refused.
-pub(crate) fn kid_mismatch(key: &PublicKey) -> String {
+fn kid_mismatch(key: &PublicKey) -> String {
     format!(
         "its kid {:?} is not the key's RFC 7638 thumbprint {} (`sdx keys show`): the file was changed, or is not \
          the key its owner made",
