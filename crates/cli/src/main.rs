@@ -341,13 +341,20 @@ enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Show a public key (JWK): algorithm, kid and the RFC 7638 thumbprint computed from the key itself — what
-    /// to compare with the owner over a second channel. Exit 1 if the kid is not the thumbprint (a node refuses
-    /// such a peer key).
+    /// Show a public key (JWK) or each key of a JWK set: algorithm, kid and the RFC 7638 thumbprint computed from
+    /// the key itself — what to compare with the owner over a second channel. Exit 1 if a kid is not its key's
+    /// thumbprint (a node refuses such a peer key).
     Show {
-        /// The public key file (JWK).
+        /// The public key file (JWK or JWK set).
         #[arg(value_name = "FILE")]
         file: PathBuf,
+    },
+    /// Join public keys (JWKs or JWK sets) into one JWK set, each key once, on standard output: a peer's file
+    /// with its old and its new signing key during a rollover.
+    Join {
+        /// The key files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -428,6 +435,7 @@ fn main() -> ExitCode {
         }
         Command::Keys { command: KeysCommand::Generate { alg, out, force } } => cmd::jose::generate(&alg, &out, force),
         Command::Keys { command: KeysCommand::Show { file } } => cmd::jose::show(&file),
+        Command::Keys { command: KeysCommand::Join { files } } => cmd::jose::join(&files),
         Command::Sign { key, file } => cmd::jose::sign(&key, &file),
         Command::Verify { key, file, print } => cmd::jose::verify(&key, &file, print),
         Command::Encrypt { to, file } => cmd::jose::encrypt(&to, &file),

@@ -292,7 +292,7 @@ fn a_swapped_peer_key_is_refused_and_keys_and_certificates_show_what_to_compare(
     assert!(out.contains(&format!("thumbprint  {}", real["kid"].as_str().unwrap())), "{out}");
     let shown = sdx(&["keys", "show", &arg("swapped.jwk")]);
     assert_eq!(shown.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&shown.stderr).contains("the kid is not the key's thumbprint"));
+    assert!(String::from_utf8_lossy(&shown.stderr).contains("is not its key's thumbprint"));
 
     let base = std::fs::read_to_string(&config).unwrap();
     let with_peer = |key: &str| {
@@ -300,14 +300,30 @@ fn a_swapped_peer_key_is_refused_and_keys_and_certificates_show_what_to_compare(
             format!("\n[[peers]]\norg = \"psw:06000042\"\nurl = \"https://localhost:9443\"\nsigning_key = \"{key}\"\n");
         std::fs::write(&config, format!("{base}{block}")).unwrap();
     };
-    with_peer(&arg("swapped.jwk"));
-    let refused = sdx(&["serve", "--config", config.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(2), "{err}");
-    assert!(err.contains("swapped.jwk") && err.contains("is not the key's RFC 7638 thumbprint"), "{err}");
-    assert!(!d.join("node/node.db").exists(), "refused before the database is made");
+    // A JWK set (a key rollover, `sdx keys join`) is checked key by key the same way.
+    let join = |files: &[&str], out: &str| {
+        let args: Vec<String> = files.iter().map(|f| arg(f)).collect();
+        let mut argv = vec!["keys", "join"];
+        argv.extend(args.iter().map(String::as_str));
+        let joined = sdx(&argv);
+        assert!(joined.status.success(), "{}", String::from_utf8_lossy(&joined.stderr));
+        std::fs::write(d.join(out), &joined.stdout).unwrap();
+    };
+    join(&["peer/public.jwk", "other/public.jwk", "peer/public.jwk"], "rollover.jwks");
+    join(&["peer/public.jwk", "swapped.jwk"], "rollover-swapped.jwks");
+    let shown = sdx(&["keys", "show", &arg("rollover.jwks")]);
+    let out = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success() && out.contains("(2 keys)"), "each key once: {out}");
+    for bad in ["swapped.jwk", "rollover-swapped.jwks"] {
+        with_peer(&arg(bad));
+        let refused = sdx(&["serve", "--config", config.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{err}");
+        assert!(err.contains(bad) && err.contains("is not the key's RFC 7638 thumbprint"), "{err}");
+        assert!(!d.join("node/node.db").exists(), "refused before the database is made");
+    }
 
-    with_peer(&arg("peer/public.jwk"));
+    with_peer(&arg("rollover.jwks"));
     let mut node = serve(&config);
     for f in ["node/node.db", "node/node.db-wal", "node/node.db-shm"] {
         assert_eq!(mode(f), 0o600, "{f}");

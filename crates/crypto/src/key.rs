@@ -38,6 +38,8 @@ pub const MAX_RSA_BITS: usize = 8192;
 pub const GENERATED_RSA_BITS: usize = 4096;
 /// Longest accepted `kid` in a JWK.
 pub const MAX_KID_LEN: usize = 256;
+/// Most keys [`PublicKey::from_jwk_set`] reads from one JWK set.
+pub const MAX_JWK_SET_KEYS: usize = 16;
 
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
@@ -330,8 +332,47 @@ impl PublicKey {
             Error::MalformedJose(m) => Error::KeyInvalid(m),
             other => other,
         })?;
+        PublicKey::from_jwk_map(&map)
+    }
+
+    /// The public keys of a JWK set `{"keys": [JWK, …]}` (RFC 7517 §5; 1 to [`MAX_JWK_SET_KEYS`] keys, each as
+    /// [`PublicKey::from_jwk`] reads it), or of a single JWK: every key an owner may use, e.g. its old and its
+    /// new signing key during a rollover.
+    ///
+    /// # Errors
+    /// [`Error::InputTooLarge`] above [`MAX_JWK_SET_KEYS`] × [`MAX_JWK_LEN`] bytes or keys; [`Error::KeyInvalid`]
+    /// for an empty set, a `keys` member that is not an array of objects, and the errors of
+    /// [`PublicKey::from_jwk`] for each key.
+    pub fn from_jwk_set(text: &str) -> Result<Vec<PublicKey>> {
+        if text.len() > MAX_JWK_SET_KEYS * MAX_JWK_LEN {
+            return Err(Error::InputTooLarge { what: "JWK set", limit: MAX_JWK_SET_KEYS * MAX_JWK_LEN });
+        }
+        let map = json::parse_object(text.as_bytes(), "JWK set").map_err(|e| match e {
+            Error::MalformedJose(m) => Error::KeyInvalid(m),
+            other => other,
+        })?;
+        let Some(keys) = map.get("keys") else { return Ok(vec![PublicKey::from_jwk_map(&map)?]) };
+        let keys = keys.as_array().ok_or_else(|| Error::key("JWK set: \"keys\" is not an array"))?;
+        if keys.is_empty() {
+            return Err(Error::key("JWK set: \"keys\" is empty"));
+        }
+        if keys.len() > MAX_JWK_SET_KEYS {
+            return Err(Error::InputTooLarge { what: "JWK set (keys)", limit: MAX_JWK_SET_KEYS });
+        }
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| match k {
+                Value::Object(m) => {
+                    PublicKey::from_jwk_map(m).map_err(|e| Error::key(format!("JWK set, key {}: {e}", i + 1)))
+                }
+                _ => Err(Error::key(format!("JWK set, key {}: not a JSON object", i + 1))),
+            })
+            .collect()
+    }
+
+    fn from_jwk_map(map: &Map<String, Value>) -> Result<PublicKey> {
         let str_member = |name: &str| -> Result<Option<String>> {
-            json::opt_str(&map, name, "JWK").map_err(|e| Error::key(e.to_string()))
+            json::opt_str(map, name, "JWK").map_err(|e| Error::key(e.to_string()))
         };
         if let Some(private) = PRIVATE_MEMBERS.iter().find(|m| map.contains_key(**m)) {
             return Err(Error::key(format!("JWK has private member {private:?}; only public keys are accepted")));
@@ -339,7 +380,7 @@ impl PublicKey {
         let kty = str_member("kty")?.ok_or_else(|| Error::key("JWK has no \"kty\""))?;
         let alg = str_member("alg")?.map(|a| Alg::parse(&a)).transpose()?;
         let key_use = str_member("use")?;
-        let key_ops = read_key_ops(&map)?;
+        let key_ops = read_key_ops(map)?;
 
         let (material, alg) = match kty.as_str() {
             "EC" => {
@@ -347,8 +388,8 @@ impl PublicKey {
                 if crv != "P-256" {
                     return Err(Error::key(format!("EC curve {:?} not accepted (P-256 only)", truncate(&crv))));
                 }
-                let x = fixed_32(&b64_member(&map, "x")?, "x")?;
-                let y = fixed_32(&b64_member(&map, "y")?, "y")?;
+                let x = fixed_32(&b64_member(map, "x")?, "x")?;
+                let y = fixed_32(&b64_member(map, "y")?, "y")?;
                 let alg = alg.unwrap_or(Alg::Es256);
                 if alg != Alg::Es256 {
                     return Err(mismatch(alg, "EC P-256"));
@@ -356,8 +397,8 @@ impl PublicKey {
                 (PublicMaterial::ec(x, y)?, alg)
             }
             "RSA" => {
-                let n = b64_member(&map, "n")?;
-                let e = b64_member(&map, "e")?;
+                let n = b64_member(map, "n")?;
+                let e = b64_member(map, "e")?;
                 if n.first() == Some(&0) || e.first() == Some(&0) {
                     return Err(Error::key("RSA n and e must not have leading zero octets"));
                 }

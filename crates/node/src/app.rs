@@ -170,13 +170,29 @@ impl App {
         }
         let mut peers = Vec::new();
         for p in &settings.peers {
-            let key = PublicKey::from_jwk(&read(&p.signing_key)?)
-                .map_err(|e| material("peer signing key (JWK)", &p.signing_key, e))?;
-            // Operators compare the kid with the peer over a second channel: it must be the key's own thumbprint.
-            if key.kid() != key.thumbprint() {
-                return Err(material("peer signing key (JWK)", &p.signing_key, kid_mismatch(&key)));
+            // One key, or a JWK set of the keys the peer may sign with (old and new during a rollover; a message
+            // is checked with the key its `kid` names).
+            let what = "peer signing key (JWK or JWK set)";
+            let mut keys = PublicKey::from_jwk_set(&read(&p.signing_key)?)
+                .map_err(|e| material(what, &p.signing_key, e))?
+                .into_iter();
+            let Some(key) = keys.next() else { return Err(material(what, &p.signing_key, "holds no key")) };
+            let mut peer = Peer::new(p.org.clone(), p.url.clone(), key);
+            peer.other_keys = keys.collect();
+            for key in std::iter::once(&peer.key).chain(&peer.other_keys) {
+                if !key.alg().is_signature() {
+                    return Err(material(
+                        what,
+                        &p.signing_key,
+                        format!("holds a {} key, not a signing key", key.alg()),
+                    ));
+                }
+                // Operators compare the kid with the peer over a second channel: it must be the key's thumbprint.
+                if key.kid() != key.thumbprint() {
+                    return Err(material(what, &p.signing_key, kid_mismatch(key)));
+                }
             }
-            peers.push(Peer::new(p.org.clone(), p.url.clone(), key));
+            peers.push(peer);
         }
         let store = open_any(&settings.storage.url, settings.storage.schema.as_deref()).await?;
         let identity = Identity { org: settings.node.org.clone(), name: settings.node.name.clone(), signing_key };

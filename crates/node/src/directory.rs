@@ -137,11 +137,13 @@ pub async fn open(settings: &DirectorySettings) -> Result<(DirectorySource, Relo
     for path in &settings.authority_keys {
         let key_error = |detail: String| DirectoryError::AuthorityKey { path: path.display().to_string(), detail };
         let text = std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?;
-        let key = PublicKey::from_jwk(&text).map_err(|e| key_error(e.to_string()))?;
-        verifier = match &settings.issuer {
-            Some(issuer) => verifier.trust_for(key, issuer.clone()),
-            None => verifier.trust(key),
-        };
+        // A JWK, or a JWK set (an authority's current and next key).
+        for key in PublicKey::from_jwk_set(&text).map_err(|e| key_error(e.to_string()))? {
+            verifier = match &settings.issuer {
+                Some(issuer) => verifier.trust_for(key, issuer.clone()),
+                None => verifier.trust(key),
+            };
+        }
     }
     let client = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)

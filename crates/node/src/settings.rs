@@ -116,7 +116,8 @@ pub struct PeerSettings {
     pub name: Option<String>,
     /// Base URL of its peer endpoint, e.g. `https://bela.example:8443`.
     pub url: String,
-    /// Its public signing key (JWK file).
+    /// Its public signing key: a JWK file, or a JWK set of the keys it may sign with (its old and new key during a
+    /// rollover; a message is checked with the key its `kid` names). Each `kid` must be its key's thumbprint.
     pub signing_key: PathBuf,
 }
 

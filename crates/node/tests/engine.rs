@@ -448,3 +448,44 @@ async fn a_dead_letter_blocks_its_case_until_retried_or_skipped() {
     let e = p.mila().skip_dead(f.message_id).await.unwrap_err();
     assert!(e.to_string().contains("notPermitted"), "{e}");
 }
+
+/// A signing key rolls over without a pause (docs/operations.md, 9): BeLa trusts MiLa's old and new key (a JWK
+/// set in its settings), MiLa switches to the new one while a change it signed with the old one still waits in its
+/// outbox; both arrive and apply, in order. A key BeLa does not hold is refused, and nothing of its message applies.
+#[tokio::test]
+async fn a_signing_key_rolls_over_while_a_message_signed_with_the_old_one_is_in_flight() {
+    let mut p = Pair::new(Db::Sqlite).await;
+    let case = fresh_case();
+    let id = case.case_id;
+    p.mila().forward(case, None).await.unwrap();
+    p.settle(10).await;
+    let old = p.mila_identity().signing_key.public_key(sdx_crypto::Alg::Es256).unwrap();
+    let new = sdx_crypto::PrivateKey::generate(sdx_crypto::Alg::Es256).unwrap();
+
+    // BeLa is unreachable: a note signed with the old key waits in MiLa's outbox.
+    p.to_bela.down.store(true, Ordering::SeqCst);
+    let info =
+        |text: &str| Body::Update(Update { revision: 0, journal: vec![note(&mila_org(), text)], ..Update::default() });
+    p.mila().change(id, info("signed with the old key")).await.unwrap();
+    p.trust(&bela_org(), vec![old.clone(), new.public_key(sdx_crypto::Alg::Es256).unwrap()]).await;
+    p.sign_with(&mila_org(), &new).await;
+    p.mila().change(id, info("signed with the new key")).await.unwrap();
+    p.to_bela.down.store(false, Ordering::SeqCst);
+    p.settle(50).await;
+    let (m, b) = (case_at(&p.mila(), id).await, case_at(&p.bela(), id).await);
+    assert_eq!(m, b);
+    let texts: Vec<_> = b.journal.iter().map(|e| e.text.as_str()).collect();
+    assert!(texts.ends_with(&["signed with the old key", "signed with the new key"]), "{texts:?}");
+    assert!(p.mila().store().list_deliveries(Some(DeliveryState::Dead), 10).await.unwrap().is_empty());
+
+    // A key BeLa does not hold: refused at once, a dead letter with the reason, the case unchanged at BeLa.
+    let stranger = sdx_crypto::PrivateKey::generate(sdx_crypto::Alg::Es256).unwrap();
+    p.sign_with(&mila_org(), &stranger).await;
+    p.mila().change(id, info("signed with a key nobody was given")).await.unwrap();
+    p.settle(10).await;
+    let dead = p.mila().store().list_deliveries(Some(DeliveryState::Dead), 10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("signatureInvalid")), "{dead:?}");
+    assert_eq!(case_at(&p.bela(), id).await, b);
+    p.cleanup().await;
+}

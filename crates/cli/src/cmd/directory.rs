@@ -131,18 +131,9 @@ fn authorities(files: &[PathBuf]) -> Result<Verifier> {
     let mut v = Verifier::new();
     for f in files {
         let text = io::read_key(f)?;
-        let value: Value =
-            serde_json::from_str(&text).with_context(|| format!("{} is not a JWK or JWK set (JSON)", f.display()))?;
-        let jwks: Vec<&Value> = match value.get("keys").and_then(Value::as_array) {
-            Some(keys) => keys.iter().collect(),
-            None => vec![&value],
-        };
-        if jwks.is_empty() {
-            bail!("{} is an empty JWK set", f.display());
-        }
-        for jwk in jwks {
-            let key = PublicKey::from_jwk(&jwk.to_string())
-                .with_context(|| format!("{} holds a JWK that is not a usable public key", f.display()))?;
+        let keys = PublicKey::from_jwk_set(&text)
+            .with_context(|| format!("{} is not a usable public JWK or JWK set", f.display()))?;
+        for key in keys {
             if !key.alg().is_signature() {
                 bail!("{} holds a {} key; a directory authority signs with ES256 or PS512", f.display(), key.alg());
             }

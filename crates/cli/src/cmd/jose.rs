@@ -1,4 +1,4 @@
-//! `sdx keys generate`, `sdx keys show`, `sdx sign`, `sdx verify`, `sdx encrypt`, `sdx decrypt`.
+//! `sdx keys generate`, `sdx keys show`, `sdx keys join`, `sdx sign`, `sdx verify`, `sdx encrypt`, `sdx decrypt`.
 
 use std::path::Path;
 
@@ -25,26 +25,55 @@ fn public_key(path: &Path) -> Result<PublicKey> {
     PublicKey::from_jwk(&jwk).with_context(|| format!("{} is not a usable public JWK", path.display()))
 }
 
-/// `sdx keys show FILE`: the key's algorithm, kid and thumbprint on standard output; [`Outcome::Invalid`] if the
-/// kid is not the thumbprint.
+/// The keys of a JWK or JWK set file.
+fn public_keys(path: &Path) -> Result<Vec<PublicKey>> {
+    let text = io::read_key(path)?;
+    PublicKey::from_jwk_set(&text).with_context(|| format!("{} is not a usable public JWK or JWK set", path.display()))
+}
+
+/// `sdx keys show FILE`: each key's algorithm, kid and thumbprint on standard output; [`Outcome::Invalid`] if a
+/// kid is not its key's thumbprint.
 pub fn show(path: &Path) -> Result<Outcome> {
-    let key = public_key(path)?;
-    let thumbprint = key.thumbprint();
-    println!("{}", path.display());
-    println!("  alg         {}", key.alg().as_str());
-    match key.rsa_bits() {
-        Some(bits) => println!("  key         RSA {bits} bits"),
-        None => println!("  key         EC P-256"),
+    let keys = public_keys(path)?;
+    let mut outcome = Outcome::Valid;
+    println!("{}{}", path.display(), if keys.len() > 1 { format!(" ({} keys)", keys.len()) } else { String::new() });
+    for key in &keys {
+        let thumbprint = key.thumbprint();
+        println!("  alg         {}", key.alg().as_str());
+        match key.rsa_bits() {
+            Some(bits) => println!("  key         RSA {bits} bits"),
+            None => println!("  key         EC P-256"),
+        }
+        println!("  kid         {}", key.kid());
+        println!("  thumbprint  {thumbprint} (RFC 7638, SHA-256)");
+        if key.kid() != thumbprint {
+            eprintln!(
+                "{}: the kid {} is not its key's thumbprint: the file was changed, or is not the key its owner made",
+                path.display(),
+                key.kid()
+            );
+            outcome = Outcome::Invalid;
+        }
     }
-    println!("  kid         {}", key.kid());
-    println!("  thumbprint  {thumbprint} (RFC 7638, SHA-256)");
-    if key.kid() != thumbprint {
-        eprintln!(
-            "{}: the kid is not the key's thumbprint: the file was changed, or is not the key its owner made",
-            path.display()
-        );
-        return Ok(Outcome::Invalid);
+    Ok(outcome)
+}
+
+/// `sdx keys join FILE…`: one JWK set of the public keys in the files (JWKs or JWK sets), each key once, in order,
+/// on standard output.
+pub fn join(paths: &[std::path::PathBuf]) -> Result<Outcome> {
+    let mut keys: Vec<PublicKey> = Vec::new();
+    for path in paths {
+        for key in public_keys(path)? {
+            if !keys.iter().any(|k| k.thumbprint() == key.thumbprint() && k.alg() == key.alg()) {
+                keys.push(key);
+            }
+        }
     }
+    if keys.len() > sdx_crypto::key::MAX_JWK_SET_KEYS {
+        bail!("{} keys; a JWK set holds at most {}", keys.len(), sdx_crypto::key::MAX_JWK_SET_KEYS);
+    }
+    let set = serde_json::json!({ "keys": keys.iter().map(PublicKey::to_jwk).collect::<Vec<_>>() });
+    println!("{set}");
     Ok(Outcome::Valid)
 }
 

@@ -292,3 +292,30 @@ fn jwk_import_is_strict() {
     let padded = format!("{}{}", ec_jwk, " ".repeat(key::MAX_JWK_LEN));
     assert_code(PublicKey::from_jwk(&padded), "inputTooLarge");
 }
+
+#[test]
+fn jwk_sets_hold_one_to_sixteen_keys_each_read_as_a_jwk() {
+    let (a, b) = (ec().public_key(Alg::Es256).unwrap(), rsa().public_key(Alg::Ps512).unwrap());
+    let jwk = |k: &PublicKey| serde_json::from_str::<Value>(&k.to_jwk_string()).unwrap();
+    // A set, in order; a single JWK is a set of one.
+    let set = json!({ "keys": [jwk(&a), jwk(&b)] }).to_string();
+    assert_eq!(PublicKey::from_jwk_set(&set).unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(PublicKey::from_jwk_set(&a.to_jwk_string()).unwrap(), vec![a.clone()]);
+    // Refused: empty, not an array, a member that is not a key, a private member, too many keys.
+    let refused = |text: String, what: &str| {
+        let e = PublicKey::from_jwk_set(&text).unwrap_err().to_string();
+        assert!(e.contains(what), "{e}");
+    };
+    refused(json!({ "keys": [] }).to_string(), "empty");
+    refused(json!({ "keys": jwk(&a) }).to_string(), "not an array");
+    refused(json!({ "keys": [jwk(&a), 5] }).to_string(), "key 2: not a JSON object");
+    let mut private = jwk(&a);
+    private["d"] = json!("AAAA");
+    refused(json!({ "keys": [private] }).to_string(), "key 1");
+    let many: Vec<Value> = (0..=key::MAX_JWK_SET_KEYS).map(|_| jwk(&a)).collect();
+    assert!(matches!(
+        PublicKey::from_jwk_set(&json!({ "keys": many }).to_string()),
+        Err(sdx_crypto::Error::InputTooLarge { .. })
+    ));
+    refused("[1]".into(), "not a JSON object");
+}

@@ -272,6 +272,22 @@ pub fn note(by: &OrgKey, text: &str) -> JournalEntry {
 }
 
 impl Pair {
+    /// `partner` verifies `org`'s messages with exactly these public keys from now on (restarted, as after a
+    /// change of its settings: the first key and `other_keys`, as a JWK set in a peer's file gives them).
+    pub async fn trust(&mut self, partner: &OrgKey, keys: Vec<sdx_crypto::PublicKey>) {
+        let mut keys = keys.into_iter();
+        let spec = self.specs.get_mut(partner).unwrap();
+        spec.peer.key = keys.next().expect("at least one key");
+        spec.peer.other_keys = keys.collect();
+        self.restart(partner).await;
+    }
+
+    /// `org` signs with `key` from now on (restarted on its database with the new key in its settings).
+    pub async fn sign_with(&mut self, org: &OrgKey, key: &PrivateKey) {
+        self.specs.get_mut(org).unwrap().key_pem = key.to_pkcs8_pem();
+        self.restart(org).await;
+    }
+
     /// MiLa's identity (to seal messages by hand, as a misbehaving node would).
     pub fn mila_identity(&self) -> Identity {
         let s = &self.specs[&mila_org()];
