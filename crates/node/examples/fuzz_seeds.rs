@@ -1,7 +1,7 @@
-//! Seeds for the fuzz targets that need valid signed or encrypted input to get past their first check: JWS, JWE
-//! (twice under one content key, for the unwrap cache), a hub envelope and a batch request carrying it, a signed
-//! directory. Made with the fuzz workspace's throw-away keys (`fuzz/keys/`), so a mutated seed still verifies up to
-//! the byte that was changed. `scripts/fuzz.sh` runs this before fuzzing.
+//! Seeds for the fuzz targets that need valid signed or encrypted input to get past their first check: JWS, JWK and
+//! JWK set, JWE (twice under one content key, for the unwrap cache), a hub envelope and a batch request carrying
+//! it, a signed directory. Made with the fuzz workspace's throw-away keys (`fuzz/keys/`), so a mutated seed still
+//! verifies up to the byte that was changed. `scripts/fuzz.sh` runs this before fuzzing.
 //!
 //! ```text
 //! cargo run --release -p sdx-node --example fuzz_seeds -- fuzz/corpus
@@ -26,6 +26,11 @@ fn main() -> Result<()> {
 
     write(&out, "jws_verify", "es256", &signed)?;
     write(&out, "jws_verify", "ps512", &jws::sign(canonical.as_bytes(), &rsa, Alg::Ps512, None)?)?;
+
+    let ec_public = ec.public_key(Alg::Es256)?;
+    write(&out, "jwk_parse", "es256", &ec_public.to_jwk_string())?;
+    let set = serde_json::json!({ "keys": [ec_public.to_jwk(), rsa.public_key(Alg::Ps512)?.to_jwk()] });
+    write(&out, "jwk_parse", "set", &set.to_string())?;
 
     let key = jwe::ContentKey::new(&rsa_public)?;
     write(&out, "jwe_decrypt", "one", &jwe::encrypt(signed.as_bytes(), &rsa_public, Some("application/jose"))?)?;
