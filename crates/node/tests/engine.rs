@@ -186,6 +186,15 @@ async fn forged_replayed_misaddressed_and_forbidden_messages_change_nothing() {
 }
 
 /// Every event of `kind` in the case's timeline at `e`, as (message id, detail).
+/// Both copies of case `id` are identical and their journal ends with `texts`: the copy.
+async fn same_copies_ending_with(p: &Pair, id: CaseId, texts: &[&str]) -> Case {
+    let (m, b) = (case_at(&p.mila(), id).await, case_at(&p.bela(), id).await);
+    assert_eq!(m, b);
+    let journal: Vec<_> = m.journal.iter().map(|e| e.text.as_str()).collect();
+    assert!(journal.ends_with(texts), "{journal:?}");
+    m
+}
+
 async fn events(e: &E, id: CaseId, kind: EventKind) -> Vec<(Option<MessageId>, String)> {
     e.store()
         .timeline(id)
@@ -282,10 +291,7 @@ async fn crossing_changes_that_both_apply_end_in_the_same_order() {
     p.to_mila.down.store(false, Ordering::SeqCst);
     // MiLa's message arrives first at BeLa (after BeLa's own two), then BeLa's two at MiLa.
     p.settle(50).await;
-    let (m, b) = (case_at(&p.mila(), id).await, case_at(&p.bela(), id).await);
-    assert_eq!(m, b);
-    let texts: Vec<_> = m.journal.iter().map(|e| e.text.as_str()).collect();
-    assert!(texts.ends_with(&["Bitte Beleg senden", "Nachtrag der Bürgerin"]), "{texts:?}");
+    same_copies_ending_with(&p, id, &["Bitte Beleg senden", "Nachtrag der Bürgerin"]).await;
     assert!(events(&p.mila(), id, EventKind::Conflict).await.is_empty());
 }
 
@@ -472,10 +478,7 @@ async fn a_signing_key_rolls_over_while_a_message_signed_with_the_old_one_is_in_
     p.mila().change(id, info("signed with the new key")).await.unwrap();
     p.to_bela.down.store(false, Ordering::SeqCst);
     p.settle(50).await;
-    let (m, b) = (case_at(&p.mila(), id).await, case_at(&p.bela(), id).await);
-    assert_eq!(m, b);
-    let texts: Vec<_> = b.journal.iter().map(|e| e.text.as_str()).collect();
-    assert!(texts.ends_with(&["signed with the old key", "signed with the new key"]), "{texts:?}");
+    let b = same_copies_ending_with(&p, id, &["signed with the old key", "signed with the new key"]).await;
     assert!(p.mila().store().list_deliveries(Some(DeliveryState::Dead), 10).await.unwrap().is_empty());
 
     // A key BeLa does not hold: refused at once, a dead letter with the reason, the case unchanged at BeLa.
