@@ -325,14 +325,7 @@ impl PublicKey {
     /// members (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, `k`), duplicate
     /// members and invalid JSON.
     pub fn from_jwk(jwk: &str) -> Result<PublicKey> {
-        if jwk.len() > MAX_JWK_LEN {
-            return Err(Error::InputTooLarge { what: "JWK", limit: MAX_JWK_LEN });
-        }
-        let map = json::parse_object(jwk.as_bytes(), "JWK").map_err(|e| match e {
-            Error::MalformedJose(m) => Error::KeyInvalid(m),
-            other => other,
-        })?;
-        PublicKey::from_jwk_map(&map)
+        PublicKey::from_jwk_map(&key_object(jwk, "JWK", MAX_JWK_LEN)?)
     }
 
     /// The public keys of a JWK set `{"keys": [JWK, …]}` (RFC 7517 §5; 1 to [`MAX_JWK_SET_KEYS`] keys, each as
@@ -344,13 +337,7 @@ impl PublicKey {
     /// for an empty set, a `keys` member that is not an array of objects, and the errors of
     /// [`PublicKey::from_jwk`] for each key.
     pub fn from_jwk_set(text: &str) -> Result<Vec<PublicKey>> {
-        if text.len() > MAX_JWK_SET_KEYS * MAX_JWK_LEN {
-            return Err(Error::InputTooLarge { what: "JWK set", limit: MAX_JWK_SET_KEYS * MAX_JWK_LEN });
-        }
-        let map = json::parse_object(text.as_bytes(), "JWK set").map_err(|e| match e {
-            Error::MalformedJose(m) => Error::KeyInvalid(m),
-            other => other,
-        })?;
+        let map = key_object(text, "JWK set", MAX_JWK_SET_KEYS * MAX_JWK_LEN)?;
         let Some(keys) = map.get("keys") else { return Ok(vec![PublicKey::from_jwk_map(&map)?]) };
         let keys = keys.as_array().ok_or_else(|| Error::key("JWK set: \"keys\" is not an array"))?;
         if keys.is_empty() {
@@ -586,6 +573,17 @@ fn b64_member(map: &Map<String, Value>, name: &str) -> Result<Vec<u8>> {
 
 fn fixed_32(bytes: &[u8], name: &str) -> Result<[u8; 32]> {
     <[u8; 32]>::try_from(bytes).map_err(|_| Error::key(format!("EC coordinate {name:?} must be exactly 32 bytes")))
+}
+
+/// The JSON object of a JWK or JWK set text of at most `limit` bytes; malformed JSON is [`Error::KeyInvalid`].
+fn key_object(text: &str, what: &'static str, limit: usize) -> Result<Map<String, Value>> {
+    if text.len() > limit {
+        return Err(Error::InputTooLarge { what, limit });
+    }
+    json::parse_object(text.as_bytes(), what).map_err(|e| match e {
+        Error::MalformedJose(m) => Error::KeyInvalid(m),
+        other => other,
+    })
 }
 
 fn read_key_ops(map: &Map<String, Value>) -> Result<Option<Vec<String>>> {
