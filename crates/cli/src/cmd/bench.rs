@@ -2,7 +2,10 @@
 //! durable commits, ES256), N cases forwarded from MiLa to BeLa with C in flight; throughput, p50/p99 latency
 //! from forward to stored signed receipt, and — in the same run, against the same server stack — the
 //! throughput of a no-op mutual-TLS POST of the same payload size (the baseline). With `--json` the last line
-//! is one JSON object with `tickets_per_s`, `p50_ms`, `p99_ms`, `baseline_per_s`.
+//! is one JSON object with `tickets_per_s`, `p50_ms`, `p99_ms`, `baseline_per_s`. For the nodes it starts
+//! itself it also reports the CPU the forwarding took (`cpu_ms_per_case`, `cores_busy`: both nodes and the load
+//! generator, user and system time of the process): with every part on the same cores, the rate a run can
+//! reach is at most the cores divided by the CPU per case.
 //!
 //! Further options: `--rate R` starts R cases per second whatever the answers (an open loop, as a ticket
 //! system produces them; `--concurrency` is then unused) to measure latency at a given load; `--preload N`
@@ -31,6 +34,7 @@ use sdx_store::{
 };
 
 use crate::Outcome;
+use crate::cmd::demo_topology::cpu_time;
 use crate::cmd::pair::{Pair, scratch_dir};
 
 /// Options of `sdx bench forward`.
@@ -262,13 +266,23 @@ struct Figures {
     p99: f64,
     baseline_per_s: f64,
     payload_size: usize,
+    /// CPU time of this process while the cases were forwarded (both nodes and the load generator), where known.
+    cpu: Option<Duration>,
 }
 
 impl Figures {
     fn report(&self, what: &str, json: bool, extra: serde_json::Value) {
-        let Figures { count, concurrency, rate, elapsed, p50, p99, baseline_per_s, payload_size } = *self;
+        let Figures { count, concurrency, rate, elapsed, p50, p99, baseline_per_s, payload_size, cpu } = *self;
         let tickets_per_s = count as f64 / elapsed.as_secs_f64();
         println!("{what}: {count} cases in {:.2} s = {tickets_per_s:.0} cases/s", elapsed.as_secs_f64());
+        // CPU per case and cores busy: what bounds the rate when both nodes share the machine's cores.
+        let cpu = cpu.map(|c| (c.as_secs_f64() * 1000.0 / count as f64, c.as_secs_f64() / elapsed.as_secs_f64()));
+        if let Some((per_case, busy)) = cpu {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            println!(
+                "CPU (both nodes and the load generator): {per_case:.2} ms per case, {busy:.2} of {cores} cores busy"
+            );
+        }
         println!("latency forward → stored signed receipt: p50 {p50:.1} ms, p99 {p99:.1} ms");
         println!(
             "baseline no-op mTLS POST ({payload_size} bytes, {concurrency} in flight): {baseline_per_s:.0}/s; ratio {:.2}",
@@ -282,6 +296,8 @@ impl Figures {
                 "ratio_to_baseline": ((tickets_per_s / baseline_per_s) * 1000.0).round() / 1000.0,
                 "count": count, "concurrency": if rate.is_some() { serde_json::Value::Null } else { concurrency.into() },
                 "rate_per_s": rate, "payload_bytes": payload_size, "signature": "ES256",
+                "cpu_ms_per_case": cpu.map(|(c, _)| (c * 1000.0).round() / 1000.0),
+                "cores_busy": cpu.map(|(_, b)| (b * 100.0).round() / 100.0),
             });
             if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
                 o.extend(e);
@@ -289,6 +305,11 @@ impl Figures {
             println!("{v}");
         }
     }
+}
+
+/// CPU time this process (both nodes and the load generator) has used so far; `None` without `/proc`.
+fn process_cpu() -> Option<Duration> {
+    cpu_time(std::process::id()).ok()
 }
 
 /// No-op POSTs of `payload_size` bytes to `url`, `concurrency` at a time, `n` in all: per second.
@@ -399,7 +420,8 @@ async fn run_against(t: Target, count: usize, concurrency: usize, json: bool, ra
     let client = tls::http_client(&cert, &read(&t.ca)?)?;
     let url = format!("{}{NOOP_PATH}", t.peer.trim_end_matches('/'));
     let baseline_per_s = baseline(client, url, payload_size, concurrency, count.max(2000)).await?;
-    let figures = Figures { count, concurrency, rate, elapsed, p50, p99, baseline_per_s, payload_size };
+    // The nodes are other processes: their CPU is not this process's.
+    let figures = Figures { count, concurrency, rate, elapsed, p50, p99, baseline_per_s, payload_size, cpu: None };
     figures.report(&format!("forwarded and acknowledged through {base}"), json, serde_json::json!({ "target": base }));
     Ok(Outcome::Valid)
 }
@@ -431,6 +453,7 @@ async fn run(opts: ForwardOptions) -> Result<Outcome> {
     }
 
     let starts = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
+    let cpu0 = process_cpu();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     if let Some(rate) = rate {
@@ -461,6 +484,7 @@ async fn run(opts: ForwardOptions) -> Result<Outcome> {
     }
     // Everything delivered?
     let elapsed = t0.elapsed();
+    let cpu = process_cpu().zip(cpu0).map(|(now, before)| now.saturating_sub(before));
     let pending = pair.mila.store().list_deliveries(Some(DeliveryState::Pending), 1).await?;
     if !pending.is_empty() {
         bail!("deliveries still pending at the end");
@@ -492,7 +516,7 @@ async fn run(opts: ForwardOptions) -> Result<Outcome> {
         "with {} cases stored: case lookup {lookup_us:.0} µs, query page of 100 {query_ms:.1} ms (medians)",
         preload_n + count
     );
-    let figures = Figures { count, concurrency, rate, elapsed, p50, p99, baseline_per_s, payload_size };
+    let figures = Figures { count, concurrency, rate, elapsed, p50, p99, baseline_per_s, payload_size, cpu };
     figures.report(
         "forwarded and acknowledged",
         json,

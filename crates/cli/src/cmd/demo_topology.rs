@@ -419,7 +419,7 @@ fn serve_process(settings: &Path) -> Result<std::process::Child> {
 }
 
 /// CPU time (user and system) a process has used so far, from `/proc/<pid>/stat`.
-fn cpu_time(pid: u32) -> Result<Duration> {
+pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/<pid>/stat")?;
     // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("a /proc/<pid>/stat line")?;
