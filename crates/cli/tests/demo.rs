@@ -94,11 +94,12 @@ fn bench_forward_ends_with_the_promised_json_line() {
     }
     assert_eq!(v["count"], 30);
     // The CPU the run took (both nodes and the load generator, from /proc, in ticks of 10 ms): some, and at most
-    // all cores for the run's time.
+    // all cores for the run's time (give or take a few ticks: each reading is rounded down, and the readings
+    // frame the timed part).
     let cores = std::thread::available_parallelism().unwrap().get() as f64;
     let (cpu_ms, busy) = (v["cpu_ms_per_case"].as_f64().unwrap() * 30.0, v["cores_busy"].as_f64().unwrap());
     let elapsed_ms = 30.0 / v["tickets_per_s"].as_f64().unwrap() * 1000.0;
-    assert!(cpu_ms > 0.0 && busy > 0.0 && cpu_ms <= cores * elapsed_ms + 20.0, "cpu in {last}");
+    assert!(cpu_ms > 0.0 && busy > 0.0 && cpu_ms <= cores * elapsed_ms + 50.0, "cpu in {last}");
     assert!(stdout.contains("ms per case"), "{stdout}");
 }
 
