@@ -96,12 +96,11 @@ fn material(what: &'static str, path: &Path, detail: impl std::fmt::Display) -> 
 }
 
 /// Why a public key whose `kid` is not its RFC 7638 thumbprint is refused.
-fn kid_mismatch(key: &PublicKey) -> String {
+fn kid_mismatch(key: &PublicKey, thumbprint: &str) -> String {
     format!(
-        "its kid {:?} is not the key's RFC 7638 thumbprint {} (`sdx keys show`): the file was changed, or is not \
-         the key its owner made",
-        key.kid(),
-        key.thumbprint()
+        "its kid {:?} is not the key's RFC 7638 thumbprint {thumbprint} (`sdx keys show`): the file was changed, \
+         or is not the key its owner made",
+        key.kid()
     )
 }
 
@@ -188,8 +187,9 @@ impl App {
                     ));
                 }
                 // Operators compare the kid with the peer over a second channel: it must be the key's thumbprint.
-                if key.kid() != key.thumbprint() {
-                    return Err(material(what, &p.signing_key, kid_mismatch(key)));
+                let thumbprint = key.thumbprint();
+                if key.kid() != thumbprint {
+                    return Err(material(what, &p.signing_key, kid_mismatch(key, &thumbprint)));
                 }
             }
             peers.push(peer);

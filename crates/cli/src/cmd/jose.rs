@@ -61,10 +61,10 @@ pub fn show(path: &Path) -> Result<Outcome> {
 /// `sdx keys join FILE…`: one JWK set of the public keys in the files (JWKs or JWK sets), each key once, in order,
 /// on standard output.
 pub fn join(paths: &[std::path::PathBuf]) -> Result<Outcome> {
-    let mut keys: Vec<PublicKey> = Vec::new();
+    let (mut keys, mut seen) = (Vec::new(), std::collections::HashSet::new());
     for path in paths {
         for key in public_keys(path)? {
-            if !keys.iter().any(|k| k.thumbprint() == key.thumbprint() && k.alg() == key.alg()) {
+            if seen.insert((key.alg(), key.thumbprint())) {
                 keys.push(key);
             }
         }
